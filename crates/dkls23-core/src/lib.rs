@@ -1,1 +1,18 @@
-pub fn x() {}
+//! DKLs23 threshold ECDSA on secp256k1.
+//!
+//! This crate is sans-IO: protocol rounds are plain state machines that take inbound messages
+//! and produce outbound ones; no sockets, no runtime.
+//!
+//! * [`transcript`] — framing, the tag registry and every hash function.
+//! * [`encoding`] — strict scalar / point codecs.
+//! * [`gf128`] — the consistency-check field.
+//! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
+//!   SoftSpokenOT extension and the DKLs23 random vector OLE.
+
+#![cfg_attr(not(test), warn(missing_docs))]
+
+pub mod encoding;
+pub mod gf128;
+pub mod ot;
+pub mod params;
+pub mod transcript;
