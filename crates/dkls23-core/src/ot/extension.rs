@@ -13,14 +13,17 @@
 use aes::Aes256;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use k256::Scalar;
-use subtle::{Choice, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use super::pprf::Node;
 use super::state::{AliceState, Leaves};
 use super::util::{bit, boxed, mask, xor_into, xor_masked};
 use crate::gf128::{self, Gf};
 use crate::params::{CHECK_BLOCKS, LEAVES, ROW_BYTES, SID_LEN, TREES, WIDTH, XI};
-use crate::transcript::{Tag, Xof, reduce_48, xof};
+use crate::transcript::{Tag, Xof, xof};
+use k256::FieldBytes;
+use k256::elliptic_curve::PrimeField;
+use k256::elliptic_curve::ops::Reduce;
 
 type Ctr = ctr::Ctr128BE<Aes256>;
 
@@ -200,14 +203,24 @@ impl PadHasher {
         Self { prefix }
     }
 
-    /// Three scalars from one column value (48-byte chunks, bias < 2^-128 each).
+    /// Three scalars from one column value, sampled by rejection: each pad is its 32-byte
+    /// candidate when that is below q, else a shared spare candidate (reduced; reaching that
+    /// needs two ≥ q draws, probability ≈ 2^-256). The pads are therefore uniform up to ~2^-256
+    /// per column, the selection is constant time, and the 128 output bytes fit in one
+    /// TurboSHAKE128 block (`ot.md` P10 asks for a ≤ 2^-128 bias; this is far below it).
     pub(crate) fn pad(&self, col: usize, value: &Column) -> [Scalar; WIDTH] {
         let mut h = self.prefix.clone();
         h.put_u16(col as u16).put(value);
-        let out: [u8; 48 * WIDTH] = h.finish();
+        let out: [u8; 32 * (WIDTH + 1)] = h.finish();
+        let (chunks, _) = out.as_chunks::<32>();
+        let spare = chunks.get(WIDTH).copied().unwrap_or([0u8; 32]);
+        let spare = <Scalar as Reduce<FieldBytes>>::reduce(&spare.into());
         let mut pads = [Scalar::ZERO; WIDTH];
-        for (p, chunk) in pads.iter_mut().zip(out.as_chunks::<48>().0) {
-            *p = reduce_48(chunk);
+        for (p, cand) in pads.iter_mut().zip(chunks) {
+            let bytes = FieldBytes::from(*cand);
+            let valid: Choice = Scalar::from_repr(bytes).is_some();
+            let reduced = <Scalar as Reduce<FieldBytes>>::reduce(&bytes);
+            *p = Scalar::conditional_select(&spare, &reduced, valid);
         }
         pads
     }

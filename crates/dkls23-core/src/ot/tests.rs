@@ -229,7 +229,7 @@ fn golden_transcript() {
     assert_eq!(got, GOLDEN, "transcript changed");
 }
 
-const GOLDEN: &str = "063e3507bdd607aebc1a117bf01161b0233e25c57768b473a49c0d9738257482";
+const GOLDEN: &str = "96e4f43edda8f9b0bbf0a1bdf754777d7baf672718fa8290614206d4faa3a873";
 
 // ---------------------------------------------------------------- §7.2 tamper cases
 

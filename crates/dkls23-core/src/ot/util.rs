@@ -1,6 +1,6 @@
 //! Small constant-time helpers on byte arrays.
 
-use subtle::{Choice, ConditionallySelectable};
+use subtle::Choice;
 
 /// `dst ^= src`.
 #[inline]
@@ -18,12 +18,13 @@ pub(crate) fn xor_masked<const N: usize>(dst: &mut [u8; N], src: &[u8; N], mask:
     }
 }
 
-/// Returns `b` if `choice` else `a`, in constant time.
+/// Returns `b` if `choice` else `a`, in constant time (one mask, no per-byte branches).
 #[inline]
 pub(crate) fn select<const N: usize>(a: &[u8; N], b: &[u8; N], choice: Choice) -> [u8; N] {
+    let m = mask(choice.unwrap_u8());
     let mut out = [0u8; N];
     for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-        *o = u8::conditional_select(x, y, choice);
+        *o = x ^ ((x ^ y) & m);
     }
     out
 }
