@@ -11,8 +11,22 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod dkg;
 pub mod encoding;
+pub mod error;
 pub mod gf128;
+pub mod keyshare;
+pub mod math;
 pub mod ot;
 pub mod params;
+pub mod pok;
 pub mod transcript;
+
+pub use error::Error;
+pub use keyshare::KeyShare;
+pub use math::PartyIndex;
+
+/// Lowercase hex of a byte string, for `Debug` output of public values.
+pub(crate) fn ot_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,683 @@
+//! Distributed key generation for any 2 ≤ t ≤ n ≤ 255 (`protocols.md` §2).
+//!
+//! Sans-IO: each round is a struct holding this party's secret state; [`DkgRound1::next`] and
+//! its successors consume the round with the payloads received from the other parties (raw bytes
+//! keyed by sender) and return the next round plus the payloads to send ([`Outgoing`]).
+//!
+//! ```text
+//! start            -> (DkgRound1, K1 broadcast)
+//! DkgRound1::next  -> (DkgRound2, K2 broadcast + p2p)   checks: none (K1 is commitments)
+//! DkgRound2::next  -> (DkgRound3, K3 broadcast + p2p)   checks: §2.3
+//! DkgRound3::next  -> (DkgRound4, K4 broadcast)         checks: §2.5
+//! DkgRound4::finish-> KeyShare                          checks: matching acks (§2.6)
+//! ```
+//! Payloads after K1 start with the session id; a different one is a [`Error::ViewMismatch`]
+//! (no blame). Malformed payloads blame their sender.
+
+use std::collections::BTreeMap;
+
+use k256::elliptic_curve::group::Group;
+use k256::{ProjectivePoint, Scalar};
+use rand_core::CryptoRng;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::encoding::{POINT_LEN, Reader, point_to_bytes, scalar_to_bytes};
+use crate::error::Error;
+use crate::keyshare::{KeyShare, key_id, public_shares_from};
+use crate::math::{PartyIndex, Polynomial, feldman_check};
+use crate::ot::{self, AliceSetup, AliceState, BobState, Kg1, Kg2, SetupIds};
+use crate::pok::{POK_LEN, Pok};
+use crate::transcript::{Tag, Th, th};
+
+/// Payloads a round sends: one broadcast and/or one message per recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The broadcast payload, if the round has one.
+    pub broadcast: Option<Vec<u8>>,
+    /// Point-to-point payloads by recipient.
+    pub p2p: BTreeMap<PartyIndex, Vec<u8>>,
+}
+
+/// Public parameters of one DKG execution (all parties must agree; they come from the setup).
+#[derive(Debug, Clone)]
+pub struct DkgConfig {
+    /// Number of parties n; indices are 1..=n.
+    pub n: u16,
+    /// Threshold t.
+    pub t: u16,
+    /// This party's index.
+    pub me: PartyIndex,
+    /// `setup_hash` of the session setup.
+    pub setup_hash: [u8; 32],
+    /// This party's ephemeral X25519 public key for the session (sent in K1 and bound into sid).
+    pub ephemeral_public: [u8; 32],
+    /// Identity public keys (canonical encodings) of parties 1..=n, stored in the key share.
+    pub identities: Vec<Vec<u8>>,
+}
+
+const K1_LEN: usize = 128;
+
+/// osid(A, B) = TH("ot/setup", sid, u16(A), u16(B)).
+pub(crate) fn osid(tag: Tag, sid: &[u8; 32], alice: PartyIndex, bob: PartyIndex) -> SetupIds {
+    let _ = tag;
+    SetupIds::new(th(Tag::OtSetup, &[sid, &alice.to_be_bytes(), &bob.to_be_bytes()]))
+}
+
+/// Secret state after K1.
+pub struct DkgRound1 {
+    cfg: DkgConfig,
+    poly: Polynomial,
+    kappa: [u8; 32],
+    salt: [u8; 32],
+    salt_cc: [u8; 32],
+    own_k1: [u8; K1_LEN],
+}
+
+fn random_bytes(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    rng.fill_bytes(&mut b);
+    b
+}
+
+fn others(n: u16, me: PartyIndex) -> Vec<PartyIndex> {
+    (1..=n).filter(|&j| j != me).collect()
+}
+
+/// Checks that `msgs` has exactly one entry per other party.
+pub(crate) fn expect_from<T>(
+    round: u8,
+    msgs: &BTreeMap<PartyIndex, T>,
+    expected: &[PartyIndex],
+) -> Result<(), Error> {
+    let missing: Vec<PartyIndex> =
+        expected.iter().copied().filter(|j| !msgs.contains_key(j)).collect();
+    if !missing.is_empty() {
+        return Err(Error::Timeout { round, missing });
+    }
+    if let Some(extra) = msgs.keys().find(|j| !expected.contains(j)) {
+        return Err(Error::InvalidInput(format!(
+            "round {round}: unexpected message from party {extra}"
+        )));
+    }
+    Ok(())
+}
+
+/// Round K1: commit to the polynomial and the chain-code contribution.
+///
+/// # Errors
+/// [`Error::InvalidInput`] if the configuration is inconsistent.
+pub fn start(
+    rng: &mut (impl CryptoRng + ?Sized),
+    cfg: DkgConfig,
+) -> Result<(DkgRound1, Vec<u8>), Error> {
+    if cfg.t < 2 || cfg.t > cfg.n || cfg.n > 255 {
+        return Err(Error::InvalidInput(format!(
+            "need 2 <= t <= n <= 255, got t = {}, n = {}",
+            cfg.t, cfg.n
+        )));
+    }
+    if cfg.me == 0 || cfg.me > cfg.n {
+        return Err(Error::InvalidInput(format!("own index {} is not in 1..={}", cfg.me, cfg.n)));
+    }
+    if cfg.identities.len() != usize::from(cfg.n) {
+        return Err(Error::InvalidInput("one identity key per party is required".into()));
+    }
+    let poly = Polynomial::random(rng, usize::from(cfg.t), None);
+    let rho = random_bytes(rng);
+    let kappa = random_bytes(rng);
+    let salt = random_bytes(rng);
+    let salt_cc = random_bytes(rng);
+    let mut h = Th::new(Tag::DkgComPoly);
+    h.put(&cfg.setup_hash).put_u16(cfg.me);
+    for a in poly.commitments() {
+        h.put(&point_to_bytes(&a));
+    }
+    h.put(&salt);
+    let c_poly = h.finish();
+    let c_cc = th(Tag::DkgComCc, &[&cfg.setup_hash, &cfg.me.to_be_bytes(), &kappa, &salt_cc]);
+    let mut own_k1 = [0u8; K1_LEN];
+    for (dst, src) in own_k1.chunks_exact_mut(32).zip([&rho, &cfg.ephemeral_public, &c_poly, &c_cc])
+    {
+        dst.copy_from_slice(src);
+    }
+    Ok((DkgRound1 { cfg, poly, kappa, salt, salt_cc, own_k1 }, own_k1.to_vec()))
+}
+
+struct PeerK1 {
+    ephemeral: [u8; 32],
+    c_poly: [u8; 32],
+    c_cc: [u8; 32],
+}
+
+fn decode_k1(j: PartyIndex, bytes: &[u8]) -> Result<([u8; 32], PeerK1), Error> {
+    let mut r = Reader::new(bytes);
+    let bad = |_| Error::blame(j, "malformed K1");
+    if bytes.len() != K1_LEN {
+        return Err(Error::blame(j, format!("K1 has {} bytes, expected {K1_LEN}", bytes.len())));
+    }
+    let rho = r.array().map_err(bad)?;
+    let k1 = PeerK1 {
+        ephemeral: r.array().map_err(bad)?,
+        c_poly: r.array().map_err(bad)?,
+        c_cc: r.array().map_err(bad)?,
+    };
+    Ok((rho, k1))
+}
+
+/// Secret state after K2.
+pub struct DkgRound2 {
+    cfg: DkgConfig,
+    sid: [u8; 32],
+    poly: Polynomial,
+    kappa: [u8; 32],
+    salt: [u8; 32],
+    commitments: Vec<ProjectivePoint>,
+    proofs: Vec<Pok>,
+    peers: BTreeMap<PartyIndex, PeerK1>,
+    sigma_sent: BTreeMap<PartyIndex, [u8; 32]>,
+    alice: BTreeMap<PartyIndex, AliceSetup>,
+}
+
+impl DkgRound1 {
+    /// Consumes the K1 broadcasts of the other parties and produces K2.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if a party's K1 is missing; [`Error::Blame`] for a malformed one.
+    pub fn next(
+        mut self,
+        rng: &mut (impl CryptoRng + ?Sized),
+        k1: &BTreeMap<PartyIndex, Vec<u8>>,
+    ) -> Result<(DkgRound2, Outgoing), Error> {
+        let cfg = &self.cfg;
+        let me = cfg.me;
+        let parties = others(cfg.n, me);
+        expect_from(1, k1, &parties)?;
+        let mut peers = BTreeMap::new();
+        let mut h = Th::new(Tag::DkgSid);
+        h.put(&cfg.setup_hash);
+        for j in 1..=cfg.n {
+            let bytes: &[u8] =
+                if j == me { &self.own_k1 } else { k1.get(&j).map_or(&[][..], Vec::as_slice) };
+            h.put_u16(j).put(bytes);
+            if j != me {
+                let (_rho, peer) = decode_k1(j, bytes)?;
+                peers.insert(j, peer);
+            }
+        }
+        let sid = h.finish();
+
+        let commitments = self.poly.commitments();
+        let proofs: Vec<Pok> = self
+            .poly
+            .coeffs()
+            .iter()
+            .enumerate()
+            .map(|(k, a)| {
+                Pok::prove(
+                    rng,
+                    Tag::DkgPokCoef,
+                    &[&sid, &me.to_be_bytes(), &(k as u16).to_be_bytes()],
+                    a,
+                )
+            })
+            .collect();
+        let mut bcast = Vec::with_capacity(32 + commitments.len() * (POINT_LEN + POK_LEN) + 32);
+        bcast.extend_from_slice(&sid);
+        for a in &commitments {
+            bcast.extend_from_slice(&point_to_bytes(a));
+        }
+        bcast.extend_from_slice(&self.salt);
+        for p in &proofs {
+            p.encode_into(&mut bcast);
+        }
+
+        let mut out = Outgoing { broadcast: Some(bcast), p2p: BTreeMap::new() };
+        let mut sigma_sent = BTreeMap::new();
+        let mut alice = BTreeMap::new();
+        for &j in &parties {
+            let sigma = random_bytes(rng);
+            let (setup, kg1) = ot::alice_start(rng, osid(Tag::OtSetup, &sid, me, j));
+            let mut m = Vec::with_capacity(32 * 5 + Kg1::LEN);
+            m.extend_from_slice(&sid);
+            m.extend_from_slice(&scalar_to_bytes(&self.poly.eval(j)));
+            m.extend_from_slice(&self.kappa);
+            m.extend_from_slice(&self.salt_cc);
+            m.extend_from_slice(&sigma);
+            m.extend_from_slice(&kg1.encode());
+            out.p2p.insert(j, m);
+            sigma_sent.insert(j, sigma);
+            alice.insert(j, setup);
+        }
+        let (cfg, poly, kappa, salt) =
+            (self.cfg.clone(), std::mem::take(&mut self.poly), self.kappa, self.salt);
+        Ok((
+            DkgRound2 {
+                cfg,
+                sid,
+                poly,
+                kappa,
+                salt,
+                commitments,
+                proofs,
+                peers,
+                sigma_sent,
+                alice,
+            },
+            out,
+        ))
+    }
+}
+
+impl DkgRound2 {
+    /// The session id (known to every party after K1).
+    pub fn sid(&self) -> &[u8; 32] {
+        &self.sid
+    }
+
+    /// The other parties' ephemeral X25519 public keys from K1 (for the p2p channel keys).
+    pub fn peer_ephemeral_keys(&self) -> BTreeMap<PartyIndex, [u8; 32]> {
+        self.peers.iter().map(|(j, p)| (*j, p.ephemeral)).collect()
+    }
+
+    /// Consumes K2 (broadcasts and p2p messages) and produces K3 (§2.3 checks).
+    ///
+    /// # Errors
+    /// [`Error::ViewMismatch`] for a different sid echo; [`Error::Blame`] naming the party whose
+    /// commitment, proof, Feldman share, chain-code opening or OT message is wrong.
+    pub fn next(
+        self,
+        rng: &mut (impl CryptoRng + ?Sized),
+        bcast: &BTreeMap<PartyIndex, Vec<u8>>,
+        p2p: &BTreeMap<PartyIndex, Vec<u8>>,
+    ) -> Result<(DkgRound3, Outgoing), Error> {
+        let cfg = &self.cfg;
+        let (me, t, n) = (cfg.me, usize::from(cfg.t), cfg.n);
+        let parties = others(n, me);
+        expect_from(2, bcast, &parties)?;
+        expect_from(2, p2p, &parties)?;
+
+        let mut all_commitments: BTreeMap<PartyIndex, Vec<ProjectivePoint>> = BTreeMap::new();
+        let mut r2_view: BTreeMap<PartyIndex, Vec<u8>> = BTreeMap::new();
+        let mut share = self.poly.eval(me);
+        let mut kappas: BTreeMap<PartyIndex, [u8; 32]> = BTreeMap::new();
+        let mut seeds = BTreeMap::new();
+        let mut bob_states = BTreeMap::new();
+        let mut out = Outgoing::default();
+        let bcast_len = 32 + t * POINT_LEN + 32 + t * POK_LEN;
+        let p2p_len = 32 * 5 + Kg1::LEN;
+        for &j in &parties {
+            let peer =
+                self.peers.get(&j).ok_or_else(|| Error::InvalidInput("unknown party".into()))?;
+            // 1. Broadcast: length, sid echo, points.
+            let b = bcast.get(&j).map_or(&[][..], Vec::as_slice);
+            if b.len() != bcast_len {
+                return Err(Error::blame(
+                    j,
+                    format!("K2 broadcast has {} bytes, expected {bcast_len} (t = {t})", b.len()),
+                ));
+            }
+            let mut r = Reader::new(b);
+            let echo: [u8; 32] = r.array().map_err(|_| Error::blame(j, "malformed K2"))?;
+            if echo != self.sid {
+                return Err(Error::ViewMismatch { round: 2, party: j });
+            }
+            let mut a_j = Vec::with_capacity(t);
+            for _ in 0..t {
+                a_j.push(r.point().map_err(|e| Error::blame(j, format!("K2 commitment: {e}")))?);
+            }
+            let salt_j: [u8; 32] = r.array().map_err(|_| Error::blame(j, "malformed K2"))?;
+            let mut proofs = Vec::with_capacity(t);
+            for _ in 0..t {
+                proofs.push(
+                    Pok::read(&mut r).map_err(|e| Error::blame(j, format!("K2 proof: {e}")))?,
+                );
+            }
+            // 2. Commitment opening.
+            let mut h = Th::new(Tag::DkgComPoly);
+            h.put(&cfg.setup_hash).put_u16(j);
+            for a in &a_j {
+                h.put(&point_to_bytes(a));
+            }
+            h.put(&salt_j);
+            if !bool::from(h.finish().ct_eq(&peer.c_poly)) {
+                return Err(Error::blame(j, "K2 coefficients do not open the K1 commitment"));
+            }
+            // 3. Proofs of knowledge.
+            for (k, (a, pi)) in a_j.iter().zip(&proofs).enumerate() {
+                if !pi.verify(
+                    Tag::DkgPokCoef,
+                    &[&self.sid, &j.to_be_bytes(), &(k as u16).to_be_bytes()],
+                    a,
+                ) {
+                    return Err(Error::blame(
+                        j,
+                        format!("proof of knowledge of coefficient {k} is invalid"),
+                    ));
+                }
+            }
+            // 4./5. P2P: sid echo, Feldman share, chain-code opening.
+            let m = p2p.get(&j).map_or(&[][..], Vec::as_slice);
+            if m.len() != p2p_len {
+                return Err(Error::blame(
+                    j,
+                    format!("K2 p2p message has {} bytes, expected {p2p_len}", m.len()),
+                ));
+            }
+            let mut r = Reader::new(m);
+            let bad = |_| Error::blame(j, "malformed K2 p2p message");
+            let echo: [u8; 32] = r.array().map_err(bad)?;
+            if echo != self.sid {
+                return Err(Error::ViewMismatch { round: 2, party: j });
+            }
+            let d = r.scalar().map_err(|e| Error::blame(j, format!("K2 share: {e}")))?;
+            let kappa_j: [u8; 32] = r.array().map_err(bad)?;
+            let salt_cc_j: [u8; 32] = r.array().map_err(bad)?;
+            let sigma_j: [u8; 32] = r.array().map_err(bad)?;
+            let kg1 =
+                Kg1::decode(r.take(Kg1::LEN).map_err(bad)?).map_err(|e| Error::from_ot(j, 2, e))?;
+            if !feldman_check(&d, me, &a_j) {
+                return Err(Error::blame(
+                    j,
+                    "share fails the Feldman check against its commitments",
+                ));
+            }
+            let c_cc =
+                th(Tag::DkgComCc, &[&cfg.setup_hash, &j.to_be_bytes(), &kappa_j, &salt_cc_j]);
+            if !bool::from(c_cc.ct_eq(&peer.c_cc)) {
+                return Err(Error::blame(
+                    j,
+                    "chain-code contribution does not open its commitment",
+                ));
+            }
+            // 6. OT setup as Bob of (A = j, B = me).
+            let (bob, kg2) = ot::bob_respond(rng, &osid(Tag::OtSetup, &self.sid, j, me), &kg1)
+                .map_err(|e| Error::from_ot(j, 2, e))?;
+            bob_states.insert(j, bob);
+            let mut k3p = Vec::with_capacity(32 + Kg2::LEN);
+            k3p.extend_from_slice(&self.sid);
+            k3p.extend_from_slice(&kg2.encode());
+            out.p2p.insert(j, k3p);
+
+            share += d;
+            kappas.insert(j, kappa_j);
+            let sent = self.sigma_sent.get(&j).copied().unwrap_or_default();
+            let (lo, hi) = if me < j { (sent, sigma_j) } else { (sigma_j, sent) };
+            let seed = th(
+                Tag::DkgZeroSeed,
+                &[&self.sid, &me.min(j).to_be_bytes(), &me.max(j).to_be_bytes(), &lo, &hi],
+            );
+            seeds.insert(j, seed);
+            all_commitments.insert(j, a_j);
+            let mut view = Vec::with_capacity(b.len());
+            view.extend_from_slice(&b[32..]);
+            r2_view.insert(j, view);
+        }
+        // Own contribution to the aggregates and views.
+        all_commitments.insert(me, self.commitments.clone());
+        let mut own_view = Vec::new();
+        for a in &self.commitments {
+            own_view.extend_from_slice(&point_to_bytes(a));
+        }
+        own_view.extend_from_slice(&self.salt);
+        for p in &self.proofs {
+            p.encode_into(&mut own_view);
+        }
+        r2_view.insert(me, own_view);
+        kappas.insert(me, self.kappa);
+
+        let mut f = vec![ProjectivePoint::IDENTITY; t];
+        for a_j in all_commitments.values() {
+            for (fk, a) in f.iter_mut().zip(a_j) {
+                *fk += a;
+            }
+        }
+        let x = f.first().copied().unwrap_or(ProjectivePoint::IDENTITY);
+        if bool::from(x.is_identity()) {
+            return Err(Error::Unattributable("the aggregate public key is the identity".into()));
+        }
+        let public_shares = public_shares_from(&f, n);
+        let own_public = public_shares.get(usize::from(me) - 1).copied().unwrap_or_default();
+        if ProjectivePoint::mul_by_generator(&share) != own_public {
+            return Err(Error::Unattributable(
+                "own share does not match the aggregate commitments".into(),
+            ));
+        }
+        let mut h = Th::new(Tag::DkgChainCode);
+        h.put(&self.sid);
+        for k in kappas.values() {
+            h.put(k);
+        }
+        let chain_code = h.finish();
+        let mut h = Th::new(Tag::DkgR2);
+        h.put(&self.sid);
+        for (j, v) in &r2_view {
+            h.put_u16(*j).put(v);
+        }
+        let d2 = h.finish();
+        let x_bytes = point_to_bytes(&x);
+        let pok = Pok::prove(
+            rng,
+            Tag::DkgPokShare,
+            &[&self.sid, &me.to_be_bytes(), &x_bytes, &chain_code, &d2],
+            &share,
+        );
+        let mut k3 = Vec::with_capacity(32 * 2 + 2 * POINT_LEN + POK_LEN);
+        k3.extend_from_slice(&self.sid);
+        k3.extend_from_slice(&d2);
+        k3.extend_from_slice(&x_bytes);
+        k3.extend_from_slice(&point_to_bytes(&own_public));
+        pok.encode_into(&mut k3);
+        out.broadcast = Some(k3);
+
+        let DkgRound2 { cfg, sid, alice, .. } = self;
+        Ok((
+            DkgRound3 {
+                cfg,
+                sid,
+                share,
+                x,
+                chain_code,
+                public_shares,
+                d2,
+                seeds,
+                bob_states,
+                alice,
+            },
+            out,
+        ))
+    }
+}
+
+/// Secret state after K3.
+pub struct DkgRound3 {
+    cfg: DkgConfig,
+    sid: [u8; 32],
+    share: Scalar,
+    x: ProjectivePoint,
+    chain_code: [u8; 32],
+    public_shares: Vec<ProjectivePoint>,
+    d2: [u8; 32],
+    seeds: BTreeMap<PartyIndex, [u8; 32]>,
+    bob_states: BTreeMap<PartyIndex, BobState>,
+    alice: BTreeMap<PartyIndex, AliceSetup>,
+}
+
+fn ack(sid: &[u8; 32], x: &ProjectivePoint, cc: &[u8; 32], shares: &[ProjectivePoint]) -> [u8; 32] {
+    let mut h = Th::new(Tag::DkgAck);
+    h.put(sid).put(&point_to_bytes(x)).put(cc);
+    for s in shares {
+        h.put(&point_to_bytes(s));
+    }
+    h.finish()
+}
+
+impl DkgRound3 {
+    /// Consumes K3 and produces the acknowledgement K4 (§2.5 checks).
+    ///
+    /// # Errors
+    /// [`Error::ViewMismatch`] for a different sid or round-2 digest; [`Error::Blame`] for a wrong
+    /// public key or public share, an invalid final proof, or a failed OT setup.
+    pub fn next(
+        mut self,
+        bcast: &BTreeMap<PartyIndex, Vec<u8>>,
+        p2p: &BTreeMap<PartyIndex, Vec<u8>>,
+    ) -> Result<(DkgRound4, Outgoing), Error> {
+        let (me, n) = (self.cfg.me, self.cfg.n);
+        let parties = others(n, me);
+        expect_from(3, bcast, &parties)?;
+        expect_from(3, p2p, &parties)?;
+        let x_bytes = point_to_bytes(&self.x);
+        let mut alice_states = BTreeMap::new();
+        for &j in &parties {
+            let b = bcast.get(&j).map_or(&[][..], Vec::as_slice);
+            let len = 64 + 2 * POINT_LEN + POK_LEN;
+            if b.len() != len {
+                return Err(Error::blame(
+                    j,
+                    format!("K3 broadcast has {} bytes, expected {len}", b.len()),
+                ));
+            }
+            let mut r = Reader::new(b);
+            let bad = |_| Error::blame(j, "malformed K3");
+            let echo: [u8; 32] = r.array().map_err(bad)?;
+            let d2: [u8; 32] = r.array().map_err(bad)?;
+            if echo != self.sid || d2 != self.d2 {
+                return Err(Error::ViewMismatch { round: 3, party: j });
+            }
+            let x_j = r.point().map_err(|e| Error::blame(j, format!("K3 public key: {e}")))?;
+            let share_j =
+                r.point().map_err(|e| Error::blame(j, format!("K3 public share: {e}")))?;
+            let pok = Pok::read(&mut r).map_err(|e| Error::blame(j, format!("K3 proof: {e}")))?;
+            if x_j != self.x {
+                return Err(Error::blame(j, "announced a different public key"));
+            }
+            let expected = self.public_shares.get(usize::from(j) - 1).copied().unwrap_or_default();
+            if share_j != expected {
+                return Err(Error::blame(
+                    j,
+                    "announced a public share that differs from the commitments",
+                ));
+            }
+            if !pok.verify(
+                Tag::DkgPokShare,
+                &[&self.sid, &j.to_be_bytes(), &x_bytes, &self.chain_code, &self.d2],
+                &expected,
+            ) {
+                return Err(Error::blame(
+                    j,
+                    "final proof of knowledge is invalid (different chain code or view?)",
+                ));
+            }
+            let m = p2p.get(&j).map_or(&[][..], Vec::as_slice);
+            if m.len() != 32 + Kg2::LEN {
+                return Err(Error::blame(j, format!("K3 p2p message has {} bytes", m.len())));
+            }
+            if m.get(..32) != Some(&self.sid[..]) {
+                return Err(Error::ViewMismatch { round: 3, party: j });
+            }
+            let kg2 = Kg2::decode(m.get(32..).unwrap_or_default())
+                .map_err(|e| Error::from_ot(j, 3, e))?;
+            let setup = self
+                .alice
+                .remove(&j)
+                .ok_or_else(|| Error::InvalidInput("missing OT setup".into()))?;
+            let state: AliceState = setup.finish(&kg2).map_err(|e| Error::from_ot(j, 3, e))?;
+            alice_states.insert(j, state);
+        }
+        let own_ack = ack(&self.sid, &self.x, &self.chain_code, &self.public_shares);
+        let mut k4 = Vec::with_capacity(64);
+        k4.extend_from_slice(&self.sid);
+        k4.extend_from_slice(&own_ack);
+        let (cfg, sid, share, x, chain_code) =
+            (self.cfg.clone(), self.sid, self.share, self.x, self.chain_code);
+        let public_shares = std::mem::take(&mut self.public_shares);
+        let seeds = std::mem::take(&mut self.seeds);
+        let bob_states = std::mem::take(&mut self.bob_states);
+        let pending = KeyShare {
+            n,
+            t: cfg.t,
+            i: me,
+            epoch: 0,
+            keygen_sid: sid,
+            key_id: key_id(&x, &chain_code),
+            public_key: x,
+            chain_code,
+            public_shares,
+            identities: cfg.identities.clone(),
+            secret_share: share,
+            zero_seeds: seeds,
+            ot_alice: alice_states,
+            ot_bob: bob_states,
+        };
+        Ok((
+            DkgRound4 { sid, own_ack, pending },
+            Outgoing { broadcast: Some(k4), p2p: BTreeMap::new() },
+        ))
+    }
+}
+
+/// State after K4: the share is complete but pending until every party has acknowledged.
+pub struct DkgRound4 {
+    sid: [u8; 32],
+    own_ack: [u8; 32],
+    pending: KeyShare,
+}
+
+impl DkgRound4 {
+    /// Consumes the other parties' acknowledgements; returns the share only if all match.
+    ///
+    /// # Errors
+    /// [`Error::ViewMismatch`] naming a party whose acknowledgement differs (it holds different
+    /// public data); [`Error::Timeout`] if one is missing.
+    pub fn finish(self, acks: &BTreeMap<PartyIndex, Vec<u8>>) -> Result<KeyShare, Error> {
+        let parties = others(self.pending.n, self.pending.i);
+        expect_from(4, acks, &parties)?;
+        for &j in &parties {
+            let a = acks.get(&j).map_or(&[][..], Vec::as_slice);
+            if a.len() != 64 {
+                return Err(Error::blame(j, "malformed acknowledgement"));
+            }
+            if a.get(..32) != Some(&self.sid[..]) || a.get(32..) != Some(&self.own_ack[..]) {
+                return Err(Error::ViewMismatch { round: 4, party: j });
+            }
+        }
+        self.pending
+            .validate()
+            .map_err(|e| Error::Unattributable(format!("key share failed validation: {e}")))?;
+        Ok(self.pending)
+    }
+}
+
+macro_rules! redacted {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), "(<redacted>)"))
+            }
+        }
+    )*};
+}
+redacted!(DkgRound1, DkgRound2, DkgRound3, DkgRound4);
+
+impl Zeroize for DkgRound1 {
+    fn zeroize(&mut self) {
+        self.kappa.zeroize();
+        self.salt.zeroize();
+        self.salt_cc.zeroize();
+    }
+}
+impl Drop for DkgRound1 {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+impl ZeroizeOnDrop for DkgRound1 {}
+impl Drop for DkgRound3 {
+    fn drop(&mut self) {
+        self.share.zeroize();
+        for s in self.seeds.values_mut() {
+            s.zeroize();
+        }
+    }
+}
