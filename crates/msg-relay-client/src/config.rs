@@ -26,9 +26,10 @@ pub struct ClientConfig {
     /// TTL has not run out (the client keeps them until then). Makes a relay restart with an
     /// empty memory store transparent, at the cost of holding one's own messages.
     pub republish_on_reconnect: bool,
-    /// A publish or ask whose connection dropped this many times while it was in flight fails
-    /// with `RelayError::Unavailable` (protects against a request the relay cannot accept at
-    /// all, e.g. larger than its WebSocket frame limit).
+    /// A publish whose connection dropped this many times while it was in flight fails with
+    /// `RelayError::Unavailable` (protects against a publish the relay cannot accept at all,
+    /// e.g. one larger than its WebSocket message limit, which makes it close the connection).
+    /// Asks are not limited this way: they are re-asked on every new connection.
     pub max_resends: u32,
     /// Mark every ask as forwarded (so the relay does not forward it to its peers). Set by
     /// relays that use this client to reach their peers; ordinary parties leave it off.

@@ -527,6 +527,37 @@ mod tests {
         assert_eq!(hex, format!("010100000001{}0000ea606869", "ab".repeat(32)));
     }
 
+    /// Every hex example of `docs/relay-protocol.md` §1.9.
+    #[test]
+    fn documented_examples() {
+        let hex =
+            |f: Frame<'_>| -> String { f.encode().iter().map(|b| format!("{b:02x}")).collect() };
+        let ab = "ab".repeat(32);
+        assert_eq!(
+            hex(Frame::Ack { req: 1, id: id(0xab), status: AckStatus::Stored }),
+            format!("018100000001{ab}00")
+        );
+        assert_eq!(
+            hex(Frame::Ask { req: 2, id: id(0xab), forwarded: false }),
+            format!("010200000002{ab}00")
+        );
+        assert_eq!(
+            hex(Frame::Deliver { req: 2, id: id(0xab), payload: b"hi" }),
+            format!("018200000002{ab}6869")
+        );
+        assert_eq!(hex(Frame::Cancel { req: 2 }), "010300000002");
+        assert_eq!(
+            hex(Frame::Error {
+                req: 3,
+                code: ErrorCode::TooLarge,
+                actual: 1500,
+                limit: 1024,
+                text: "too large"
+            }),
+            "018300000003000400000000000005dc0000000000000400746f6f206c61726765"
+        );
+    }
+
     #[test]
     fn error_codes_round_trip() {
         for n in 0..20u16 {
@@ -570,6 +601,29 @@ mod tests {
                 .encode();
         err.push(0xff);
         assert_eq!(Frame::decode(&err), Err(FrameError::BadText));
+    }
+
+    proptest::proptest! {
+        /// Any bytes at all: decoding never panics, and what decodes re-encodes to the same bytes.
+        #[test]
+        fn decode_never_panics_and_round_trips(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128)) {
+            if let Ok(frame) = Frame::decode(&bytes) {
+                proptest::prop_assert_eq!(frame.encode(), bytes);
+            }
+        }
+
+        /// Frames with a valid header and kind and a random body.
+        #[test]
+        fn random_bodies_never_panic(
+            kind in proptest::sample::select(vec![1u8, 2, 3, 0x81, 0x82, 0x83]),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        ) {
+            let mut bytes = vec![FRAME_VERSION, kind, 0, 0, 0, 1];
+            bytes.extend_from_slice(&body);
+            if let Ok(frame) = Frame::decode(&bytes) {
+                proptest::prop_assert_eq!(frame.encode(), bytes);
+            }
+        }
     }
 
     #[test]

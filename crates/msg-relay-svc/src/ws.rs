@@ -71,6 +71,7 @@ where
 {
     let metrics = std::sync::Arc::clone(state.engine().metrics());
     let _open = metrics.ws_connection();
+    debug!("WebSocket connection opened");
     let (out, out_rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(write_loop(sink, out_rx));
     let mut conn = Connection::new(state.clone(), out);
@@ -102,8 +103,10 @@ where
             },
         }
     }
+    let outstanding = conn.asks.len();
     conn.tasks.abort_all();
     drop(conn);
+    debug!(outstanding, "WebSocket connection closed");
     // Let the writer flush what is queued (a close frame, last answers), but not forever.
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
 }
