@@ -65,6 +65,9 @@ pub enum ConfigError {
     /// A limit is zero where it must not be.
     #[error("invalid limit: {0}")]
     Limit(&'static str),
+    /// Called outside a Tokio runtime (the sweeper and peer clients need one).
+    #[error("no Tokio runtime: create the relay state from within a Tokio runtime")]
+    NoRuntime,
 }
 
 struct Inner {
@@ -91,7 +94,7 @@ impl AppState {
     /// expiry sweeper and the peer clients.
     ///
     /// # Errors
-    /// [`ConfigError`] for an unusable peer URL, CORS origin or limit.
+    /// [`ConfigError`] for an unusable peer URL, CORS origin or limit, or outside a runtime.
     pub fn new(config: RelayConfig) -> Result<Self, ConfigError> {
         let store = Arc::new(MemoryStore::new(config.limits.max_total_bytes));
         Self::with_store(store, config)
@@ -105,6 +108,7 @@ impl AppState {
         store: Arc<dyn MessageStore>,
         config: RelayConfig,
     ) -> Result<Self, ConfigError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
         let limits = &config.limits;
         if limits.max_ttl.is_zero() || limits.max_wait.is_zero() {
             return Err(ConfigError::Limit("max_ttl and max_wait must be positive"));
@@ -132,7 +136,7 @@ impl AppState {
         let engine = Engine::new(store, config.limits, peers);
         let inner =
             Arc::new(Inner { engine, cors, closing: watch::channel(false).0, http_waiters });
-        tokio::spawn(sweep(Arc::downgrade(&inner), config.sweep_interval));
+        runtime.spawn(sweep(Arc::downgrade(&inner), config.sweep_interval));
         Ok(Self { inner })
     }
 

@@ -187,3 +187,17 @@ async fn cors_preflight_is_answered() {
     assert!(resp.status().is_success());
     assert_eq!(resp.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
 }
+
+#[test]
+fn state_needs_a_runtime_and_valid_config() {
+    assert!(matches!(AppState::new(small_config()), Err(msg_relay_svc::ConfigError::NoRuntime)));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut bad = small_config();
+        bad.peers = vec!["ftp://nope".into()];
+        assert!(matches!(AppState::new(bad), Err(msg_relay_svc::ConfigError::Peer { .. })));
+        let mut bad = small_config();
+        bad.limits.max_asks_per_connection = 0;
+        assert!(matches!(AppState::new(bad), Err(msg_relay_svc::ConfigError::Limit(_))));
+    });
+}
