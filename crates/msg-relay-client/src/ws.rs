@@ -1,0 +1,627 @@
+//! The WebSocket client: one background task ("driver") owns the connection, the handle talks
+//! to it through a channel.
+//!
+//! The driver never blocks on writing: frames go to a per-connection writer task, so it always
+//! keeps reading and a slow peer cannot deadlock the pair. Everything in flight lives in the
+//! driver's maps until it is answered, so a new connection can re-issue it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, StreamExt};
+use msg_relay_api::{MessageId, Relay, RelayError, RelayFuture};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, warn};
+
+use crate::frame::{ErrorCode, Frame};
+use crate::{ClientConfig, ClientError, RelayUrl, backoff, ttl_to_wire_ms};
+
+/// A connection that lived shorter than this does not reset the reconnect backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(1);
+
+/// Largest number of queued frames written before one flush.
+const WRITE_BATCH: usize = 128;
+
+type PublishReply = oneshot::Sender<Result<(), RelayError>>;
+type AskReply = oneshot::Sender<Result<Vec<u8>, RelayError>>;
+
+enum Command {
+    Publish { req: u32, id: MessageId, ttl_ms: u32, payload: Bytes, reply: PublishReply },
+    Ask { req: u32, id: MessageId, reply: AskReply },
+    Cancel { req: u32 },
+}
+
+/// A [`Relay`] over the relay's WebSocket route, with transparent reconnect.
+///
+/// Cheap to share behind an `Arc`; all requests are multiplexed over one connection. Dropping
+/// the last handle closes the connection.
+#[derive(Debug)]
+pub struct WsRelay {
+    url: RelayUrl,
+    config: ClientConfig,
+    cmds: mpsc::UnboundedSender<Command>,
+    next_req: Arc<AtomicU32>,
+    connected: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Publish { req, id, .. } => write!(f, "Publish({req}, {id})"),
+            Command::Ask { req, id, .. } => write!(f, "Ask({req}, {id})"),
+            Command::Cancel { req } => write!(f, "Cancel({req})"),
+        }
+    }
+}
+
+impl WsRelay {
+    /// A client that connects in the background (requests wait for the connection).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] for a bad URL, [`ClientError::NoRuntime`] outside a Tokio
+    /// runtime.
+    pub fn new(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
+        let url = RelayUrl::parse(url)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (connected_tx, connected_rx) = watch::channel(false);
+        let next_req = Arc::new(AtomicU32::new(1));
+        let driver = Driver {
+            ws_url: url.ws_url().to_owned(),
+            config: config.clone(),
+            cmds: cmd_rx,
+            next_req: Arc::clone(&next_req),
+            connected: connected_tx,
+            publishes: HashMap::new(),
+            asks: HashMap::new(),
+            retained: HashMap::new(),
+            down_since: Instant::now(),
+        };
+        runtime.spawn(driver.run());
+        Ok(Self { url, config, cmds: cmd_tx, next_req, connected: connected_rx })
+    }
+
+    /// A client whose first connection is already open.
+    ///
+    /// # Errors
+    /// As [`WsRelay::new`], plus [`ClientError::Connect`] when no connection could be made
+    /// within the configured connect timeout.
+    pub async fn connect(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
+        let relay = Self::new(url, config)?;
+        if relay.wait_connected(relay.config.connect_timeout).await {
+            Ok(relay)
+        } else {
+            Err(ClientError::Connect(relay.url.ws_url().to_owned()))
+        }
+    }
+
+    /// Whether a connection is currently open.
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Waits up to `timeout` for a connection to be open; returns whether one is.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut rx = self.connected.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|c| *c)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The relay's URL.
+    pub fn url(&self) -> &RelayUrl {
+        &self.url
+    }
+
+    fn next_req(&self) -> u32 {
+        loop {
+            let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+            if req != 0 {
+                return req;
+            }
+        }
+    }
+
+    async fn publish_inner(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        payload: Vec<u8>,
+    ) -> Result<(), RelayError> {
+        let req = self.next_req();
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Publish {
+            req,
+            id,
+            ttl_ms: ttl_to_wire_ms(ttl),
+            payload: Bytes::from(payload),
+            reply,
+        };
+        self.cmds.send(cmd).map_err(|_| RelayError::Closed)?;
+        let mut guard = CancelOnDrop { cmds: &self.cmds, req, armed: true };
+        match tokio::time::timeout(self.config.request_timeout, rx).await {
+            Ok(Ok(result)) => {
+                guard.armed = false;
+                result
+            }
+            Ok(Err(_)) => {
+                guard.armed = false;
+                Err(RelayError::Closed)
+            }
+            Err(_) => Err(RelayError::Unavailable(format!(
+                "publish of {id} not acknowledged within {:?}",
+                self.config.request_timeout
+            ))),
+        }
+    }
+
+    async fn ask_inner(&self, id: MessageId) -> Result<Vec<u8>, RelayError> {
+        let req = self.next_req();
+        let (reply, rx) = oneshot::channel();
+        self.cmds.send(Command::Ask { req, id, reply }).map_err(|_| RelayError::Closed)?;
+        let mut guard = CancelOnDrop { cmds: &self.cmds, req, armed: true };
+        let result = rx.await.unwrap_or(Err(RelayError::Closed));
+        guard.armed = false;
+        result
+    }
+}
+
+impl Relay for WsRelay {
+    fn publish(&self, id: MessageId, ttl: Duration, payload: Vec<u8>) -> RelayFuture<'_, ()> {
+        Box::pin(self.publish_inner(id, ttl, payload))
+    }
+
+    fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {
+        Box::pin(self.ask_inner(id))
+    }
+}
+
+/// Withdraws a request whose future was dropped (timeout, round abandoned) before it finished.
+struct CancelOnDrop<'a> {
+    cmds: &'a mpsc::UnboundedSender<Command>,
+    req: u32,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // The driver may already be gone; then there is nothing to cancel.
+            let _ = self.cmds.send(Command::Cancel { req: self.req });
+        }
+    }
+}
+
+struct PendingPublish {
+    id: MessageId,
+    ttl_ms: u32,
+    payload: Bytes,
+    /// `None` for the driver's own re-publishes of retained messages.
+    reply: Option<PublishReply>,
+    /// Whether it was written on the current connection.
+    in_flight: bool,
+    /// Connections that dropped while it was in flight.
+    drops: u32,
+}
+
+struct PendingAsk {
+    id: MessageId,
+    reply: AskReply,
+}
+
+/// A message this client published, kept to publish again after a reconnect.
+struct Retained {
+    payload: Bytes,
+    expires: Instant,
+}
+
+/// The sending half of the current connection.
+struct Link {
+    out: mpsc::UnboundedSender<Message>,
+}
+
+impl Link {
+    fn send(&self, frame: &Frame<'_>) {
+        // A closed writer means the connection is going down; whatever was pending stays in
+        // the driver's maps and is re-sent on the next connection.
+        let _ = self.out.send(Message::Binary(Bytes::from(frame.encode())));
+    }
+}
+
+struct Driver {
+    ws_url: String,
+    config: ClientConfig,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    next_req: Arc<AtomicU32>,
+    connected: watch::Sender<bool>,
+    publishes: HashMap<u32, PendingPublish>,
+    asks: HashMap<u32, PendingAsk>,
+    retained: HashMap<MessageId, Retained>,
+    /// When the last connection ended (or the driver started).
+    down_since: Instant,
+}
+
+/// How a connection ended.
+enum Ended {
+    /// The connection dropped; reconnect.
+    Dropped,
+    /// Every handle is gone; stop.
+    HandleGone,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut attempt = 0u32;
+        loop {
+            let Some(ws) = self.connect(&mut attempt).await else { return };
+            let opened = Instant::now();
+            self.connected.send_replace(true);
+            debug!(url = %self.ws_url, "relay connected");
+            let ended = self.serve(ws).await;
+            self.connected.send_replace(false);
+            self.down_since = Instant::now();
+            self.after_drop();
+            match ended {
+                Ended::HandleGone => return,
+                Ended::Dropped => debug!(url = %self.ws_url, "relay connection lost"),
+            }
+            if opened.elapsed() >= STABLE_CONNECTION {
+                attempt = 0;
+            } else {
+                // Accepted then dropped at once: do not hammer the relay.
+                let pause = self.next_delay(&mut attempt);
+                if !self.idle(pause).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn next_delay(&self, attempt: &mut u32) -> Duration {
+        let d = backoff::delay(self.config.initial_backoff, self.config.max_backoff, *attempt);
+        *attempt = attempt.saturating_add(1);
+        d
+    }
+
+    /// Connects, retrying with backoff, while still queueing commands. `None` when every
+    /// handle is gone.
+    async fn connect(&mut self, attempt: &mut u32) -> Option<WsStream> {
+        loop {
+            let url = self.ws_url.clone();
+            let connecting = tokio::time::timeout(
+                self.config.connect_timeout,
+                tokio_tungstenite::connect_async_with_config(url, None, true),
+            );
+            tokio::pin!(connecting);
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut connecting => break r,
+                    cmd = self.cmds.recv() => match cmd {
+                        Some(cmd) => self.accept(cmd, None),
+                        None => return None,
+                    },
+                }
+            };
+            match outcome {
+                Ok(Ok((ws, _response))) => return Some(ws),
+                Ok(Err(e)) => debug!(url = %self.ws_url, error = %e, "relay connect failed"),
+                Err(_) => debug!(url = %self.ws_url, "relay connect timed out"),
+            }
+            self.give_up_if_down_too_long();
+            let pause = self.next_delay(attempt);
+            if !self.idle(pause).await {
+                return None;
+            }
+        }
+    }
+
+    /// Sleeps for `pause` while queueing commands; `false` when every handle is gone.
+    async fn idle(&mut self, pause: Duration) -> bool {
+        let sleep = tokio::time::sleep(pause);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return true,
+                cmd = self.cmds.recv() => match cmd {
+                    Some(cmd) => self.accept(cmd, None),
+                    None => return false,
+                },
+            }
+        }
+    }
+
+    /// Serves one open connection until it drops or every handle is gone.
+    async fn serve(&mut self, ws: WsStream) -> Ended {
+        let (sink, mut stream) = ws.split();
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let (writer_done_tx, mut writer_done) = oneshot::channel::<()>();
+        let writer = tokio::spawn(async move {
+            write_loop(sink, out_rx).await;
+            let _ = writer_done_tx.send(());
+        });
+        let link = Link { out: out_tx };
+        self.resend_all(&link);
+
+        let keepalive = self.config.keepalive;
+        let mut ticker = tokio::time::interval_at(Instant::now() + keepalive, keepalive);
+        let mut last_heard = Instant::now();
+        let ended = loop {
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    Some(cmd) => self.accept(cmd, Some(&link)),
+                    None => break Ended::HandleGone,
+                },
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Binary(buf))) => {
+                        last_heard = Instant::now();
+                        self.on_frame(&buf, &link);
+                    }
+                    Some(Ok(Message::Close(_))) | None => break Ended::Dropped,
+                    Some(Ok(_)) => last_heard = Instant::now(),
+                    Some(Err(e)) => {
+                        debug!(error = %e, "relay connection error");
+                        break Ended::Dropped;
+                    }
+                },
+                _ = &mut writer_done => break Ended::Dropped,
+                _ = ticker.tick() => {
+                    if last_heard.elapsed() > keepalive.saturating_mul(2) {
+                        warn!(url = %self.ws_url, "relay connection silent, reconnecting");
+                        break Ended::Dropped;
+                    }
+                    let _ = link.out.send(Message::Ping(Bytes::new()));
+                    self.prune_retained();
+                }
+            }
+        };
+        match ended {
+            Ended::HandleGone => {
+                let _ = link.out.send(Message::Close(None));
+                drop(link);
+                let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+            }
+            Ended::Dropped => writer.abort(),
+        }
+        ended
+    }
+
+    /// Registers a command and, when connected, sends its frame.
+    fn accept(&mut self, cmd: Command, link: Option<&Link>) {
+        match cmd {
+            Command::Publish { req, id, ttl_ms, payload, reply } => {
+                let mut p = PendingPublish {
+                    id,
+                    ttl_ms,
+                    payload,
+                    reply: Some(reply),
+                    in_flight: false,
+                    drops: 0,
+                };
+                if let Some(link) = link {
+                    send_publish(link, req, &mut p);
+                }
+                self.publishes.insert(req, p);
+            }
+            Command::Ask { req, id, reply } => {
+                if let Some(link) = link {
+                    link.send(&Frame::Ask { req, id, forwarded: self.config.forwarded });
+                }
+                self.asks.insert(req, PendingAsk { id, reply });
+            }
+            Command::Cancel { req } => {
+                // A publish keeps its place on the relay if it got there; nothing to withdraw.
+                self.publishes.remove(&req);
+                if self.asks.remove(&req).is_some()
+                    && let Some(link) = link
+                {
+                    link.send(&Frame::Cancel { req });
+                }
+            }
+        }
+    }
+
+    /// On a new connection: re-issue unacknowledged publishes and outstanding asks, and
+    /// publish retained messages again.
+    fn resend_all(&mut self, link: &Link) {
+        self.prune_retained();
+        let now = Instant::now();
+        for (id, kept) in self.retained.drain() {
+            let remaining = kept.expires.saturating_duration_since(now);
+            let req = loop {
+                let r = self.next_req.fetch_add(1, Ordering::Relaxed);
+                if r != 0 {
+                    break r;
+                }
+            };
+            let p = PendingPublish {
+                id,
+                ttl_ms: ttl_to_wire_ms(remaining),
+                payload: kept.payload,
+                reply: None,
+                in_flight: false,
+                drops: 0,
+            };
+            self.publishes.insert(req, p);
+        }
+        for (req, p) in &mut self.publishes {
+            send_publish(link, *req, p);
+        }
+        for (req, a) in &self.asks {
+            link.send(&Frame::Ask { req: *req, id: a.id, forwarded: self.config.forwarded });
+        }
+    }
+
+    /// After a connection dropped: count the drop against publishes that were in flight and
+    /// fail the ones that have now been dropped too often.
+    fn after_drop(&mut self) {
+        let max = self.config.max_resends;
+        let mut failed = Vec::new();
+        for (req, p) in &mut self.publishes {
+            if p.in_flight {
+                p.in_flight = false;
+                p.drops = p.drops.saturating_add(1);
+                if p.drops >= max {
+                    failed.push(*req);
+                }
+            }
+        }
+        for req in failed {
+            if let Some(p) = self.publishes.remove(&req) {
+                warn!(id = %p.id, drops = p.drops, "publish failed: connection dropped repeatedly");
+                if let Some(reply) = p.reply {
+                    let _ = reply.send(Err(RelayError::Unavailable(format!(
+                        "the connection dropped {} times while publishing {}",
+                        p.drops, p.id
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// While disconnected for longer than `give_up_after`: fail everything outstanding.
+    fn give_up_if_down_too_long(&mut self) {
+        if self.down_since.elapsed() < self.config.give_up_after {
+            return;
+        }
+        let why = || RelayError::Unavailable(format!("relay at {} unreachable", self.ws_url));
+        for (_, p) in self.publishes.drain() {
+            if let Some(reply) = p.reply {
+                let _ = reply.send(Err(why()));
+            }
+        }
+        for (_, a) in self.asks.drain() {
+            let _ = a.reply.send(Err(why()));
+        }
+    }
+
+    fn prune_retained(&mut self) {
+        let now = Instant::now();
+        self.retained.retain(|_, kept| kept.expires > now);
+    }
+
+    fn on_frame(&mut self, buf: &[u8], link: &Link) {
+        let frame = match Frame::decode(buf) {
+            Ok(frame) => frame,
+            Err(e) => {
+                warn!(error = %e, "undecodable frame from the relay");
+                return;
+            }
+        };
+        match frame {
+            Frame::Ack { req, .. } => {
+                let Some(p) = self.publishes.remove(&req) else { return };
+                if self.config.republish_on_reconnect {
+                    let expires = Instant::now() + Duration::from_millis(u64::from(p.ttl_ms));
+                    self.retained.insert(p.id, Retained { payload: p.payload, expires });
+                }
+                if let Some(reply) = p.reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Frame::Deliver { req, id, payload } => {
+                if let Some(a) = self.asks.remove(&req) {
+                    if a.id == id {
+                        let _ = a.reply.send(Ok(payload.to_vec()));
+                    } else {
+                        warn!(%id, expected = %a.id, "relay delivered the wrong id; asking again");
+                        link.send(&Frame::Ask { req, id: a.id, forwarded: self.config.forwarded });
+                        self.asks.insert(req, a);
+                    }
+                }
+            }
+            Frame::Error { req, code, actual, limit, text } => {
+                self.on_error(req, code, actual, limit, text, link);
+            }
+            Frame::Publish { .. } | Frame::Ask { .. } | Frame::Cancel { .. } => {
+                warn!("relay sent a client-to-server frame; ignored");
+            }
+        }
+    }
+
+    fn on_error(
+        &mut self,
+        req: u32,
+        code: ErrorCode,
+        actual: u64,
+        limit: u64,
+        text: &str,
+        link: &Link,
+    ) {
+        if let Some(p) = self.publishes.remove(&req) {
+            let err = map_error(code, actual, limit, text, p.id);
+            match p.reply {
+                Some(reply) => {
+                    let _ = reply.send(Err(err));
+                }
+                None => warn!(id = %p.id, error = %err, "re-publish after reconnect rejected"),
+            }
+        } else if let Some(a) = self.asks.remove(&req) {
+            if code == ErrorCode::AskExpired {
+                // The relay bounds how long it holds a waiter; the caller bounds the ask.
+                link.send(&Frame::Ask { req, id: a.id, forwarded: self.config.forwarded });
+                self.asks.insert(req, a);
+            } else {
+                let _ = a.reply.send(Err(map_error(code, actual, limit, text, a.id)));
+            }
+        } else if req == 0 {
+            warn!(?code, text, "relay reported an error about an undecodable frame");
+        }
+    }
+}
+
+fn send_publish(link: &Link, req: u32, p: &mut PendingPublish) {
+    link.send(&Frame::Publish { req, id: p.id, ttl_ms: p.ttl_ms, payload: &p.payload });
+    p.in_flight = true;
+}
+
+/// Maps an error frame to the [`RelayError`] the caller sees.
+pub(crate) fn map_error(
+    code: ErrorCode,
+    actual: u64,
+    limit: u64,
+    text: &str,
+    id: MessageId,
+) -> RelayError {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    match code {
+        ErrorCode::Conflict => RelayError::Conflict(id),
+        ErrorCode::TooLarge => RelayError::TooLarge { size: size(actual), max: size(limit) },
+        ErrorCode::BadTtl => RelayError::TtlTooLong {
+            requested: Duration::from_millis(actual),
+            max: Duration::from_millis(limit),
+        },
+        ErrorCode::StoreFull | ErrorCode::TooManyAsks => RelayError::LimitExceeded(text.to_owned()),
+        _ => RelayError::Unavailable(format!("relay rejected the request ({code:?}): {text}")),
+    }
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Writes queued messages, flushing once per batch.
+async fn write_loop<S>(mut sink: S, mut rx: mpsc::UnboundedReceiver<Message>)
+where
+    S: Sink<Message> + Unpin,
+{
+    while let Some(first) = rx.recv().await {
+        let closing = matches!(first, Message::Close(_));
+        if sink.feed(first).await.is_err() {
+            return;
+        }
+        let mut batch = 1;
+        while batch < WRITE_BATCH {
+            let Ok(msg) = rx.try_recv() else { break };
+            if sink.feed(msg).await.is_err() {
+                return;
+            }
+            batch += 1;
+        }
+        if sink.flush().await.is_err() || closing {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}

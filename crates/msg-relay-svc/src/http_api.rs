@@ -1,0 +1,104 @@
+//! The HTTP front end: `PUT /v1/msg/{id}?ttl_ms=N` publishes the request body,
+//! `GET /v1/msg/{id}?wait_ms=N[&forwarded=1]` long-polls for a message.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use msg_relay_api::{MESSAGE_ID_LEN, MessageId};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::engine::EngineError;
+use crate::error::ApiError;
+use crate::metrics::Rejection;
+use crate::server::AppState;
+use crate::store::PutOutcome;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct PublishParams {
+    ttl_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AskParams {
+    wait_ms: Option<u64>,
+    forwarded: Option<String>,
+}
+
+/// Parses a message id written as 64 hex digits.
+pub(crate) fn parse_id(text: &str) -> Result<MessageId, ApiError> {
+    let mut id = [0u8; MESSAGE_ID_LEN];
+    hex::decode_to_slice(text, &mut id).map_err(|_| {
+        ApiError::BadRequest(format!("message id must be {} hex digits", MESSAGE_ID_LEN * 2))
+    })?;
+    Ok(MessageId(id))
+}
+
+fn bad_query(state: &AppState, e: &QueryRejection) -> ApiError {
+    state.engine().metrics().reject(Rejection::Malformed);
+    ApiError::BadRequest(format!("invalid query: {}", e.body_text()))
+}
+
+pub(crate) async fn put_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Result<Query<PublishParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let Query(params) = params.map_err(|e| bad_query(&state, &e))?;
+    let ttl_ms = params.ttl_ms.ok_or_else(|| {
+        ApiError::BadRequest("query parameter ttl_ms (milliseconds, at least 1) is required".into())
+    })?;
+    let max = state.engine().limits().max_message_bytes;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            state.engine().metrics().reject(Rejection::TooLarge);
+            let size = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            ApiError::BodyTooLarge { size, max }
+        } else {
+            ApiError::BadRequest("could not read the request body".into())
+        }
+    })?;
+    let outcome = state.engine().publish(id, Duration::from_millis(ttl_ms), body).await?;
+    let (status, word) = match outcome {
+        PutOutcome::Stored => (StatusCode::CREATED, "stored"),
+        PutOutcome::Duplicate => (StatusCode::OK, "duplicate"),
+    };
+    Ok((status, axum::Json(json!({ "status": word }))).into_response())
+}
+
+pub(crate) async fn get_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Result<Query<AskParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let Query(params) = params.map_err(|e| bad_query(&state, &e))?;
+    let engine = state.engine();
+    let wait = Duration::from_millis(params.wait_ms.unwrap_or(0)).min(engine.limits().max_poll);
+    let forwarded = matches!(params.forwarded.as_deref(), Some("1" | "true"));
+    let permit = state.http_waiters().try_acquire().inspect_err(|_| {
+        engine.metrics().reject(Rejection::TooManyAsks);
+    })?;
+    let _waiting = engine.metrics().http_waiter();
+    let answer = tokio::select! {
+        answer = engine.ask(permit, id, wait, !forwarded) => answer,
+        () = state.closed() => return Err(ApiError::ShuttingDown),
+    };
+    match answer {
+        Ok(payload) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], payload).into_response())
+        }
+        Err(EngineError::WaitExpired(id)) => Err(ApiError::Engine(EngineError::WaitExpired(id))),
+        Err(e) => Err(e.into()),
+    }
+}

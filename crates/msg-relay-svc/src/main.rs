@@ -1,0 +1,165 @@
+//! `msg-relay-svc`: the relay binary (a thin shell over the library).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use msg_relay_svc::{AppState, Limits, RelayConfig, run};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// Message relay for threshold-ECDSA parties: stores and forwards opaque messages by id.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Addresses to listen on (repeatable; LISTEN holds a space-separated list).
+    #[arg(
+        long = "listen",
+        env = "LISTEN",
+        value_delimiter = ' ',
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: Vec<SocketAddr>,
+
+    /// Peer relay URL, e.g. http://10.0.0.2:8080 (repeatable; RELAY_PEERS holds a
+    /// space-separated list). Asks this relay cannot answer are forwarded there.
+    #[arg(long = "peer", env = "RELAY_PEERS", value_delimiter = ' ')]
+    peers: Vec<String>,
+
+    /// Largest message payload in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_message_bytes: usize,
+
+    /// Longest message TTL in seconds (also the longest time an unanswered ask is held).
+    #[arg(long, default_value_t = 3600)]
+    max_ttl_secs: u64,
+
+    /// Bytes the relay may hold in total (payloads plus 64 bytes per message).
+    #[arg(long, default_value_t = 1024 * 1024 * 1024)]
+    max_total_bytes: u64,
+
+    /// Outstanding asks per WebSocket connection.
+    #[arg(long, default_value_t = 1024)]
+    max_asks_per_conn: usize,
+
+    /// Outstanding forwarded asks per connection (peer relays funnel many asks through one).
+    #[arg(long, default_value_t = 16 * 1024)]
+    max_forwarded_asks_per_conn: usize,
+
+    /// Longest HTTP long-poll in seconds.
+    #[arg(long, default_value_t = 30)]
+    max_poll_secs: u64,
+
+    /// HTTP long-polls waiting at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_http_waiters: usize,
+
+    /// Origin allowed by CORS (repeatable); none allows any origin.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+
+    /// Log output format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    let filter: Targets = std::env::var("RUST_LOG")
+        .unwrap_or_else(|_| "info".to_owned())
+        .parse()
+        .context("RUST_LOG is not a valid target filter")?;
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
+        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json()).try_init()?,
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("SIGINT received"),
+        () = term => info!("SIGTERM received"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging(args.log_format)?;
+
+    let max_ttl = Duration::from_secs(args.max_ttl_secs);
+    let config = RelayConfig {
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_ttl,
+            max_total_bytes: args.max_total_bytes,
+            max_asks_per_connection: args.max_asks_per_conn,
+            max_forwarded_asks_per_connection: args.max_forwarded_asks_per_conn,
+            max_wait: max_ttl,
+            max_poll: Duration::from_secs(args.max_poll_secs),
+            max_http_waiters: args.max_http_waiters,
+        },
+        peers: args.peers.into_iter().filter(|p| !p.is_empty()).collect(),
+        cors_origins: args.cors_origins,
+        ..RelayConfig::default()
+    };
+    let state = AppState::new(config).context("invalid relay configuration")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for addr in &args.listen {
+        let listener =
+            TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let mut stop = stop_rx.clone();
+        servers.spawn(run(listener, state.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
+
+    tokio::select! {
+        () = shutdown_signal() => {}
+        Some(ended) = servers.join_next() => {
+            // A listener failed on its own: stop the others too and report it.
+            stop_tx.send_replace(true);
+            ended.context("server task failed")?.context("server failed")?;
+        }
+    }
+    stop_tx.send_replace(true);
+    while let Some(ended) = servers.join_next().await {
+        ended.context("server task failed")?.context("server failed")?;
+    }
+    info!("relay stopped");
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Application state, the router, and serving on a listener with graceful shutdown.
+
+use std::future::Future;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use msg_relay_api::Relay;
+use msg_relay_client::{ClientConfig, WsRelay};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+use crate::engine::{AskBudget, Engine, Limits};
+use crate::error::ApiError;
+use crate::store::{MemoryStore, MessageStore};
+use crate::{http_api, ws};
+
+/// Everything that configures a relay besides its listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Limits.
+    pub limits: Limits,
+    /// Peer relay URLs (`http://host:port`); asks this relay cannot answer are forwarded there.
+    pub peers: Vec<String>,
+    /// Origins allowed by CORS; empty allows any origin (the relay holds no credentials).
+    pub cors_origins: Vec<String>,
+    /// How often expired messages are purged.
+    pub sweep_interval: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            peers: Vec::new(),
+            cors_origins: Vec::new(),
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A peer URL is invalid.
+    #[error("peer relay {url:?}: {source}")]
+    Peer {
+        /// The URL as given.
+        url: String,
+        /// Why.
+        source: msg_relay_client::ClientError,
+    },
+    /// A CORS origin is not a valid header value.
+    #[error("invalid CORS origin {0:?}")]
+    CorsOrigin(String),
+    /// A limit is zero where it must not be.
+    #[error("invalid limit: {0}")]
+    Limit(&'static str),
+    /// Called outside a Tokio runtime (the sweeper and peer clients need one).
+    #[error("no Tokio runtime: create the relay state from within a Tokio runtime")]
+    NoRuntime,
+}
+
+struct Inner {
+    engine: Engine,
+    cors: Option<Vec<HeaderValue>>,
+    closing: watch::Sender<bool>,
+    http_waiters: AskBudget,
+}
+
+/// Shared state of one relay (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("engine", &self.inner.engine).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// A relay with the in-memory store. Must be called within a Tokio runtime: it starts the
+    /// expiry sweeper and the peer clients.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unusable peer URL, CORS origin or limit, or outside a runtime.
+    pub fn new(config: RelayConfig) -> Result<Self, ConfigError> {
+        let store = Arc::new(MemoryStore::new(config.limits.max_total_bytes));
+        Self::with_store(store, config)
+    }
+
+    /// A relay over the given store (see [`AppState::new`]).
+    ///
+    /// # Errors
+    /// As [`AppState::new`].
+    pub fn with_store(
+        store: Arc<dyn MessageStore>,
+        config: RelayConfig,
+    ) -> Result<Self, ConfigError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
+        let limits = &config.limits;
+        if limits.max_ttl.is_zero() || limits.max_wait.is_zero() {
+            return Err(ConfigError::Limit("max_ttl and max_wait must be positive"));
+        }
+        if limits.max_asks_per_connection == 0 || limits.max_forwarded_asks_per_connection == 0 {
+            return Err(ConfigError::Limit("ask limits must be positive"));
+        }
+        let mut peers: Vec<Arc<dyn Relay>> = Vec::with_capacity(config.peers.len());
+        for url in &config.peers {
+            let client = WsRelay::new(url, ClientConfig::for_peer())
+                .map_err(|source| ConfigError::Peer { url: url.clone(), source })?;
+            peers.push(Arc::new(client));
+        }
+        let cors = if config.cors_origins.is_empty() {
+            None
+        } else {
+            let parsed = config
+                .cors_origins
+                .iter()
+                .map(|o| HeaderValue::from_str(o).map_err(|_| ConfigError::CorsOrigin(o.clone())))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(parsed)
+        };
+        let http_waiters = AskBudget::new(config.limits.max_http_waiters);
+        let engine = Engine::new(store, config.limits, peers);
+        let inner =
+            Arc::new(Inner { engine, cors, closing: watch::channel(false).0, http_waiters });
+        runtime.spawn(sweep(Arc::downgrade(&inner), config.sweep_interval));
+        Ok(Self { inner })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Tells open WebSocket connections and HTTP long-polls to finish (part of shutdown).
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::close`] was called.
+    pub(crate) fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            // An error means the state is gone, which is as closed as it gets.
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
+    pub(crate) fn http_waiters(&self) -> &AskBudget {
+        &self.inner.http_waiters
+    }
+}
+
+/// Purges expired messages every `every` while the state lives.
+async fn sweep(state: Weak<Inner>, every: Duration) {
+    let mut ticker = tokio::time::interval(every.max(Duration::from_millis(10)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(inner) = state.upgrade() else { return };
+        inner.engine.purge_expired().await;
+    }
+}
+
+/// The relay's router.
+pub fn app(state: AppState) -> Router {
+    let allow_origin = match &state.inner.cors {
+        None => AllowOrigin::from(Any),
+        Some(list) => AllowOrigin::list(list.iter().cloned()),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::PUT])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
+    let body_limit = state.engine().limits().max_message_bytes;
+    Router::new()
+        .route(ws::ROUTE, get(ws::upgrade))
+        .route("/v1/msg/{id}", get(http_api::get_message).put(http_api::put_message))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let engine = state.engine();
+    let text = engine.metrics().render(&engine.store().stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+}
+
+async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then closes WebSocket connections
+/// and long-polls and waits for in-flight HTTP requests.
+///
+/// # Errors
+/// I/O errors of the listener.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    info!(%addr, "relay listening");
+    let closer = state.clone();
+    let listener = listener.tap_io(|tcp| {
+        // Frames are small and latency matters more than packet count.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            info!(%addr, "relay shutting down");
+            closer.close();
+        })
+        .await
+}

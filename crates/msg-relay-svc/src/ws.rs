@@ -1,0 +1,305 @@
+//! The WebSocket front end (`/v1/msg-relay`).
+//!
+//! [`serve_connection`] takes any `Sink`/`Stream` pair of WebSocket messages, so channels can
+//! stand in for a socket in tests. Each ask runs as its own task (so one connection can wait
+//! for many messages); a writer task batches outgoing frames. Frame decoding is the pure codec
+//! of [`msg_relay_client::frame`].
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use msg_relay_client::frame::{
+    AckStatus, ErrorCode, FRAME_VERSION, Frame, FrameError, PUBLISH_OVERHEAD, peek_request_id,
+};
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+use tracing::{debug, warn};
+
+use crate::engine::EngineError;
+use crate::error::ApiError;
+use crate::metrics::Rejection;
+use crate::server::AppState;
+use crate::store::PutOutcome;
+
+/// The route of the WebSocket endpoint.
+pub const ROUTE: &str = "/v1/msg-relay";
+
+/// Outgoing frames buffered per connection before the reader waits (backpressure).
+const OUT_QUEUE: usize = 256;
+
+/// Frames written before one flush.
+const WRITE_BATCH: usize = 128;
+
+/// Largest WebSocket message accepted: twice the payload limit, so an oversized publish still
+/// arrives whole and gets a clear error frame; beyond this the connection is closed with
+/// status 1009 (message too big).
+pub fn ws_message_limit(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(2).saturating_add(PUBLISH_OVERHEAD + 1024)
+}
+
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return ApiError::BadRequest(format!("this route needs a WebSocket upgrade: {e}"))
+                .into_response();
+        }
+    };
+    let limit = ws_message_limit(state.engine().limits().max_message_bytes);
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
+        let (sink, stream) = socket.split();
+        serve_connection(state, sink, stream)
+    })
+}
+
+/// Serves one client connection until it closes or the relay shuts down.
+pub async fn serve_connection<S, R, E>(state: AppState, sink: S, mut stream: R)
+where
+    S: Sink<Message> + Send + Unpin + 'static,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: Display,
+{
+    let metrics = std::sync::Arc::clone(state.engine().metrics());
+    let _open = metrics.ws_connection();
+    debug!("WebSocket connection opened");
+    let (out, out_rx) = mpsc::channel(OUT_QUEUE);
+    let writer = tokio::spawn(write_loop(sink, out_rx));
+    let mut conn = Connection::new(state.clone(), out);
+    let closed = state.closed();
+    tokio::pin!(closed);
+    loop {
+        tokio::select! {
+            () = &mut closed => {
+                let frame = CloseFrame { code: close_code::AWAY, reason: "relay shutting down".into() };
+                conn.send(Message::Close(Some(frame))).await;
+                break;
+            }
+            Some(done) = conn.tasks.join_next(), if !conn.tasks.is_empty() => {
+                if let Ok(req) = done {
+                    conn.finished(req);
+                }
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Binary(buf))) => conn.on_frame(buf).await,
+                Some(Ok(Message::Text(_))) => {
+                    conn.reject(0, ErrorCode::Malformed, 0, 0, "text messages are not accepted; send binary frames").await;
+                }
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    debug!(error = %e, "WebSocket connection error");
+                    break;
+                }
+            },
+        }
+    }
+    let outstanding = conn.asks.len();
+    conn.tasks.abort_all();
+    drop(conn);
+    debug!(outstanding, "WebSocket connection closed");
+    // Let the writer flush what is queued (a close frame, last answers), but not forever.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+/// Per-connection state.
+struct Connection {
+    state: AppState,
+    out: mpsc::Sender<Message>,
+    own: crate::engine::AskBudget,
+    forwarded: crate::engine::AskBudget,
+    /// Outstanding asks by request id.
+    asks: HashMap<u32, AbortHandle>,
+    tasks: JoinSet<u32>,
+}
+
+impl Connection {
+    fn new(state: AppState, out: mpsc::Sender<Message>) -> Self {
+        let (own, forwarded) = state.engine().connection_budgets();
+        Self { state, out, own, forwarded, asks: HashMap::new(), tasks: JoinSet::new() }
+    }
+
+    async fn send(&self, msg: Message) {
+        // The writer only goes away when the socket failed; the reader notices that next.
+        let _ = self.out.send(msg).await;
+    }
+
+    async fn send_frame(&self, frame: &Frame<'_>) {
+        self.send(Message::Binary(Bytes::from(frame.encode()))).await;
+    }
+
+    async fn reject(&self, req: u32, code: ErrorCode, actual: u64, limit: u64, text: &str) {
+        self.send_frame(&Frame::Error { req, code, actual, limit, text }).await;
+    }
+
+    fn finished(&mut self, req: u32) {
+        if self.asks.get(&req).is_some_and(AbortHandle::is_finished) {
+            self.asks.remove(&req);
+        }
+    }
+
+    async fn on_frame(&mut self, buf: Bytes) {
+        let frame = match Frame::decode(&buf) {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.state.engine().metrics().reject(Rejection::Malformed);
+                debug!(error = %e, "undecodable frame");
+                let (code, limit) = match e {
+                    FrameError::UnsupportedVersion(_) => {
+                        (ErrorCode::UnsupportedVersion, u64::from(FRAME_VERSION))
+                    }
+                    FrameError::UnknownKind(_) => (ErrorCode::UnknownKind, 0),
+                    FrameError::ZeroTtl => (ErrorCode::BadTtl, 0),
+                    _ => (ErrorCode::Malformed, 0),
+                };
+                self.reject(peek_request_id(&buf), code, 0, limit, &e.to_string()).await;
+                return;
+            }
+        };
+        match frame {
+            Frame::Publish { req, id, ttl_ms, payload } => {
+                let ttl = Duration::from_millis(u64::from(ttl_ms));
+                let payload = buf.slice_ref(payload);
+                match self.state.engine().publish(id, ttl, payload).await {
+                    Ok(outcome) => {
+                        let status = match outcome {
+                            PutOutcome::Stored => AckStatus::Stored,
+                            PutOutcome::Duplicate => AckStatus::Duplicate,
+                        };
+                        self.send_frame(&Frame::Ack { req, id, status }).await;
+                    }
+                    Err(e) => self.send_error(&error_frame(req, &e)).await,
+                }
+            }
+            Frame::Ask { req, id, forwarded } => {
+                if let Some(previous) = self.asks.get(&req) {
+                    if !previous.is_finished() {
+                        self.reject(req, ErrorCode::DuplicateRequest, 0, 0, "request id in use")
+                            .await;
+                        return;
+                    }
+                    self.asks.remove(&req);
+                }
+                let budget = if forwarded { &self.forwarded } else { &self.own };
+                let permit = match budget.try_acquire() {
+                    Ok(permit) => permit,
+                    Err(e) => {
+                        self.state.engine().metrics().reject(Rejection::TooManyAsks);
+                        warn!(limit = ?e, forwarded, "ask rejected: too many outstanding asks");
+                        self.send_error(&error_frame(req, &e)).await;
+                        return;
+                    }
+                };
+                let state = self.state.clone();
+                let out = self.out.clone();
+                let handle = self.tasks.spawn(async move {
+                    let engine = state.engine();
+                    let wait = engine.limits().max_wait;
+                    let answer = engine.ask(permit, id, wait, !forwarded).await;
+                    let encoded = match &answer {
+                        Ok(payload) => Frame::Deliver { req, id, payload }.encode(),
+                        Err(e) => error_frame(req, e).encode(),
+                    };
+                    let _ = out.send(Message::Binary(Bytes::from(encoded))).await;
+                    req
+                });
+                self.asks.insert(req, handle);
+            }
+            Frame::Cancel { req } => {
+                if let Some(task) = self.asks.remove(&req) {
+                    task.abort();
+                }
+            }
+            Frame::Ack { req, .. } | Frame::Deliver { req, .. } | Frame::Error { req, .. } => {
+                self.state.engine().metrics().reject(Rejection::Malformed);
+                self.reject(
+                    req,
+                    ErrorCode::UnknownKind,
+                    0,
+                    0,
+                    "frame kind not accepted from clients",
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// The error frame for an engine error (texts are the errors' own, never internals).
+fn error_frame(req: u32, e: &EngineError) -> ErrorFrame {
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let (code, actual, limit) = match e {
+        EngineError::TooLarge { size, max } => (ErrorCode::TooLarge, n(*size), n(*max)),
+        EngineError::BadTtl { requested, max } => (ErrorCode::BadTtl, ms(*requested), ms(*max)),
+        EngineError::Conflict(_) => (ErrorCode::Conflict, 0, 0),
+        EngineError::StoreFull { held, limit } => (ErrorCode::StoreFull, *held, *limit),
+        EngineError::TooManyAsks { limit } => (ErrorCode::TooManyAsks, 0, n(*limit)),
+        EngineError::WaitExpired(_) => (ErrorCode::AskExpired, 0, 0),
+        _ => (ErrorCode::Unavailable, 0, 0),
+    };
+    ErrorFrame { req, code, actual, limit, text: e.to_string() }
+}
+
+/// An owned error frame (its text is built from the error).
+struct ErrorFrame {
+    req: u32,
+    code: ErrorCode,
+    actual: u64,
+    limit: u64,
+    text: String,
+}
+
+impl ErrorFrame {
+    fn encode(&self) -> Vec<u8> {
+        Frame::Error {
+            req: self.req,
+            code: self.code,
+            actual: self.actual,
+            limit: self.limit,
+            text: &self.text,
+        }
+        .encode()
+    }
+}
+
+impl Connection {
+    async fn send_error(&self, frame: &ErrorFrame) {
+        self.send(Message::Binary(Bytes::from(frame.encode()))).await;
+    }
+}
+
+/// Writes queued messages, flushing once per batch; ends after a close frame or an error.
+async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Message>)
+where
+    S: Sink<Message> + Unpin,
+{
+    while let Some(first) = rx.recv().await {
+        let mut closing = matches!(first, Message::Close(_));
+        if sink.feed(first).await.is_err() {
+            return;
+        }
+        let mut batch = 1;
+        while batch < WRITE_BATCH && !closing {
+            let Ok(msg) = rx.try_recv() else { break };
+            closing = matches!(msg, Message::Close(_));
+            if sink.feed(msg).await.is_err() {
+                return;
+            }
+            batch += 1;
+        }
+        if sink.flush().await.is_err() || closing {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}

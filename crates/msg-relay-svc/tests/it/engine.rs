@@ -1,0 +1,210 @@
+//! Engine semantics and limits, on the in-memory store, with paused time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use msg_relay_api::{MemoryRelay, Relay};
+use msg_relay_svc::engine::{AskBudget, Engine, EngineError, Limits};
+use msg_relay_svc::store::{MemoryStore, MessageStore, PutOutcome, StoreError};
+
+use crate::common::id;
+
+fn engine(limits: Limits) -> Engine {
+    let store = Arc::new(MemoryStore::new(limits.max_total_bytes));
+    Engine::new(store, limits, Vec::new())
+}
+
+fn permit() -> msg_relay_svc::engine::AskPermit {
+    AskBudget::new(1).try_acquire().unwrap()
+}
+
+const TTL: Duration = Duration::from_secs(60);
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(start_paused = true)]
+async fn publish_then_ask() {
+    let e = engine(Limits::default());
+    assert_eq!(e.publish(id(1), TTL, Bytes::from_static(b"one")).await, Ok(PutOutcome::Stored));
+    assert_eq!(e.ask(permit(), id(1), WAIT, true).await.unwrap(), &b"one"[..]);
+    // Asking again still finds it: messages are kept until their TTL, not consumed.
+    assert_eq!(e.ask(permit(), id(1), WAIT, true).await.unwrap(), &b"one"[..]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ask_then_publish() {
+    let e = Arc::new(engine(Limits::default()));
+    let asker = {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { e.ask(permit(), id(2), WAIT, true).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(e.store().stats().waiters, 1);
+    e.publish(id(2), TTL, Bytes::from_static(b"two")).await.unwrap();
+    assert_eq!(asker.await.unwrap().unwrap(), &b"two"[..]);
+    assert_eq!(e.store().stats().waiters, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_waiters_for_one_id_all_get_it() {
+    let e = Arc::new(engine(Limits::default()));
+    let askers: Vec<_> = (0..5)
+        .map(|_| {
+            let e = Arc::clone(&e);
+            tokio::spawn(async move { e.ask(permit(), id(3), WAIT, true).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    e.publish(id(3), TTL, Bytes::from_static(b"x")).await.unwrap();
+    for a in askers {
+        assert_eq!(a.await.unwrap().unwrap(), &b"x"[..]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ttl_expiry_lazy_and_swept() {
+    let e = engine(Limits::default());
+    e.publish(id(1), Duration::from_secs(1), Bytes::from_static(b"short")).await.unwrap();
+    e.publish(id(2), Duration::from_secs(1), Bytes::from_static(b"short")).await.unwrap();
+    e.publish(id(3), Duration::from_secs(100), Bytes::from_static(b"long")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    // Lazy: an ask does not see the expired message.
+    assert_eq!(
+        e.ask(permit(), id(1), Duration::from_millis(10), true).await,
+        Err(EngineError::WaitExpired(id(1)))
+    );
+    // Swept: the purge removes the other one; the long-lived message stays.
+    e.purge_expired().await;
+    let stats = e.store().stats();
+    assert_eq!(stats.messages, 1);
+    assert_eq!(stats.expired_total, 2);
+    assert_eq!(stats.payload_bytes, 4);
+    // After expiry the id is free again, even for different bytes.
+    assert_eq!(e.publish(id(1), TTL, Bytes::from_static(b"new")).await, Ok(PutOutcome::Stored));
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_identical_is_idempotent_and_conflict_is_rejected() {
+    let e = engine(Limits::default());
+    assert_eq!(e.publish(id(1), TTL, Bytes::from_static(b"a")).await, Ok(PutOutcome::Stored));
+    assert_eq!(e.publish(id(1), TTL, Bytes::from_static(b"a")).await, Ok(PutOutcome::Duplicate));
+    assert_eq!(
+        e.publish(id(1), TTL, Bytes::from_static(b"b")).await,
+        Err(EngineError::Conflict(id(1)))
+    );
+    assert_eq!(e.ask(permit(), id(1), WAIT, true).await.unwrap(), &b"a"[..]);
+    assert_eq!(e.store().stats().messages, 1);
+    let metrics = e.metrics().render(&e.store().stats());
+    assert!(metrics.contains("relay_rejections_total{reason=\"conflict\"} 1"));
+    assert!(metrics.contains("relay_duplicate_publishes_total 1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn size_and_ttl_limits() {
+    let limits = Limits { max_message_bytes: 10, max_ttl: TTL, ..Limits::default() };
+    let e = engine(limits);
+    assert_eq!(
+        e.publish(id(1), TTL, Bytes::from(vec![0; 11])).await,
+        Err(EngineError::TooLarge { size: 11, max: 10 })
+    );
+    e.publish(id(1), TTL, Bytes::from(vec![0; 10])).await.unwrap();
+    assert_eq!(
+        e.publish(id(2), TTL + Duration::from_millis(1), Bytes::new()).await,
+        Err(EngineError::BadTtl { requested: TTL + Duration::from_millis(1), max: TTL })
+    );
+    assert!(matches!(
+        e.publish(id(2), Duration::ZERO, Bytes::new()).await,
+        Err(EngineError::BadTtl { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn total_bytes_limit() {
+    // Room for exactly two 100-byte messages (each charged 100 + 64).
+    let limits = Limits { max_total_bytes: 2 * 164, ..Limits::default() };
+    let e = engine(limits);
+    e.publish(id(1), Duration::from_secs(1), Bytes::from(vec![1; 100])).await.unwrap();
+    e.publish(id(2), TTL, Bytes::from(vec![2; 100])).await.unwrap();
+    assert_eq!(
+        e.publish(id(3), TTL, Bytes::from(vec![3; 100])).await,
+        Err(EngineError::StoreFull { held: 328, limit: 328 })
+    );
+    // Identical re-publish of a stored message is still fine when full.
+    assert_eq!(e.publish(id(2), TTL, Bytes::from(vec![2; 100])).await, Ok(PutOutcome::Duplicate));
+    // Expiry frees room.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    e.purge_expired().await;
+    assert_eq!(e.publish(id(3), TTL, Bytes::from(vec![3; 100])).await, Ok(PutOutcome::Stored));
+}
+
+#[tokio::test(start_paused = true)]
+async fn outstanding_ask_budget() {
+    let budget = AskBudget::new(2);
+    let a = budget.try_acquire().unwrap();
+    let _b = budget.try_acquire().unwrap();
+    assert_eq!(budget.try_acquire().unwrap_err(), EngineError::TooManyAsks { limit: 2 });
+    drop(a);
+    assert_eq!(budget.outstanding(), 1);
+    budget.try_acquire().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_are_released_at_the_wait_limit_and_on_cancel() {
+    let limits = Limits { max_wait: Duration::from_secs(5), ..Limits::default() };
+    let e = Arc::new(engine(limits));
+    // Asking for longer than max_wait is capped.
+    let waiting = {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { e.ask(permit(), id(9), Duration::from_secs(3600), true).await })
+    };
+    let cancelled = {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { e.ask(permit(), id(8), Duration::from_secs(3600), true).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(e.store().stats().waiters, 2);
+    cancelled.abort();
+    let _ = cancelled.await;
+    assert_eq!(e.store().stats().waiters, 1);
+    assert_eq!(waiting.await.unwrap(), Err(EngineError::WaitExpired(id(9))));
+    assert_eq!(e.store().stats().waiters, 0);
+    assert!(e.metrics().render(&e.store().stats()).contains("relay_asks_expired_total 1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unanswered_asks_go_to_peers_once() {
+    let peer = MemoryRelay::new();
+    peer.publish(id(5), TTL, b"from peer".to_vec()).await.unwrap();
+    let store = Arc::new(MemoryStore::new(1 << 20));
+    let e = Engine::new(store, Limits::default(), vec![Arc::new(peer.clone())]);
+    assert_eq!(e.ask(permit(), id(5), WAIT, true).await.unwrap(), &b"from peer"[..]);
+    // A forwarded ask (forward = false) is answered locally only.
+    assert_eq!(
+        e.ask(permit(), id(5), Duration::from_secs(1), false).await,
+        Err(EngineError::WaitExpired(id(5)))
+    );
+    // The local store still wins when the message is published here.
+    let e = Arc::new(e);
+    let asker = {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { e.ask(permit(), id(6), WAIT, true).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    e.publish(id(6), TTL, Bytes::from_static(b"local")).await.unwrap();
+    assert_eq!(asker.await.unwrap().unwrap(), &b"local"[..]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_store_directly() {
+    let store = MemoryStore::new(1000);
+    assert_eq!(store.put(id(1), TTL, Bytes::from_static(b"a")).await, Ok(PutOutcome::Stored));
+    assert_eq!(
+        store.put(id(1), TTL, Bytes::from_static(b"b")).await,
+        Err(StoreError::Conflict(id(1)))
+    );
+    assert_eq!(store.get(id(1)).await.unwrap(), Some(Bytes::from_static(b"a")));
+    assert_eq!(store.get(id(2)).await.unwrap(), None);
+    assert_eq!(store.wait(id(2), Duration::from_millis(5)).await.unwrap(), None);
+    assert_eq!(store.stats().waiters, 0);
+    assert_eq!(store.stats().charged_bytes, 65);
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the relay service (one test binary).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+mod engine;
+mod exchange;
+mod peers;
+mod restart;
+mod router;
+mod ws_raw;
