@@ -11,6 +11,7 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod bip32;
 pub mod dkg;
 pub mod encoding;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod math;
 pub mod ot;
 pub mod params;
 pub mod pok;
+pub mod sign;
 pub mod transcript;
 
 pub use error::Error;

@@ -11,7 +11,10 @@ pub type Inbox = BTreeMap<PartyIndex, Vec<u8>>;
 
 /// Broadcast payloads of every party, as each receiver sees them (everyone's but its own).
 pub fn bcast_for(out: &BTreeMap<PartyIndex, Outgoing>, me: PartyIndex) -> Inbox {
-    out.iter().filter(|(j, _)| **j != me).filter_map(|(j, o)| o.broadcast.clone().map(|b| (*j, b))).collect()
+    out.iter()
+        .filter(|(j, _)| **j != me)
+        .filter_map(|(j, o)| o.broadcast.clone().map(|b| (*j, b)))
+        .collect()
 }
 
 /// Point-to-point payloads addressed to `me`.
@@ -40,7 +43,12 @@ pub fn configs(n: u16, t: u16) -> Vec<DkgConfig> {
 pub type Tamper<'a> = &'a mut dyn FnMut(u8, PartyIndex, &mut Outgoing);
 
 /// Runs a full DKG; returns each party's result.
-pub fn run_dkg(n: u16, t: u16, seed: u64, tamper: Tamper<'_>) -> BTreeMap<PartyIndex, Result<KeyShare, Error>> {
+pub fn run_dkg(
+    n: u16,
+    t: u16,
+    seed: u64,
+    tamper: Tamper<'_>,
+) -> BTreeMap<PartyIndex, Result<KeyShare, Error>> {
     let mut rngs = rngs(n, seed);
     let mut results = BTreeMap::new();
     let mut r1 = BTreeMap::new();
@@ -103,4 +111,94 @@ pub fn run_dkg(n: u16, t: u16, seed: u64, tamper: Tamper<'_>) -> BTreeMap<PartyI
 
 pub fn honest_dkg(n: u16, t: u16, seed: u64) -> Vec<KeyShare> {
     run_dkg(n, t, seed, &mut |_, _, _| {}).into_values().map(|r| r.unwrap()).collect()
+}
+
+use dkls23_core::sign::{self, PartialSignature, SignConfig, Signature};
+
+pub fn sign_config(signers: &[PartyIndex], me: PartyIndex, path: &[u32]) -> SignConfig {
+    SignConfig {
+        setup_hash: [9u8; 32],
+        signers: signers.to_vec(),
+        path: path.to_vec(),
+        ephemeral_public: [me as u8; 32],
+        banned: vec![],
+    }
+}
+
+/// Runs presign + sign for `signers`; returns each signer's result.
+pub fn run_sign(
+    shares: &[KeyShare],
+    signers: &[PartyIndex],
+    m32: &[u8; 32],
+    path: &[u32],
+    seed: u64,
+    tamper: Tamper<'_>,
+) -> BTreeMap<PartyIndex, Result<Signature, Error>> {
+    let mut rngs = rngs(255, seed);
+    let by_index: BTreeMap<PartyIndex, &KeyShare> = shares.iter().map(|s| (s.index(), s)).collect();
+    let mut results = BTreeMap::new();
+    let mut r1 = BTreeMap::new();
+    let mut out0 = BTreeMap::new();
+    for &me in signers {
+        match sign::start(rngs.get_mut(&me).unwrap(), by_index[&me], sign_config(signers, me, path))
+        {
+            Ok((st, s0)) => {
+                let mut o = Outgoing { broadcast: Some(s0), p2p: BTreeMap::new() };
+                tamper(0, me, &mut o);
+                r1.insert(me, st);
+                out0.insert(me, o);
+            }
+            Err(e) => {
+                results.insert(me, Err(e));
+            }
+        }
+    }
+    let mut r2 = BTreeMap::new();
+    let mut out1 = BTreeMap::new();
+    for (me, st) in r1 {
+        match st.next(rngs.get_mut(&me).unwrap(), &bcast_for(&out0, me)) {
+            Ok((st, mut o)) => {
+                tamper(1, me, &mut o);
+                r2.insert(me, st);
+                out1.insert(me, o);
+            }
+            Err(e) => {
+                results.insert(me, Err(e));
+            }
+        }
+    }
+    let mut r3 = BTreeMap::new();
+    let mut out2 = BTreeMap::new();
+    for (me, st) in r2 {
+        match st.next(rngs.get_mut(&me).unwrap(), &p2p_for(&out1, me)) {
+            Ok((st, mut o)) => {
+                tamper(2, me, &mut o);
+                r3.insert(me, st);
+                out2.insert(me, o);
+            }
+            Err(e) => {
+                results.insert(me, Err(e));
+            }
+        }
+    }
+    let mut partials: BTreeMap<PartyIndex, PartialSignature> = BTreeMap::new();
+    let mut out3 = BTreeMap::new();
+    for (me, st) in r3 {
+        match st.finish(&bcast_for(&out2, me), &p2p_for(&out2, me)) {
+            Ok(pre) => {
+                let (partial, s3) = pre.sign(m32);
+                let mut o = Outgoing { broadcast: Some(s3), p2p: BTreeMap::new() };
+                tamper(3, me, &mut o);
+                partials.insert(me, partial);
+                out3.insert(me, o);
+            }
+            Err(e) => {
+                results.insert(me, Err(e));
+            }
+        }
+    }
+    for (me, p) in partials {
+        results.insert(me, p.combine(&bcast_for(&out3, me), m32));
+    }
+    results
 }

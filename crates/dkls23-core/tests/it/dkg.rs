@@ -72,7 +72,9 @@ fn dkg_wrong_share_is_blamed_on_the_dealer() {
         }
     });
     match &res[&3] {
-        Err(Error::Blame { party: 2, reason }) => assert!(reason.contains("Feldman") || reason.contains("share"), "{reason}"),
+        Err(Error::Blame { party: 2, reason }) => {
+            assert!(reason.contains("Feldman") || reason.contains("share"), "{reason}")
+        }
         other => panic!("unexpected {other:?}"),
     }
 }

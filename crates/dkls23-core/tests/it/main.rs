@@ -1,5 +1,12 @@
 //! Integration tests of dkls23-core: protocols driven in plain loops with seeded RNGs.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 mod common;
 mod dkg;
+mod sign;
