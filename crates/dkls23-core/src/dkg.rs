@@ -410,7 +410,7 @@ impl DkgRound2 {
             seeds.insert(j, seed);
             all_commitments.insert(j, a_j);
             let mut view = Vec::with_capacity(b.len());
-            view.extend_from_slice(&b[32..]);
+            view.extend_from_slice(b.get(32..).unwrap_or_default());
             r2_view.insert(j, view);
         }
         // Own contribution to the aggregates and views.

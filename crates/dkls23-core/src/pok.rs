@@ -74,6 +74,7 @@ impl Default for Pok {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use k256::elliptic_curve::Field;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
