@@ -6,6 +6,8 @@
 //! * [`transcript`] — framing, the tag registry and every hash function.
 //! * [`encoding`] — strict scalar / point codecs.
 //! * [`gf128`] — the consistency-check field.
+//! * [`identity`] — party identity keys (Ed25519 / P-256) behind the [`identity::IdentitySigner`]
+//!   abstraction.
 //! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
 //!   SoftSpokenOT extension and the DKLs23 random vector OLE.
 
@@ -13,6 +15,7 @@
 
 pub mod encoding;
 pub mod gf128;
+pub mod identity;
 pub mod ot;
 pub mod params;
 pub mod transcript;
