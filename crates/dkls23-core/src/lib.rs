@@ -8,6 +8,7 @@
 //! * [`gf128`] — the consistency-check field.
 //! * [`identity`] — party identity keys (Ed25519 / P-256) behind the [`identity::IdentitySigner`]
 //!   abstraction.
+//! * [`setup`] — the validated setup of an execution, its hash, and the instance-id replay guard.
 //! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
 //!   SoftSpokenOT extension and the DKLs23 random vector OLE.
 
@@ -18,4 +19,5 @@ pub mod gf128;
 pub mod identity;
 pub mod ot;
 pub mod params;
+pub mod setup;
 pub mod transcript;
