@@ -9,6 +9,8 @@
 //! * [`identity`] — party identity keys (Ed25519 / P-256) behind the [`identity::IdentitySigner`]
 //!   abstraction.
 //! * [`setup`] — the validated setup of an execution, its hash, and the instance-id replay guard.
+//! * [`message`] — the message layer: ids, headers, signed broadcasts, encrypted p2p channels,
+//!   aborts and the receive rules.
 //! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
 //!   SoftSpokenOT extension and the DKLs23 random vector OLE.
 
@@ -17,6 +19,7 @@
 pub mod encoding;
 pub mod gf128;
 pub mod identity;
+pub mod message;
 pub mod ot;
 pub mod params;
 pub mod setup;
