@@ -38,7 +38,7 @@ pub use envelope::{
 pub use session::{Expect, P2pMode, Received, Session};
 
 use crate::identity::IdentityError;
-use crate::setup::PartyIndex;
+use crate::setup::{PartyIndex, ReplayError};
 
 /// Hard cap on any message this layer sends or accepts (1 MiB); per-round bounds come from
 /// [`Expect`].
@@ -91,6 +91,9 @@ pub enum MessageError {
     /// Our identity is not in the setup.
     #[error("own identity is not a participant")]
     NotAParticipant,
+    /// The replay guard refused the instance id (or failed).
+    #[error("instance id refused: {0}")]
+    Replay(ReplayError),
     /// The index is not a peer in this session.
     #[error("party {0} is not a peer in this session")]
     UnknownParty(PartyIndex),

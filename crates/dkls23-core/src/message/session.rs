@@ -10,7 +10,7 @@ use zeroize::{ZeroizeOnDrop, Zeroizing};
 use crate::identity::{
     IdentityError, IdentityPublicKey, IdentitySigner, SIGNATURE_LEN, Signature, normalize_signature,
 };
-use crate::setup::{PartyIndex, ProtocolId, Setup};
+use crate::setup::{PartyIndex, ProtocolId, ReplayGuard, Setup};
 
 use super::channel::{AEAD_FOOTER_LEN, Channel, EphemeralKey, X25519_LEN, nonce_counter};
 use super::envelope::{
@@ -139,8 +139,7 @@ struct Peer {
 /// A party's message layer for one execution. Secrets (ephemeral key, directional keys,
 /// retained p2p evidence) are zeroized on drop.
 ///
-/// Usage: create with [`Session::new`] after the setup (and the replay guard) have been
-/// checked; put [`Session::ephemeral_public`] into the round-1 broadcast; after round 1 call
+/// Usage: create with [`Session::new`] (which checks membership and the replay guard); put [`Session::ephemeral_public`] into the round-1 broadcast; after round 1 call
 /// [`Session::establish`] for every peer with its authenticated `E_j`; then send with
 /// [`Session::broadcast`] / [`Session::send_p2p`] / [`Session::abort`] and feed everything the
 /// relay delivers to [`Session::receive`]. A party treats its own broadcast as received: keep
@@ -171,17 +170,21 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     /// Starts the message layer for `setup` as the participant whose identity `signer` holds,
-    /// with a fresh ephemeral X25519 key from `rng`.
+    /// with a fresh ephemeral X25519 key from `rng`. The setup's instance id is recorded in
+    /// `guard` first, so an instance id can start at most one session per guard.
     ///
     /// # Errors
-    /// [`MessageError::NotAParticipant`] if the signer's key is not in the setup.
+    /// [`MessageError::NotAParticipant`] if the signer's key is not in the setup;
+    /// [`MessageError::Replay`] if `guard` refuses the instance id.
     pub fn new(
         setup: &Setup,
         signer: Arc<dyn IdentitySigner + Send + Sync>,
+        guard: &(impl ReplayGuard + ?Sized),
         rng: &mut (impl rand_core::CryptoRng + ?Sized),
     ) -> Result<Self, MessageError> {
         let my_key = signer.public_key();
         let me = setup.my_index(&my_key).ok_or(MessageError::NotAParticipant)?;
+        guard.check_and_record(setup.iid()).map_err(MessageError::Replay)?;
         let peers = setup
             .participants()
             .iter()

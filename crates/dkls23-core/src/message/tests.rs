@@ -11,7 +11,7 @@ use super::*;
 use crate::identity::{
     Ed25519Identity, IdentityError, IdentityPublicKey, IdentitySigner, P256Identity, Signature,
 };
-use crate::setup::{PartyIndex, ProtocolId, Setup};
+use crate::setup::{MemoryReplayGuard, PartyIndex, ProtocolId, ReplayError, Setup};
 
 type Signer = Arc<dyn IdentitySigner + Send + Sync>;
 
@@ -36,8 +36,10 @@ fn net(seed: u64) -> (Setup, Vec<Session>) {
     let ids = signers(seed);
     let setup = setup_for(&ids, [seed as u8; 32]);
     let mut rng = ChaCha20Rng::seed_from_u64(seed + 1000);
-    let mut sessions: Vec<Session> =
-        ids.iter().map(|s| Session::new(&setup, s.clone(), &mut rng).unwrap()).collect();
+    let mut sessions: Vec<Session> = ids
+        .iter()
+        .map(|s| Session::new(&setup, s.clone(), &MemoryReplayGuard::new(), &mut rng).unwrap())
+        .collect();
     let eph: Vec<[u8; 32]> = sessions.iter().map(Session::ephemeral_public).collect();
     for (i, s) in sessions.iter_mut().enumerate() {
         for (j, e) in eph.iter().enumerate() {
@@ -179,16 +181,26 @@ fn external_signers_are_normalised_or_refused() {
     ];
     let members = ids.iter().enumerate().map(|(i, s)| ((i + 1) as u16, s.public_key())).collect();
     let setup = Setup::new(ProtocolId::Sign, [1; 32], 3, 2, members, vec![], 60).unwrap();
-    let s1 = Session::new(&setup, ids[0].clone(), &mut rng).unwrap();
-    let mut s2 = Session::new(&setup, ids[1].clone(), &mut rng).unwrap();
+    let s1 = Session::new(&setup, ids[0].clone(), &MemoryReplayGuard::new(), &mut rng).unwrap();
+    let mut s2 = Session::new(&setup, ids[1].clone(), &MemoryReplayGuard::new(), &mut rng).unwrap();
     let msg = s1.broadcast(0, b"x").unwrap();
     assert!(s2.receive(&msg, &Expect::broadcast(1, 0, 8)).unwrap().is_some());
 
     let liar: Signer = Arc::new(Liar(Ed25519Identity::generate(&mut rng), ids[1].public_key()));
-    let s_liar = Session::new(&setup, liar, &mut rng).unwrap();
+    let s_liar = Session::new(&setup, liar, &MemoryReplayGuard::new(), &mut rng).unwrap();
     assert!(matches!(s_liar.broadcast(0, b"x"), Err(MessageError::Signer(_))));
+    // A second session for the same instance id under one guard is refused.
+    let guard = MemoryReplayGuard::new();
+    assert!(Session::new(&setup, ids[1].clone(), &guard, &mut rng).is_ok());
+    assert_eq!(
+        Session::new(&setup, ids[1].clone(), &guard, &mut rng).unwrap_err(),
+        MessageError::Replay(ReplayError::Reused)
+    );
     let stranger: Signer = Arc::new(Ed25519Identity::generate(&mut rng));
-    assert!(matches!(Session::new(&setup, stranger, &mut rng), Err(MessageError::NotAParticipant)));
+    assert!(matches!(
+        Session::new(&setup, stranger, &MemoryReplayGuard::new(), &mut rng),
+        Err(MessageError::NotAParticipant)
+    ));
 }
 
 #[test]
@@ -252,7 +264,7 @@ fn p2p_from_another_session_is_dropped() {
         let mut ss: Vec<Session> = ids
             .iter()
             .take(2)
-            .map(|s| Session::new(&setup, s.clone(), &mut rng).unwrap())
+            .map(|s| Session::new(&setup, s.clone(), &MemoryReplayGuard::new(), &mut rng).unwrap())
             .collect();
         let (e0, e1) = (ss[0].ephemeral_public(), ss[1].ephemeral_public());
         ss[0].establish(2, &e1).unwrap();
@@ -294,7 +306,7 @@ fn non_contributory_keys_are_rejected() {
     let ids = signers(10);
     let setup = setup_for(&ids, [3; 32]);
     let mut rng = ChaCha20Rng::seed_from_u64(10);
-    let mut s = Session::new(&setup, ids[0].clone(), &mut rng).unwrap();
+    let mut s = Session::new(&setup, ids[0].clone(), &MemoryReplayGuard::new(), &mut rng).unwrap();
     let mut p = [0xffu8; 32]; // 2^255 - 19 = p, a non-canonical encoding of 0
     p[0] = 0xed;
     p[31] = 0x7f;
@@ -412,7 +424,7 @@ fn short_abort_payload_blames_sender() {
     let ids = signers(15);
     let setup = setup_for(&ids, [15; 32]);
     let mut rng = ChaCha20Rng::seed_from_u64(15);
-    let mut s2 = Session::new(&setup, ids[1].clone(), &mut rng).unwrap();
+    let mut s2 = Session::new(&setup, ids[1].clone(), &MemoryReplayGuard::new(), &mut rng).unwrap();
     let hdr = Header { mid: s2.mid(1, None, ABORT_ROUND).unwrap(), kind: Kind::Abort }.to_bytes();
     let payload = [0u8, 1, 0];
     let sig = ids[0].sign(&signing_input(&hdr, Kind::Abort, &payload)).unwrap();
