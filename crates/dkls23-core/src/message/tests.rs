@@ -488,3 +488,22 @@ proptest! {
         }
     }
 }
+
+/// Pins the wire-level derivations so an accidental change is caught. Both values were also
+/// recomputed independently (Python hashlib + an independent Ed25519 library) from the spec's
+/// framing: `SHA-256(u64_be(len) ‖ "DKLS23-v1/<tag>" ‖ (u64_be(len) ‖ part)*)`.
+#[test]
+fn pinned_mid_setup_hash_and_header() {
+    let a = Ed25519Identity::from_seed(&[1; 32]).public_key();
+    let b = Ed25519Identity::from_seed(&[2; 32]).public_key();
+    let m = mid(&[3; 32], &a, Some(&b), ProtocolId::Sign, 4);
+    let setup =
+        Setup::new(ProtocolId::Dkg, [5; 32], 2, 2, vec![(1, a), (2, b)], vec![6], 60).unwrap();
+    let got = (hex::encode(m), hex::encode(setup.hash()));
+    assert_eq!(got, (PINNED_MID.to_string(), PINNED_SETUP_HASH.to_string()));
+    let hdr = Header { mid: m, kind: Kind::P2p }.to_bytes();
+    assert_eq!(&hdr[32..], &[1, 1, 0, 0]);
+}
+
+const PINNED_MID: &str = "1105a1b58ac9dcaa1323c22d0c4f8fee4ffa18a067f36020302e26985e767cba";
+const PINNED_SETUP_HASH: &str = "a44156839f828ec209a230727c1dc452f9e909c7caa25a09cc7d453e7b5cb59f";
