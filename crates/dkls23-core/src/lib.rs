@@ -6,6 +6,13 @@
 //! * [`transcript`] — framing, the tag registry and every hash function.
 //! * [`encoding`] — strict scalar / point codecs.
 //! * [`gf128`] — the consistency-check field.
+//! * [`identity`] — party identity keys (Ed25519 / P-256) behind the [`identity::IdentitySigner`]
+//!   abstraction.
+//! * [`setup`] — the validated setup of an execution, its hash, and the instance-id replay guard.
+//! * [`message`] — the message layer: ids, headers, signed broadcasts, encrypted p2p channels,
+//!   aborts and the receive rules.
+//! * [`dkg`], [`sign`], [`bip32`] — distributed key generation, signing with presigning, and
+//!   non-hardened derivation, as sans-IO rounds.
 //! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
 //!   SoftSpokenOT extension and the DKLs23 random vector OLE.
 
@@ -16,11 +23,14 @@ pub mod dkg;
 pub mod encoding;
 pub mod error;
 pub mod gf128;
+pub mod identity;
 pub mod keyshare;
 pub mod math;
+pub mod message;
 pub mod ot;
 pub mod params;
 pub mod pok;
+pub mod setup;
 pub mod sign;
 pub mod transcript;
 

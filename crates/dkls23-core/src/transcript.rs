@@ -65,6 +65,8 @@ tags! {
     KeyId = "key-id",
     /// Import transcript.
     Import = "import",
+    /// Digest of an accepted message's content (equivocation / duplicate detection).
+    MsgDigest = "msg/digest",
     // --- DKG
     /// DKG polynomial commitment.
     DkgComPoly = "dkg/com-poly",
