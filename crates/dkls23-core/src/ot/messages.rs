@@ -20,7 +20,7 @@ use super::{OtError, Role};
 use crate::encoding::{DecodeError, Reader, SCALAR_LEN, scalar_from_bytes, scalar_to_bytes};
 use crate::params::{K, ROW_BYTES, SID_LEN, TREES, WIDTH, XI};
 
-/// KG1: Alice's base-OT points (A_{i,0}, A_{i,1}) for i ∈ [256].
+/// KG1: Alice's base-OT points (A_{i,0}, A_{i,1}) for i = 0..256.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Kg1 {
     pub(crate) sid: [u8; SID_LEN],
