@@ -46,6 +46,9 @@ pub enum Error {
     /// The protocol failed but no single party can be blamed.
     #[error("protocol failed without an identifiable culprit: {0}")]
     Unattributable(String),
+    /// The transport (relay) failed in a way retries did not fix; no blame.
+    #[error("transport: {0}")]
+    Transport(String),
     /// A round timed out; no cryptographic blame.
     #[error("timed out in round {round} waiting for parties {missing:?}")]
     Timeout {

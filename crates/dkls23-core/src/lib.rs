@@ -30,6 +30,7 @@ pub mod message;
 pub mod ot;
 pub mod params;
 pub mod pok;
+pub mod runner;
 pub mod setup;
 pub mod sign;
 pub mod transcript;

@@ -9,4 +9,5 @@
 
 mod common;
 mod dkg;
+mod runner;
 mod sign;

@@ -1,0 +1,306 @@
+//! A small async runner: drives the sans-IO rounds through the message layer and a [`Relay`].
+//!
+//! Each round: seal our payloads (signed broadcasts, encrypted p2p), publish them under their
+//! message ids, then ask the relay for every message id we expect and open them with the receive
+//! rules. Unauthenticated or unexpected bytes are dropped (never an abort); if a party's message
+//! does not arrive before the round deadline the run ends with [`Error::Timeout`] naming it.
+//!
+//! CPU-heavy rounds run inline on the calling task; a service running many sessions should call
+//! these functions from a blocking-capable context (e.g. `spawn_blocking` + a local runtime).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use msg_relay_api::{MessageId, Relay};
+use rand_core::CryptoRng;
+use tokio::time::Instant;
+
+use crate::dkg::{self, DkgConfig, Outgoing};
+use crate::error::Error;
+use crate::identity::IdentitySigner;
+use crate::keyshare::KeyShare;
+use crate::math::PartyIndex;
+use crate::message::{Expect, MessageError, P2pMode, Session};
+use crate::setup::{ProtocolId, ReplayGuard, Setup};
+use crate::sign::{self, SignConfig, Signature};
+
+/// Timeouts and TTLs of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// How long to wait for every message of one round.
+    pub round_timeout: Duration,
+    /// TTL of published messages at the relay.
+    pub message_ttl: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { round_timeout: Duration::from_secs(60), message_ttl: Duration::from_secs(600) }
+    }
+}
+
+/// Largest payload any round of DKG or signing produces, with headroom (checked before opening).
+const MAX_PAYLOAD: usize = 64 * 1024;
+
+fn from_message(e: MessageError) -> Error {
+    match e.culprit() {
+        Some(party) => Error::Blame { party, reason: e.to_string() },
+        None => Error::InvalidInput(e.to_string()),
+    }
+}
+
+fn relay_err(e: msg_relay_api::RelayError) -> Error {
+    Error::Transport(e.to_string())
+}
+
+struct Io<'a, R: Relay + ?Sized> {
+    relay: &'a R,
+    session: Session,
+    opts: RunOptions,
+    p2p_mode: P2pMode,
+}
+
+type Inbox = BTreeMap<PartyIndex, Vec<u8>>;
+
+impl<R: Relay + ?Sized> Io<'_, R> {
+    fn me(&self) -> PartyIndex {
+        self.session.my_index()
+    }
+
+    async fn send(&mut self, round: u16, out: &Outgoing) -> Result<(), Error> {
+        let me = self.me();
+        if let Some(b) = &out.broadcast {
+            let bytes = self.session.broadcast(round, b).map_err(from_message)?;
+            let id = self.session.mid(me, None, round).map_err(from_message)?;
+            self.relay
+                .publish(MessageId(id), self.opts.message_ttl, bytes)
+                .await
+                .map_err(relay_err)?;
+        }
+        for (to, payload) in &out.p2p {
+            let bytes =
+                self.session.send_p2p(*to, round, payload, self.p2p_mode).map_err(from_message)?;
+            let id = self.session.mid(me, Some(*to), round).map_err(from_message)?;
+            self.relay
+                .publish(MessageId(id), self.opts.message_ttl, bytes)
+                .await
+                .map_err(relay_err)?;
+        }
+        Ok(())
+    }
+
+    /// Collects the broadcasts and/or p2p messages of `round` from `from`.
+    async fn collect(
+        &mut self,
+        round: u16,
+        from: &[PartyIndex],
+        bcast: bool,
+        p2p: bool,
+    ) -> Result<(Inbox, Inbox), Error> {
+        let me = self.me();
+        let deadline = Instant::now() + self.opts.round_timeout;
+        let mut got_b = Inbox::new();
+        let mut got_p = Inbox::new();
+        let mut missing = Vec::new();
+        for &j in from {
+            for is_p2p in [false, true] {
+                if (is_p2p && !p2p) || (!is_p2p && !bcast) {
+                    continue;
+                }
+                let to = if is_p2p { Some(me) } else { None };
+                let id = self.session.mid(j, to, round).map_err(from_message)?;
+                // After the deadline, still give already-published messages a moment to arrive.
+                let until = deadline.max(Instant::now() + Duration::from_millis(20));
+                let raw = match tokio::time::timeout_at(until, self.relay.ask(MessageId(id))).await
+                {
+                    Ok(Ok(raw)) => raw,
+                    Ok(Err(e)) => return Err(relay_err(e)),
+                    Err(_) => {
+                        missing.push(j);
+                        continue;
+                    }
+                };
+                let expect = if is_p2p {
+                    Expect::p2p(j, round, MAX_PAYLOAD, self.p2p_mode)
+                } else {
+                    Expect::broadcast(j, round, MAX_PAYLOAD)
+                };
+                match self.session.receive(&raw, &expect).map_err(from_message)? {
+                    Some(msg) => {
+                        let payload = msg.into_payload().to_vec();
+                        if is_p2p {
+                            got_p.insert(j, payload);
+                        } else {
+                            got_b.insert(j, payload);
+                        }
+                    }
+                    // Unauthenticated bytes occupy this id: the real message can never arrive.
+                    None => missing.push(j),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            missing.dedup();
+            return Err(Error::Timeout { round: round as u8, missing });
+        }
+        Ok((got_b, got_p))
+    }
+}
+
+/// Runs a DKG for `setup` (protocol `Dkg`) as the party whose identity `signer` holds.
+///
+/// # Errors
+/// Any [`Error`]; nothing is returned (and nothing should be stored) unless every party
+/// acknowledged the same public data.
+pub async fn run_dkg<R: Relay + ?Sized>(
+    relay: &R,
+    setup: &Setup,
+    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    guard: &(impl ReplayGuard + ?Sized),
+    rng: &mut (impl CryptoRng + ?Sized),
+    opts: &RunOptions,
+) -> Result<KeyShare, Error> {
+    if setup.protocol() != ProtocolId::Dkg {
+        return Err(Error::InvalidInput("the setup is not a DKG setup".into()));
+    }
+    let session = Session::new(setup, signer, guard, rng).map_err(from_message)?;
+    let me = session.my_index();
+    let cfg = DkgConfig {
+        n: setup.n(),
+        t: setup.t(),
+        me,
+        setup_hash: *setup.hash(),
+        ephemeral_public: session.ephemeral_public(),
+        identities: setup.participants().iter().map(|(_, k)| k.to_bytes()).collect(),
+    };
+    let others: Vec<PartyIndex> = session.peers().collect();
+    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Signed };
+    let (r1, k1) = dkg::start(rng, cfg)?;
+    io.send(1, &Outgoing { broadcast: Some(k1), p2p: BTreeMap::new() }).await?;
+    let (k1s, _) = io.collect(1, &others, true, false).await?;
+    let (r2, out) = r1.next(rng, &k1s)?;
+    for (j, e) in r2.peer_ephemeral_keys() {
+        io.session.establish(j, &e).map_err(from_message)?;
+    }
+    io.send(2, &out).await?;
+    let (b2, p2) = io.collect(2, &others, true, true).await?;
+    let (r3, out) = r2.next(rng, &b2, &p2)?;
+    io.send(3, &out).await?;
+    let (b3, p3) = io.collect(3, &others, true, true).await?;
+    let (r4, out) = r3.next(&b3, &p3)?;
+    io.send(4, &out).await?;
+    let (acks, _) = io.collect(4, &others, true, false).await?;
+    r4.finish(&acks)
+}
+
+/// What a signing setup carries in its `extra` field (so it is bound into `setup_hash`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignRequest {
+    /// The key to sign with.
+    pub key_id: [u8; 32],
+    /// The key's current `keygen_sid` (binds the epoch).
+    pub keygen_sid: [u8; 32],
+    /// Non-hardened derivation path.
+    pub path: Vec<u32>,
+    /// The 32-byte prehash to sign.
+    pub message: [u8; 32],
+}
+
+impl SignRequest {
+    /// Canonical encoding: key_id ‖ keygen_sid ‖ u8 depth ‖ depth × u32 ‖ message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(97 + 4 * self.path.len());
+        out.extend_from_slice(&self.key_id);
+        out.extend_from_slice(&self.keygen_sid);
+        out.push(self.path.len().min(255) as u8);
+        for c in self.path.iter().take(255) {
+            out.extend_from_slice(&c.to_be_bytes());
+        }
+        out.extend_from_slice(&self.message);
+        out
+    }
+
+    /// Strict decoding.
+    ///
+    /// # Errors
+    /// A [`crate::encoding::DecodeError`] for malformed input.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::encoding::DecodeError> {
+        let mut r = crate::encoding::Reader::new(bytes);
+        let key_id = r.array()?;
+        let keygen_sid = r.array()?;
+        let [depth] = r.array::<1>()?;
+        let mut path = Vec::with_capacity(usize::from(depth));
+        for _ in 0..depth {
+            path.push(r.u32()?);
+        }
+        let message = r.array()?;
+        r.finish()?;
+        Ok(Self { key_id, keygen_sid, path, message })
+    }
+}
+
+/// Runs presigning and signing for `setup` (protocol `Sign`; its participants are the signers
+/// and its `extra` is a [`SignRequest`]). Returns the verified signature.
+///
+/// # Errors
+/// Any [`Error`]; [`Error::BanAndAbort`] must be persisted by the caller.
+pub async fn run_sign<R: Relay + ?Sized>(
+    relay: &R,
+    setup: &Setup,
+    share: &KeyShare,
+    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    guard: &(impl ReplayGuard + ?Sized),
+    banned: &[PartyIndex],
+    rng: &mut (impl CryptoRng + ?Sized),
+    opts: &RunOptions,
+) -> Result<Signature, Error> {
+    if setup.protocol() != ProtocolId::Sign {
+        return Err(Error::InvalidInput("the setup is not a signing setup".into()));
+    }
+    let req = SignRequest::from_bytes(setup.extra())
+        .map_err(|e| Error::InvalidInput(format!("signing request: {e}")))?;
+    if req.key_id != *share.key_id() || req.keygen_sid != *share.keygen_sid() {
+        return Err(Error::InvalidInput(
+            "the setup names another key or another epoch of this key".into(),
+        ));
+    }
+    for (i, key) in setup.participants() {
+        if share.identity(*i) != Some(key.to_bytes().as_slice()) {
+            return Err(Error::InvalidInput(format!(
+                "participant {i}'s identity key does not match the key share"
+            )));
+        }
+    }
+    let session = Session::new(setup, signer, guard, rng).map_err(from_message)?;
+    if session.my_index() != share.index() {
+        return Err(Error::InvalidInput("this identity is not the key share's party".into()));
+    }
+    let signers: Vec<PartyIndex> = setup.participants().iter().map(|(i, _)| *i).collect();
+    let others: Vec<PartyIndex> = session.peers().collect();
+    let cfg = SignConfig {
+        setup_hash: *setup.hash(),
+        signers,
+        path: req.path.clone(),
+        ephemeral_public: session.ephemeral_public(),
+        banned: banned.to_vec(),
+    };
+    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
+    let (r1, s0) = sign::start(rng, share, cfg)?;
+    io.send(1, &Outgoing { broadcast: Some(s0), p2p: BTreeMap::new() }).await?;
+    let (s0s, _) = io.collect(1, &others, true, false).await?;
+    let (r2, out) = r1.next(rng, &s0s)?;
+    for (j, e) in r2.peer_ephemeral_keys().clone() {
+        io.session.establish(j, &e).map_err(from_message)?;
+    }
+    io.send(2, &out).await?;
+    let (_, s1) = io.collect(2, &others, false, true).await?;
+    let (r3, out) = r2.next(rng, &s1)?;
+    io.send(3, &out).await?;
+    let (b2, p2) = io.collect(3, &others, true, true).await?;
+    let pre = r3.finish(&b2, &p2)?;
+    let (partial, s3) = pre.sign(&req.message);
+    io.send(4, &Outgoing { broadcast: Some(s3), p2p: BTreeMap::new() }).await?;
+    let (s3s, _) = io.collect(4, &others, true, false).await?;
+    partial.combine(&s3s, &req.message)
+}

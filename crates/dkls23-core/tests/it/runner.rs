@@ -1,0 +1,197 @@
+//! The async runner over an in-memory relay: DKG 2-of-3 then signing, and relay faults.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
+use dkls23_core::runner::{RunOptions, SignRequest, run_dkg, run_sign};
+use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
+use dkls23_core::{Error, KeyShare};
+use msg_relay_api::{Fault, MemoryRelay};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+pub struct Party {
+    pub signer: Arc<Ed25519Identity>,
+    pub guard: MemoryReplayGuard,
+    pub rng: ChaCha20Rng,
+}
+
+pub fn parties(n: u16, seed: u64) -> Vec<Party> {
+    (1..=n)
+        .map(|i| {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed * 100 + u64::from(i));
+            Party {
+                signer: Arc::new(Ed25519Identity::generate(&mut rng)),
+                guard: MemoryReplayGuard::new(),
+                rng,
+            }
+        })
+        .collect()
+}
+
+pub fn keys(ps: &[Party]) -> Vec<(u16, IdentityPublicKey)> {
+    ps.iter().enumerate().map(|(i, p)| (i as u16 + 1, p.signer.public_key())).collect()
+}
+
+pub fn opts() -> RunOptions {
+    RunOptions { round_timeout: Duration::from_secs(20), message_ttl: Duration::from_secs(60) }
+}
+
+pub async fn dkg_over<R: msg_relay_api::Relay>(
+    relays: &[R],
+    ps: &mut [Party],
+    t: u16,
+    iid: u8,
+) -> Vec<Result<KeyShare, Error>> {
+    let n = ps.len() as u16;
+    let setup = Setup::new(ProtocolId::Dkg, [iid; 32], n, t, keys(ps), vec![], 600).unwrap();
+    let o = opts();
+    let futs = ps.iter_mut().zip(relays).map(|(p, r)| {
+        let setup = &setup;
+        let o = &o;
+        async move {
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            run_dkg(r, setup, signer, &p.guard, &mut p.rng, o).await
+        }
+    });
+    join_all(futs).await
+}
+
+pub async fn sign_over<R: msg_relay_api::Relay>(
+    relays: &[R],
+    ps: &mut [Party],
+    shares: &[KeyShare],
+    signers: &[u16],
+    path: &[u32],
+    m32: [u8; 32],
+    iid: u8,
+) -> Vec<Result<dkls23_core::sign::Signature, Error>> {
+    let all = keys(ps);
+    let participants: Vec<(u16, IdentityPublicKey)> =
+        all.iter().filter(|(i, _)| signers.contains(i)).cloned().collect();
+    let req = SignRequest {
+        key_id: *shares[0].key_id(),
+        keygen_sid: *shares[0].keygen_sid(),
+        path: path.to_vec(),
+        message: m32,
+    };
+    let setup = Setup::new(
+        ProtocolId::Sign,
+        [iid; 32],
+        shares[0].parties(),
+        shares[0].threshold(),
+        participants,
+        req.to_bytes(),
+        600,
+    )
+    .unwrap();
+    let o = opts();
+    let futs = ps
+        .iter_mut()
+        .zip(relays)
+        .zip(shares)
+        .filter(|((_, _), s)| signers.contains(&s.index()))
+        .map(|((p, r), share)| {
+            let setup = &setup;
+            let o = &o;
+            async move {
+                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                run_sign(r, setup, share, signer, &p.guard, &[], &mut p.rng, o).await
+            }
+        });
+    join_all(futs).await
+}
+
+/// Minimal join_all over futures on one task (no extra dependency).
+pub async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in pinned.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(|o| o.unwrap()).collect()
+}
+
+#[tokio::test]
+async fn dkg_and_signing_through_the_memory_relay() {
+    let relay = MemoryRelay::new();
+    let relays = vec![relay.clone(), relay.clone(), relay.clone()];
+    let mut ps = parties(3, 1);
+    let shares: Vec<KeyShare> =
+        dkg_over(&relays, &mut ps, 2, 1).await.into_iter().map(|r| r.unwrap()).collect();
+    crate::dkg::check_invariants(&shares);
+    let m32 = [0x5a; 32];
+    let sigs = sign_over(&relays, &mut ps, &shares, &[1, 3], &[1, 2], m32, 2).await;
+    let derived =
+        dkls23_core::bip32::derive(shares[0].public_key(), shares[0].chain_code(), &[1, 2])
+            .unwrap();
+    for s in sigs {
+        crate::sign::verify(&derived.public_key, &m32, &s.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn tampering_relay_causes_timeout_never_blame_or_ban() {
+    let relay = MemoryRelay::new();
+    let honest = parties(2, 2);
+    let mut ps = honest;
+    // Run a DKG first over an honest relay.
+    let relays = vec![relay.clone(), relay.clone()];
+    let shares: Vec<KeyShare> =
+        dkg_over(&relays, &mut ps, 2, 3).await.into_iter().map(|r| r.unwrap()).collect();
+    // Now a relay that flips a byte in every message of round 2 (p2p SG1 messages).
+    let evil = relay.with_fault(|_, bytes| {
+        let mut b = bytes.to_vec();
+        if b.len() > 9000 && b.len() < 10000 {
+            let last = b.len() - 1;
+            b[last] ^= 1;
+            Fault::Replace(b)
+        } else {
+            Fault::Deliver
+        }
+    });
+    let relays = vec![evil.clone(), evil];
+    let mut o_ps = ps;
+    let res = tokio::time::timeout(Duration::from_secs(60), async {
+        let all = keys(&o_ps);
+        let req = SignRequest {
+            key_id: *shares[0].key_id(),
+            keygen_sid: *shares[0].keygen_sid(),
+            path: vec![],
+            message: [1; 32],
+        };
+        let setup = Setup::new(ProtocolId::Sign, [4; 32], 2, 2, all, req.to_bytes(), 600).unwrap();
+        let o = RunOptions {
+            round_timeout: Duration::from_millis(500),
+            message_ttl: Duration::from_secs(60),
+        };
+        let futs = o_ps.iter_mut().zip(&relays).zip(&shares).map(|((p, r), share)| {
+            let setup = &setup;
+            let o = &o;
+            async move {
+                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                run_sign(r, setup, share, signer, &p.guard, &[], &mut p.rng, o).await
+            }
+        });
+        join_all(futs).await
+    })
+    .await
+    .unwrap();
+    for r in res {
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "expected a timeout, got {e:?}");
+        assert!(!e.must_ban());
+        assert!(e.culprits().is_empty());
+    }
+}
