@@ -245,6 +245,7 @@ impl SignRequest {
 ///
 /// # Errors
 /// Any [`Error`]; [`Error::BanAndAbort`] must be persisted by the caller.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct capability the caller owns
 pub async fn run_sign<R: Relay + ?Sized>(
     relay: &R,
     setup: &Setup,
