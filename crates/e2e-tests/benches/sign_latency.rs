@@ -20,7 +20,11 @@ struct P {
     rng: ChaCha20Rng,
 }
 
-async fn both<R: Relay + 'static>(relays: [Arc<R>; 2], ps: Vec<P>, work: impl Fn(Arc<R>, P, usize) -> tokio::task::JoinHandle<P>) -> Vec<P> {
+async fn both<R: Relay + 'static>(
+    relays: [Arc<R>; 2],
+    ps: Vec<P>,
+    work: impl Fn(Arc<R>, P, usize) -> tokio::task::JoinHandle<P>,
+) -> Vec<P> {
     let mut handles = Vec::new();
     for (k, (r, p)) in relays.into_iter().zip(ps).enumerate() {
         handles.push(work(r, p, k));
@@ -32,17 +36,31 @@ async fn both<R: Relay + 'static>(relays: [Arc<R>; 2], ps: Vec<P>, work: impl Fn
     out
 }
 
-async fn measure<R: Relay + 'static>(relays: [Arc<R>; 2], rounds: usize, seed: u64) -> Vec<Duration> {
+async fn measure<R: Relay + 'static>(
+    relays: [Arc<R>; 2],
+    rounds: usize,
+    seed: u64,
+) -> Vec<Duration> {
     let mut ps: Vec<P> = (1..=2u64)
         .map(|i| {
             let mut rng = ChaCha20Rng::seed_from_u64(seed + i);
-            P { signer: Arc::new(Ed25519Identity::generate(&mut rng)), guard: MemoryReplayGuard::new(), rng }
+            P {
+                signer: Arc::new(Ed25519Identity::generate(&mut rng)),
+                guard: MemoryReplayGuard::new(),
+                rng,
+            }
         })
         .collect();
-    let keys: Vec<(u16, IdentityPublicKey)> = ps.iter().enumerate().map(|(i, p)| (i as u16 + 1, p.signer.public_key())).collect();
-    let opts = RunOptions { round_timeout: Duration::from_secs(30), message_ttl: Duration::from_secs(120) };
-    let setup = Setup::new(ProtocolId::Dkg, [seed as u8; 32], 2, 2, keys.clone(), vec![], 600).unwrap();
-    let shares: Arc<std::sync::Mutex<Vec<Option<KeyShare>>>> = Arc::new(std::sync::Mutex::new(vec![None, None]));
+    let keys: Vec<(u16, IdentityPublicKey)> =
+        ps.iter().enumerate().map(|(i, p)| (i as u16 + 1, p.signer.public_key())).collect();
+    let opts = RunOptions {
+        round_timeout: Duration::from_secs(30),
+        message_ttl: Duration::from_secs(120),
+    };
+    let setup =
+        Setup::new(ProtocolId::Dkg, [seed as u8; 32], 2, 2, keys.clone(), vec![], 600).unwrap();
+    let shares: Arc<std::sync::Mutex<Vec<Option<KeyShare>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None, None]));
     ps = both(relays.clone(), ps, |r, mut p, k| {
         let (setup, opts, shares) = (setup.clone(), opts.clone(), shares.clone());
         tokio::spawn(async move {
@@ -53,19 +71,28 @@ async fn measure<R: Relay + 'static>(relays: [Arc<R>; 2], rounds: usize, seed: u
         })
     })
     .await;
-    let shares: Arc<Vec<KeyShare>> = Arc::new(shares.lock().unwrap().iter_mut().map(|s| s.take().unwrap()).collect());
+    let shares: Arc<Vec<KeyShare>> =
+        Arc::new(shares.lock().unwrap().iter_mut().map(|s| s.take().unwrap()).collect());
     let mut times = Vec::new();
     for round in 0..rounds {
-        let req = SignRequest { key_id: *shares[0].key_id(), keygen_sid: *shares[0].keygen_sid(), path: vec![], message: [round as u8; 32] };
+        let req = SignRequest {
+            key_id: *shares[0].key_id(),
+            keygen_sid: *shares[0].keygen_sid(),
+            path: vec![],
+            message: [round as u8; 32],
+        };
         let mut iid = [0u8; 32];
         iid[..8].copy_from_slice(&(round as u64 + 1000 * seed).to_be_bytes());
-        let setup = Setup::new(ProtocolId::Sign, iid, 2, 2, keys.clone(), req.to_bytes(), 600).unwrap();
+        let setup =
+            Setup::new(ProtocolId::Sign, iid, 2, 2, keys.clone(), req.to_bytes(), 600).unwrap();
         let start = Instant::now();
         ps = both(relays.clone(), ps, |r, mut p, k| {
             let (setup, opts, shares) = (setup.clone(), opts.clone(), shares.clone());
             tokio::spawn(async move {
                 let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-                run_sign(r.as_ref(), &setup, &shares[k], signer, &p.guard, &[], &mut p.rng, &opts).await.unwrap();
+                run_sign(r.as_ref(), &setup, &shares[k], signer, &p.guard, &[], &mut p.rng, &opts)
+                    .await
+                    .unwrap();
                 p
             })
         })
@@ -77,7 +104,8 @@ async fn measure<R: Relay + 'static>(relays: [Arc<R>; 2], rounds: usize, seed: u
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let n = 30;
         // Warm-up (lazy statics, allocator, CPU frequency), then the in-memory baseline.
@@ -91,12 +119,25 @@ fn main() {
         let t_ws = measure([Arc::new(a), Arc::new(b)], n, 2).await;
         let med = |v: &Vec<Duration>| v[v.len() / 2];
         let p90 = |v: &Vec<Duration>| v[v.len() * 9 / 10];
-        println!("2-of-2 signing (presign + sign, both parties on 2 worker threads), {n} runs each");
+        println!(
+            "2-of-2 signing (presign + sign, both parties on 2 worker threads), {n} runs each"
+        );
         println!("| transport | median | p90 |");
         println!("|---|---|---|");
-        println!("| in-memory relay | {:.2} ms | {:.2} ms |", med(&t_mem).as_secs_f64() * 1e3, p90(&t_mem).as_secs_f64() * 1e3);
-        println!("| loopback msg-relay-svc (WebSocket) | {:.2} ms | {:.2} ms |", med(&t_ws).as_secs_f64() * 1e3, p90(&t_ws).as_secs_f64() * 1e3);
-        println!("relay overhead (median): {:.2} ms", (med(&t_ws).as_secs_f64() - med(&t_mem).as_secs_f64()) * 1e3);
+        println!(
+            "| in-memory relay | {:.2} ms | {:.2} ms |",
+            med(&t_mem).as_secs_f64() * 1e3,
+            p90(&t_mem).as_secs_f64() * 1e3
+        );
+        println!(
+            "| loopback msg-relay-svc (WebSocket) | {:.2} ms | {:.2} ms |",
+            med(&t_ws).as_secs_f64() * 1e3,
+            p90(&t_ws).as_secs_f64() * 1e3
+        );
+        println!(
+            "relay overhead (median): {:.2} ms",
+            (med(&t_ws).as_secs_f64() - med(&t_mem).as_secs_f64()) * 1e3
+        );
         relay.stop().await;
     });
 }

@@ -98,3 +98,49 @@ async fn dkg_2_of_3_and_signing_through_the_real_relay() {
     vk.verify_prehash(&m32, &sigs[0].to_k256().unwrap()).unwrap();
     relay.stop().await;
 }
+
+/// The relay is restarted (empty store, same port) in the middle of a DKG; the clients
+/// reconnect, re-publish their messages and re-issue their asks, and the DKG completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkg_survives_a_relay_restart() {
+    let relay = msg_relay_svc::testing::spawn_relay(Default::default()).await.unwrap();
+    let addr = relay.addr();
+    let url = relay.url().to_string();
+    let mut parties = Vec::new();
+    for i in 11..=13u64 {
+        let mut rng = ChaCha20Rng::seed_from_u64(i);
+        let signer = Arc::new(Ed25519Identity::generate(&mut rng));
+        let client = WsRelay::connect(&url, ClientConfig::default()).await.unwrap();
+        parties.push(Party { signer, guard: MemoryReplayGuard::new(), rng, relay: client });
+    }
+    let keys: Vec<(u16, IdentityPublicKey)> =
+        parties.iter().enumerate().map(|(i, p)| (i as u16 + 1, p.signer.public_key())).collect();
+    let opts = RunOptions {
+        round_timeout: Duration::from_secs(30),
+        message_ttl: Duration::from_secs(120),
+    };
+    let setup = Setup::new(ProtocolId::Dkg, [3; 32], 3, 2, keys, vec![], 600).unwrap();
+    let mut tasks = Vec::new();
+    for (k, mut p) in parties.into_iter().enumerate() {
+        let setup = setup.clone();
+        let opts = opts.clone();
+        tasks.push(tokio::spawn(async move {
+            // Party 3 starts late, so the restart falls between the others' rounds.
+            if k == 2 {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            run_dkg(&p.relay, &setup, signer, &p.guard, &mut p.rng, &opts).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    relay.stop().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let relay = msg_relay_svc::testing::spawn_relay_on(addr, Default::default()).await.unwrap();
+    let mut shares = Vec::new();
+    for t in tasks {
+        shares.push(t.await.unwrap().unwrap());
+    }
+    assert!(shares.iter().all(|s: &KeyShare| s.public_key() == shares[0].public_key()));
+    relay.stop().await;
+}
