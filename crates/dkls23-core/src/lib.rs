@@ -23,6 +23,7 @@ pub mod dkg;
 pub mod encoding;
 pub mod error;
 pub mod gf128;
+pub mod hashing;
 pub mod identity;
 pub mod keyshare;
 pub mod math;
