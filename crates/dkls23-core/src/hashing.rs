@@ -29,7 +29,9 @@ impl std::str::FromStr for HashAlgorithm {
             "none" | "prehash" => Ok(Self::None),
             "keccak256" | "keccak-256" => Ok(Self::Keccak256),
             "sha256" | "sha-256" => Ok(Self::Sha256),
-            other => Err(format!("unknown hash algorithm {other:?} (expected keccak256, sha256 or none)")),
+            other => Err(format!(
+                "unknown hash algorithm {other:?} (expected keccak256, sha256 or none)"
+            )),
         }
     }
 }
@@ -40,7 +42,9 @@ impl std::str::FromStr for HashAlgorithm {
 /// [`HashError::PrehashLength`] for a raw prehash that is not 32 bytes.
 pub fn prehash(alg: HashAlgorithm, message: &[u8]) -> Result<[u8; 32], HashError> {
     match alg {
-        HashAlgorithm::None => <[u8; 32]>::try_from(message).map_err(|_| HashError::PrehashLength(message.len())),
+        HashAlgorithm::None => {
+            <[u8; 32]>::try_from(message).map_err(|_| HashError::PrehashLength(message.len()))
+        }
         HashAlgorithm::Keccak256 => Ok(sha3::Keccak256::digest(message).into()),
         HashAlgorithm::Sha256 => Ok(sha2::Sha256::digest(message).into()),
     }

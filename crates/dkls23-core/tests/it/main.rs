@@ -11,3 +11,4 @@ mod common;
 mod dkg;
 mod runner;
 mod sign;
+mod sign_negative;
