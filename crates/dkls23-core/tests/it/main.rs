@@ -1,5 +1,6 @@
 //! Integration tests of dkls23-core: protocols driven in plain loops with seeded RNGs.
 #![allow(
+#![allow(clippy::type_complexity)]
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
