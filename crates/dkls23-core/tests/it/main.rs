@@ -1,7 +1,7 @@
 //! Integration tests of dkls23-core: protocols driven in plain loops with seeded RNGs.
 #![allow(
-#![allow(clippy::type_complexity)]
     clippy::unwrap_used,
+    clippy::type_complexity,
     clippy::expect_used,
     clippy::panic,
     clippy::indexing_slicing,
