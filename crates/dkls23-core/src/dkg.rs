@@ -649,15 +649,6 @@ impl DkgRound4 {
     }
 }
 
-macro_rules! redacted {
-    ($($t:ty),*) => {$(
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(concat!(stringify!($t), "(<redacted>)"))
-            }
-        }
-    )*};
-}
 redacted!(DkgRound1, DkgRound2, DkgRound3, DkgRound4);
 
 impl Zeroize for DkgRound1 {

@@ -18,6 +18,17 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+/// Implements a `Debug` that prints only the type name and `<redacted>` (for secret state).
+macro_rules! redacted {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), "(<redacted>)"))
+            }
+        }
+    )*};
+}
+
 pub mod bip32;
 pub mod dkg;
 pub mod encoding;

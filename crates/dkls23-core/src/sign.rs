@@ -600,13 +600,4 @@ impl PartialSignature {
     }
 }
 
-macro_rules! redacted {
-    ($($t:ty),*) => {$(
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(concat!(stringify!($t), "(<redacted>)"))
-            }
-        }
-    )*};
-}
 redacted!(SignRound1<'_>, SignRound2<'_>, SignRound3<'_>);

@@ -251,13 +251,4 @@ pub(crate) fn alice_respond_with(
     Ok((AliceVoleOutput { c }, Sg2 { sid, a_tilde, a_tilde_bytes, eta, mu }))
 }
 
-macro_rules! redacted {
-    ($($t:ty),*) => {$(
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(concat!(stringify!($t), "(<redacted>)"))
-            }
-        }
-    )*};
-}
 redacted!(BobVole, BobVoleOutput, AliceVoleOutput);
