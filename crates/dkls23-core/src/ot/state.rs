@@ -44,27 +44,13 @@ impl AliceState {
 
     /// Serialises with a magic and version prefix.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(Self::ENCODED_LEN));
-        out.extend_from_slice(ALICE_MAGIC);
-        out.push(STATE_VERSION);
-        out.extend_from_slice(&self.d);
-        for tree in self.leaves.iter() {
-            for leaf in tree {
-                out.extend_from_slice(leaf);
-            }
-        }
-        out
+        encode(ALICE_MAGIC, &self.d, &self.leaves, Self::ENCODED_LEN)
     }
 
     /// Parses a serialised state, checking magic, version and length.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        if r.array::<3>()? != *ALICE_MAGIC {
-            return Err(DecodeError::Malformed("not an AliceState"));
-        }
-        if r.array::<1>()? != [STATE_VERSION] {
-            return Err(DecodeError::Malformed("unsupported AliceState version"));
-        }
+        check_prefix(&mut r, ALICE_MAGIC, "not an AliceState", "unsupported AliceState version")?;
         let d = r.array()?;
         let leaves = read_leaves(&mut r)?;
         r.finish()?;
@@ -78,30 +64,44 @@ impl BobState {
 
     /// Serialises with a magic and version prefix.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(Self::ENCODED_LEN));
-        out.extend_from_slice(BOB_MAGIC);
-        out.push(STATE_VERSION);
-        for tree in self.leaves.iter() {
-            for leaf in tree {
-                out.extend_from_slice(leaf);
-            }
-        }
-        out
+        encode(BOB_MAGIC, &[], &self.leaves, Self::ENCODED_LEN)
     }
 
     /// Parses a serialised state, checking magic, version and length.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        if r.array::<3>()? != *BOB_MAGIC {
-            return Err(DecodeError::Malformed("not a BobState"));
-        }
-        if r.array::<1>()? != [STATE_VERSION] {
-            return Err(DecodeError::Malformed("unsupported BobState version"));
-        }
+        check_prefix(&mut r, BOB_MAGIC, "not a BobState", "unsupported BobState version")?;
         let leaves = read_leaves(&mut r)?;
         r.finish()?;
         Ok(Self { leaves })
     }
+}
+
+/// magic ‖ version ‖ `head` ‖ every leaf, tree by tree.
+fn encode(magic: &[u8; 3], head: &[u8], leaves: &Leaves, len: usize) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(len));
+    out.extend_from_slice(magic);
+    out.push(STATE_VERSION);
+    out.extend_from_slice(head);
+    for leaf in leaves.iter().flatten() {
+        out.extend_from_slice(leaf);
+    }
+    out
+}
+
+fn check_prefix(
+    r: &mut Reader<'_>,
+    magic: &[u8; 3],
+    wrong_kind: &'static str,
+    wrong_version: &'static str,
+) -> Result<(), DecodeError> {
+    if r.array::<3>()? != *magic {
+        return Err(DecodeError::Malformed(wrong_kind));
+    }
+    if r.array::<1>()? != [STATE_VERSION] {
+        return Err(DecodeError::Malformed(wrong_version));
+    }
+    Ok(())
 }
 
 fn read_leaves(r: &mut Reader<'_>) -> Result<Box<Leaves>, DecodeError> {
