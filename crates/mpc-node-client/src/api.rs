@@ -1,0 +1,158 @@
+//! The JSON wire types of the SDK API, shared by the node (server side) and the client.
+//!
+//! Byte strings are lowercase hex without a `0x` prefix (the Ethereum address excepted).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The session configuration every participant's SDK client sends to its own node.
+///
+/// All parties must use the same session configuration: the nodes build byte-identical
+/// protocol setups from it and meet through the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// 32 random bytes, hex; the protocol instance id. Never reuse one.
+    pub session_id: String,
+    /// The participating player indices (for key generation: exactly `1..=n`; for signing: the
+    /// signers).
+    pub players: Vec<u16>,
+    /// Identity public keys (`ed25519:<hex>` or `p256:<hex>`) of players that are not statically
+    /// configured at the node (e.g. a user's phone). A node's static configuration wins.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub public_keys: BTreeMap<u16, String>,
+}
+
+/// `POST /v1/keys`: generate a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateKeyRequest {
+    /// The key id (unique per application, 1..=128 chars of `[A-Za-z0-9._-]`); defaults to the
+    /// session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Signing threshold t (2 ≤ t ≤ n).
+    pub threshold: u16,
+    /// Only `secp256k1`.
+    #[serde(default = "default_curve")]
+    pub curve: String,
+    /// The session.
+    pub session: SessionConfig,
+}
+
+fn default_curve() -> String {
+    "secp256k1".into()
+}
+
+/// A key as the node reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The application's key id.
+    pub key_id: String,
+    /// `PENDING`, `READY` or `ERROR`.
+    pub status: String,
+    /// Why the key is in `ERROR`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Threshold t.
+    pub threshold: u16,
+    /// Number of parties n.
+    pub parties: u16,
+    /// This node's player index in the key.
+    pub player: u16,
+    /// Share epoch (increases with refresh / reshare).
+    pub epoch: u32,
+    /// Compressed SEC1 public key (hex), once READY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// BIP32 chain code (hex), once READY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_code: Option<String>,
+    /// EIP-55 Ethereum address of the root key, once READY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ethereum_address: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// `GET /v1/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    /// The application's keys.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// `POST /v1/keys/{key_id}/sign`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequestBody {
+    /// The session; `players` are the signers (at least t of the key's parties).
+    pub session: SessionConfig,
+    /// The 32-byte prehash to sign (hex). Give either this or `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_hash: Option<String>,
+    /// The message (hex) to hash with `hash_algorithm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `KECCAK256` or `SHA256` (required with `message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_algorithm: Option<String>,
+    /// Non-hardened BIP32 path such as `m/44/60/0/0/0`; default `m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// A signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureResponse {
+    /// The key id.
+    pub key_id: String,
+    /// The signed 32-byte prehash (hex).
+    pub message_hash: String,
+    /// r (hex, 32 bytes).
+    pub r: String,
+    /// s (hex, 32 bytes, low-s).
+    pub s: String,
+    /// Recovery id 0..=3.
+    pub recovery_id: u8,
+    /// DER encoding (hex).
+    pub der: String,
+    /// r ‖ s ‖ v with v = 27 + recovery id (hex, 65 bytes).
+    pub rsv: String,
+    /// The (derived) public key the signature verifies under (compressed, hex).
+    pub public_key: String,
+}
+
+/// `GET /v1/keys/{key_id}/public-key?path=m/0/1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicKeyResponse {
+    /// The key id.
+    pub key_id: String,
+    /// The derivation path.
+    pub path: String,
+    /// Compressed SEC1 public key at the path (hex).
+    pub public_key: String,
+    /// Chain code at the path (hex).
+    pub chain_code: String,
+    /// EIP-55 Ethereum address at the path.
+    pub ethereum_address: String,
+}
+
+/// Every error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The error of an [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`unauthorized`, `not_found`, `conflict`, …).
+    pub code: String,
+    /// Human-readable explanation; never contains internals.
+    pub message: String,
+}

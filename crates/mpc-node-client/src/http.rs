@@ -1,0 +1,271 @@
+//! A small typed client for the node's SDK API: HTTP/1.1 over hyper's connection API with a
+//! pool of idle keep-alive connections (no TLS: put the node behind a TLS proxy or call it on
+//! a private network).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+
+use crate::api::{
+    ErrorBody, GenerateKeyRequest, KeyInfo, KeyList, PublicKeyResponse, SignRequestBody,
+    SignatureResponse,
+};
+
+/// Largest response body accepted.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// Idle connections kept per client.
+const POOL_SIZE: usize = 64;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The base URL is not `http://host:port`.
+    #[error("invalid node URL: {0}")]
+    InvalidUrl(String),
+    /// The node answered with an error.
+    #[error("node answered {status}: {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The node's error code.
+        code: String,
+        /// The node's message.
+        message: String,
+    },
+    /// Connecting or talking to the node failed.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// No answer within the timeout.
+    #[error("request timed out")]
+    Timeout,
+    /// The answer is not the expected JSON.
+    #[error("unexpected response: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The HTTP status for [`ClientError::Api`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one node, authenticated by one API key.
+pub struct Client {
+    host: String,
+    port: u16,
+    authority: String,
+    bearer: String,
+    timeout: Duration,
+    pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("authority", &self.authority).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client of the node at `base_url` (`http://host:port`) using `api_key`.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`].
+    pub fn new(base_url: &str, api_key: &str) -> Result<Self, ClientError> {
+        let bad = || ClientError::InvalidUrl(base_url.to_owned());
+        let rest = base_url.strip_prefix("http://").ok_or_else(bad)?.trim_end_matches('/');
+        if rest.contains('/') || rest.is_empty() {
+            return Err(bad());
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                (h.to_owned(), p.parse::<u16>().map_err(|_| bad())?)
+            }
+            _ => (rest.to_owned(), 80),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        Ok(Self {
+            host,
+            port,
+            authority: rest.to_owned(),
+            bearer: format!("Bearer {api_key}"),
+            timeout: Duration::from_secs(120),
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sets the per-request timeout (default 120 s; key generation takes a while).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Full<Bytes>>> {
+        let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(s) = pool.pop() {
+            if s.is_ready() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn put_back(&self, s: SendRequest<Full<Bytes>>) {
+        if s.is_ready() {
+            let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if pool.len() < POOL_SIZE {
+                pool.push(s);
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// One raw exchange: returns the status and body bytes. `body` is sent as JSON.
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] / [`ClientError::Timeout`].
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        auth: bool,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let exchange = async {
+            let mut sender = match self.take_idle() {
+                Some(s) => s,
+                None => self.connect().await?,
+            };
+            let mut req =
+                Request::builder().method(method).uri(path).header(header::HOST, &self.authority);
+            if auth {
+                req = req.header(header::AUTHORIZATION, &self.bearer);
+            }
+            if body.is_some() {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+            }
+            let req = req
+                .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?
+                .to_bytes();
+            self.put_back(sender);
+            Ok((status, bytes))
+        };
+        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| ClientError::Timeout)?
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, ClientError> {
+        let body = match body {
+            Some(b) => Some(serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?),
+            None => None,
+        };
+        let (status, bytes) = self.raw(method, path, body, true).await?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+        } else {
+            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => (e.error.code, e.error.message),
+                Err(_) => ("unknown".into(), String::from_utf8_lossy(&bytes).into_owned()),
+            };
+            Err(ClientError::Api { status: status.as_u16(), code, message })
+        }
+    }
+
+    /// `POST /v1/keys`: generates a key (returns when READY, or the existing READY key).
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; 409 when the key id is PENDING or in ERROR.
+    pub async fn generate_key(&self, req: &GenerateKeyRequest) -> Result<KeyInfo, ClientError> {
+        self.call(Method::POST, "/v1/keys", Some(req)).await
+    }
+
+    /// `POST /v1/keys/{key_id}/sign`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn sign(
+        &self,
+        key_id: &str,
+        req: &SignRequestBody,
+    ) -> Result<SignatureResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/keys/{key_id}/sign"), Some(req)).await
+    }
+
+    /// `GET /v1/keys/{key_id}`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; 404 for an unknown key (or another application's).
+    pub async fn get_key(&self, key_id: &str) -> Result<KeyInfo, ClientError> {
+        self.call(Method::GET, &format!("/v1/keys/{key_id}"), None::<&()>).await
+    }
+
+    /// `GET /v1/keys`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn list_keys(&self) -> Result<KeyList, ClientError> {
+        self.call(Method::GET, "/v1/keys", None::<&()>).await
+    }
+
+    /// `GET /v1/keys/{key_id}/public-key?path=…`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn public_key(
+        &self,
+        key_id: &str,
+        path: &str,
+    ) -> Result<PublicKeyResponse, ClientError> {
+        self.call(Method::GET, &format!("/v1/keys/{key_id}/public-key?path={path}"), None::<&()>)
+            .await
+    }
+
+    /// `DELETE /v1/keys/{key_id}`: this node destroys its share.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn delete_key(&self, key_id: &str) -> Result<(), ClientError> {
+        let _: serde_json::Value =
+            self.call(Method::DELETE, &format!("/v1/keys/{key_id}"), None::<&()>).await?;
+        Ok(())
+    }
+}
