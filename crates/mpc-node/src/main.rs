@@ -1,1 +1,126 @@
-fn main(){}
+//! `mpc-node`: run a node from a TOML file, or `mpc-node dev` for a local three-node cluster.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use mpc_node::{config, dev, server};
+
+#[derive(Parser, Debug)]
+#[command(name = "mpc-node", version, about = "MPC node service (DKLs23 threshold ECDSA)")]
+struct Cli {
+    /// Log format: text or json.
+    #[arg(long, global = true, default_value = "text", env = "MPC_NODE_LOG_FORMAT")]
+    log_format: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a node.
+    Run {
+        /// The configuration file.
+        #[arg(long, short, env = "MPC_NODE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Start a relay and three nodes in this process (local development) and print curl examples.
+    Dev {
+        /// Directory for configuration, identities and SQLite files.
+        #[arg(long, default_value = "mpc-dev")]
+        dir: PathBuf,
+        /// Relay port; node i listens on port + i.
+        #[arg(long, default_value_t = 8700)]
+        port: u16,
+    },
+    /// Print the SHA-256 of an API key, as written in [[api_keys]].sha256.
+    HashApiKey {
+        /// The API key.
+        key: String,
+    },
+    /// Print a fresh Ed25519 identity key (for node.identity_key) and its public key.
+    GenIdentity,
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::filter::LevelFilter::INFO;
+    let builder = tracing_subscriber::fmt().with_max_level(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::HashApiKey { key } => {
+            println!("{}", config::hash_api_key(&key));
+            Ok(())
+        }
+        Cmd::GenIdentity => {
+            use dkls23_core::identity::IdentitySigner;
+            let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+            let private = config::NodeIdentity::generate_ed25519_string(&mut rng);
+            let public = config::NodeIdentity::parse(&private)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .public_key();
+            println!("identity_key = \"{private}\"\npublic_key   = \"{public}\"");
+            Ok(())
+        }
+        Cmd::Run { config: path } => {
+            init_logs(&cli.log_format);
+            let cfg = match config::load(&path, &config::process_env) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(2);
+                }
+            };
+            let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+            let node = match mpc_node::Node::open(cfg).await {
+                Ok(n) => n,
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(2);
+                }
+            };
+            server::run(listener, node, shutdown_signal()).await?;
+            Ok(())
+        }
+        Cmd::Dev { dir, port } => {
+            init_logs(&cli.log_format);
+            let cluster =
+                dev::start(&dev::DevOptions { dir, port, session_timeout_secs: 30 }).await?;
+            println!("\nmpc-node dev: relay and three nodes are running (Ctrl-C to stop)\n");
+            println!("{}", cluster.curl_examples());
+            shutdown_signal().await;
+            cluster.stop().await;
+            Ok(())
+        }
+    }
+}

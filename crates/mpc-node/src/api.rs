@@ -1,0 +1,208 @@
+//! The SDK HTTP API: router, authentication, JSON body extraction and handlers.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mpc_node_client::api::{GenerateKeyRequest, SignRequestBody};
+use mpc_node_client::session;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, ErrorMarker};
+use crate::node::Node;
+
+type AppState = Arc<Node>;
+
+/// The authenticated application (from `Authorization: Bearer <api key>`).
+#[derive(Debug, Clone)]
+pub struct App(pub String);
+
+impl FromRequestParts<AppState> for App {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
+        let key = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        node.authenticate(key.trim()).map(App).ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// A JSON body whose rejections become precise JSON errors (400, or 413 over the limit).
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, node: &AppState) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, node).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(rej) => Err(json_rejection(rej, node.config().limits.max_request_bytes)),
+        }
+    }
+}
+
+fn json_rejection(rej: JsonRejection, limit: usize) -> ApiError {
+    if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge(limit);
+    }
+    match rej {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::BadRequest("expected Content-Type: application/json".into())
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::BadRequest(format!("malformed JSON: {}", e.body_text()))
+        }
+        JsonRejection::JsonDataError(e) => {
+            ApiError::BadRequest(format!("invalid request: {}", e.body_text()))
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+fn key_path(key: &str) -> Result<(), ApiError> {
+    session::check_key_id(key).map_err(|e| ApiError::BadRequest(e.0))
+}
+
+/// The router of a node.
+pub fn router(node: AppState) -> Router {
+    let limit = node.config().limits.max_request_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/keys", post(generate).get(list_keys))
+        .route("/v1/keys/import", post(import))
+        .route("/v1/keys/{key_id}", get(get_key).delete(delete_key))
+        .route("/v1/keys/{key_id}/sign", post(sign))
+        .route("/v1/keys/{key_id}/public-key", get(public_key))
+        .route("/v1/keys/{key_id}/xpub", get(xpub))
+        .route("/v1/keys/{key_id}/presign", post(presign))
+        .route("/v1/keys/{key_id}/refresh", post(refresh))
+        .route("/v1/keys/{key_id}/reshare", post(reshare))
+        .route("/v1/keys/{key_id}/export", post(export))
+        .fallback(no_route)
+        .layer(axum::middleware::map_response_with_state(node.clone(), count_errors))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(node)
+}
+
+async fn count_errors(State(node): State<AppState>, resp: Response) -> Response {
+    if resp.extensions().get::<ErrorMarker>().is_some() {
+        node.metrics().http_error(resp.status().as_u16());
+    }
+    resp
+}
+
+async fn no_route() -> ApiError {
+    ApiError::NoRoute
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(State(node): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], node.metrics().render())
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::DOCUMENT)
+}
+
+async fn generate(
+    State(node): State<AppState>,
+    App(app): App,
+    Body(req): Body<GenerateKeyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(node.generate(&app, req).await?))
+}
+
+async fn list_keys(
+    State(node): State<AppState>,
+    App(app): App,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(node.list_keys(&app).await?))
+}
+
+async fn get_key(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    Ok(Json(node.get_key(&app, &key).await?))
+}
+
+async fn delete_key(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    node.delete_key(&app, &key).await?;
+    Ok(Json(serde_json::json!({ "deleted": key })))
+}
+
+async fn sign(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+    Body(req): Body<SignRequestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    Ok(Json(node.sign(&app, &key, req).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct PathQuery {
+    #[serde(default)]
+    path: Option<String>,
+}
+
+async fn public_key(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    Ok(Json(node.public_key(&app, &key, q.path.as_deref().unwrap_or("m")).await?))
+}
+
+const LIFECYCLE_501: &str = "not implemented in this build: presign, refresh, reshare, import, \
+                             export and xpub need the dkls23-core lifecycle protocols";
+
+async fn xpub(App(_): App) -> ApiError {
+    ApiError::NotImplemented(LIFECYCLE_501)
+}
+async fn presign(App(_): App) -> ApiError {
+    ApiError::NotImplemented(LIFECYCLE_501)
+}
+async fn refresh(App(_): App) -> ApiError {
+    ApiError::NotImplemented(LIFECYCLE_501)
+}
+async fn reshare(App(_): App) -> ApiError {
+    ApiError::NotImplemented(LIFECYCLE_501)
+}
+async fn export(App(_): App) -> ApiError {
+    ApiError::NotImplemented(LIFECYCLE_501)
+}
+async fn import(App(_): App) -> ApiError {
+    ApiError::NotImplemented(LIFECYCLE_501)
+}

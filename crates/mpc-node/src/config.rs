@@ -1,0 +1,477 @@
+//! The node's configuration: one TOML file, secrets overridable from the environment, validated
+//! as a whole so that startup reports every problem at once (one line each).
+//!
+//! Environment overrides (take precedence over the file):
+//! `MPC_NODE_IDENTITY_KEY`, `MPC_NODE_MASTER_PASSWORD`, `MPC_NODE_MASTER_PASSWORD_FILE`,
+//! `MPC_NODE_LISTEN`, `MPC_NODE_DATABASE_URL`, `MPC_NODE_RELAY_URLS` (space separated).
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dkls23_core::identity::{
+    Ed25519Identity, IdentityError, IdentityPublicKey, IdentitySigner, P256Identity, Signature,
+};
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+/// Default SDK listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8701";
+/// Name of the SQLite file under the data directory.
+pub const DEFAULT_DB_FILE: &str = "mpc-node.sqlite";
+
+/// The TOML file as written (before validation).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Directory for the database (default `.`).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// SDK API listen address.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Relay URLs (`http://host:port`); the first reachable one is used.
+    #[serde(default)]
+    pub relay_urls: Vec<String>,
+    /// `sqlite://<path>` (default `sqlite://<data_dir>/mpc-node.sqlite`) or `memory:` (tests).
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// The storage master password (prefer the environment or a file).
+    #[serde(default)]
+    pub master_password: Option<String>,
+    /// A file whose content (trailing newline stripped) is the master password.
+    #[serde(default)]
+    pub master_password_file: Option<PathBuf>,
+    /// This node.
+    pub node: NodeSection,
+    /// Statically configured players.
+    #[serde(default)]
+    pub players: Vec<PlayerEntry>,
+    /// API keys.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyEntry>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[node]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// This node's player index (1..=255).
+    pub index: u16,
+    /// `ed25519:<64 hex seed>` or `p256:<64 hex secret>` (prefer the environment).
+    #[serde(default)]
+    pub identity_key: Option<String>,
+    /// A file holding the identity key in the same form.
+    #[serde(default)]
+    pub identity_key_file: Option<PathBuf>,
+}
+
+/// `[[players]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayerEntry {
+    /// Player index.
+    pub index: u16,
+    /// `ed25519:<hex>` or `p256:<hex>`.
+    pub public_key: String,
+}
+
+/// `[[api_keys]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyEntry {
+    /// The application id this key acts for.
+    pub app: String,
+    /// Lowercase hex SHA-256 of the API key (the key itself is never stored).
+    pub sha256: String,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Protocol sessions running at once; more get 503.
+    pub max_concurrent_sessions: usize,
+    /// Largest request body; larger ones get 413.
+    pub max_request_bytes: usize,
+    /// Longest a protocol session may take (and longest wait for one round).
+    pub session_timeout_secs: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self { max_concurrent_sessions: 64, max_request_bytes: 64 * 1024, session_timeout_secs: 60 }
+    }
+}
+
+/// Where shares are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// SQLite file.
+    Sqlite(PathBuf),
+    /// In memory, lost on exit (tests).
+    Memory,
+}
+
+/// The node's identity key (its private half).
+pub enum NodeIdentity {
+    /// Ed25519.
+    Ed25519(Ed25519Identity),
+    /// ECDSA P-256.
+    P256(P256Identity),
+}
+
+impl std::fmt::Debug for NodeIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NodeIdentity({})", self.public_key())
+    }
+}
+
+impl IdentitySigner for NodeIdentity {
+    fn public_key(&self) -> IdentityPublicKey {
+        match self {
+            Self::Ed25519(k) => k.public_key(),
+            Self::P256(k) => k.public_key(),
+        }
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Signature, IdentityError> {
+        match self {
+            Self::Ed25519(k) => k.sign(msg),
+            Self::P256(k) => k.sign(msg),
+        }
+    }
+}
+
+impl NodeIdentity {
+    /// Parses `ed25519:<64 hex seed>` or `p256:<64 hex secret>`.
+    ///
+    /// # Errors
+    /// A message saying what is wrong (never the key).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (kind, hex_key) = s
+            .trim()
+            .split_once(':')
+            .ok_or("expected ed25519:<64 hex digits> or p256:<64 hex digits>")?;
+        let raw = Zeroizing::new(hex::decode(hex_key).map_err(|_| "the key is not hex")?);
+        let secret: Zeroizing<[u8; 32]> = Zeroizing::new(
+            <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| "the key must be 32 bytes")?,
+        );
+        match kind {
+            "ed25519" => Ok(Self::Ed25519(Ed25519Identity::from_seed(&secret))),
+            "p256" => P256Identity::from_secret_bytes(&secret)
+                .map(Self::P256)
+                .map_err(|_| "not a valid P-256 secret".into()),
+            _ => Err("unknown key kind (expected ed25519 or p256)".into()),
+        }
+    }
+
+    /// The private key in the form [`NodeIdentity::parse`] reads, for a fresh Ed25519 identity.
+    pub fn generate_ed25519_string(rng: &mut (impl rand_core::CryptoRng + ?Sized)) -> String {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
+        format!("ed25519:{}", hex::encode(seed.as_ref()))
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// This node's player index.
+    pub index: u16,
+    /// This node's identity.
+    pub identity: Arc<NodeIdentity>,
+    /// Statically configured players (including this node).
+    pub players: BTreeMap<u16, IdentityPublicKey>,
+    /// Relay URLs.
+    pub relay_urls: Vec<String>,
+    /// The database.
+    pub database: Database,
+    /// The storage master password.
+    pub master_password: Zeroizing<Vec<u8>>,
+    /// SDK listen address.
+    pub listen: SocketAddr,
+    /// SHA-256 of each API key and the application it acts for.
+    pub api_keys: Vec<([u8; 32], String)>,
+    /// Limits.
+    pub limits: LimitsSection,
+}
+
+impl Config {
+    /// The session timeout.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.session_timeout_secs)
+    }
+}
+
+/// Startup failure: one line per problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (k, line) in self.0.iter().enumerate() {
+            if k > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "config error: {line}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads the process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Reads and validates the TOML file at `path` with environment overrides from `env`.
+///
+/// # Errors
+/// [`ConfigError`] listing every problem.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(vec![format!("cannot read {}: {e}", path.display())]))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base, env)
+}
+
+/// Parses and validates TOML text; relative paths are resolved against `base`.
+///
+/// # Errors
+/// [`ConfigError`] listing every problem.
+pub fn parse(
+    text: &str,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let file: FileConfig = toml::from_str(text)
+        .map_err(|e| ConfigError(vec![format!("TOML: {}", e.to_string().replace('\n', " "))]))?;
+    validate(file, base, env)
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+fn read_secret_file(path: &Path, what: &str, errs: &mut Vec<String>) -> Option<Zeroizing<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Some(Zeroizing::new(s.trim_end_matches(['\r', '\n']).to_owned())),
+        Err(e) => {
+            errs.push(format!("{what}: cannot read {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// Validates a parsed file.
+///
+/// # Errors
+/// [`ConfigError`] listing every problem.
+pub fn validate(
+    file: FileConfig,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut errs = Vec::new();
+    let index = file.node.index;
+    if index == 0 || index > 255 {
+        errs.push(format!("node.index must be between 1 and 255, got {index}"));
+    }
+
+    // Identity.
+    let identity_text = if let Some(v) = env("MPC_NODE_IDENTITY_KEY") {
+        Some(Zeroizing::new(v))
+    } else if let Some(k) = file.node.identity_key.clone() {
+        Some(Zeroizing::new(k))
+    } else if let Some(p) = &file.node.identity_key_file {
+        read_secret_file(&resolve(base, p), "node.identity_key_file", &mut errs)
+    } else {
+        errs.push(
+            "node.identity_key is missing (set it, node.identity_key_file, or \
+             MPC_NODE_IDENTITY_KEY)"
+                .into(),
+        );
+        None
+    };
+    let identity = identity_text.and_then(|t| match NodeIdentity::parse(&t) {
+        Ok(id) => Some(Arc::new(id)),
+        Err(e) => {
+            errs.push(format!("node.identity_key is malformed: {e}"));
+            None
+        }
+    });
+
+    // Static players.
+    let mut players = BTreeMap::new();
+    for (k, p) in file.players.iter().enumerate() {
+        if p.index == 0 || p.index > 255 {
+            errs.push(format!("players[{k}].index must be between 1 and 255, got {}", p.index));
+            continue;
+        }
+        match p.public_key.parse::<IdentityPublicKey>() {
+            Ok(key) => {
+                if players.insert(p.index, key).is_some() {
+                    errs.push(format!("players[{k}]: duplicate player index {}", p.index));
+                }
+            }
+            Err(e) => errs.push(format!("players[{k}].public_key is malformed: {e}")),
+        }
+    }
+    let mut seen_keys = HashSet::new();
+    for (i, key) in &players {
+        if !seen_keys.insert(*key) {
+            errs.push(format!("players: the public key of player {i} is used twice"));
+        }
+    }
+    if let Some(id) = &identity {
+        let own = id.public_key();
+        match players.get(&index) {
+            Some(k) if *k != own => errs.push(format!(
+                "players: the public key configured for player {index} (this node) does not \
+                 match node.identity_key"
+            )),
+            Some(_) => {}
+            None => {
+                if players.values().any(|k| *k == own) {
+                    errs.push("players: this node's identity key is configured for another index".into());
+                }
+                players.insert(index, own);
+            }
+        }
+    }
+
+    // Relay.
+    let relay_urls: Vec<String> = match env("MPC_NODE_RELAY_URLS") {
+        Some(v) => v.split_whitespace().map(str::to_owned).collect(),
+        None => file.relay_urls.clone(),
+    };
+    if relay_urls.is_empty() {
+        errs.push("relay_urls is empty (give at least one http://host:port)".into());
+    }
+    for u in &relay_urls {
+        if msg_relay_client::RelayUrl::parse(u).is_err() {
+            errs.push(format!("relay_urls: {u:?} is not a valid relay URL"));
+        }
+    }
+
+    // Database.
+    let data_dir = resolve(base, file.data_dir.as_deref().unwrap_or(Path::new(".")));
+    let db_url = env("MPC_NODE_DATABASE_URL").or(file.database_url.clone());
+    let database = match db_url.as_deref() {
+        None => Database::Sqlite(data_dir.join(DEFAULT_DB_FILE)),
+        Some("memory:") => Database::Memory,
+        Some(u) => match u.strip_prefix("sqlite://") {
+            Some(p) if !p.is_empty() => Database::Sqlite(resolve(base, Path::new(p))),
+            _ => {
+                errs.push(format!(
+                    "database_url {u:?} is not supported (use sqlite://<path> or memory:)"
+                ));
+                Database::Memory
+            }
+        },
+    };
+
+    // Master password.
+    let master_password = if let Some(v) = env("MPC_NODE_MASTER_PASSWORD") {
+        Some(Zeroizing::new(v))
+    } else if let Some(p) = env("MPC_NODE_MASTER_PASSWORD_FILE") {
+        read_secret_file(Path::new(&p), "MPC_NODE_MASTER_PASSWORD_FILE", &mut errs)
+    } else if let Some(v) = file.master_password.clone() {
+        Some(Zeroizing::new(v))
+    } else if let Some(p) = &file.master_password_file {
+        read_secret_file(&resolve(base, p), "master_password_file", &mut errs)
+    } else {
+        None
+    };
+    let master_password = match master_password {
+        Some(p) if !p.is_empty() => Zeroizing::new(p.as_bytes().to_vec()),
+        Some(_) => {
+            errs.push("the master password is empty".into());
+            Zeroizing::new(Vec::new())
+        }
+        None => {
+            if database != Database::Memory {
+                errs.push(
+                    "master password is missing (set master_password_file, \
+                     MPC_NODE_MASTER_PASSWORD or MPC_NODE_MASTER_PASSWORD_FILE)"
+                        .into(),
+                );
+            }
+            Zeroizing::new(Vec::new())
+        }
+    };
+
+    // Listen address.
+    let listen_text =
+        env("MPC_NODE_LISTEN").or(file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            errs.push(format!("listen {listen_text:?} is not an address such as 127.0.0.1:8701"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        }
+    };
+
+    // API keys.
+    let mut api_keys = Vec::new();
+    let mut seen = HashSet::new();
+    for (k, a) in file.api_keys.iter().enumerate() {
+        if !mpc_node_store::is_valid_app(&a.app) {
+            errs.push(format!("api_keys[{k}].app {:?} is not a valid application id", a.app));
+        }
+        match hex::decode(&a.sha256).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()) {
+            Some(h) => {
+                if !seen.insert(h) {
+                    errs.push(format!("api_keys[{k}]: the same API key hash appears twice"));
+                }
+                api_keys.push((h, a.app.clone()));
+            }
+            None => errs.push(format!(
+                "api_keys[{k}].sha256 must be the 64-hex-digit SHA-256 of the API key"
+            )),
+        }
+    }
+    if api_keys.is_empty() && errs.is_empty() {
+        errs.push("api_keys is empty: no application could call this node".into());
+    }
+
+    // Limits.
+    let limits = file.limits.clone();
+    if limits.max_concurrent_sessions == 0 {
+        errs.push("limits.max_concurrent_sessions must be at least 1".into());
+    }
+    if limits.max_request_bytes < 1024 {
+        errs.push("limits.max_request_bytes must be at least 1024".into());
+    }
+    if limits.session_timeout_secs == 0 || limits.session_timeout_secs > 3600 {
+        errs.push("limits.session_timeout_secs must be between 1 and 3600".into());
+    }
+
+    match identity {
+        Some(identity) if errs.is_empty() => Ok(Config {
+            index,
+            identity,
+            players,
+            relay_urls,
+            database,
+            master_password,
+            listen,
+            api_keys,
+            limits,
+        }),
+        _ => Err(ConfigError(errs)),
+    }
+}
+
+/// Lowercase hex SHA-256 of an API key, as written in `[[api_keys]].sha256`.
+pub fn hash_api_key(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}

@@ -1,0 +1,95 @@
+//! The one place where errors become HTTP answers: `{"error": {"code", "message"}}`, never
+//! internals (store and runtime failures are logged and answered as `internal`).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mpc_node_client::api::{ErrorBody, ErrorDetail};
+
+/// An error answered to an SDK client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// Missing or unknown API key.
+    #[error("missing or invalid API key (send Authorization: Bearer <key>)")]
+    Unauthorized,
+    /// No such key for this application (also for other applications' keys).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed; the text says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request conflicts with the key's state or a used session id.
+    #[error("{0}")]
+    Conflict(String),
+    /// The body exceeds the limit.
+    #[error("request body exceeds the limit of {0} bytes")]
+    TooLarge(usize),
+    /// Too many sessions are running.
+    #[error("too many concurrent sessions; retry later")]
+    Busy,
+    /// The node is shutting down.
+    #[error("node is shutting down; retry on another replica or later")]
+    ShuttingDown,
+    /// Not available in this build.
+    #[error("{0}")]
+    NotImplemented(&'static str),
+    /// No such route.
+    #[error("no such route")]
+    NoRoute,
+    /// The protocol failed.
+    #[error(transparent)]
+    Protocol(#[from] dkls23_core::Error),
+    /// A failure inside the node (already logged); the client sees only `internal`.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// Status and stable code.
+    pub fn parts(&self) -> (StatusCode, &'static str) {
+        use dkls23_core::Error as E;
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
+            Self::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Protocol(e) => match e {
+                E::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+                E::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+                E::Transport(_) => (StatusCode::BAD_GATEWAY, "relay_unavailable"),
+                E::Blame { .. } => (StatusCode::BAD_GATEWAY, "party_misbehaved"),
+                E::BanAndAbort { .. } => (StatusCode::BAD_GATEWAY, "party_banned"),
+                E::ViewMismatch { .. } => (StatusCode::BAD_GATEWAY, "view_mismatch"),
+                _ => (StatusCode::BAD_GATEWAY, "protocol_failed"),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            // Relay error texts may carry addresses; keep them in the log only.
+            Self::Protocol(dkls23_core::Error::Transport(_)) => {
+                "the relay could not be reached; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
+        let mut resp = (status, Json(body)).into_response();
+        resp.extensions_mut().insert(ErrorMarker);
+        resp
+    }
+}
+
+/// Marks error responses (for the error counter).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorMarker;

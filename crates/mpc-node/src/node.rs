@@ -1,0 +1,635 @@
+//! The node: configuration, store, relay connection, per-key locks, session limits, and the
+//! operations behind the SDK API (independent of HTTP).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dkls23_core::KeyShare;
+use dkls23_core::encoding::point_from_bytes;
+use dkls23_core::hashing::{HashAlgorithm, prehash};
+use dkls23_core::identity::IdentitySigner;
+use dkls23_core::runner::{RunOptions, run_dkg, run_sign};
+use dkls23_core::setup::MemoryReplayGuard;
+use getrandom::SysRng;
+use mpc_node_client::api::{
+    GenerateKeyRequest, KeyInfo, KeyList, PublicKeyResponse, SignRequestBody, SignatureResponse,
+};
+use mpc_node_client::session;
+use mpc_node_store::{CreateOutcome, KeyRecord, KeyStatus, MemoryStore, Store, StoreError};
+use msg_relay_api::Relay;
+use msg_relay_client::{ClientConfig, WsRelay};
+use rand_core::UnwrapErr;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, Semaphore};
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::config::{Config, ConfigError, Database};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// One key's lock: signing takes it shared; generation, refresh and delete exclusively.
+type KeyLock = Arc<RwLock<()>>;
+
+/// A running node's shared state.
+pub struct Node {
+    cfg: Config,
+    store: Arc<dyn Store>,
+    relay: Arc<dyn Relay>,
+    metrics: Metrics,
+    sessions: Arc<Semaphore>,
+    locks: Mutex<HashMap<(String, String), KeyLock>>,
+    closing: AtomicBool,
+    abort: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("index", &self.cfg.index).finish_non_exhaustive()
+    }
+}
+
+/// Opens the configured store (Argon2id key derivation runs off the async threads).
+///
+/// # Errors
+/// One line naming the problem (wrong master password, unreachable database, …).
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, ConfigError> {
+    match &cfg.database {
+        Database::Memory => Ok(Arc::new(MemoryStore::new())),
+        Database::Sqlite(path) => open_sqlite(path.clone(), cfg.master_password.clone()).await,
+    }
+}
+
+async fn open_sqlite(
+    path: std::path::PathBuf,
+    _password: zeroize::Zeroizing<Vec<u8>>,
+) -> Result<Arc<dyn Store>, ConfigError> {
+    Err(ConfigError(vec![format!(
+        "database {}: the SQLite store is not available in this build yet",
+        path.display()
+    )]))
+}
+
+/// Connects to the first reachable relay URL (or, if none answers yet, keeps reconnecting to
+/// the first one in the background).
+async fn connect_relay(urls: &[String]) -> Result<Arc<dyn Relay>, ConfigError> {
+    let config = ClientConfig::default();
+    for url in urls {
+        match WsRelay::new(url, config.clone()) {
+            Ok(r) => {
+                if r.wait_connected(Duration::from_secs(2)).await {
+                    info!(relay = %url, "connected to relay");
+                    return Ok(Arc::new(r));
+                }
+                warn!(relay = %url, "relay not reachable");
+            }
+            Err(e) => warn!(relay = %url, error = %e, "bad relay URL"),
+        }
+    }
+    let first = urls.first().ok_or_else(|| ConfigError(vec!["relay_urls is empty".into()]))?;
+    warn!(relay = %first, "no relay reachable yet; reconnecting in the background");
+    let r = WsRelay::new(first, config)
+        .map_err(|e| ConfigError(vec![format!("relay_urls: {first}: {e}")]))?;
+    Ok(Arc::new(r))
+}
+
+fn hex16(b: &[u8; 32]) -> String {
+    hex::encode(b.get(..8).unwrap_or_default())
+}
+
+fn status_name(s: &KeyStatus) -> &'static str {
+    match s {
+        KeyStatus::Pending => "PENDING",
+        KeyStatus::Ready => "READY",
+        KeyStatus::Error(_) => "ERROR",
+    }
+}
+
+/// The SDK view of a stored record.
+pub fn key_info(r: &KeyRecord) -> KeyInfo {
+    let address = r
+        .public_key
+        .and_then(|pk| point_from_bytes(&pk).ok())
+        .map(|p| session::ethereum_address(&p));
+    KeyInfo {
+        key_id: r.key.clone(),
+        status: status_name(&r.status).to_owned(),
+        error: match &r.status {
+            KeyStatus::Error(e) => Some(e.clone()),
+            _ => None,
+        },
+        threshold: r.threshold,
+        parties: r.parties,
+        player: r.player,
+        epoch: r.epoch,
+        public_key: r.public_key.map(hex::encode),
+        chain_code: r.chain_code.map(hex::encode),
+        ethereum_address: address,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    }
+}
+
+fn bad(e: session::SessionError) -> ApiError {
+    ApiError::BadRequest(e.0)
+}
+
+fn not_found(key: &str) -> ApiError {
+    ApiError::NotFound(format!("no key {key:?}"))
+}
+
+impl Node {
+    /// Opens the store, connects to the relay and builds the node.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with one line per problem.
+    pub async fn open(cfg: Config) -> Result<Arc<Self>, ConfigError> {
+        let store = open_store(&cfg).await?;
+        Self::with_store(cfg, store).await
+    }
+
+    /// Builds the node on an already opened store.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if no relay client can be created.
+    pub async fn with_store(cfg: Config, store: Arc<dyn Store>) -> Result<Arc<Self>, ConfigError> {
+        let relay = connect_relay(&cfg.relay_urls).await?;
+        Ok(Arc::new(Self {
+            sessions: Arc::new(Semaphore::new(cfg.limits.max_concurrent_sessions)),
+            cfg,
+            store,
+            relay,
+            metrics: Metrics::default(),
+            locks: Mutex::new(HashMap::new()),
+            closing: AtomicBool::new(false),
+            abort: tokio::sync::watch::Sender::new(false),
+        }))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Refuses new sessions from now on (in-flight ones finish or time out).
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Fails every session in flight now (their keys go to ERROR / the requests fail cleanly).
+    pub fn abort_sessions(&self) {
+        self.abort.send_replace(true);
+    }
+
+    /// The application an API key acts for (constant-time comparison of hashes).
+    pub fn authenticate(&self, api_key: &str) -> Option<String> {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let h: [u8; 32] = sha2::Sha256::digest(api_key.as_bytes()).into();
+        let mut found = None;
+        for (hash, app) in &self.cfg.api_keys {
+            if bool::from(hash.ct_eq(&h)) {
+                found = Some(app.clone());
+            }
+        }
+        found
+    }
+
+    fn key_lock(&self, app: &str, key: &str) -> Arc<RwLock<()>> {
+        let mut m = self.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() > 4096 {
+            m.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        m.entry((app.to_owned(), key.to_owned())).or_default().clone()
+    }
+
+    async fn read_lock(&self, app: &str, key: &str) -> OwnedRwLockReadGuard<()> {
+        self.key_lock(app, key).read_owned().await
+    }
+
+    async fn write_lock(&self, app: &str, key: &str) -> OwnedRwLockWriteGuard<()> {
+        self.key_lock(app, key).write_owned().await
+    }
+
+    /// Runs `f` against the store on the blocking pool.
+    async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<Result<T, StoreError>, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&*store)).await.map_err(|e| {
+            error!(error = %e, "store task failed");
+            ApiError::Internal
+        })
+    }
+
+    /// Like [`Node::db`], every store error being internal.
+    async fn db_ok<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        self.db(f).await?.map_err(|e| {
+            error!(error = %e, "store failed");
+            ApiError::Internal
+        })
+    }
+
+    fn run_options(&self) -> RunOptions {
+        RunOptions { round_timeout: self.cfg.session_timeout(), message_ttl: Duration::from_secs(600) }
+    }
+
+    /// Runs a protocol future (built on the blocking thread) on a current-thread runtime off
+    /// the async workers, bounded by the session limit.
+    async fn protocol<T, Fut>(
+        &self,
+        protocol: &'static str,
+        make: impl FnOnce() -> Fut + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T, dkls23_core::Error>>,
+    {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(ApiError::ShuttingDown);
+        }
+        let permit = self.sessions.clone().try_acquire_owned().map_err(|_| ApiError::Busy)?;
+        self.metrics.in_flight(1);
+        let start = Instant::now();
+        let mut abort = self.abort.subscribe();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+            Ok::<_, std::io::Error>(rt.block_on(async move {
+                let run = make();
+                tokio::select! {
+                    r = run => r,
+                    _ = abort.wait_for(|a| *a) => Err(dkls23_core::Error::Transport(
+                        "session aborted: the node is stopping".into(),
+                    )),
+                }
+            }))
+        })
+        .await;
+        self.metrics.in_flight(-1);
+        let took = start.elapsed();
+        let result = match joined {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                error!(error = %e, "cannot build the session runtime");
+                self.metrics.session(protocol, "internal", took);
+                return Err(ApiError::Internal);
+            }
+            Err(e) => {
+                error!(error = %e, "session task failed");
+                self.metrics.session(protocol, "internal", took);
+                return Err(ApiError::Internal);
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(dkls23_core::Error::Timeout { .. }) => "timeout",
+            Err(dkls23_core::Error::Transport(_)) => {
+                self.metrics.relay_error();
+                "relay_error"
+            }
+            Err(dkls23_core::Error::BanAndAbort { .. }) => "banned",
+            Err(dkls23_core::Error::Blame { .. }) => "blamed",
+            Err(dkls23_core::Error::InvalidInput(_)) => "invalid_input",
+            Err(_) => "failed",
+        };
+        self.metrics.session(protocol, outcome, took);
+        match &result {
+            Ok(_) => info!(ms = took.as_millis() as u64, "session finished"),
+            Err(e) => warn!(ms = took.as_millis() as u64, error = %e, "session failed"),
+        }
+        result.map_err(ApiError::Protocol)
+    }
+
+    async fn record_ban(&self, app: &str, key: &str, e: &dkls23_core::Error) {
+        if let dkls23_core::Error::BanAndAbort { party, reason } = e {
+            let (a, k, p, r) = (app.to_owned(), key.to_owned(), *party, reason.clone());
+            match self.db_ok(move |s| s.record_ban(&a, &k, p, &r)).await {
+                Ok(()) => {
+                    self.metrics.ban();
+                    warn!(party = p, "party banned for this key");
+                }
+                Err(_) => error!(party = p, "could not persist a ban"),
+            }
+        }
+    }
+
+    async fn claim_session_id(&self, iid: [u8; 32]) -> Result<(), ApiError> {
+        if self.db_ok(move |s| s.record_iid(&iid)).await? {
+            Ok(())
+        } else {
+            Err(ApiError::Conflict("session_id was already used; use a fresh random one".into()))
+        }
+    }
+
+    fn existing(r: &KeyRecord) -> Result<KeyInfo, ApiError> {
+        match &r.status {
+            KeyStatus::Ready => Ok(key_info(r)),
+            KeyStatus::Pending => Err(ApiError::Conflict(format!(
+                "key {:?} is being generated (PENDING)",
+                r.key
+            ))),
+            KeyStatus::Error(reason) => Err(ApiError::Conflict(format!(
+                "key {:?} failed to generate ({reason}); delete it or use another key_id",
+                r.key
+            ))),
+        }
+    }
+
+    /// Key generation: returns the READY key (new, or the existing one with this key id).
+    ///
+    /// # Errors
+    /// [`ApiError`]: 400 for a bad request, 409 for a PENDING / ERROR key id or a used session
+    /// id, protocol errors.
+    pub async fn generate(
+        &self,
+        app: &str,
+        req: GenerateKeyRequest,
+    ) -> Result<KeyInfo, ApiError> {
+        if !req.curve.eq_ignore_ascii_case("secp256k1") {
+            return Err(ApiError::BadRequest(format!(
+                "curve {:?} is not supported (only secp256k1)",
+                req.curve
+            )));
+        }
+        let iid = session::session_id(&req.session).map_err(bad)?;
+        let key_id = req.key_id.clone().unwrap_or_else(|| req.session.session_id.to_lowercase());
+        session::check_key_id(&key_id).map_err(bad)?;
+        let players = session::resolve_players(&req.session, &self.cfg.players).map_err(bad)?;
+        if !players.iter().any(|(i, _)| *i == self.cfg.index) {
+            return Err(ApiError::BadRequest(format!(
+                "this node (player {}) is not among session.players",
+                self.cfg.index
+            )));
+        }
+        let setup = session::dkg_setup(iid, req.threshold, players, &key_id).map_err(bad)?;
+        let span = info_span!("keygen", session = %hex16(&iid), app, key = %key_id);
+        async {
+            let (a, k) = (app.to_owned(), key_id.clone());
+            if let Some(r) = self.db_ok(move |s| s.get(&a, &k)).await? {
+                return Self::existing(&r);
+            }
+            self.claim_session_id(iid).await?;
+            let (a, k) = (app.to_owned(), key_id.clone());
+            let (t, n, me) = (setup.t(), setup.n(), self.cfg.index);
+            match self.db_ok(move |s| s.create_pending(&a, &k, t, n, me)).await? {
+                CreateOutcome::Created => {}
+                CreateOutcome::Existing(r) => return Self::existing(&r),
+            }
+            // Not taken earlier: a concurrent generate must see PENDING (409), not wait.
+            let _lock = self.write_lock(app, &key_id).await;
+            info!(t, n, "key generation started");
+            let relay = self.relay.clone();
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+            let opts = self.run_options();
+            let result = self
+                .protocol("dkg", move || async move {
+                    let mut rng = UnwrapErr(SysRng);
+                    // The session id is recorded in the persistent store above.
+                    let guard = MemoryReplayGuard::new();
+                    run_dkg(&*relay, &setup, signer, &guard, &mut rng, &opts).await
+                })
+                .await;
+            let (a, k) = (app.to_owned(), key_id.clone());
+            match result {
+                Ok(share) => {
+                    let bytes = share.to_bytes();
+                    let pk = session::compressed(share.public_key());
+                    let (cc, kid, epoch) = (*share.chain_code(), *share.key_id(), share.epoch());
+                    drop(share);
+                    self.db_ok(move |s| s.mark_ready(&a, &k, &bytes, epoch, pk, cc, kid)).await?;
+                    let (a, k) = (app.to_owned(), key_id.clone());
+                    let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or(ApiError::Internal)?;
+                    Ok(key_info(&r))
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        ApiError::Protocol(p) => p.to_string(),
+                        other => other.to_string(),
+                    };
+                    if let ApiError::Protocol(p) = &e {
+                        self.record_ban(app, &key_id, p).await;
+                    }
+                    if let Err(se) = self.db_ok(move |s| s.mark_error(&a, &k, &reason)).await {
+                        error!("could not mark the key as failed");
+                        return Err(se);
+                    }
+                    Err(e)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn ready_record(&self, app: &str, key: &str) -> Result<KeyRecord, ApiError> {
+        let (a, k) = (app.to_owned(), key.to_owned());
+        let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or_else(|| not_found(key))?;
+        if r.status != KeyStatus::Ready {
+            return Err(ApiError::Conflict(format!(
+                "key {key:?} is {}, not READY",
+                status_name(&r.status)
+            )));
+        }
+        Ok(r)
+    }
+
+    /// Signs with the key `key` together with the other signers of the session.
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn sign(
+        &self,
+        app: &str,
+        key: &str,
+        req: SignRequestBody,
+    ) -> Result<SignatureResponse, ApiError> {
+        let message = match (&req.message_hash, &req.message) {
+            (Some(h), None) => {
+                if req.hash_algorithm.is_some() {
+                    return Err(ApiError::BadRequest(
+                        "hash_algorithm goes with message, not with message_hash".into(),
+                    ));
+                }
+                let raw = hex::decode(h)
+                    .map_err(|_| ApiError::BadRequest("message_hash is not hex".into()))?;
+                <[u8; 32]>::try_from(raw.as_slice()).map_err(|_| {
+                    ApiError::BadRequest("message_hash must be 32 bytes (64 hex digits)".into())
+                })?
+            }
+            (None, Some(m)) => {
+                let alg: HashAlgorithm = req
+                    .hash_algorithm
+                    .as_deref()
+                    .ok_or_else(|| {
+                        ApiError::BadRequest("message needs hash_algorithm (KECCAK256 or SHA256)".into())
+                    })?
+                    .parse()
+                    .map_err(ApiError::BadRequest)?;
+                if alg == HashAlgorithm::None {
+                    return Err(ApiError::BadRequest(
+                        "hash_algorithm must be KECCAK256 or SHA256 (use message_hash for a prehash)"
+                            .into(),
+                    ));
+                }
+                let raw = hex::decode(m)
+                    .map_err(|_| ApiError::BadRequest("message is not hex".into()))?;
+                prehash(alg, &raw).map_err(|e| ApiError::BadRequest(e.to_string()))?
+            }
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "give exactly one of message_hash or message (+ hash_algorithm)".into(),
+                ));
+            }
+        };
+        let path = session::parse_path(req.path.as_deref().unwrap_or("m")).map_err(bad)?;
+        let iid = session::session_id(&req.session).map_err(bad)?;
+        let mut signers = req.session.players.clone();
+        signers.sort_unstable();
+        signers.dedup();
+        if signers.len() != req.session.players.len() {
+            return Err(ApiError::BadRequest("session.players lists a player twice".into()));
+        }
+        let span = info_span!("sign", session = %hex16(&iid), app, key);
+        async {
+            let _lock = self.read_lock(app, key).await;
+            let record = self.ready_record(app, key).await?;
+            if !signers.contains(&record.player) {
+                return Err(ApiError::BadRequest(format!(
+                    "this node (player {}) is not among session.players",
+                    record.player
+                )));
+            }
+            let (a, k) = (app.to_owned(), key.to_owned());
+            let (bytes, banned) = self
+                .db_ok(move |s| Ok((s.load_share(&a, &k)?, s.bans(&a, &k)?)))
+                .await?;
+            let share = tokio::task::spawn_blocking(move || KeyShare::from_bytes(&bytes))
+                .await
+                .map_err(|_| ApiError::Internal)?
+                .map_err(|e| {
+                    error!(error = %e, "stored share does not decode");
+                    ApiError::Internal
+                })?;
+            let setup =
+                session::sign_setup(iid, &share, &signers, &path, message).map_err(bad)?;
+            if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
+                return Err(ApiError::Conflict(format!(
+                    "player {b} is banned for this key; reshare the key to replace it"
+                )));
+            }
+            self.claim_session_id(iid).await?;
+            let derived = dkls23_core::bip32::derive(share.public_key(), share.chain_code(), &path)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let relay = self.relay.clone();
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+            let opts = self.run_options();
+            let result = self
+                .protocol("sign", move || async move {
+                    let mut rng = UnwrapErr(SysRng);
+                    let guard = MemoryReplayGuard::new();
+                    run_sign(&*relay, &setup, &share, signer, &guard, &banned, &mut rng, &opts)
+                        .await
+                })
+                .await;
+            let sig = match result {
+                Ok(sig) => sig,
+                Err(e) => {
+                    if let ApiError::Protocol(p) = &e {
+                        self.record_ban(app, key, p).await;
+                    }
+                    return Err(e);
+                }
+            };
+            Ok(SignatureResponse {
+                key_id: key.to_owned(),
+                message_hash: hex::encode(message),
+                r: hex::encode(sig.r),
+                s: hex::encode(sig.s),
+                recovery_id: sig.recovery_id,
+                der: hex::encode(sig.to_der()),
+                rsv: hex::encode(sig.to_rsv()),
+                public_key: hex::encode(session::compressed(&derived.public_key)),
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One key of the application.
+    ///
+    /// # Errors
+    /// 404 for an unknown key.
+    pub async fn get_key(&self, app: &str, key: &str) -> Result<KeyInfo, ApiError> {
+        let (a, k) = (app.to_owned(), key.to_owned());
+        let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or_else(|| not_found(key))?;
+        Ok(key_info(&r))
+    }
+
+    /// All keys of the application.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn list_keys(&self, app: &str) -> Result<KeyList, ApiError> {
+        let a = app.to_owned();
+        let rs = self.db_ok(move |s| s.list(&a)).await?;
+        Ok(KeyList { keys: rs.iter().map(key_info).collect() })
+    }
+
+    /// Public key, chain code and Ethereum address at a path.
+    ///
+    /// # Errors
+    /// 404, 409 (not READY), 400 (bad path).
+    pub async fn public_key(
+        &self,
+        app: &str,
+        key: &str,
+        path: &str,
+    ) -> Result<PublicKeyResponse, ApiError> {
+        let path = session::parse_path(path).map_err(bad)?;
+        let r = self.ready_record(app, key).await?;
+        let (Some(pk), Some(cc)) = (r.public_key, r.chain_code) else {
+            return Err(ApiError::Internal);
+        };
+        let pk = point_from_bytes(&pk).map_err(|_| ApiError::Internal)?;
+        let d = dkls23_core::bip32::derive(&pk, &cc, &path)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(PublicKeyResponse {
+            key_id: key.to_owned(),
+            path: session::format_path(&path),
+            public_key: hex::encode(session::compressed(&d.public_key)),
+            chain_code: hex::encode(d.chain_code),
+            ethereum_address: session::ethereum_address(&d.public_key),
+        })
+    }
+
+    /// Destroys this node's share of the key (waits for signing sessions on it to finish).
+    ///
+    /// # Errors
+    /// 404 for an unknown key.
+    pub async fn delete_key(&self, app: &str, key: &str) -> Result<(), ApiError> {
+        let _lock = self.write_lock(app, key).await;
+        let (a, k) = (app.to_owned(), key.to_owned());
+        match self.db(move |s| s.delete(&a, &k)).await? {
+            Ok(()) => {
+                info!(app, key, "key deleted");
+                Ok(())
+            }
+            Err(StoreError::NotFound) => Err(not_found(key)),
+            Err(e) => {
+                error!(error = %e, "delete failed");
+                Err(ApiError::Internal)
+            }
+        }
+    }
+}

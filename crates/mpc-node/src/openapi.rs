@@ -1,0 +1,117 @@
+//! The OpenAPI 3.0 document served at `/openapi.json` (hand-written; a test checks that it is
+//! valid JSON and lists every route of the router).
+
+/// The document.
+pub const DOCUMENT: &str = r##"{
+  "openapi": "3.0.3",
+  "info": {
+    "title": "mpc-node SDK API",
+    "version": "1",
+    "description": "Threshold ECDSA (DKLs23, secp256k1) key generation and signing. Every participant's SDK client calls its own node with the same session configuration; the nodes meet through the relay. Byte strings are lowercase hex. Every error is {\"error\":{\"code\",\"message\"}}."
+  },
+  "components": {
+    "securitySchemes": { "apiKey": { "type": "http", "scheme": "bearer" } },
+    "schemas": {
+      "SessionConfig": {
+        "type": "object", "required": ["session_id", "players"], "additionalProperties": false,
+        "properties": {
+          "session_id": { "type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "32 random bytes; never reuse" },
+          "players": { "type": "array", "items": { "type": "integer", "minimum": 1, "maximum": 255 } },
+          "public_keys": { "type": "object", "additionalProperties": { "type": "string" }, "description": "player index -> ed25519:<hex> | p256:<hex>, for players the node does not know statically (static configuration wins)" }
+        }
+      },
+      "GenerateKeyRequest": {
+        "type": "object", "required": ["threshold", "session"], "additionalProperties": false,
+        "properties": {
+          "key_id": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" },
+          "threshold": { "type": "integer", "minimum": 2 },
+          "curve": { "type": "string", "enum": ["secp256k1"] },
+          "session": { "$ref": "#/components/schemas/SessionConfig" }
+        }
+      },
+      "KeyInfo": {
+        "type": "object",
+        "properties": {
+          "key_id": { "type": "string" }, "status": { "type": "string", "enum": ["PENDING", "READY", "ERROR"] },
+          "error": { "type": "string" }, "threshold": { "type": "integer" }, "parties": { "type": "integer" },
+          "player": { "type": "integer" }, "epoch": { "type": "integer" }, "public_key": { "type": "string" },
+          "chain_code": { "type": "string" }, "ethereum_address": { "type": "string" },
+          "created_at": { "type": "integer" }, "updated_at": { "type": "integer" }
+        }
+      },
+      "KeyList": { "type": "object", "properties": { "keys": { "type": "array", "items": { "$ref": "#/components/schemas/KeyInfo" } } } },
+      "SignRequest": {
+        "type": "object", "required": ["session"], "additionalProperties": false,
+        "properties": {
+          "session": { "$ref": "#/components/schemas/SessionConfig" },
+          "message_hash": { "type": "string", "description": "32-byte prehash; or give message + hash_algorithm" },
+          "message": { "type": "string", "description": "hex message" },
+          "hash_algorithm": { "type": "string", "enum": ["KECCAK256", "SHA256"] },
+          "path": { "type": "string", "example": "m/44/60/0/0/0", "description": "non-hardened BIP32 path" }
+        }
+      },
+      "Signature": {
+        "type": "object",
+        "properties": {
+          "key_id": { "type": "string" }, "message_hash": { "type": "string" }, "r": { "type": "string" },
+          "s": { "type": "string" }, "recovery_id": { "type": "integer" }, "der": { "type": "string" },
+          "rsv": { "type": "string" }, "public_key": { "type": "string" }
+        }
+      },
+      "PublicKey": {
+        "type": "object",
+        "properties": {
+          "key_id": { "type": "string" }, "path": { "type": "string" }, "public_key": { "type": "string" },
+          "chain_code": { "type": "string" }, "ethereum_address": { "type": "string" }
+        }
+      },
+      "Error": {
+        "type": "object",
+        "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } }
+      }
+    },
+    "responses": {
+      "Error": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+    }
+  },
+  "security": [{ "apiKey": [] }],
+  "paths": {
+    "/healthz": { "get": { "security": [], "summary": "liveness", "responses": { "200": { "description": "ok" } } } },
+    "/metrics": { "get": { "security": [], "summary": "Prometheus metrics", "responses": { "200": { "description": "text format 0.0.4" } } } },
+    "/openapi.json": { "get": { "security": [], "summary": "this document", "responses": { "200": { "description": "OpenAPI 3.0" } } } },
+    "/v1/keys": {
+      "post": {
+        "summary": "generate a key (returns when READY; an existing READY key id is returned unchanged; PENDING or ERROR -> 409)",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GenerateKeyRequest" } } } },
+        "responses": { "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } },
+          "400": { "$ref": "#/components/responses/Error" }, "401": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" },
+          "413": { "$ref": "#/components/responses/Error" }, "502": { "$ref": "#/components/responses/Error" }, "503": { "$ref": "#/components/responses/Error" }, "504": { "$ref": "#/components/responses/Error" } }
+      },
+      "get": { "summary": "list the application's keys", "responses": { "200": { "description": "keys", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyList" } } } }, "401": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/keys/{key_id}": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+      "get": { "summary": "one key", "responses": { "200": { "description": "key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "404": { "$ref": "#/components/responses/Error" } } },
+      "delete": { "summary": "destroy this node's share (crypto-shredding)", "responses": { "200": { "description": "deleted" }, "404": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/keys/{key_id}/sign": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+      "post": { "summary": "sign with the session's players",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SignRequest" } } } },
+        "responses": { "200": { "description": "signature", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Signature" } } } },
+          "400": { "$ref": "#/components/responses/Error" }, "404": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" },
+          "502": { "$ref": "#/components/responses/Error" }, "504": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/keys/{key_id}/public-key": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } },
+                     { "name": "path", "in": "query", "required": false, "schema": { "type": "string", "example": "m/44/60/0/0/0" } }],
+      "get": { "summary": "public key, chain code and Ethereum address at a path", "responses": { "200": { "description": "public key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PublicKey" } } } }, "404": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/keys/{key_id}/xpub": { "get": { "summary": "xpub (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/keys/{key_id}/presign": { "post": { "summary": "presign (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/keys/{key_id}/refresh": { "post": { "summary": "refresh (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/keys/{key_id}/reshare": { "post": { "summary": "reshare (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/keys/{key_id}/export": { "post": { "summary": "export with explicit confirmation (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/keys/import": { "post": { "summary": "import (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } }
+  }
+}"##;
