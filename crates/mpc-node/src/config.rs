@@ -340,7 +340,9 @@ pub fn validate(
             Some(_) => {}
             None => {
                 if players.values().any(|k| *k == own) {
-                    errs.push("players: this node's identity key is configured for another index".into());
+                    errs.push(
+                        "players: this node's identity key is configured for another index".into(),
+                    );
                 }
                 players.insert(index, own);
             }
@@ -373,7 +375,7 @@ pub fn validate(
                 errs.push(format!(
                     "database_url {u:?} is not supported (use sqlite://<path> or memory:)"
                 ));
-                Database::Memory
+                Database::Sqlite(data_dir.join(DEFAULT_DB_FILE))
             }
         },
     };

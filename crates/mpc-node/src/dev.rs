@@ -67,7 +67,11 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// I/O errors.
-pub fn prepare(dir: &Path, relay_url: &str, node_addrs: &[SocketAddr]) -> anyhow::Result<Vec<String>> {
+pub fn prepare(
+    dir: &Path,
+    relay_url: &str,
+    node_addrs: &[SocketAddr],
+) -> anyhow::Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let keys_file = dir.join("api-keys.txt");
     let ids_file = dir.join("identities.txt");
@@ -115,7 +119,8 @@ fn write_configs(
     for (k, ((id, key), addr)) in ids.iter().zip(keys).zip(node_addrs).enumerate() {
         let i = k + 1;
         let mut t = String::new();
-        let _ = writeln!(t, "# mpc-node dev: player {i} (generated; secrets are for local use only)");
+        let _ =
+            writeln!(t, "# mpc-node dev: player {i} (generated; secrets are for local use only)");
         let _ = writeln!(t, "data_dir = \"node{i}\"");
         let _ = writeln!(t, "listen = \"{addr}\"");
         let _ = writeln!(t, "relay_urls = [\"{relay_url}\"]");
@@ -124,7 +129,8 @@ fn write_configs(
         for (j, p) in publics.iter().enumerate() {
             let _ = writeln!(t, "\n[[players]]\nindex = {}\npublic_key = \"{p}\"", j + 1);
         }
-        let _ = writeln!(t, "\n[[api_keys]]\napp = \"{DEV_APP}\"\nsha256 = \"{}\"", hash_api_key(key));
+        let _ =
+            writeln!(t, "\n[[api_keys]]\napp = \"{DEV_APP}\"\nsha256 = \"{}\"", hash_api_key(key));
         let _ = writeln!(t, "\n[limits]\nmax_concurrent_sessions = 128\nsession_timeout_secs = 30");
         std::fs::create_dir_all(dir.join(format!("node{i}")))?;
         write_private(&dir.join(format!("node{i}.toml")), &t)?;
@@ -171,7 +177,10 @@ impl DevCluster {
             let _ = writeln!(s, "node {}: {}   API key: {}", k + 1, url(k), key(k));
         }
         let _ = writeln!(s, "files:  {}", self.dir.display());
-        let _ = writeln!(s, "\n# 1. Generate a 2-of-3 key: every node is called with the same session.");
+        let _ = writeln!(
+            s,
+            "\n# 1. Generate a 2-of-3 key: every node is called with the same session."
+        );
         for k in 0..self.nodes.len() {
             let _ = writeln!(
                 s,
@@ -191,7 +200,10 @@ impl DevCluster {
             );
         }
         let _ = writeln!(s, "wait; echo");
-        let _ = writeln!(s, "\n# 3. Public key and Ethereum address at a path; list keys; API document.");
+        let _ = writeln!(
+            s,
+            "\n# 3. Public key and Ethereum address at a path; list keys; API document."
+        );
         let _ = writeln!(
             s,
             "curl -s '{}/v1/keys/demo-key/public-key?path=m/44/60/0/0/0' -H 'Authorization: Bearer {}'",

@@ -86,9 +86,8 @@ async fn main() -> anyhow::Result<()> {
             use dkls23_core::identity::IdentitySigner;
             let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
             let private = config::NodeIdentity::generate_ed25519_string(&mut rng);
-            let public = config::NodeIdentity::parse(&private)
-                .map_err(|e| anyhow::anyhow!(e))?
-                .public_key();
+            let public =
+                config::NodeIdentity::parse(&private).map_err(|e| anyhow::anyhow!(e))?.public_key();
             println!("identity_key = \"{private}\"\npublic_key   = \"{public}\"");
             Ok(())
         }

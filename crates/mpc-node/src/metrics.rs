@@ -82,8 +82,10 @@ impl Metrics {
         out.push_str("# TYPE mpc_node_sessions_total counter\n");
         if let Ok(m) = self.sessions.lock() {
             for ((p, o), v) in m.iter() {
-                let _ =
-                    writeln!(out, "mpc_node_sessions_total{{protocol=\"{p}\",outcome=\"{o}\"}} {v}");
+                let _ = writeln!(
+                    out,
+                    "mpc_node_sessions_total{{protocol=\"{p}\",outcome=\"{o}\"}} {v}"
+                );
             }
         }
         out.push_str("# HELP mpc_node_session_seconds Wall time of protocol sessions.\n");

@@ -241,7 +241,10 @@ impl Node {
     }
 
     fn run_options(&self) -> RunOptions {
-        RunOptions { round_timeout: self.cfg.session_timeout(), message_ttl: Duration::from_secs(600) }
+        RunOptions {
+            round_timeout: self.cfg.session_timeout(),
+            message_ttl: Duration::from_secs(600),
+        }
     }
 
     /// Runs a protocol future (built on the blocking thread) on a current-thread runtime off
@@ -335,10 +338,9 @@ impl Node {
     fn existing(r: &KeyRecord) -> Result<KeyInfo, ApiError> {
         match &r.status {
             KeyStatus::Ready => Ok(key_info(r)),
-            KeyStatus::Pending => Err(ApiError::Conflict(format!(
-                "key {:?} is being generated (PENDING)",
-                r.key
-            ))),
+            KeyStatus::Pending => {
+                Err(ApiError::Conflict(format!("key {:?} is being generated (PENDING)", r.key)))
+            }
             KeyStatus::Error(reason) => Err(ApiError::Conflict(format!(
                 "key {:?} failed to generate ({reason}); delete it or use another key_id",
                 r.key
@@ -351,11 +353,7 @@ impl Node {
     /// # Errors
     /// [`ApiError`]: 400 for a bad request, 409 for a PENDING / ERROR key id or a used session
     /// id, protocol errors.
-    pub async fn generate(
-        &self,
-        app: &str,
-        req: GenerateKeyRequest,
-    ) -> Result<KeyInfo, ApiError> {
+    pub async fn generate(&self, app: &str, req: GenerateKeyRequest) -> Result<KeyInfo, ApiError> {
         if !req.curve.eq_ignore_ascii_case("secp256k1") {
             return Err(ApiError::BadRequest(format!(
                 "curve {:?} is not supported (only secp256k1)",
@@ -472,7 +470,9 @@ impl Node {
                     .hash_algorithm
                     .as_deref()
                     .ok_or_else(|| {
-                        ApiError::BadRequest("message needs hash_algorithm (KECCAK256 or SHA256)".into())
+                        ApiError::BadRequest(
+                            "message needs hash_algorithm (KECCAK256 or SHA256)".into(),
+                        )
                     })?
                     .parse()
                     .map_err(ApiError::BadRequest)?;
@@ -511,9 +511,8 @@ impl Node {
                 )));
             }
             let (a, k) = (app.to_owned(), key.to_owned());
-            let (bytes, banned) = self
-                .db_ok(move |s| Ok((s.load_share(&a, &k)?, s.bans(&a, &k)?)))
-                .await?;
+            let (bytes, banned) =
+                self.db_ok(move |s| Ok((s.load_share(&a, &k)?, s.bans(&a, &k)?))).await?;
             let share = tokio::task::spawn_blocking(move || KeyShare::from_bytes(&bytes))
                 .await
                 .map_err(|_| ApiError::Internal)?
@@ -521,8 +520,7 @@ impl Node {
                     error!(error = %e, "stored share does not decode");
                     ApiError::Internal
                 })?;
-            let setup =
-                session::sign_setup(iid, &share, &signers, &path, message).map_err(bad)?;
+            let setup = session::sign_setup(iid, &share, &signers, &path, message).map_err(bad)?;
             if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
                 return Err(ApiError::Conflict(format!(
                     "player {b} is banned for this key; reshare the key to replace it"

@@ -1,0 +1,161 @@
+//! Authentication, tenancy, request limits, error bodies, OpenAPI, metrics.
+
+use http::Method;
+use mpc_node_client::Client;
+use mpc_node_client::api::ErrorBody;
+
+use crate::common::*;
+
+async fn raw(c: &Client, m: Method, path: &str, body: Option<&str>, auth: bool) -> (u16, String) {
+    let (st, b) = c.raw(m, path, body.map(|b| b.as_bytes().to_vec()), auth).await.unwrap();
+    (st.as_u16(), String::from_utf8_lossy(&b).into_owned())
+}
+
+fn code(body: &str) -> String {
+    serde_json::from_str::<ErrorBody>(body).unwrap().error.code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_tenancy_limits_and_documents() {
+    let cluster = Cluster::three().await;
+    cluster.generate("app-a", "shared-name", 2, &[1, 2, 3]).await.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    let a = cluster.client(1, "app-a");
+    let b = cluster.client(1, "app-b");
+
+    // 401 without a key or with an unknown one.
+    let (st, body) = raw(&a, Method::GET, "/v1/keys", None, false).await;
+    assert_eq!((st, code(&body).as_str()), (401, "unauthorized"));
+    let wrong = Client::new(&cluster.url(1), "not-a-key").unwrap();
+    assert_eq!(wrong.list_keys().await.unwrap_err().status(), Some(401));
+    // Another node's key is not valid here either.
+    let other = Client::new(&cluster.url(1), &api_key("app-a", 2)).unwrap();
+    assert_eq!(other.list_keys().await.unwrap_err().status(), Some(401));
+
+    // Application B sees nothing of application A.
+    assert!(b.list_keys().await.unwrap().keys.is_empty());
+    assert_eq!(a.list_keys().await.unwrap().keys.len(), 1);
+    assert_eq!(b.get_key("shared-name").await.unwrap_err().status(), Some(404));
+    assert_eq!(b.public_key("shared-name", "m").await.unwrap_err().status(), Some(404));
+    assert_eq!(b.delete_key("shared-name").await.unwrap_err().status(), Some(404));
+    let sign_b = cluster.sign("app-b", "shared-name", &[1, 2], [1; 32], "m").await;
+    assert!(sign_b.iter().all(|r| r.as_ref().unwrap_err().status() == Some(404)));
+    assert_eq!(a.get_key("shared-name").await.unwrap().status, "READY");
+
+    // Malformed JSON: 400 with a precise message; unknown fields and wrong types too.
+    let (st, body) = raw(&a, Method::POST, "/v1/keys", Some("{\"threshold\": 2,"), true).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("malformed JSON"), "{body}");
+    let (st, body) = raw(
+        &a,
+        Method::POST,
+        "/v1/keys",
+        Some("{\"threshold\": \"two\", \"session\": {\"session_id\": \"00\", \"players\": []}}"),
+        true,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(body.contains("threshold"), "{body}");
+    let (st, body) = raw(
+        &a,
+        Method::POST,
+        "/v1/keys",
+        Some("{\"threshold\": 2, \"bogus\": 1, \"session\": {\"session_id\": \"00\", \"players\": [1]}}"),
+        true,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(body.contains("bogus"), "{body}");
+    // Semantic errors: bad session id, bad threshold, player without a key.
+    let bad = |sid: &str, t: u16, players: &str| {
+        format!(
+            "{{\"threshold\": {t}, \"session\": {{\"session_id\": \"{sid}\", \"players\": {players}}}}}"
+        )
+    };
+    let (st, body) =
+        raw(&a, Method::POST, "/v1/keys", Some(&bad("abcd", 2, "[1,2,3]")), true).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("session_id"), "{body}");
+    let (st, body) =
+        raw(&a, Method::POST, "/v1/keys", Some(&bad(&random_sid(), 5, "[1,2,3]")), true).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("threshold"), "{body}");
+    let (st, body) =
+        raw(&a, Method::POST, "/v1/keys", Some(&bad(&random_sid(), 2, "[1,2,3,4]")), true).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("player 4"), "{body}");
+    let (st, body) = raw(
+        &a,
+        Method::POST,
+        "/v1/keys/shared-name/sign",
+        Some(&format!(
+            "{{\"session\": {{\"session_id\": \"{}\", \"players\": [1,2]}}, \"message\": \"00\"}}",
+            random_sid()
+        )),
+        true,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(body.contains("hash_algorithm"), "{body}");
+    let (st, body) = raw(
+        &a,
+        Method::POST,
+        "/v1/keys/shared-name/sign",
+        Some(&format!(
+            "{{\"session\": {{\"session_id\": \"{}\", \"players\": [1,2]}}, \"message_hash\": \"00\", \"path\": \"m/1'\"}}",
+            random_sid()
+        )),
+        true,
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+
+    // Oversize body: 413.
+    let big = format!("{{\"threshold\": 2, \"key_id\": \"{}\"}}", "x".repeat(100 * 1024));
+    let (st, body) = raw(&a, Method::POST, "/v1/keys", Some(&big), true).await;
+    assert_eq!((st, code(&body).as_str()), (413, "too_large"));
+
+    // Unknown route and not-implemented endpoints answer JSON.
+    let (st, body) = raw(&a, Method::GET, "/v2/nothing", None, true).await;
+    assert_eq!((st, code(&body).as_str()), (404, "no_route"));
+    let (st, body) = raw(&a, Method::POST, "/v1/keys/shared-name/refresh", Some("{}"), true).await;
+    assert_eq!((st, code(&body).as_str()), (501, "not_implemented"));
+    let (st, _) = raw(&a, Method::POST, "/v1/keys/shared-name/refresh", Some("{}"), false).await;
+    assert_eq!(st, 401);
+
+    // Health, metrics and the OpenAPI document need no key.
+    let (st, _) = raw(&a, Method::GET, "/healthz", None, false).await;
+    assert_eq!(st, 200);
+    let (st, metrics) = raw(&a, Method::GET, "/metrics", None, false).await;
+    assert_eq!(st, 200);
+    assert!(
+        metrics.contains("mpc_node_sessions_total{protocol=\"dkg\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mpc_node_http_errors_total{status=\"401\"}"), "{metrics}");
+    let (st, doc) = raw(&a, Method::GET, "/openapi.json", None, false).await;
+    assert_eq!(st, 200);
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    for path in [
+        "/v1/keys",
+        "/v1/keys/{key_id}",
+        "/v1/keys/{key_id}/sign",
+        "/v1/keys/{key_id}/public-key",
+        "/v1/keys/{key_id}/presign",
+        "/v1/keys/{key_id}/refresh",
+        "/v1/keys/{key_id}/reshare",
+        "/v1/keys/{key_id}/export",
+        "/v1/keys/{key_id}/xpub",
+        "/v1/keys/import",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi.json");
+    }
+
+    // Delete: the share is gone on this node, the others keep theirs.
+    a.delete_key("shared-name").await.unwrap();
+    assert_eq!(a.get_key("shared-name").await.unwrap_err().status(), Some(404));
+    assert_eq!(cluster.client(2, "app-a").get_key("shared-name").await.unwrap().status, "READY");
+}

@@ -1,0 +1,74 @@
+//! Startup validation: every problem reported, one line each.
+
+use std::path::Path;
+
+use mpc_node::config;
+
+use crate::common::*;
+
+fn parse(text: &str) -> Result<config::Config, config::ConfigError> {
+    config::parse(text, Path::new("."), &|_| None)
+}
+
+#[test]
+fn a_valid_configuration_parses() {
+    let c = parse(&NodeSpec::new(2, 3).toml("http://127.0.0.1:9")).unwrap();
+    assert_eq!(c.index, 2);
+    assert_eq!(c.players.len(), 3);
+    assert_eq!(c.api_keys.len(), 2);
+    assert_eq!(c.limits.session_timeout_secs, 20);
+}
+
+#[test]
+fn every_problem_is_one_line() {
+    let text = format!(
+        "relay_urls = []\nlisten = \"nowhere\"\ndatabase_url = \"postgres://x\"\n\
+         [node]\nindex = 1\nidentity_key = \"ed25519:zz\"\n\
+         [[players]]\nindex = 2\npublic_key = \"{p2}\"\n\
+         [[players]]\nindex = 2\npublic_key = \"{p3}\"\n\
+         [[players]]\nindex = 3\npublic_key = \"ed25519:1234\"\n\
+         [[api_keys]]\napp = \"a\"\nsha256 = \"nothex\"\n",
+        p2 = public(2),
+        p3 = public(3)
+    );
+    let e = parse(&text).unwrap_err();
+    let all = e.to_string();
+    for needle in [
+        "node.identity_key is malformed",
+        "duplicate player index 2",
+        "players[2].public_key is malformed",
+        "relay_urls is empty",
+        "listen \"nowhere\"",
+        "database_url \"postgres://x\" is not supported",
+        "api_keys[0].sha256",
+        "master password is missing",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(all.lines().count(), e.0.len());
+    assert!(all.lines().all(|l| l.starts_with("config error: ")));
+}
+
+#[test]
+fn own_key_mismatch_and_environment_overrides() {
+    let mut text = NodeSpec::new(1, 3).toml("http://127.0.0.1:9");
+    // The file says player 1 has player 2's key: mismatch with the identity.
+    text = text.replacen(&public(1).to_string(), &public(9).to_string(), 1);
+    let e = parse(&text).unwrap_err();
+    assert!(e.to_string().contains("does not match node.identity_key"), "{e}");
+
+    // The environment's identity key wins over the file's.
+    let text = NodeSpec::new(1, 3).toml("http://127.0.0.1:9");
+    let env = |name: &str| match name {
+        "MPC_NODE_IDENTITY_KEY" => Some(format!("ed25519:{}", hex::encode(seed(7)))),
+        "MPC_NODE_LISTEN" => Some("127.0.0.1:4567".to_owned()),
+        _ => None,
+    };
+    let e = config::parse(&text, Path::new("."), &env).unwrap_err();
+    assert!(e.to_string().contains("does not match node.identity_key"), "{e}");
+    let text = text.replace(&public(1).to_string(), &public(7).to_string());
+    let c = config::parse(&text, Path::new("."), &env).unwrap();
+    assert_eq!(c.listen.port(), 4567);
+    let unknown = parse(&format!("{text}\nsurprise = 1\n")).unwrap_err();
+    assert!(unknown.to_string().contains("surprise"), "{unknown}");
+}

@@ -1,0 +1,14 @@
+//! mpc-node integration tests: real sockets, a real relay, three nodes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod api;
+mod common;
+mod config;
+mod flows;
+mod mobile;
