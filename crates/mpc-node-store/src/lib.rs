@@ -19,11 +19,15 @@ use std::sync::Arc;
 use dkls23_core::setup::{ReplayError, ReplayGuard};
 use zeroize::Zeroizing;
 
+mod envelope;
 mod memory;
 mod rules;
+mod sqlite;
 
+pub use envelope::KdfParams;
 pub use memory::MemoryStore;
 pub use rules::{MAX_NAME_LEN, MAX_REASON_LEN, is_valid_app, is_valid_name};
+pub use sqlite::{OpenOptions, SqliteStore};
 
 /// Application id (tenant).
 pub type AppId = String;
