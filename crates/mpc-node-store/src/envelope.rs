@@ -142,7 +142,9 @@ impl SecretKey {
     pub(crate) fn seal(&self, aad: &[u8], pt: &[u8]) -> Result<Vec<u8>, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         fill_random(&mut nonce)?;
-        let mut out = Vec::with_capacity(pt.len() + SEAL_OVERHEAD);
+        // The buffer holds plaintext until encrypted in place: zeroized if encryption fails.
+        // Its capacity is final, so no reallocation leaves a plaintext copy behind.
+        let mut out = Zeroizing::new(Vec::with_capacity(pt.len() + SEAL_OVERHEAD));
         out.push(BLOB_VERSION);
         out.extend_from_slice(&nonce);
         let start = out.len();
@@ -153,7 +155,7 @@ impl SecretKey {
             .encrypt_inout_detached(&XNonce::from(nonce), aad, body.into())
             .map_err(|_| StoreError::Io("encryption failed".into()))?;
         out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(std::mem::take(&mut *out))
     }
 
     /// Opens a blob made by [`SecretKey::seal`] with the same `aad`; [`StoreError::Corrupt`]

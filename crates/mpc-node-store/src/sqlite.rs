@@ -359,6 +359,8 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         // Deleted rows (shares, data keys) are overwritten with zeros, not just unlinked.
         conn.pragma_update(None, "secure_delete", "ON").map_err(db)?;
+        // Temporary tables and indices (sorts, VACUUM) stay in memory, never in stray files.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(db)?;
         migrate(&mut conn)?;
         let kek = unlock(&mut conn, master_password, options.kdf)?;
         Ok(Self { conn: Mutex::new(conn), kek, path: path.to_owned() })

@@ -52,6 +52,12 @@ pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Whether any `w`-byte window of `needle` occurs in `haystack`.
+pub fn shares_window(haystack: &[u8], needle: &[u8], w: usize) -> bool {
+    let seen: std::collections::HashSet<&[u8]> = haystack.windows(w).collect();
+    needle.windows(w).any(|x| seen.contains(x))
+}
+
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
     getrandom::fill(&mut v).unwrap();

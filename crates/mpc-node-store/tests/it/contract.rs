@@ -264,3 +264,24 @@ fn concurrent_takers_get_each_presignature_once() {
         assert!(s.list_presignatures(APP, "k").unwrap().is_empty());
     }
 }
+
+#[test]
+fn concurrent_create_pending_creates_once() {
+    const THREADS: usize = 6;
+    for (name, s, _db) in stores() {
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (s, barrier) = (Arc::clone(&s), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    s.create_pending(APP, "k", 2, 3, 1).unwrap()
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let created = outcomes.iter().filter(|o| **o == CreateOutcome::Created).count();
+        assert_eq!(created, 1, "{name}");
+        assert_eq!(s.list(APP).unwrap().len(), 1);
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::{Arc, Barrier, Mutex};
 
 use mpc_node_store::{KdfParams, KeyStatus, OpenOptions, SqliteStore, Store, StoreError};
 
-use crate::common::{APP, PASSWORD, TempDb, contains, random_bytes, ready_key};
+use crate::common::{APP, PASSWORD, TempDb, contains, random_bytes, ready_key, shares_window};
 
 /// A share-like blob with a 32-byte secret inside (as a serialized KeyShare holds its scalar).
 fn share_with_secret() -> (Vec<u8>, Vec<u8>) {
@@ -78,13 +78,18 @@ fn database_files_hold_no_share_or_presignature_in_clear() {
         assert!(!contains(&raw, &secret), "{when}: 32-byte secret in clear");
         assert!(!contains(&raw, &presig), "{when}: presignature in clear");
         assert!(!contains(&raw, &presig_secret), "{when}: presignature secret in clear");
+        // Not even a 16-byte piece of either.
+        assert!(!shares_window(&raw, &share, 16), "{when}: part of the share in clear");
+        assert!(!shares_window(&raw, &presig, 16), "{when}: part of the presignature in clear");
         assert!(!contains(&raw, PASSWORD), "{when}: password in clear");
     };
     check("before checkpoint (data in the WAL)");
     s.compact().unwrap();
     check("after checkpoint");
-    // The search itself works: the public key and key name are stored in clear.
-    assert!(contains(&db.raw_bytes(), b"app-1"));
+    // The search itself works: public fields are stored in clear and found.
+    let raw = db.raw_bytes();
+    assert!(contains(&raw, b"app-1"));
+    assert!(shares_window(&raw, &[crate::common::CC.as_slice(), b"tail"].concat(), 16));
     drop(s);
     check("after close");
 }
@@ -422,7 +427,12 @@ fn database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let db = TempDb::new();
     let s = db.open();
-    let mode = std::fs::metadata(db.path()).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+    ready_key(&s, "k", b"share");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.path().into_os_string();
+        p.push(suffix);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "node.db{suffix}");
+    }
     assert!(!format!("{s:?}").contains("correct horse"));
 }
