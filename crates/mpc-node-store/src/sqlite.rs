@@ -366,6 +366,54 @@ impl SqliteStore {
         Ok(Self { conn: Mutex::new(conn), kek, path: path.to_owned() })
     }
 
+    /// Changes the master password: derives a new KEK (new salt, `kdf` parameters) and rewraps
+    /// every data key under it in one transaction. Shares and presignatures are not re-encrypted
+    /// (their data keys do not change). Other open handles on the same file keep the old KEK
+    /// and must be reopened.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if a data key does not unwrap (nothing is changed then);
+    /// database failures.
+    pub fn change_master_password(
+        &mut self,
+        new_password: &[u8],
+        kdf: KdfParams,
+    ) -> Result<(), StoreError> {
+        let mut salt = [0u8; SALT_LEN];
+        fill_random(&mut salt)?;
+        let new_kek = SecretKey::derive_kek(new_password, &salt, kdf)?;
+        let check = new_kek.seal(check_aad(&salt, kdf).as_slice(), CHECK_PLAINTEXT)?;
+        self.write(|tx| {
+            let sql = format!(
+                "SELECT {RECORD_COLUMNS} FROM keys WHERE status = 'READY' ORDER BY app, key_name"
+            );
+            let mut stmt = tx.prepare(&sql).map_err(db)?;
+            let records = stmt
+                .query_map([], read_record)
+                .map_err(db)?
+                .map(|r| r.map_err(db).and_then(RawRecord::decode))
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in &records {
+                let dk = self.data_key(tx, r)?;
+                let aad = Aad::for_key(DOMAIN_DATA_KEY, &r.app, &r.key, r.player, r.epoch);
+                tx.execute(
+                    "UPDATE data_keys SET wrapped = ?3 WHERE app = ?1 AND key_name = ?2",
+                    (&r.app, &r.key, dk.wrap(&new_kek, aad.as_slice())?),
+                )
+                .map_err(db)?;
+            }
+            let put = "UPDATE meta SET value = ?2 WHERE name = ?1";
+            tx.execute(put, ("kdf_salt", salt.as_slice())).map_err(db)?;
+            tx.execute(put, ("kdf_params", kdf.encode().as_slice())).map_err(db)?;
+            tx.execute(put, ("kdf_check", check)).map_err(db)?;
+            Ok(())
+        })?;
+        self.kek = new_kek;
+        // The old wrapped keys are overwritten (secure_delete) once the log is checkpointed.
+        self.shred_log();
+        Ok(())
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

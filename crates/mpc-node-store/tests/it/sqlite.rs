@@ -436,3 +436,40 @@ fn database_file_is_private() {
     }
     assert!(!format!("{s:?}").contains("correct horse"));
 }
+
+#[test]
+fn master_password_change_rewraps_data_keys() {
+    let db = TempDb::new();
+    let mut s = db.open();
+    ready_key(&s, "a", b"share a");
+    ready_key(&s, "b", b"share b");
+    s.create_pending(APP, "pending", 2, 3, 1).unwrap();
+    s.put_presignature(APP, "a", "p1", b"presig").unwrap();
+    let old_dk = row_blob(&db, "data_keys", "wrapped", "a");
+    s.change_master_password(b"new password", KdfParams::INSECURE_FOR_TESTS).unwrap();
+    assert_ne!(row_blob(&db, "data_keys", "wrapped", "a"), old_dk);
+    assert_eq!(&**s.load_share(APP, "a").unwrap(), b"share a");
+    drop(s);
+    let opts = OpenOptions::insecure_for_tests();
+    assert!(matches!(
+        SqliteStore::open_with(&db.path(), PASSWORD, &opts),
+        Err(StoreError::WrongPassword)
+    ));
+    let s = SqliteStore::open_with(&db.path(), b"new password", &opts).unwrap();
+    assert_eq!(&**s.load_share(APP, "a").unwrap(), b"share a");
+    assert_eq!(&**s.load_share(APP, "b").unwrap(), b"share b");
+    assert_eq!(&**s.take_presignature(APP, "a", "p1").unwrap().unwrap(), b"presig");
+    assert!(!contains(&db.raw_bytes(), &old_dk), "old wrapped key overwritten");
+
+    // A data key that does not unwrap aborts the change: nothing is rewritten.
+    let mut s = s;
+    let good_b = row_blob(&db, "data_keys", "wrapped", "b");
+    set_blob(&db, "data_keys", "wrapped", "b", &[1u8; 73]);
+    let a_before = row_blob(&db, "data_keys", "wrapped", "a");
+    assert!(is_corrupt(s.change_master_password(b"third", KdfParams::INSECURE_FOR_TESTS)));
+    assert_eq!(row_blob(&db, "data_keys", "wrapped", "a"), a_before);
+    set_blob(&db, "data_keys", "wrapped", "b", &good_b);
+    drop(s);
+    let s = SqliteStore::open_with(&db.path(), b"new password", &opts).unwrap();
+    assert_eq!(&**s.load_share(APP, "b").unwrap(), b"share b");
+}
