@@ -473,3 +473,67 @@ fn master_password_change_rewraps_data_keys() {
     let s = SqliteStore::open_with(&db.path(), b"new password", &opts).unwrap();
     assert_eq!(&**s.load_share(APP, "b").unwrap(), b"share b");
 }
+
+/// The share a crash-test writer stores at `epoch`: several pages, all derived from the epoch.
+fn crash_share(epoch: u32) -> Vec<u8> {
+    let mut v = epoch.to_be_bytes().repeat(3000);
+    v.extend_from_slice(b"end");
+    v
+}
+
+const CRASH_CHILD_ENV: &str = "MPC_NODE_STORE_CRASH_CHILD_DB";
+
+/// Kills (SIGKILL) a process in the middle of a stream of `replace_share` writes, then checks
+/// that the record and the share agree on one epoch: never a half-written share.
+#[test]
+fn kill_during_writes_leaves_a_whole_share() {
+    if let Ok(path) = std::env::var(CRASH_CHILD_ENV) {
+        // Child: write forever until killed.
+        let opts = OpenOptions::insecure_for_tests();
+        let s = SqliteStore::open_with(std::path::Path::new(&path), PASSWORD, &opts).unwrap();
+        let mut epoch = s.get(APP, "k").unwrap().unwrap().epoch;
+        loop {
+            epoch += 1;
+            s.replace_share(APP, "k", &crash_share(epoch), epoch, 1, 2, 3).unwrap();
+            s.put_presignature(APP, "k", "p", &crash_share(epoch)).unwrap();
+        }
+    }
+    let db = TempDb::new();
+    {
+        let s = db.open();
+        s.create_pending(APP, "k", 2, 3, 1).unwrap();
+        s.mark_ready(APP, "k", &crash_share(0), 0, [2; 33], [3; 32], [4; 32]).unwrap();
+    }
+    let mut last_epoch = 0;
+    for round in 0..3u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["sqlite::kill_during_writes_leaves_a_whole_share", "--exact", "--nocapture"])
+            .env(CRASH_CHILD_ENV, db.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Let it make progress, then kill it at an arbitrary point.
+        let watcher = db.open();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while watcher.get(APP, "k").unwrap().unwrap().epoch < last_epoch + 5 {
+            assert!(std::time::Instant::now() < deadline, "child made no progress");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(round * 7 + 3));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        drop(watcher);
+
+        let s = db.open();
+        let r = s.get(APP, "k").unwrap().unwrap();
+        assert!(r.epoch >= last_epoch + 5, "round {round}");
+        assert_eq!(&**s.load_share(APP, "k").unwrap(), crash_share(r.epoch).as_slice());
+        if let Some(p) = s.take_presignature(APP, "k", "p").unwrap() {
+            assert_eq!(&*p, crash_share(r.epoch).as_slice(), "presignature of the same epoch");
+        }
+        let ok: String = db.raw().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok");
+        last_epoch = r.epoch;
+    }
+}
