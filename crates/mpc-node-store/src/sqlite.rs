@@ -246,8 +246,34 @@ fn check_aad(salt: &[u8], params: KdfParams) -> Aad {
     aad
 }
 
-/// Runs the pending migrations in one transaction.
+/// The schema version of the database (0 for a new file), read without taking the write lock.
+fn schema_version(conn: &Connection) -> Result<usize, StoreError> {
+    let has_table: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if has_table == 0 {
+        return Ok(0);
+    }
+    let v: i64 = conn
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .map_err(db)?;
+    let v = usize::try_from(v).map_err(|_| corrupt("schema version"))?;
+    if v > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt("database schema is newer than this program".into()));
+    }
+    Ok(v)
+}
+
+/// Runs the pending migrations in one transaction. An up-to-date database is only read, so
+/// opening never waits for the write lock of a busy writer.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    if schema_version(conn)? == MIGRATIONS.len() {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -256,13 +282,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
          );",
     )
     .map_err(db)?;
-    let current: i64 = tx
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
-        .map_err(db)?;
-    let current = usize::try_from(current).map_err(|_| corrupt("schema version"))?;
-    if current > MIGRATIONS.len() {
-        return Err(StoreError::Corrupt("database schema is newer than this program".into()));
-    }
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    let current = schema_version(&tx)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         tx.execute_batch(sql).map_err(db)?;
         let version = i64::try_from(i + 1).map_err(|_| corrupt("schema version"))?;
@@ -275,26 +296,47 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(db)
 }
 
+type KdfRows = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn read_kdf(conn: &Connection) -> Result<KdfRows, StoreError> {
+    Ok((meta(conn, "kdf_salt")?, meta(conn, "kdf_params")?, meta(conn, "kdf_check")?))
+}
+
+/// Derives the KEK from stored settings and verifies it against the check value.
+fn verify_kek(
+    password: &[u8],
+    salt: &[u8],
+    params: &[u8],
+    check: &[u8],
+) -> Result<SecretKey, StoreError> {
+    let params = KdfParams::decode(params)?;
+    if salt.len() != SALT_LEN {
+        return Err(corrupt("key derivation salt"));
+    }
+    let kek = SecretKey::derive_kek(password, salt, params)?;
+    kek.open(check_aad(salt, params).as_slice(), check, "password check")
+        .map_err(|_| StoreError::WrongPassword)?;
+    Ok(kek)
+}
+
 /// Reads (or, for a new database, creates) the KDF salt, parameters and check value, derives the
-/// KEK and verifies it.
+/// KEK and verifies it. An existing database is only read.
 fn unlock(
     conn: &mut Connection,
     password: &[u8],
     create_params: KdfParams,
 ) -> Result<SecretKey, StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-    let stored = (meta(&tx, "kdf_salt")?, meta(&tx, "kdf_params")?, meta(&tx, "kdf_check")?);
-    let kek = match stored {
+    match read_kdf(conn)? {
         (Some(salt), Some(params), Some(check)) => {
-            let params = KdfParams::decode(&params)?;
-            if salt.len() != SALT_LEN {
-                return Err(corrupt("key derivation salt"));
-            }
-            let kek = SecretKey::derive_kek(password, &salt, params)?;
-            kek.open(check_aad(&salt, params).as_slice(), &check, "password check")
-                .map_err(|_| StoreError::WrongPassword)?;
-            kek
+            return verify_kek(password, &salt, &params, &check);
         }
+        (None, None, None) => {}
+        _ => return Err(StoreError::Corrupt("key derivation settings incomplete".into())),
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    let kek = match read_kdf(&tx)? {
+        // Another process created them meanwhile.
+        (Some(salt), Some(params), Some(check)) => verify_kek(password, &salt, &params, &check)?,
         (None, None, None) => {
             let mut salt = [0u8; SALT_LEN];
             fill_random(&mut salt)?;
