@@ -13,17 +13,53 @@
 //!
 //! Both implement [`dkls23_core::setup::ReplayGuard`] through [`Store::record_iid`], so the node
 //! can hand the store to `run_dkg` / `run_sign` as the replay guard.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mpc_node_store::{CreateOutcome, OpenOptions, SqliteStore, Store, StoreError};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("node.db");
+//! // `SqliteStore::open(&path, password)` in production (Argon2id with m = 19 MiB, t = 2).
+//! let opts = OpenOptions::insecure_for_tests();
+//! let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with(&path, b"master password", &opts)?);
+//!
+//! assert_eq!(store.create_pending("app", "wallet-1", 2, 3, 1)?, CreateOutcome::Created);
+//! let share = b"KeyShare::to_bytes() output";
+//! store.mark_ready("app", "wallet-1", share, 0, [2; 33], [0; 32], [1; 32])?;
+//! assert_eq!(&**store.load_share("app", "wallet-1")?, share);
+//!
+//! // Replay guard for the protocol runner.
+//! let guard: &dyn Store = &*store;
+//! dkls23_core::setup::ReplayGuard::check_and_record(guard, &[7; 32])?;
+//! assert!(!store.record_iid(&[7; 32])?);
+//!
+//! store.delete("app", "wallet-1")?;
+//! assert!(matches!(store.load_share("app", "wallet-1"), Err(StoreError::NotFound)));
+//! drop(store);
+//! assert!(matches!(
+//!     SqliteStore::open_with(&path, b"wrong", &opts),
+//!     Err(StoreError::WrongPassword)
+//! ));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::Arc;
 
 use dkls23_core::setup::{ReplayError, ReplayGuard};
 use zeroize::Zeroizing;
 
+mod envelope;
 mod memory;
 mod rules;
+mod sqlite;
 
+pub use envelope::KdfParams;
 pub use memory::MemoryStore;
 pub use rules::{MAX_NAME_LEN, MAX_REASON_LEN, is_valid_app, is_valid_name};
+pub use sqlite::{OpenOptions, SqliteStore};
 
 /// Application id (tenant).
 pub type AppId = String;
