@@ -18,7 +18,9 @@ use mpc_node_client::api::{
     GenerateKeyRequest, KeyInfo, KeyList, PublicKeyResponse, SignRequestBody, SignatureResponse,
 };
 use mpc_node_client::session;
-use mpc_node_store::{CreateOutcome, KeyRecord, KeyStatus, MemoryStore, Store, StoreError};
+use mpc_node_store::{
+    CreateOutcome, KeyRecord, KeyStatus, MemoryStore, SqliteStore, Store, StoreError,
+};
 use msg_relay_api::Relay;
 use msg_relay_client::{ClientConfig, WsRelay};
 use rand_core::UnwrapErr;
@@ -63,12 +65,27 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, ConfigError> {
 
 async fn open_sqlite(
     path: std::path::PathBuf,
-    _password: zeroize::Zeroizing<Vec<u8>>,
+    password: zeroize::Zeroizing<Vec<u8>>,
 ) -> Result<Arc<dyn Store>, ConfigError> {
-    Err(ConfigError(vec![format!(
-        "database {}: the SQLite store is not available in this build yet",
-        path.display()
-    )]))
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        return Err(ConfigError(vec![format!(
+            "database {}: cannot create the directory: {e}",
+            path.display()
+        )]));
+    }
+    let shown = path.display().to_string();
+    let opened = tokio::task::spawn_blocking(move || SqliteStore::open(&path, &password))
+        .await
+        .map_err(|e| ConfigError(vec![format!("database {shown}: {e}")]))?;
+    match opened {
+        Ok(s) => Ok(Arc::new(s)),
+        Err(StoreError::WrongPassword) => Err(ConfigError(vec![format!(
+            "database {shown}: wrong master password (the database was created with another one)"
+        )])),
+        Err(e) => Err(ConfigError(vec![format!("database {shown} cannot be opened: {e}")])),
+    }
 }
 
 /// Connects to the first reachable relay URL (or, if none answers yet, keeps reconnecting to

@@ -55,7 +55,8 @@ impl NodeSpec {
         Self {
             index,
             static_players: (1..=n).collect(),
-            database_url: "memory:".into(),
+            // Empty: a SQLite file in the cluster's temporary directory.
+            database_url: String::new(),
             master_password: "correct horse".into(),
             session_timeout_secs: 20,
             max_request_bytes: 64 * 1024,
@@ -68,7 +69,7 @@ impl NodeSpec {
             "listen = \"127.0.0.1:{}\"\nrelay_urls = [\"{relay_url}\"]\ndatabase_url = \"{}\"\n\
              master_password = \"{}\"\n\n[node]\nindex = {}\nidentity_key = \"ed25519:{}\"\n",
             self.port,
-            self.database_url,
+            if self.database_url.is_empty() { "memory:" } else { &self.database_url },
             self.master_password,
             self.index,
             hex::encode(seed(self.index))
@@ -95,6 +96,7 @@ impl NodeSpec {
 }
 
 pub struct Cluster {
+    pub dir: tempfile::TempDir,
     pub relay: TestRelay,
     pub specs: Vec<NodeSpec>,
     pub nodes: Vec<Option<RunningNode>>,
@@ -103,15 +105,20 @@ pub struct Cluster {
 impl Cluster {
     pub async fn start(specs: Vec<NodeSpec>) -> Self {
         let relay = spawn_relay(Default::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         let mut specs = specs;
         for s in &mut specs {
+            if s.database_url.is_empty() {
+                s.database_url =
+                    format!("sqlite://{}/node{}.sqlite", dir.path().display(), s.index);
+            }
             let node = RunningNode::start(s.config(relay.url())).await.unwrap();
             // Keep the port so a restart comes back at the same address.
             s.port = node.addr().port();
             nodes.push(Some(node));
         }
-        Self { relay, specs, nodes }
+        Self { dir, relay, specs, nodes }
     }
 
     pub async fn three() -> Self {
@@ -141,9 +148,21 @@ impl Cluster {
     }
 
     pub async fn restart(&mut self, i: u16) {
-        let spec = &self.specs[usize::from(i) - 1];
-        let node = RunningNode::start(spec.config(self.relay.url())).await.unwrap();
+        let node = self.try_restart(i, None).await.unwrap();
         self.nodes[usize::from(i) - 1] = Some(node);
+    }
+
+    /// Starts node `i` again from its configuration (optionally with another master password).
+    pub async fn try_restart(
+        &self,
+        i: u16,
+        password: Option<&str>,
+    ) -> Result<RunningNode, mpc_node::ConfigError> {
+        let mut spec = self.specs[usize::from(i) - 1].clone();
+        if let Some(p) = password {
+            spec.master_password = p.into();
+        }
+        RunningNode::start(spec.config(self.relay.url())).await
     }
 
     /// Generates `key_id` (t-of-players) by calling every player's node at once.

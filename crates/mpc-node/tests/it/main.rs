@@ -12,3 +12,4 @@ mod common;
 mod config;
 mod flows;
 mod mobile;
+mod persistence;
