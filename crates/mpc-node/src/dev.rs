@@ -184,33 +184,34 @@ impl DevCluster {
         for k in 0..self.nodes.len() {
             let _ = writeln!(
                 s,
-                "curl -s -X POST {}/v1/keys -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n  -d '{{\"key_id\":\"demo-key\",\"threshold\":2,\"session\":{{\"session_id\":\"{sid}\",\"players\":[1,2,3]}}}}' &",
+                "(curl -s -X POST {}/v1/keys -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n  -d '{{\"key_id\":\"demo-key\",\"threshold\":2,\"session\":{{\"session_id\":\"{sid}\",\"players\":[1,2,3]}}}}' ; echo) &",
                 url(k),
                 key(k)
             );
         }
-        let _ = writeln!(s, "wait; echo");
+        let _ = writeln!(s, "wait");
         let _ = writeln!(s, "\n# 2. Sign a message hash with players 1 and 2 (fresh session id).");
         for k in 0..2 {
             let _ = writeln!(
                 s,
-                "curl -s -X POST {}/v1/keys/demo-key/sign -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n  -d '{{\"session\":{{\"session_id\":\"{sid2}\",\"players\":[1,2]}},\"message\":\"68656c6c6f\",\"hash_algorithm\":\"KECCAK256\",\"path\":\"m/44/60/0/0/0\"}}' &",
+                "(curl -s -X POST {}/v1/keys/demo-key/sign -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n  -d '{{\"session\":{{\"session_id\":\"{sid2}\",\"players\":[1,2]}},\"message\":\"68656c6c6f\",\"hash_algorithm\":\"KECCAK256\",\"path\":\"m/44/60/0/0/0\"}}' ; echo) &",
                 url(k),
                 key(k)
             );
         }
-        let _ = writeln!(s, "wait; echo");
+        let _ = writeln!(s, "wait");
         let _ = writeln!(
             s,
             "\n# 3. Public key and Ethereum address at a path; list keys; API document."
         );
         let _ = writeln!(
             s,
-            "curl -s '{}/v1/keys/demo-key/public-key?path=m/44/60/0/0/0' -H 'Authorization: Bearer {}'",
+            "curl -s '{}/v1/keys/demo-key/public-key?path=m/44/60/0/0/0' -H 'Authorization: Bearer {}'; echo",
             url(0),
             key(0)
         );
-        let _ = writeln!(s, "curl -s {}/v1/keys -H 'Authorization: Bearer {}'", url(0), key(0));
+        let _ =
+            writeln!(s, "curl -s {}/v1/keys -H 'Authorization: Bearer {}'; echo", url(0), key(0));
         let _ = writeln!(s, "curl -s {}/openapi.json | head -c 300; echo", url(0));
         let _ = writeln!(s, "curl -s {}/metrics | grep mpc_node_sessions_total", url(0));
         s

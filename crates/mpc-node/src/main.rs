@@ -43,7 +43,7 @@ enum Cmd {
 
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::filter::LevelFilter::INFO;
-    let builder = tracing_subscriber::fmt().with_max_level(filter);
+    let builder = tracing_subscriber::fmt().with_max_level(filter).with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

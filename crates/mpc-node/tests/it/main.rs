@@ -10,6 +10,7 @@
 mod api;
 mod common;
 mod config;
+mod dev;
 mod flows;
 mod mobile;
 mod persistence;
