@@ -413,6 +413,9 @@ impl SignRound3<'_> {
         let y_odd = bool::from(r_affine.y_is_odd());
         let _ = me;
         Ok(Presignature {
+            setup_hash: r1.cfg.setup_hash,
+            key_id: *r1.share.key_id(),
+            keygen_sid: *r1.share.keygen_sid(),
             sigid,
             signers: r1.signers.clone(),
             public_key: r1.derived.public_key,
@@ -431,6 +434,12 @@ impl SignRound3<'_> {
 /// [`Presignature::sign`]. Persist it as consumed before releasing the partial signature.
 #[derive(ZeroizeOnDrop)]
 pub struct Presignature {
+    #[zeroize(skip)]
+    setup_hash: [u8; 32],
+    #[zeroize(skip)]
+    key_id: [u8; 32],
+    #[zeroize(skip)]
+    keygen_sid: [u8; 32],
     #[zeroize(skip)]
     sigid: [u8; 32],
     #[zeroize(skip)]
@@ -502,7 +511,130 @@ impl Signature {
     }
 }
 
+/// Version of the [`Presignature::to_bytes`] format.
+pub const PRESIGNATURE_VERSION: u8 = 1;
+const PRESIG_MAGIC: &[u8; 4] = b"DPS1";
+
 impl Presignature {
+    /// `setup_hash` of the signing setup that produced it (the final round must use that setup).
+    pub fn setup_hash(&self) -> &[u8; 32] {
+        &self.setup_hash
+    }
+
+    /// The key (and, via [`Self::keygen_sid`], the epoch) it was made for.
+    pub fn key_id(&self) -> &[u8; 32] {
+        &self.key_id
+    }
+
+    /// The epoch binding: presignatures of an older epoch are refused after a reshare.
+    pub fn keygen_sid(&self) -> &[u8; 32] {
+        &self.keygen_sid
+    }
+
+    /// The signing set.
+    pub fn signers(&self) -> &[PartyIndex] {
+        &self.signers
+    }
+
+    /// Serialises the presignature for storage (secret: encrypt it at rest, and delete it
+    /// atomically before the final round so it can never be used twice).
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
+            4 + 1 + 4 * 32 + 2 + 2 + 2 * self.signers.len() + POINT_LEN + 2 + 4 * SCALAR_LEN,
+        ));
+        out.extend_from_slice(PRESIG_MAGIC);
+        out.push(PRESIGNATURE_VERSION);
+        for h in [&self.setup_hash, &self.key_id, &self.keygen_sid, &self.sigid] {
+            out.extend_from_slice(h);
+        }
+        out.extend_from_slice(&self.me.to_be_bytes());
+        out.extend_from_slice(&(self.signers.len() as u16).to_be_bytes());
+        for j in &self.signers {
+            out.extend_from_slice(&j.to_be_bytes());
+        }
+        out.extend_from_slice(&point_to_bytes(&self.public_key));
+        out.push(u8::from(self.y_odd));
+        out.push(u8::from(self.x_big));
+        for s in [&self.r, &self.phi, &self.u, &self.v] {
+            out.extend_from_slice(&scalar_to_bytes(s));
+        }
+        out
+    }
+
+    /// Strict decoding, checked against the key share it must belong to (same key, same epoch,
+    /// same party, a valid signing set of that key).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for malformed bytes or a presignature of another key, epoch or
+    /// party.
+    pub fn from_bytes(bytes: &[u8], share: &KeyShare) -> Result<Self, Error> {
+        let bad = |what: &str| Error::InvalidInput(format!("presignature: {what}"));
+        let mut r = Reader::new(bytes);
+        let head: [u8; 5] = r.array().map_err(|_| bad("truncated"))?;
+        if head[..4] != PRESIG_MAGIC[..] || head[4] != PRESIGNATURE_VERSION {
+            return Err(bad("unknown format or version"));
+        }
+        let setup_hash = r.array().map_err(|_| bad("truncated"))?;
+        let key_id: [u8; 32] = r.array().map_err(|_| bad("truncated"))?;
+        let keygen_sid: [u8; 32] = r.array().map_err(|_| bad("truncated"))?;
+        let sigid = r.array().map_err(|_| bad("truncated"))?;
+        let me = r.u16().map_err(|_| bad("truncated"))?;
+        let count = r.u16().map_err(|_| bad("truncated"))?;
+        if count > share.parties() {
+            return Err(bad("signing set larger than the key's committee"));
+        }
+        let mut signers = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            signers.push(r.u16().map_err(|_| bad("truncated"))?);
+        }
+        let public_key = r.point().map_err(|e| bad(&e.to_string()))?;
+        let [y_odd, x_big] = r.array::<2>().map_err(|_| bad("truncated"))?;
+        if y_odd > 1 || x_big > 1 {
+            return Err(bad("invalid flag byte"));
+        }
+        if !bool::from(key_id.ct_eq(share.key_id()))
+            || !bool::from(keygen_sid.ct_eq(share.keygen_sid()))
+        {
+            return Err(bad("it belongs to another key or another epoch of this key"));
+        }
+        if me != share.index() {
+            return Err(bad("it belongs to another party of this key"));
+        }
+        let sorted = signers.windows(2).all(|w| w.first() < w.get(1));
+        let in_range = signers.iter().all(|&j| j >= 1 && j <= share.parties());
+        if !sorted
+            || !in_range
+            || !signers.contains(&me)
+            || signers.len() < usize::from(share.threshold())
+        {
+            return Err(bad("invalid signing set"));
+        }
+        let mut scalars = zeroize::Zeroizing::new([Scalar::ZERO; 4]);
+        for s in scalars.iter_mut() {
+            *s = r.scalar().map_err(|e| bad(&e.to_string()))?;
+        }
+        r.finish().map_err(|_| bad("trailing bytes"))?;
+        let [rr, phi, u, v] = *scalars;
+        if bool::from(rr.is_zero()) {
+            return Err(bad("r = 0"));
+        }
+        Ok(Self {
+            setup_hash,
+            key_id,
+            keygen_sid,
+            sigid,
+            signers,
+            public_key,
+            r: rr,
+            y_odd: y_odd == 1,
+            x_big: x_big == 1,
+            phi,
+            u,
+            v,
+            me,
+        })
+    }
+
     /// The signing session id this presignature belongs to.
     pub fn sigid(&self) -> &[u8; 32] {
         &self.sigid

@@ -10,6 +10,7 @@
 
 mod common;
 mod dkg;
+mod presign;
 mod runner;
 mod sign;
 mod sign_negative;
