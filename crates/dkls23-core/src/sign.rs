@@ -733,3 +733,7 @@ impl PartialSignature {
 }
 
 redacted!(SignRound1<'_>, SignRound2<'_>, SignRound3<'_>);
+
+#[cfg(test)]
+#[path = "sign_tests.rs"]
+mod tests;
