@@ -35,6 +35,20 @@ pub struct PartyStats {
     pub cpu: Duration,
     /// Payload bytes sent: a broadcast counts once, a p2p message once per recipient.
     pub bytes_sent: usize,
+    /// Broadcasts sent.
+    pub broadcasts: usize,
+    /// Point-to-point messages sent.
+    pub p2p_messages: usize,
+}
+
+impl PartyStats {
+    /// Bytes on the wire through the message layer: every message carries a 36-byte header;
+    /// a broadcast a 64-byte identity signature; a p2p message a 28-byte AEAD footer, plus a
+    /// 64-byte signature when `signed_p2p` (complaint mode, used by DKG and reshare).
+    pub fn wire_bytes(&self, signed_p2p: bool) -> usize {
+        let p2p_extra = 36 + 28 + if signed_p2p { 64 } else { 0 };
+        self.bytes_sent + self.broadcasts * (36 + 64) + self.p2p_messages * p2p_extra
+    }
 }
 
 /// Costs of one simulated execution.
@@ -53,6 +67,8 @@ impl Stats {
         if let Some(o) = out {
             p.bytes_sent += o.broadcast.as_ref().map_or(0, Vec::len)
                 + o.p2p.values().map(Vec::len).sum::<usize>();
+            p.broadcasts += usize::from(o.broadcast.is_some());
+            p.p2p_messages += o.p2p.len();
         }
     }
 
@@ -78,6 +94,8 @@ impl Stats {
             let q = self.parties.entry(*me).or_default();
             q.cpu += p.cpu;
             q.bytes_sent += p.bytes_sent;
+            q.broadcasts += p.broadcasts;
+            q.p2p_messages += p.p2p_messages;
         }
         self.rounds += other.rounds;
     }
