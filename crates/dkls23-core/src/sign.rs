@@ -432,6 +432,20 @@ impl SignRound3<'_> {
 
 /// A single-use presignature: everything except the message. Not `Clone`; consumed by
 /// [`Presignature::sign`]. Persist it as consumed before releasing the partial signature.
+///
+/// Signing twice with one presignature does not compile:
+/// ```compile_fail
+/// fn twice(p: dkls23_core::sign::Presignature) {
+///     let _ = p.sign(&[1; 32]);
+///     let _ = p.sign(&[2; 32]); // use of moved value
+/// }
+/// ```
+/// nor does copying it:
+/// ```compile_fail
+/// fn copy(p: &dkls23_core::sign::Presignature) -> dkls23_core::sign::Presignature {
+///     p.clone()
+/// }
+/// ```
 #[derive(ZeroizeOnDrop)]
 pub struct Presignature {
     #[zeroize(skip)]

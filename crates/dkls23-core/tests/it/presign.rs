@@ -172,3 +172,38 @@ async fn presign_and_sign_requests_are_not_interchangeable() {
     assert!(PresignRequest::from_bytes(&req.to_bytes()).is_err());
     assert_eq!(SignRequest::from_bytes(&req.to_bytes()).unwrap(), req);
 }
+
+#[tokio::test]
+async fn a_used_instance_id_is_refused_before_any_message() {
+    // ToB-9: after a signing session with iid 52, starting it again (e.g. an old-session S0
+    // replayed by the relay, or a retried request) is refused by the party's replay guard.
+    let mut ps = parties(3, 51);
+    let (relay, shares) = key_2_of_3(&mut ps).await;
+    let sigs = crate::runner::sign_over(
+        &[relay.clone(), relay.clone(), relay.clone()],
+        &mut ps,
+        &shares,
+        &[1, 2],
+        &[],
+        [8; 32],
+        52,
+    )
+    .await;
+    assert!(sigs.iter().all(Result::is_ok));
+    let again = crate::runner::sign_over(
+        &[relay.clone(), relay.clone(), relay.clone()],
+        &mut ps,
+        &shares,
+        &[1, 2],
+        &[],
+        [8; 32],
+        52,
+    )
+    .await;
+    for r in again {
+        match r {
+            Err(Error::InvalidInput(m)) => assert!(m.contains("instance id"), "{m}"),
+            other => panic!("expected a replay refusal, got {other:?}"),
+        }
+    }
+}
