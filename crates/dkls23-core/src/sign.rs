@@ -54,8 +54,10 @@ fn vsid(sigid: &[u8; 32], alice: PartyIndex, bob: PartyIndex) -> [u8; 32] {
 }
 
 const S0_LEN: usize = 96;
-const S1_LEN: usize = 32 + Sg1::LEN;
-const S2_P2P_LEN: usize = 32 + Sg2::LEN + 2 * POINT_LEN + SCALAR_LEN;
+// The p2p messages carry no separate sigid echo: the RVOLE messages start with their vsid,
+// which is derived from sigid and checked for every sender before any OT processing.
+const S1_LEN: usize = Sg1::LEN;
+const S2_P2P_LEN: usize = Sg2::LEN + 2 * POINT_LEN + SCALAR_LEN;
 const S2_BCAST_LEN: usize = 32 + 2 * POINT_LEN + 32;
 const S3_LEN: usize = 64 + 2 * SCALAR_LEN;
 
@@ -218,10 +220,7 @@ impl<'a> SignRound1<'a> {
                 .get(&j)
                 .ok_or_else(|| Error::InvalidInput(format!("no OT state for party {j}")))?;
             let (b, sg1) = BobVole::start(rng, state, vsid(&sigid, j, me));
-            let mut m = Vec::with_capacity(S1_LEN);
-            m.extend_from_slice(&sigid);
-            m.extend_from_slice(&sg1.encode());
-            out.p2p.insert(j, m);
+            out.p2p.insert(j, sg1.encode());
             bob.insert(j, b);
         }
         ephemerals.remove(&me);
@@ -265,7 +264,9 @@ impl<'a> SignRound2<'a> {
         let me = self.r1.share.index();
         let others = self.r1.others();
         expect_from(1, s1, &others)?;
-        // View check for everyone before any OT processing (ToB-8).
+        // View check for everyone before any OT processing (ToB-8): each SG1 starts with
+        // vsid = TH(sigid, j, me); a different one means a different view, never a ban.
+        let mut sg1s = BTreeMap::new();
         for &j in &others {
             let m = s1.get(&j).map_or(&[][..], Vec::as_slice);
             if m.len() != S1_LEN {
@@ -274,29 +275,27 @@ impl<'a> SignRound2<'a> {
                     format!("S1 has {} bytes, expected {S1_LEN}", m.len()),
                 ));
             }
-            if m.get(..32) != Some(&self.sigid[..]) {
+            let sg1 = Sg1::decode(m).map_err(|e| Error::from_ot(j, 1, e))?;
+            if sg1.sid() != &vsid(&self.sigid, me, j) {
                 return Err(Error::ViewMismatch { round: 1, party: j });
             }
+            sg1s.insert(j, sg1);
         }
         let mut out = Outgoing::default();
         let mut alice = BTreeMap::new();
         let input = [self.r1.secrets.k, self.sk];
-        for &j in &others {
-            let m = s1.get(&j).map_or(&[][..], Vec::as_slice);
-            let sg1 = Sg1::decode(m.get(32..).unwrap_or_default())
-                .map_err(|e| Error::from_ot(j, 1, e))?;
+        for (&j, sg1) in &sg1s {
             let state = self
                 .r1
                 .share
                 .ot_alice
                 .get(&j)
                 .ok_or_else(|| Error::InvalidInput(format!("no OT state for party {j}")))?;
-            let (c, sg2) = ot::alice_respond(rng, state, &vsid(&self.sigid, me, j), &input, &sg1)
+            let (c, sg2) = ot::alice_respond(rng, state, &vsid(&self.sigid, me, j), &input, sg1)
                 .map_err(|e| Error::from_ot(j, 1, e))?;
             let chi = self.bob.get(&j).map(|b| *b.multiplier()).unwrap_or_default();
             let psi = self.r1.secrets.phi - chi;
             let mut p = Vec::with_capacity(S2_P2P_LEN);
-            p.extend_from_slice(&self.sigid);
             p.extend_from_slice(&sg2.encode());
             p.extend_from_slice(&point_to_bytes(&ProjectivePoint::mul_by_generator(&c.c[0])));
             p.extend_from_slice(&point_to_bytes(&ProjectivePoint::mul_by_generator(&c.c[1])));
@@ -338,7 +337,8 @@ impl SignRound3<'_> {
             if b.len() != S2_BCAST_LEN || p.len() != S2_P2P_LEN {
                 return Err(Error::blame(j, "S2 message has the wrong length"));
             }
-            if b.get(..32) != Some(&sigid[..]) || p.get(..32) != Some(&sigid[..]) {
+            // The SG2 inside the p2p message starts with vsid = TH(sigid, j, me).
+            if b.get(..32) != Some(&sigid[..]) || p.get(..32) != Some(&vsid(&sigid, j, me)[..]) {
                 return Err(Error::ViewMismatch { round: 2, party: j });
             }
         }
@@ -362,7 +362,7 @@ impl SignRound3<'_> {
                 return Err(Error::blame(j, "R_j does not open its S0 commitment"));
             }
             let p = p2p.get(&j).map_or(&[][..], Vec::as_slice);
-            let mut r = Reader::new(p.get(32..).unwrap_or_default());
+            let mut r = Reader::new(p);
             let bad = |_| Error::blame(j, "malformed S2 p2p message");
             let sg2 =
                 Sg2::decode(r.take(Sg2::LEN).map_err(bad)?).map_err(|e| Error::from_ot(j, 2, e))?;
