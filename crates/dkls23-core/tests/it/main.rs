@@ -8,6 +8,7 @@
     missing_docs
 )]
 
+mod bip32;
 mod common;
 mod dkg;
 mod runner;
