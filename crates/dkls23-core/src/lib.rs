@@ -42,6 +42,7 @@ pub mod message;
 pub mod ot;
 pub mod params;
 pub mod pok;
+pub mod reshare;
 pub mod runner;
 pub mod setup;
 pub mod sign;

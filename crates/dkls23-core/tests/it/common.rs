@@ -26,6 +26,12 @@ pub fn rngs(n: u16, seed: u64) -> BTreeMap<PartyIndex, ChaCha20Rng> {
     (1..=n).map(|i| (i, ChaCha20Rng::seed_from_u64(seed * 1000 + u64::from(i)))).collect()
 }
 
+/// A deterministic, valid identity key for party `j` (seed `[j; 32]`).
+pub fn identity(j: PartyIndex) -> dkls23_core::identity::IdentityPublicKey {
+    use dkls23_core::identity::IdentitySigner;
+    dkls23_core::identity::Ed25519Identity::from_seed(&[j as u8; 32]).public_key()
+}
+
 pub fn configs(n: u16, t: u16) -> Vec<DkgConfig> {
     (1..=n)
         .map(|me| DkgConfig {
@@ -34,7 +40,7 @@ pub fn configs(n: u16, t: u16) -> Vec<DkgConfig> {
             me,
             setup_hash: [7u8; 32],
             ephemeral_public: [me as u8; 32],
-            identities: (1..=n).map(|j| vec![j as u8; 33]).collect(),
+            identities: (1..=n).map(|j| identity(j).to_bytes()).collect(),
         })
         .collect()
 }

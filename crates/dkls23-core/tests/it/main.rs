@@ -11,6 +11,7 @@
 mod bip32;
 mod common;
 mod dkg;
+mod reshare;
 mod runner;
 mod sign;
 mod sign_negative;
