@@ -29,6 +29,7 @@ macro_rules! redacted {
     )*};
 }
 
+pub mod ban;
 pub mod bip32;
 pub mod dkg;
 pub mod encoding;

@@ -305,3 +305,7 @@ pub async fn run_sign<R: Relay + ?Sized>(
     let (s3s, _) = io.collect(4, &others, true, false).await?;
     partial.combine(&s3s, &req.message)
 }
+
+#[path = "runner_lifecycle.rs"]
+mod lifecycle;
+pub use lifecycle::*;

@@ -11,6 +11,7 @@
 mod bip32;
 mod common;
 mod dkg;
+mod lifecycle_runner;
 mod reshare;
 mod runner;
 mod sign;
