@@ -13,6 +13,8 @@
 //!   aborts and the receive rules.
 //! * [`dkg`], [`sign`], [`bip32`] — distributed key generation, signing with presigning, and
 //!   non-hardened derivation, as sans-IO rounds.
+//! * [`reshare`], [`import_export`], [`ban`] — the key lifecycle: refresh / recovery / quorum
+//!   change, key import and export, and the ban-list hook.
 //! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
 //!   SoftSpokenOT extension and the DKLs23 random vector OLE.
 
@@ -37,6 +39,7 @@ pub mod error;
 pub mod gf128;
 pub mod hashing;
 pub mod identity;
+pub mod import_export;
 pub mod keyshare;
 pub mod math;
 pub mod message;

@@ -11,6 +11,7 @@
 mod bip32;
 mod common;
 mod dkg;
+mod import_export;
 mod lifecycle_runner;
 mod reshare;
 mod runner;
