@@ -68,11 +68,14 @@ pub fn record_if_banned(
     err: &Error,
     map: impl Fn(PartyIndex) -> Option<PartyIndex>,
 ) -> bool {
-    if let Error::BanAndAbort { party, reason } = err {
-        if let Some(p) = map(*party) {
-            bans.record(key_id, p, reason);
-            return true;
-        }
+    match err {
+        Error::BanAndAbort { party, reason } => match map(*party) {
+            Some(p) => {
+                bans.record(key_id, p, reason);
+                true
+            }
+            None => false,
+        },
+        _ => false,
     }
-    false
 }
