@@ -219,20 +219,27 @@ fn test_vector_5_invalid_keys_are_rejected() {
     }
 }
 
-/// The reference implementation: the `bip32` crate (independent code, dev-dependency only).
-fn reference_xpub(x: &Scalar, cc: [u8; 32], path: &[u32]) -> String {
-    let sk = k256::ecdsa::SigningKey::from_bytes(&x.to_bytes()).unwrap();
+/// The reference implementation: the `bip32` crate (independent code, dev-dependency only),
+/// starting from the public key alone.
+fn reference_xpub(x: &ProjectivePoint, cc: [u8; 32], path: &[u32]) -> String {
+    let vk = k256::ecdsa::VerifyingKey::from_affine(x.to_affine()).unwrap();
     let attrs = ::bip32::ExtendedKeyAttrs {
         depth: 0,
         parent_fingerprint: [0; 4],
         child_number: ::bip32::ChildNumber::from(0u32),
         chain_code: cc,
     };
-    let mut node = ::bip32::XPub::new(*sk.verifying_key(), attrs);
+    let mut node = ::bip32::XPub::new(vk, attrs);
     for &c in path {
         node = node.derive_child(::bip32::ChildNumber::from(c)).unwrap();
     }
     node.to_extended_key(::bip32::Prefix::XPUB).to_string()
+}
+
+/// One threshold key (2-of-3 DKG), shared by the property-test cases.
+fn dkg_key() -> &'static dkls23_core::KeyShare {
+    static KEY: std::sync::OnceLock<dkls23_core::KeyShare> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| crate::common::honest_dkg(3, 2, 181).remove(1))
 }
 
 proptest! {
@@ -248,9 +255,18 @@ proptest! {
         prop_assume!(x != Scalar::ZERO);
         let root = Xpub::root(ProjectivePoint::GENERATOR * x, cc, Network::Mainnet);
         let ours = root.derive(&path).unwrap();
-        prop_assert_eq!(ours.to_string(), reference_xpub(&x, cc, &path));
+        prop_assert_eq!(ours.to_string(), reference_xpub(&root.public_key, cc, &path));
         let d = bip32::derive(&root.public_key, &cc, &path).unwrap();
         prop_assert_eq!(d.public_key, ProjectivePoint::GENERATOR * (x + d.tweak));
         prop_assert_eq!(d.public_key, ours.public_key);
+    }
+
+    #[test]
+    fn threshold_xpub_matches_the_bip32_crate(path in prop::collection::vec(0u32..HARDENED, 0..6)) {
+        let share = dkg_key();
+        let ours = bip32::xpub_for_path(share, &path, Network::Mainnet).unwrap();
+        prop_assert_eq!(ours.to_string(), reference_xpub(share.public_key(), *share.chain_code(), &path));
+        let t = bip32::xpub_for_path(share, &path, Network::Testnet).unwrap().to_string();
+        prop_assert!(t.starts_with("tpub"));
     }
 }

@@ -64,6 +64,8 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
     // Threshold-derived child equals the BIP-32 vector.
     let child = bip32::xpub_for_path(&shares[2], &[2, 1_000_000_000], Network::Mainnet).unwrap();
     assert_eq!(hex::encode(point_to_bytes(&child.public_key)), TV1_CHILD_PUB);
+    let tv: bip32::Xpub = "xpub6H1LXWLaKsWFhvm6RVpEL9P4KfRZSW7abD2ttkWP3SSQvnyA8FSVqNTEcYFgJS2UaFcxupHiYkro49S8yGasTvXEYBVPamhGW6cFJodrTHy".parse().unwrap();
+    assert_eq!((child.public_key, child.chain_code), (tv.public_key, tv.chain_code));
 
     // Sign under 2/1000000000, verify with the TV1 child public key.
     let relays = vec![relay.clone(), relay.clone(), relay.clone()];
