@@ -103,6 +103,74 @@ pub struct SignRequestBody {
     /// Non-hardened BIP32 path such as `m/44/60/0/0/0`; default `m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// Finish a stored presignature instead of running all rounds: its id (from `presign`),
+    /// which must also be `session.session_id`; `players` and `path` must be the presigning ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presignature_id: Option<String>,
+}
+
+/// `POST /v1/keys/{key_id}/presign`: create `count` presignatures with the session's players.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresignRequestBody {
+    /// The session (its id seeds the presignature ids); `players` are the future signers.
+    pub session: SessionConfig,
+    /// How many (1..=100).
+    pub count: u16,
+    /// The derivation path the presignatures are bound to; default `m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// The presignatures created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresignResponse {
+    /// The key id.
+    pub key_id: String,
+    /// Ids of the new presignatures (each is the session id to finish it with).
+    pub presignature_ids: Vec<String>,
+}
+
+/// `POST /v1/keys/{key_id}/refresh`: new shares of the same key for the same players.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequestBody {
+    /// The session; `players` must be all of the key's parties.
+    pub session: SessionConfig,
+}
+
+/// `POST /v1/keys/{key_id}/reshare`: move the key to a new committee and/or threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReshareRequestBody {
+    /// The session; `players` is the new committee (exactly `1..=n'`), with `public_keys` for
+    /// new members the node does not know statically.
+    pub session: SessionConfig,
+    /// Current holders (old indices) that deal; at least the old threshold.
+    pub old_players: Vec<u16>,
+    /// The new threshold.
+    pub new_threshold: u16,
+}
+
+/// The result of a reshare at this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReshareResponse {
+    /// The key after the reshare (absent if this node left the committee).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyInfo>,
+    /// True when this node dealt but is not in the new committee (its share was destroyed).
+    pub removed: bool,
+}
+
+/// `GET /v1/keys/{key_id}/xpub?path=…&network=mainnet|testnet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XpubResponse {
+    /// The key id.
+    pub key_id: String,
+    /// The derivation path.
+    pub path: String,
+    /// Base58Check extended public key (`xpub…` / `tpub…`).
+    pub xpub: String,
 }
 
 /// A signature.

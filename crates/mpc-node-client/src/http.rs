@@ -15,8 +15,9 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
 use crate::api::{
-    ErrorBody, GenerateKeyRequest, KeyInfo, KeyList, PublicKeyResponse, SignRequestBody,
-    SignatureResponse,
+    ErrorBody, GenerateKeyRequest, KeyInfo, KeyList, PresignRequestBody, PresignResponse,
+    PublicKeyResponse, RefreshRequestBody, ReshareRequestBody, ReshareResponse, SignRequestBody,
+    SignatureResponse, XpubResponse,
 };
 
 /// Largest response body accepted.
@@ -267,5 +268,55 @@ impl Client {
         let _: serde_json::Value =
             self.call(Method::DELETE, &format!("/v1/keys/{key_id}"), None::<&()>).await?;
         Ok(())
+    }
+
+    /// `POST /v1/keys/{key_id}/presign`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn presign(
+        &self,
+        key_id: &str,
+        req: &PresignRequestBody,
+    ) -> Result<PresignResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/keys/{key_id}/presign"), Some(req)).await
+    }
+
+    /// `POST /v1/keys/{key_id}/refresh`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn refresh(
+        &self,
+        key_id: &str,
+        req: &RefreshRequestBody,
+    ) -> Result<KeyInfo, ClientError> {
+        self.call(Method::POST, &format!("/v1/keys/{key_id}/refresh"), Some(req)).await
+    }
+
+    /// `POST /v1/keys/{key_id}/reshare`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn reshare(
+        &self,
+        key_id: &str,
+        req: &ReshareRequestBody,
+    ) -> Result<ReshareResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/keys/{key_id}/reshare"), Some(req)).await
+    }
+
+    /// `GET /v1/keys/{key_id}/xpub?path=…&network=…`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn xpub(
+        &self,
+        key_id: &str,
+        path: &str,
+        network: &str,
+    ) -> Result<XpubResponse, ClientError> {
+        let uri = format!("/v1/keys/{key_id}/xpub?path={path}&network={network}");
+        self.call(Method::GET, &uri, None::<&()>).await
     }
 }

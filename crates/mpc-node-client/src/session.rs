@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use dkls23_core::KeyShare;
 use dkls23_core::bip32::HARDENED;
 use dkls23_core::identity::IdentityPublicKey;
-use dkls23_core::runner::SignRequest;
+use dkls23_core::runner::{PresignRequest, SignRequest};
 use dkls23_core::setup::{ProtocolId, Setup};
 use k256::ProjectivePoint;
 use k256::elliptic_curve::sec1::ToSec1Point;
@@ -155,22 +155,7 @@ pub fn sign_setup(
     path: &[u32],
     message: [u8; 32],
 ) -> Result<Setup, SessionError> {
-    let mut participants = Vec::with_capacity(signers.len());
-    for &i in signers {
-        let raw = share
-            .identity(i)
-            .ok_or_else(|| err(format!("player {i} does not hold a share of this key")))?;
-        let key = IdentityPublicKey::from_bytes(raw)
-            .map_err(|_| err(format!("stored identity of player {i} is unusable")))?;
-        participants.push((i, key));
-    }
-    if signers.len() < usize::from(share.threshold()) {
-        return Err(err(format!(
-            "signing needs at least {} players, the session lists {}",
-            share.threshold(),
-            signers.len()
-        )));
-    }
+    let participants = signer_identities(share, signers)?;
     let req = SignRequest {
         key_id: *share.key_id(),
         keygen_sid: *share.keygen_sid(),
@@ -187,6 +172,68 @@ pub fn sign_setup(
         SESSION_TTL_SECS,
     )
     .map_err(|e| err(format!("invalid session: {e}")))
+}
+
+/// The instance id of the `k`-th presignature of a presigning session:
+/// `SHA-256("mpc-node/v1/presign" ‖ session id ‖ u16 k)`.
+pub fn presign_iid(session_id: &[u8; 32], k: u16) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"mpc-node/v1/presign");
+    h.update(session_id);
+    h.update(k.to_be_bytes());
+    h.finalize().into()
+}
+
+/// The presigning setup: like [`sign_setup`] with a [`PresignRequest`] (no message).
+///
+/// # Errors
+/// As [`sign_setup`].
+pub fn presign_setup(
+    iid: [u8; 32],
+    share: &KeyShare,
+    signers: &[u16],
+    path: &[u32],
+) -> Result<Setup, SessionError> {
+    let participants = signer_identities(share, signers)?;
+    let req = PresignRequest {
+        key_id: *share.key_id(),
+        keygen_sid: *share.keygen_sid(),
+        path: path.to_vec(),
+    };
+    Setup::new(
+        ProtocolId::Sign,
+        iid,
+        share.parties(),
+        share.threshold(),
+        participants,
+        req.to_bytes(),
+        SESSION_TTL_SECS,
+    )
+    .map_err(|e| err(format!("invalid session: {e}")))
+}
+
+fn signer_identities(
+    share: &KeyShare,
+    signers: &[u16],
+) -> Result<Vec<(u16, IdentityPublicKey)>, SessionError> {
+    let mut participants = Vec::with_capacity(signers.len());
+    for &i in signers {
+        let raw = share
+            .identity(i)
+            .ok_or_else(|| err(format!("player {i} does not hold a share of this key")))?;
+        let key = IdentityPublicKey::from_bytes(raw)
+            .map_err(|_| err(format!("stored identity of player {i} is unusable")))?;
+        participants.push((i, key));
+    }
+    if signers.len() < usize::from(share.threshold()) {
+        return Err(err(format!(
+            "signing needs at least {} players, the session lists {}",
+            share.threshold(),
+            signers.len()
+        )));
+    }
+    Ok(participants)
 }
 
 /// Parses a non-hardened BIP32 path: `m`, `m/44/60/0/0/7` (or without the leading `m/`).

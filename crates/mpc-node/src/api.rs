@@ -9,7 +9,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mpc_node_client::api::{GenerateKeyRequest, SignRequestBody};
+use mpc_node_client::api::{
+    GenerateKeyRequest, PresignRequestBody, RefreshRequestBody, ReshareRequestBody, SignRequestBody,
+};
 use mpc_node_client::session;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -185,24 +187,62 @@ async fn public_key(
     Ok(Json(node.public_key(&app, &key, q.path.as_deref().unwrap_or("m")).await?))
 }
 
-const LIFECYCLE_501: &str = "not implemented in this build: presign, refresh, reshare, import, \
-                             export and xpub need the dkls23-core lifecycle protocols";
+#[derive(Debug, Deserialize)]
+struct XpubQuery {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    network: Option<String>,
+}
 
-async fn xpub(App(_): App) -> ApiError {
-    ApiError::NotImplemented(LIFECYCLE_501)
+async fn xpub(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+    Query(q): Query<XpubQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    let path = q.path.as_deref().unwrap_or("m");
+    Ok(Json(node.xpub(&app, &key, path, q.network.as_deref().unwrap_or("mainnet")).await?))
 }
-async fn presign(App(_): App) -> ApiError {
-    ApiError::NotImplemented(LIFECYCLE_501)
+
+async fn presign(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+    Body(req): Body<PresignRequestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    Ok(Json(node.presign(&app, &key, req).await?))
 }
-async fn refresh(App(_): App) -> ApiError {
-    ApiError::NotImplemented(LIFECYCLE_501)
+
+async fn refresh(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+    Body(req): Body<RefreshRequestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    Ok(Json(node.refresh(&app, &key, req).await?))
 }
-async fn reshare(App(_): App) -> ApiError {
-    ApiError::NotImplemented(LIFECYCLE_501)
+
+async fn reshare(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+    Body(req): Body<ReshareRequestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    Ok(Json(node.reshare(&app, &key, req).await?))
 }
+
+const IMPORT_EXPORT_501: &str = "not implemented in this build: import and export through the \
+                                 node API (dkls23-core has run_import / run_export; the API \
+                                 wiring is not done yet)";
+
 async fn export(App(_): App) -> ApiError {
-    ApiError::NotImplemented(LIFECYCLE_501)
+    ApiError::NotImplemented(IMPORT_EXPORT_501)
 }
 async fn import(App(_): App) -> ApiError {
-    ApiError::NotImplemented(LIFECYCLE_501)
+    ApiError::NotImplemented(IMPORT_EXPORT_501)
 }

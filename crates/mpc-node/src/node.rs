@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dkls23_core::KeyShare;
 use dkls23_core::encoding::point_from_bytes;
 use dkls23_core::hashing::{HashAlgorithm, prehash};
 use dkls23_core::identity::IdentitySigner;
@@ -30,6 +29,9 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::config::{Config, ConfigError, Database};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+
+mod lifecycle;
+pub use lifecycle::MAX_PRESIGN_COUNT;
 
 /// One key's lock: signing takes it shared; generation, refresh and delete exclusively.
 type KeyLock = Arc<RwLock<()>>;
@@ -145,6 +147,24 @@ pub fn key_info(r: &KeyRecord) -> KeyInfo {
         ethereum_address: address,
         created_at: r.created_at,
         updated_at: r.updated_at,
+    }
+}
+
+fn signature_response(
+    key: &str,
+    message: [u8; 32],
+    sig: &dkls23_core::sign::Signature,
+    public_key: &k256::ProjectivePoint,
+) -> SignatureResponse {
+    SignatureResponse {
+        key_id: key.to_owned(),
+        message_hash: hex::encode(message),
+        r: hex::encode(sig.r),
+        s: hex::encode(sig.s),
+        recovery_id: sig.recovery_id,
+        der: hex::encode(sig.to_der()),
+        rsv: hex::encode(sig.to_rsv()),
+        public_key: hex::encode(session::compressed(public_key)),
     }
 }
 
@@ -527,16 +547,20 @@ impl Node {
                     record.player
                 )));
             }
-            let (a, k) = (app.to_owned(), key.to_owned());
-            let (bytes, banned) =
-                self.db_ok(move |s| Ok((s.load_share(&a, &k)?, s.bans(&a, &k)?))).await?;
-            let share = tokio::task::spawn_blocking(move || KeyShare::from_bytes(&bytes))
-                .await
-                .map_err(|_| ApiError::Internal)?
-                .map_err(|e| {
-                    error!(error = %e, "stored share does not decode");
-                    ApiError::Internal
-                })?;
+            if let Some(pid) = &req.presignature_id {
+                if !pid.eq_ignore_ascii_case(&req.session.session_id) {
+                    return Err(ApiError::BadRequest(
+                        "session.session_id must be the presignature_id".into(),
+                    ));
+                }
+                let (sig, share) =
+                    self.finish_presigned(app, key, pid, &signers, &path, message).await?;
+                let derived =
+                    dkls23_core::bip32::derive(share.public_key(), share.chain_code(), &path)
+                        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                return Ok(signature_response(key, message, &sig, &derived.public_key));
+            }
+            let (share, banned) = self.load_share(app, key).await?;
             let setup = session::sign_setup(iid, &share, &signers, &path, message).map_err(bad)?;
             if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
                 return Err(ApiError::Conflict(format!(
@@ -566,16 +590,7 @@ impl Node {
                     return Err(e);
                 }
             };
-            Ok(SignatureResponse {
-                key_id: key.to_owned(),
-                message_hash: hex::encode(message),
-                r: hex::encode(sig.r),
-                s: hex::encode(sig.s),
-                recovery_id: sig.recovery_id,
-                der: hex::encode(sig.to_der()),
-                rsv: hex::encode(sig.to_rsv()),
-                public_key: hex::encode(session::compressed(&derived.public_key)),
-            })
+            Ok(signature_response(key, message, &sig, &derived.public_key))
         }
         .instrument(span)
         .await

@@ -47,7 +47,8 @@ pub const DOCUMENT: &str = r##"{
           "message_hash": { "type": "string", "description": "32-byte prehash; or give message + hash_algorithm" },
           "message": { "type": "string", "description": "hex message" },
           "hash_algorithm": { "type": "string", "enum": ["KECCAK256", "SHA256"] },
-          "path": { "type": "string", "example": "m/44/60/0/0/0", "description": "non-hardened BIP32 path" }
+          "path": { "type": "string", "example": "m/44/60/0/0/0", "description": "non-hardened BIP32 path" },
+          "presignature_id": { "type": "string", "description": "finish this stored presignature (must equal session.session_id; players and path as when presigning)" }
         }
       },
       "Signature": {
@@ -65,6 +66,18 @@ pub const DOCUMENT: &str = r##"{
           "chain_code": { "type": "string" }, "ethereum_address": { "type": "string" }
         }
       },
+      "PresignRequest": {
+        "type": "object", "required": ["session", "count"], "additionalProperties": false,
+        "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" }, "count": { "type": "integer", "minimum": 1, "maximum": 100 }, "path": { "type": "string" } }
+      },
+      "PresignResponse": { "type": "object", "properties": { "key_id": { "type": "string" }, "presignature_ids": { "type": "array", "items": { "type": "string" } } } },
+      "RefreshRequest": { "type": "object", "required": ["session"], "additionalProperties": false, "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" } } },
+      "ReshareRequest": {
+        "type": "object", "required": ["session", "old_players", "new_threshold"], "additionalProperties": false,
+        "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" }, "old_players": { "type": "array", "items": { "type": "integer" } }, "new_threshold": { "type": "integer", "minimum": 2 } }
+      },
+      "ReshareResponse": { "type": "object", "properties": { "key": { "$ref": "#/components/schemas/KeyInfo" }, "removed": { "type": "boolean" } } },
+      "Xpub": { "type": "object", "properties": { "key_id": { "type": "string" }, "path": { "type": "string" }, "xpub": { "type": "string" } } },
       "Error": {
         "type": "object",
         "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } }
@@ -107,10 +120,30 @@ pub const DOCUMENT: &str = r##"{
                      { "name": "path", "in": "query", "required": false, "schema": { "type": "string", "example": "m/44/60/0/0/0" } }],
       "get": { "summary": "public key, chain code and Ethereum address at a path", "responses": { "200": { "description": "public key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PublicKey" } } } }, "404": { "$ref": "#/components/responses/Error" } } }
     },
-    "/v1/keys/{key_id}/xpub": { "get": { "summary": "xpub (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
-    "/v1/keys/{key_id}/presign": { "post": { "summary": "presign (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
-    "/v1/keys/{key_id}/refresh": { "post": { "summary": "refresh (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
-    "/v1/keys/{key_id}/reshare": { "post": { "summary": "reshare (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/keys/{key_id}/xpub": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } },
+                     { "name": "path", "in": "query", "required": false, "schema": { "type": "string" } },
+                     { "name": "network", "in": "query", "required": false, "schema": { "type": "string", "enum": ["mainnet", "testnet"] } }],
+      "get": { "summary": "Base58Check extended public key at a path", "responses": { "200": { "description": "xpub", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Xpub" } } } }, "404": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/keys/{key_id}/presign": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+      "post": { "summary": "create count presignatures with the session's players (finish one with sign + presignature_id)",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PresignRequest" } } } },
+        "responses": { "200": { "description": "ids", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PresignResponse" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/keys/{key_id}/refresh": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+      "post": { "summary": "refresh: new shares of the same key (all players take part; presignatures and bans are dropped)",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RefreshRequest" } } } },
+        "responses": { "200": { "description": "key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/keys/{key_id}/reshare": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+      "post": { "summary": "reshare to a new committee (session.players = 1..=n') and threshold; dealers are old_players",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareRequest" } } } },
+        "responses": { "200": { "description": "result", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+    },
     "/v1/keys/{key_id}/export": { "post": { "summary": "export with explicit confirmation (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
     "/v1/keys/import": { "post": { "summary": "import (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } }
   }

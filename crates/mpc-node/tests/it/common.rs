@@ -220,6 +220,7 @@ impl Cluster {
             message: None,
             hash_algorithm: None,
             path: Some(path.into()),
+            presignature_id: None,
         };
         let clients: Vec<Client> = signers.iter().map(|i| self.client(*i, app)).collect();
         futures_join_all(clients.iter().map(|c| c.sign(key_id, &req))).await

@@ -58,6 +58,7 @@ async fn dev_cluster_generates_signs_and_keeps_keys_across_restarts() {
         message: Some(hex::encode(b"hello")),
         hash_algorithm: Some("KECCAK256".into()),
         path: Some("m/44/60/0/0/0".into()),
+        presignature_id: None,
     };
     let sigs = futures_join_all(clients[1..].iter().map(|c| c.sign("demo-key", &body))).await;
     let sig = sigs.into_iter().next().unwrap().unwrap();

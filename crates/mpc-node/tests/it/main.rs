@@ -12,5 +12,6 @@ mod common;
 mod config;
 mod dev;
 mod flows;
+mod lifecycle;
 mod mobile;
 mod persistence;

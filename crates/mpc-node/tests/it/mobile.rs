@@ -93,6 +93,7 @@ async fn mobile_and_server_two_party_keygen_and_sign() {
         message: None,
         hash_algorithm: None,
         path: Some("m/0/3".into()),
+        presignature_id: None,
     };
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let (sig_phone, sig_server) = tokio::join!(

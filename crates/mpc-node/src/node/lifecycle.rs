@@ -1,0 +1,359 @@
+//! Presigning, signing with a stored presignature, refresh, reshare and xpub.
+
+use std::sync::Arc;
+
+use dkls23_core::KeyShare;
+use dkls23_core::bip32::{Network, Xpub};
+use dkls23_core::encoding::point_from_bytes;
+use dkls23_core::identity::IdentitySigner;
+use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
+use dkls23_core::runner::{run_finish, run_presign, run_reshare};
+use dkls23_core::setup::MemoryReplayGuard;
+use dkls23_core::sign::Presignature;
+use getrandom::SysRng;
+use mpc_node_client::api::{
+    KeyInfo, PresignRequestBody, PresignResponse, RefreshRequestBody, ReshareRequestBody,
+    ReshareResponse, XpubResponse,
+};
+use mpc_node_client::session::{self, SESSION_TTL_SECS};
+use rand_core::UnwrapErr;
+use tracing::{Instrument, error, info, info_span};
+use zeroize::Zeroizing;
+
+use super::{Node, bad, hex16};
+use crate::error::ApiError;
+
+/// Most presignatures one request may create.
+pub const MAX_PRESIGN_COUNT: u16 = 100;
+
+fn sorted_players(players: &[u16]) -> Result<Vec<u16>, ApiError> {
+    let mut v = players.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    if v.len() != players.len() {
+        return Err(ApiError::BadRequest("session.players lists a player twice".into()));
+    }
+    Ok(v)
+}
+
+impl Node {
+    /// Loads and decodes this node's share of `key` (store and CPU work off the async threads).
+    pub(super) async fn load_share(
+        &self,
+        app: &str,
+        key: &str,
+    ) -> Result<(Arc<KeyShare>, Vec<u16>), ApiError> {
+        let (a, k) = (app.to_owned(), key.to_owned());
+        let (bytes, bans) =
+            self.db_ok(move |s| Ok((s.load_share(&a, &k)?, s.bans(&a, &k)?))).await?;
+        let share = tokio::task::spawn_blocking(move || KeyShare::from_bytes(&bytes))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|e| {
+                error!(error = %e, "stored share does not decode");
+                ApiError::Internal
+            })?;
+        Ok((Arc::new(share), bans))
+    }
+
+    /// Creates `count` presignatures with the session's players, bound to `path`.
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn presign(
+        &self,
+        app: &str,
+        key: &str,
+        req: PresignRequestBody,
+    ) -> Result<PresignResponse, ApiError> {
+        if req.count == 0 || req.count > MAX_PRESIGN_COUNT {
+            return Err(ApiError::BadRequest(format!(
+                "count must be between 1 and {MAX_PRESIGN_COUNT}"
+            )));
+        }
+        let path = session::parse_path(req.path.as_deref().unwrap_or("m")).map_err(bad)?;
+        let sid = session::session_id(&req.session).map_err(bad)?;
+        let signers = sorted_players(&req.session.players)?;
+        let span = info_span!("presign", session = %hex16(&sid), app, key, count = req.count);
+        async {
+            let _lock = self.read_lock(app, key).await;
+            let record = self.ready_record(app, key).await?;
+            if !signers.contains(&record.player) {
+                return Err(ApiError::BadRequest(format!(
+                    "this node (player {}) is not among session.players",
+                    record.player
+                )));
+            }
+            let (share, banned) = self.load_share(app, key).await?;
+            if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
+                return Err(ApiError::Conflict(format!(
+                    "player {b} is banned for this key; reshare the key to replace it"
+                )));
+            }
+            let mut setups = Vec::with_capacity(usize::from(req.count));
+            for k in 0..req.count {
+                let iid = session::presign_iid(&sid, k);
+                setups.push(session::presign_setup(iid, &share, &signers, &path).map_err(bad)?);
+            }
+            for s in &setups {
+                self.claim_session_id(*s.iid()).await?;
+            }
+            let relay = self.relay.clone();
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+            let opts = self.run_options();
+            let made = self
+                .protocol("presign", move || async move {
+                    let mut rng = UnwrapErr(SysRng);
+                    let guard = MemoryReplayGuard::new();
+                    let mut out: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
+                    for setup in &setups {
+                        let p = run_presign(
+                            &*relay,
+                            setup,
+                            &share,
+                            signer.clone(),
+                            &guard,
+                            &banned,
+                            &mut rng,
+                            &opts,
+                        )
+                        .await?;
+                        out.push((hex::encode(setup.iid()), p.to_bytes()));
+                    }
+                    Ok(out)
+                })
+                .await;
+            let made = match made {
+                Ok(m) => m,
+                Err(e) => {
+                    if let ApiError::Protocol(p) = &e {
+                        self.record_ban(app, key, p).await;
+                    }
+                    return Err(e);
+                }
+            };
+            let ids: Vec<String> = made.iter().map(|(id, _)| id.clone()).collect();
+            let (a, k) = (app.to_owned(), key.to_owned());
+            self.db_ok(move |s| {
+                for (id, bytes) in &made {
+                    s.put_presignature(&a, &k, id, bytes)?;
+                }
+                Ok(())
+            })
+            .await?;
+            info!(count = ids.len(), "presignatures stored");
+            Ok(PresignResponse { key_id: key.to_owned(), presignature_ids: ids })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The online round with a stored presignature (taken from the store before it runs, so
+    /// it can never be used twice).
+    pub(super) async fn finish_presigned(
+        &self,
+        app: &str,
+        key: &str,
+        presignature_id: &str,
+        signers: &[u16],
+        path: &[u32],
+        message: [u8; 32],
+    ) -> Result<(dkls23_core::sign::Signature, Arc<KeyShare>), ApiError> {
+        let raw = hex::decode(presignature_id).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
+        let iid = raw.ok_or_else(|| {
+            ApiError::BadRequest("presignature_id must be 64 hexadecimal digits".into())
+        })?;
+        let (share, _) = self.load_share(app, key).await?;
+        let setup = session::presign_setup(iid, &share, signers, path).map_err(bad)?;
+        let (a, k, id) = (app.to_owned(), key.to_owned(), presignature_id.to_lowercase());
+        let bytes =
+            self.db_ok(move |s| s.take_presignature(&a, &k, &id)).await?.ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no presignature {presignature_id:?} for this key (unknown or already used)"
+                ))
+            })?;
+        let presig = Presignature::from_bytes(&bytes, &share).map_err(|e| {
+            error!(error = %e, "stored presignature does not decode");
+            ApiError::Internal
+        })?;
+        drop(bytes);
+        let relay = self.relay.clone();
+        let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+        let opts = self.run_options();
+        let sig = self
+            .protocol("finish", move || async move {
+                let mut rng = UnwrapErr(SysRng);
+                run_finish(&*relay, &setup, presig, signer, &message, &mut rng, &opts).await
+            })
+            .await?;
+        Ok((sig, share))
+    }
+
+    async fn replace(&self, app: &str, key: &str, new: &KeyShare) -> Result<KeyInfo, ApiError> {
+        let bytes = new.to_bytes();
+        let (epoch, me, t, n) = (new.epoch(), new.index(), new.threshold(), new.parties());
+        let (a, k) = (app.to_owned(), key.to_owned());
+        self.db_ok(move |s| s.replace_share(&a, &k, &bytes, epoch, me, t, n)).await?;
+        info!(epoch, player = me, t, n, "share replaced");
+        self.get_key(app, key).await
+    }
+
+    /// Refresh: new shares of the same key for all of its players (all must take part).
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn refresh(
+        &self,
+        app: &str,
+        key: &str,
+        req: RefreshRequestBody,
+    ) -> Result<KeyInfo, ApiError> {
+        let iid = session::session_id(&req.session).map_err(bad)?;
+        let players = sorted_players(&req.session.players)?;
+        let span = info_span!("refresh", session = %hex16(&iid), app, key);
+        async {
+            let _lock = self.write_lock(app, key).await;
+            let record = self.ready_record(app, key).await?;
+            let all: Vec<u16> = (1..=record.parties).collect();
+            if players != all {
+                return Err(ApiError::BadRequest(format!(
+                    "refresh needs every player of the key: session.players must be {all:?}"
+                )));
+            }
+            let (share, _) = self.load_share(app, key).await?;
+            let spec =
+                ReshareSpec::refresh(&share).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let setup = spec
+                .to_setup(iid, SESSION_TTL_SECS)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            self.claim_session_id(iid).await?;
+            let outcome = self.run_reshare_session("refresh", setup, Some(share)).await;
+            match outcome {
+                Ok(ReshareOutcome::NewShare(new)) => self.replace(app, key, &new).await,
+                Ok(_) => Err(ApiError::Internal),
+                Err(e) => {
+                    if let ApiError::Protocol(p) = &e {
+                        self.record_ban(app, key, p).await;
+                    }
+                    Err(e)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_reshare_session(
+        &self,
+        protocol: &'static str,
+        setup: dkls23_core::setup::Setup,
+        old: Option<Arc<KeyShare>>,
+    ) -> Result<ReshareOutcome, ApiError> {
+        let relay = self.relay.clone();
+        let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+        let opts = self.run_options();
+        self.protocol(protocol, move || async move {
+            let mut rng = UnwrapErr(SysRng);
+            let guard = MemoryReplayGuard::new();
+            run_reshare(&*relay, &setup, old.as_deref(), signer, &guard, &mut rng, &opts).await
+        })
+        .await
+    }
+
+    /// Reshare to a new committee and/or threshold. This node must hold a share of the key
+    /// (dealer or continuing member); the new committee is `session.players` = `1..=n'`.
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn reshare(
+        &self,
+        app: &str,
+        key: &str,
+        req: ReshareRequestBody,
+    ) -> Result<ReshareResponse, ApiError> {
+        let iid = session::session_id(&req.session).map_err(bad)?;
+        let committee = session::resolve_players(&req.session, &self.cfg.players).map_err(bad)?;
+        let new_committee: Vec<NewMember> = committee
+            .iter()
+            .map(|(index, identity)| NewMember { index: *index, identity: *identity })
+            .collect();
+        let dealers = sorted_players(&req.old_players)?;
+        let span = info_span!("reshare", session = %hex16(&iid), app, key);
+        async {
+            let _lock = self.write_lock(app, key).await;
+            let record = self.ready_record(app, key).await?;
+            let (share, _) = self.load_share(app, key).await?;
+            let spec = ReshareSpec::from_share(&share, &dealers, new_committee, req.new_threshold)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let setup = spec
+                .to_setup(iid, SESSION_TTL_SECS)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let dealing = dealers.contains(&record.player);
+            let own = self.cfg.identity.public_key();
+            let continuing = committee.iter().any(|(_, k)| *k == own);
+            if !dealing && !continuing {
+                return Err(ApiError::BadRequest(
+                    "this node neither deals (old_players) nor is in the new committee".into(),
+                ));
+            }
+            self.claim_session_id(iid).await?;
+            let old = if dealing { Some(share) } else { None };
+            match self.run_reshare_session("reshare", setup, old).await {
+                Ok(ReshareOutcome::NewShare(new)) => {
+                    let info = self.replace(app, key, &new).await?;
+                    Ok(ReshareResponse { key: Some(info), removed: false })
+                }
+                Ok(ReshareOutcome::Removed) => {
+                    let (a, k) = (app.to_owned(), key.to_owned());
+                    self.db_ok(move |s| s.delete(&a, &k)).await?;
+                    info!("left the committee: share destroyed");
+                    Ok(ReshareResponse { key: None, removed: true })
+                }
+                Err(e) => {
+                    if let ApiError::Protocol(p) = &e {
+                        self.record_ban(app, key, p).await;
+                    }
+                    Err(e)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The extended public key at a path.
+    ///
+    /// # Errors
+    /// 404, 409 (not READY), 400 (bad path or network).
+    pub async fn xpub(
+        &self,
+        app: &str,
+        key: &str,
+        path: &str,
+        network: &str,
+    ) -> Result<XpubResponse, ApiError> {
+        let path = session::parse_path(path).map_err(bad)?;
+        let network = match network.to_ascii_lowercase().as_str() {
+            "" | "mainnet" | "xpub" => Network::Mainnet,
+            "testnet" | "tpub" => Network::Testnet,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "network {other:?} is unknown (mainnet or testnet)"
+                )));
+            }
+        };
+        let r = self.ready_record(app, key).await?;
+        let (Some(pk), Some(cc)) = (r.public_key, r.chain_code) else {
+            return Err(ApiError::Internal);
+        };
+        let pk = point_from_bytes(&pk).map_err(|_| ApiError::Internal)?;
+        let x = Xpub::root(pk, cc, network)
+            .derive(&path)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(XpubResponse {
+            key_id: key.to_owned(),
+            path: session::format_path(&path),
+            xpub: x.to_string(),
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! Presign + finish, refresh and reshare through the API: the public key never changes.
+
+use std::collections::BTreeMap;
+
+use mpc_node_client::api::{
+    PresignRequestBody, RefreshRequestBody, ReshareRequestBody, SessionConfig, SignRequestBody,
+};
+
+use crate::common::*;
+
+fn session(players: &[u16]) -> SessionConfig {
+    SessionConfig {
+        session_id: random_sid(),
+        players: players.to_vec(),
+        public_keys: BTreeMap::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presign_refresh_and_reshare_keep_the_public_key() {
+    let cluster = Cluster::three().await;
+    let infos = cluster.generate("app-a", "life", 2, &[1, 2, 3]).await;
+    let pk = infos[0].as_ref().unwrap().public_key.clone().unwrap();
+    let c: Vec<_> = (1..=3).map(|i| cluster.client(i, "app-a")).collect();
+
+    // xpub of the root and at a path.
+    let x = c[0].xpub("life", "m", "mainnet").await.unwrap();
+    assert!(x.xpub.starts_with("xpub"), "{}", x.xpub);
+    let t = c[1].xpub("life", "m/0/1", "testnet").await.unwrap();
+    assert!(t.xpub.starts_with("tpub"), "{}", t.xpub);
+
+    // Two presignatures for signers {1, 2} under m/7; finish one.
+    let pre = PresignRequestBody { session: session(&[1, 2]), count: 2, path: Some("m/7".into()) };
+    let made = futures_join_all(c[..2].iter().map(|cl| cl.presign("life", &pre))).await;
+    let ids = made[0].as_ref().unwrap().presignature_ids.clone();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(made[1].as_ref().unwrap().presignature_ids, ids);
+    let finish = |id: &str, m: [u8; 32]| SignRequestBody {
+        session: SessionConfig {
+            session_id: id.to_owned(),
+            players: vec![1, 2],
+            public_keys: BTreeMap::new(),
+        },
+        message_hash: Some(hex::encode(m)),
+        message: None,
+        hash_algorithm: None,
+        path: Some("m/7".into()),
+        presignature_id: Some(id.to_owned()),
+    };
+    let body = finish(&ids[0], [0x77; 32]);
+    let sigs = futures_join_all(c[..2].iter().map(|cl| cl.sign("life", &body))).await;
+    let sig = sigs[0].as_ref().unwrap();
+    assert_eq!(sigs[1].as_ref().unwrap(), sig);
+    verify(sig);
+    // A presignature is used once.
+    let again = c[0].sign("life", &body).await.unwrap_err();
+    assert_eq!(again.status(), Some(404), "{again}");
+
+    // Refresh: every player, new epoch, same key; old presignatures are gone.
+    let r = RefreshRequestBody { session: session(&[1, 2, 3]) };
+    let refreshed = futures_join_all(c.iter().map(|cl| cl.refresh("life", &r))).await;
+    for info in &refreshed {
+        let info = info.as_ref().unwrap();
+        assert_eq!(info.epoch, 1);
+        assert_eq!(info.public_key.as_ref(), Some(&pk));
+    }
+    let stale = c[0].sign("life", &finish(&ids[1], [1; 32])).await.unwrap_err();
+    assert_eq!(stale.status(), Some(404));
+    let sigs = cluster.sign("app-a", "life", &[2, 3], [0x42; 32], "m").await;
+    let s = sigs.into_iter().next().unwrap().unwrap();
+    assert_eq!(s.public_key, pk);
+    verify(&s);
+
+    // Reshare 2-of-3 -> 2-of-2 on players 1 and 2: player 3 deals and leaves.
+    let rs = ReshareRequestBody {
+        session: session(&[1, 2]),
+        old_players: vec![1, 2, 3],
+        new_threshold: 2,
+    };
+    let out = futures_join_all(c.iter().map(|cl| cl.reshare("life", &rs))).await;
+    for (k, o) in out.iter().enumerate() {
+        let o = o.as_ref().unwrap();
+        if k < 2 {
+            let info = o.key.as_ref().unwrap();
+            assert_eq!((info.threshold, info.parties, info.epoch), (2, 2, 2));
+            assert_eq!(info.public_key.as_ref(), Some(&pk));
+            assert!(!o.removed);
+        } else {
+            assert!(o.removed && o.key.is_none());
+        }
+    }
+    assert_eq!(c[2].get_key("life").await.unwrap_err().status(), Some(404));
+    let sigs = cluster.sign("app-a", "life", &[1, 2], [0x43; 32], "m/1").await;
+    verify(&sigs.into_iter().next().unwrap().unwrap());
+    let pk_after = c[0].get_key("life").await.unwrap().public_key.unwrap();
+    assert_eq!(pk_after, pk);
+}
