@@ -36,6 +36,15 @@ pub use lifecycle::MAX_PRESIGN_COUNT;
 /// One key's lock: signing takes it shared; generation, refresh and delete exclusively.
 type KeyLock = Arc<RwLock<()>>;
 
+/// (application, key name).
+type KeyRef = (String, String);
+
+/// Decoded shares by key: epoch, share, bans. Bounded; invalidated on every change.
+type ShareCache = Mutex<HashMap<KeyRef, (u32, Arc<dkls23_core::KeyShare>, Vec<u16>)>>;
+
+/// Most decoded shares kept in memory.
+const SHARE_CACHE_ENTRIES: usize = 1024;
+
 /// A running node's shared state.
 pub struct Node {
     cfg: Config,
@@ -43,7 +52,8 @@ pub struct Node {
     relay: Arc<dyn Relay>,
     metrics: Metrics,
     sessions: Arc<Semaphore>,
-    locks: Mutex<HashMap<(String, String), KeyLock>>,
+    locks: Mutex<HashMap<KeyRef, KeyLock>>,
+    shares: ShareCache,
     closing: AtomicBool,
     abort: tokio::sync::watch::Sender<bool>,
 }
@@ -199,6 +209,7 @@ impl Node {
             relay,
             metrics: Metrics::default(),
             locks: Mutex::new(HashMap::new()),
+            shares: Mutex::new(HashMap::new()),
             closing: AtomicBool::new(false),
             abort: tokio::sync::watch::Sender::new(false),
         }))
@@ -244,6 +255,28 @@ impl Node {
             m.retain(|_, l| Arc::strong_count(l) > 1);
         }
         m.entry((app.to_owned(), key.to_owned())).or_default().clone()
+    }
+
+    fn cached_share(
+        &self,
+        id: &KeyRef,
+        epoch: u32,
+    ) -> Option<(Arc<dkls23_core::KeyShare>, Vec<u16>)> {
+        let m = self.shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.get(id).filter(|(e, _, _)| *e == epoch).map(|(_, s, b)| (s.clone(), b.clone()))
+    }
+
+    fn cache_share(&self, id: KeyRef, share: Arc<dkls23_core::KeyShare>, bans: Vec<u16>) {
+        let mut m = self.shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() >= SHARE_CACHE_ENTRIES {
+            m.clear();
+        }
+        m.insert(id, (share.epoch(), share, bans));
+    }
+
+    fn forget_share(&self, app: &str, key: &str) {
+        let mut m = self.shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.remove(&(app.to_owned(), key.to_owned()));
     }
 
     async fn read_lock(&self, app: &str, key: &str) -> OwnedRwLockReadGuard<()> {
@@ -353,6 +386,7 @@ impl Node {
 
     async fn record_ban(&self, app: &str, key: &str, e: &dkls23_core::Error) {
         if let dkls23_core::Error::BanAndAbort { party, reason } = e {
+            self.forget_share(app, key);
             let (a, k, p, r) = (app.to_owned(), key.to_owned(), *party, reason.clone());
             match self.db_ok(move |s| s.record_ban(&a, &k, p, &r)).await {
                 Ok(()) => {
@@ -554,13 +588,13 @@ impl Node {
                     ));
                 }
                 let (sig, share) =
-                    self.finish_presigned(app, key, pid, &signers, &path, message).await?;
+                    self.finish_presigned(pid, &signers, &path, message, &record).await?;
                 let derived =
                     dkls23_core::bip32::derive(share.public_key(), share.chain_code(), &path)
                         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 return Ok(signature_response(key, message, &sig, &derived.public_key));
             }
-            let (share, banned) = self.load_share(app, key).await?;
+            let (share, banned) = self.load_share(&record).await?;
             let setup = session::sign_setup(iid, &share, &signers, &path, message).map_err(bad)?;
             if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
                 return Err(ApiError::Conflict(format!(
@@ -649,6 +683,7 @@ impl Node {
     /// 404 for an unknown key.
     pub async fn delete_key(&self, app: &str, key: &str) -> Result<(), ApiError> {
         let _lock = self.write_lock(app, key).await;
+        self.forget_share(app, key);
         let (a, k) = (app.to_owned(), key.to_owned());
         match self.db(move |s| s.delete(&a, &k)).await? {
             Ok(()) => {

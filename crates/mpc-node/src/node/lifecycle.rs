@@ -16,6 +16,7 @@ use mpc_node_client::api::{
     ReshareResponse, XpubResponse,
 };
 use mpc_node_client::session::{self, SESSION_TTL_SECS};
+use mpc_node_store::KeyRecord;
 use rand_core::UnwrapErr;
 use tracing::{Instrument, error, info, info_span};
 use zeroize::Zeroizing;
@@ -37,13 +38,17 @@ fn sorted_players(players: &[u16]) -> Result<Vec<u16>, ApiError> {
 }
 
 impl Node {
-    /// Loads and decodes this node's share of `key` (store and CPU work off the async threads).
+    /// This node's decoded share of `key` and the key's bans: from the in-memory cache when it
+    /// holds the record's epoch, else loaded, decrypted and validated off the async threads.
     pub(super) async fn load_share(
         &self,
-        app: &str,
-        key: &str,
+        record: &KeyRecord,
     ) -> Result<(Arc<KeyShare>, Vec<u16>), ApiError> {
-        let (a, k) = (app.to_owned(), key.to_owned());
+        let id = (record.app.clone(), record.key.clone());
+        if let Some((share, bans)) = self.cached_share(&id, record.epoch) {
+            return Ok((share, bans));
+        }
+        let (a, k) = id.clone();
         let (bytes, bans) =
             self.db_ok(move |s| Ok((s.load_share(&a, &k)?, s.bans(&a, &k)?))).await?;
         let share = tokio::task::spawn_blocking(move || KeyShare::from_bytes(&bytes))
@@ -53,7 +58,11 @@ impl Node {
                 error!(error = %e, "stored share does not decode");
                 ApiError::Internal
             })?;
-        Ok((Arc::new(share), bans))
+        let share = Arc::new(share);
+        if share.epoch() == record.epoch {
+            self.cache_share(id, share.clone(), bans.clone());
+        }
+        Ok((share, bans))
     }
 
     /// Creates `count` presignatures with the session's players, bound to `path`.
@@ -84,7 +93,7 @@ impl Node {
                     record.player
                 )));
             }
-            let (share, banned) = self.load_share(app, key).await?;
+            let (share, banned) = self.load_share(&record).await?;
             if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
                 return Err(ApiError::Conflict(format!(
                     "player {b} is banned for this key; reshare the key to replace it"
@@ -152,20 +161,20 @@ impl Node {
     /// it can never be used twice).
     pub(super) async fn finish_presigned(
         &self,
-        app: &str,
-        key: &str,
         presignature_id: &str,
         signers: &[u16],
         path: &[u32],
         message: [u8; 32],
+        record: &KeyRecord,
     ) -> Result<(dkls23_core::sign::Signature, Arc<KeyShare>), ApiError> {
         let raw = hex::decode(presignature_id).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
         let iid = raw.ok_or_else(|| {
             ApiError::BadRequest("presignature_id must be 64 hexadecimal digits".into())
         })?;
-        let (share, _) = self.load_share(app, key).await?;
+        let (share, _) = self.load_share(record).await?;
         let setup = session::presign_setup(iid, &share, signers, path).map_err(bad)?;
-        let (a, k, id) = (app.to_owned(), key.to_owned(), presignature_id.to_lowercase());
+        let (a, k) = (record.app.clone(), record.key.clone());
+        let id = presignature_id.to_lowercase();
         let bytes =
             self.db_ok(move |s| s.take_presignature(&a, &k, &id)).await?.ok_or_else(|| {
                 ApiError::NotFound(format!(
@@ -190,6 +199,7 @@ impl Node {
     }
 
     async fn replace(&self, app: &str, key: &str, new: &KeyShare) -> Result<KeyInfo, ApiError> {
+        self.forget_share(app, key);
         let bytes = new.to_bytes();
         let (epoch, me, t, n) = (new.epoch(), new.index(), new.threshold(), new.parties());
         let (a, k) = (app.to_owned(), key.to_owned());
@@ -220,7 +230,7 @@ impl Node {
                     "refresh needs every player of the key: session.players must be {all:?}"
                 )));
             }
-            let (share, _) = self.load_share(app, key).await?;
+            let (share, _) = self.load_share(&record).await?;
             let spec =
                 ReshareSpec::refresh(&share).map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let setup = spec
@@ -282,7 +292,7 @@ impl Node {
         async {
             let _lock = self.write_lock(app, key).await;
             let record = self.ready_record(app, key).await?;
-            let (share, _) = self.load_share(app, key).await?;
+            let (share, _) = self.load_share(&record).await?;
             let spec = ReshareSpec::from_share(&share, &dealers, new_committee, req.new_threshold)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let setup = spec
@@ -305,6 +315,7 @@ impl Node {
                 }
                 Ok(ReshareOutcome::Removed) => {
                     let (a, k) = (app.to_owned(), key.to_owned());
+                    self.forget_share(app, key);
                     self.db_ok(move |s| s.delete(&a, &k)).await?;
                     info!("left the committee: share destroyed");
                     Ok(ReshareResponse { key: None, removed: true })
