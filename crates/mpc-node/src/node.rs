@@ -56,6 +56,43 @@ pub struct Node {
     shares: ShareCache,
     closing: AtomicBool,
     abort: tokio::sync::watch::Sender<bool>,
+    protocols: ProtocolRuntime,
+}
+
+/// The runtime protocol sessions run on: separate worker threads, so their CPU work never
+/// blocks the API's async workers. Shut down in the background when the node is dropped.
+struct ProtocolRuntime(Option<tokio::runtime::Runtime>);
+
+impl ProtocolRuntime {
+    fn new() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("mpc-protocol")
+            .enable_time()
+            .build()?;
+        Ok(Self(Some(rt)))
+    }
+
+    fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.0 {
+            Some(rt) => rt.spawn(fut),
+            // Only after drop started; unreachable in practice.
+            None => tokio::spawn(fut),
+        }
+    }
+}
+
+impl Drop for ProtocolRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -212,6 +249,9 @@ impl Node {
             shares: Mutex::new(HashMap::new()),
             closing: AtomicBool::new(false),
             abort: tokio::sync::watch::Sender::new(false),
+            protocols: ProtocolRuntime::new().map_err(|e| {
+                ConfigError(vec![format!("cannot start the protocol runtime: {e}")])
+            })?,
         }))
     }
 
@@ -326,7 +366,7 @@ impl Node {
     ) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        Fut: Future<Output = Result<T, dkls23_core::Error>>,
+        Fut: Future<Output = Result<T, dkls23_core::Error>> + Send + 'static,
     {
         if self.closing.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
@@ -335,26 +375,26 @@ impl Node {
         self.metrics.in_flight(1);
         let start = Instant::now();
         let mut abort = self.abort.subscribe();
-        let joined = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
-            Ok::<_, std::io::Error>(rt.block_on(async move {
+        let joined = self
+            .protocols
+            .spawn(async move {
+                let _permit = permit;
                 let run = make();
-                tokio::select! {
+                let r = tokio::select! {
                     r = run => r,
                     _ = abort.wait_for(|a| *a) => Err(dkls23_core::Error::Transport(
                         "session aborted: the node is stopping".into(),
                     )),
-                }
-            }))
-        })
-        .await;
+                };
+                Ok::<_, std::io::Error>(r)
+            })
+            .await;
         self.metrics.in_flight(-1);
         let took = start.elapsed();
         let result = match joined {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                error!(error = %e, "cannot build the session runtime");
+                error!(error = %e, "session failed to start");
                 self.metrics.session(protocol, "internal", took);
                 return Err(ApiError::Internal);
             }
