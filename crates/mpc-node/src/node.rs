@@ -357,8 +357,8 @@ impl Node {
         }
     }
 
-    /// Runs a protocol future (built on the blocking thread) on a current-thread runtime off
-    /// the async workers, bounded by the session limit.
+    /// Runs a protocol future on the protocol runtime (off the API's async workers), bounded by
+    /// the session limit; fails it when the node aborts its sessions.
     async fn protocol<T, Fut>(
         &self,
         protocol: &'static str,
