@@ -173,6 +173,33 @@ pub struct XpubResponse {
     pub xpub: String,
 }
 
+/// `POST /v1/keys/{key_id}/export`: this node sends its share, encrypted to the recipient.
+/// The key stops being threshold-protected once the recipient has t shares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequestBody {
+    /// The session; `players` are the exporters (at least t holders of the key).
+    pub session: SessionConfig,
+    /// The recipient's setup index (not an exporter's, 1..=255).
+    pub recipient_index: u16,
+    /// The recipient's identity public key (`ed25519:<hex>` / `p256:<hex>`).
+    pub recipient_identity: String,
+    /// The recipient's static X25519 public key (hex, 32 bytes).
+    pub recipient_x25519: String,
+    /// Must be exactly `dkls23_core::import_export::EXPORT_CONFIRMATION`.
+    pub confirmation: String,
+}
+
+/// What an exporting node answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportResponse {
+    /// The key id.
+    pub key_id: String,
+    /// The export setup (hex of the canonical `Setup` encoding): the recipient runs
+    /// `EmbeddedParty::receive_export` with it while the relay still holds the messages.
+    pub setup: String,
+}
+
 /// A signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureResponse {

@@ -203,6 +203,34 @@ impl EmbeddedParty {
         .await?)
     }
 
+    /// Receives an exported key as the export's recipient: `setup` is the hex-decoded
+    /// [`crate::api::ExportResponse::setup`] (check the returned key against the public key you
+    /// expect), `recipient_secret` the X25519 secret whose public key the exporters were given.
+    ///
+    /// # Errors
+    /// [`PartyError`]: a malformed setup, a missing confirmation, a timeout, a blamed exporter.
+    pub async fn receive_export(
+        &self,
+        setup: &[u8],
+        recipient_secret: &[u8; 32],
+        confirmation: &str,
+        rng: &mut (impl CryptoRng + ?Sized),
+    ) -> Result<dkls23_core::import_export::ExportedKey, PartyError> {
+        let setup = dkls23_core::setup::Setup::from_bytes(setup)
+            .map_err(|e| SessionError(format!("export setup: {e}")))?;
+        Ok(dkls23_core::runner::run_export_receive(
+            self.relay.as_ref(),
+            &setup,
+            self.signer.clone(),
+            &*self.guard,
+            rng,
+            &self.opts,
+            recipient_secret,
+            confirmation,
+        )
+        .await?)
+    }
+
     /// Deletes the share of `key_id`.
     ///
     /// # Errors

@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
 use crate::api::{
-    ErrorBody, GenerateKeyRequest, KeyInfo, KeyList, PresignRequestBody, PresignResponse,
-    PublicKeyResponse, RefreshRequestBody, ReshareRequestBody, ReshareResponse, SignRequestBody,
-    SignatureResponse, XpubResponse,
+    ErrorBody, ExportRequestBody, ExportResponse, GenerateKeyRequest, KeyInfo, KeyList,
+    PresignRequestBody, PresignResponse, PublicKeyResponse, RefreshRequestBody, ReshareRequestBody,
+    ReshareResponse, SignRequestBody, SignatureResponse, XpubResponse,
 };
 
 /// Largest response body accepted.
@@ -318,5 +318,17 @@ impl Client {
     ) -> Result<XpubResponse, ClientError> {
         let uri = format!("/v1/keys/{key_id}/xpub?path={path}&network={network}");
         self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// `POST /v1/keys/{key_id}/export`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn export(
+        &self,
+        key_id: &str,
+        req: &ExportRequestBody,
+    ) -> Result<ExportResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/keys/{key_id}/export"), Some(req)).await
     }
 }

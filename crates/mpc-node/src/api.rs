@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mpc_node_client::api::{
-    GenerateKeyRequest, PresignRequestBody, RefreshRequestBody, ReshareRequestBody, SignRequestBody,
+    ExportRequestBody, GenerateKeyRequest, PresignRequestBody, RefreshRequestBody,
+    ReshareRequestBody, SignRequestBody,
 };
 use mpc_node_client::session;
 use serde::Deserialize;
@@ -236,13 +237,18 @@ async fn reshare(
     Ok(Json(node.reshare(&app, &key, req).await?))
 }
 
-const IMPORT_EXPORT_501: &str = "not implemented in this build: import and export through the \
-                                 node API (dkls23-core has run_import / run_export; the API \
-                                 wiring is not done yet)";
+const IMPORT_501: &str = "not implemented in this build: key import through the node API \
+                          (dkls23-core has run_import; the API wiring is not done yet)";
 
-async fn export(App(_): App) -> ApiError {
-    ApiError::NotImplemented(IMPORT_EXPORT_501)
+async fn export(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+    Body(req): Body<ExportRequestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    Ok(Json(node.export(&app, &key, req).await?))
 }
 async fn import(App(_): App) -> ApiError {
-    ApiError::NotImplemented(IMPORT_EXPORT_501)
+    ApiError::NotImplemented(IMPORT_501)
 }

@@ -77,6 +77,12 @@ pub const DOCUMENT: &str = r##"{
         "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" }, "old_players": { "type": "array", "items": { "type": "integer" } }, "new_threshold": { "type": "integer", "minimum": 2 } }
       },
       "ReshareResponse": { "type": "object", "properties": { "key": { "$ref": "#/components/schemas/KeyInfo" }, "removed": { "type": "boolean" } } },
+      "ExportRequest": {
+        "type": "object", "required": ["session", "recipient_index", "recipient_identity", "recipient_x25519", "confirmation"], "additionalProperties": false,
+        "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" }, "recipient_index": { "type": "integer" }, "recipient_identity": { "type": "string" },
+          "recipient_x25519": { "type": "string" }, "confirmation": { "type": "string", "enum": ["I understand the exported key is no longer threshold-protected"] } }
+      },
+      "ExportResponse": { "type": "object", "properties": { "key_id": { "type": "string" }, "setup": { "type": "string" } } },
       "Xpub": { "type": "object", "properties": { "key_id": { "type": "string" }, "path": { "type": "string" }, "xpub": { "type": "string" } } },
       "Error": {
         "type": "object",
@@ -144,7 +150,12 @@ pub const DOCUMENT: &str = r##"{
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareRequest" } } } },
         "responses": { "200": { "description": "result", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
-    "/v1/keys/{key_id}/export": { "post": { "summary": "export with explicit confirmation (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } },
+    "/v1/keys/{key_id}/export": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+      "post": { "summary": "export: send this node's share, encrypted and signed, to the recipient (explicit confirmation required); the answer's setup is what the recipient runs",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportRequest" } } } },
+        "responses": { "200": { "description": "sent", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+    },
     "/v1/keys/import": { "post": { "summary": "import (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } }
   }
 }"##;

@@ -5,15 +5,17 @@ use std::sync::Arc;
 use dkls23_core::KeyShare;
 use dkls23_core::bip32::{Network, Xpub};
 use dkls23_core::encoding::point_from_bytes;
+use dkls23_core::identity::IdentityPublicKey;
 use dkls23_core::identity::IdentitySigner;
+use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest};
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
-use dkls23_core::runner::{run_finish, run_presign, run_reshare};
+use dkls23_core::runner::{run_export, run_finish, run_presign, run_reshare};
 use dkls23_core::setup::MemoryReplayGuard;
 use dkls23_core::sign::Presignature;
 use getrandom::SysRng;
 use mpc_node_client::api::{
-    KeyInfo, PresignRequestBody, PresignResponse, RefreshRequestBody, ReshareRequestBody,
-    ReshareResponse, XpubResponse,
+    ExportRequestBody, ExportResponse, KeyInfo, PresignRequestBody, PresignResponse,
+    RefreshRequestBody, ReshareRequestBody, ReshareResponse, XpubResponse,
 };
 use mpc_node_client::session::{self, SESSION_TTL_SECS};
 use mpc_node_store::KeyRecord;
@@ -327,6 +329,75 @@ impl Node {
                     Err(e)
                 }
             }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Export: sends this node's share, encrypted and signed, to the recipient (who reconstructs
+    /// the key from t of them). Requires the exact confirmation sentence.
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn export(
+        &self,
+        app: &str,
+        key: &str,
+        req: ExportRequestBody,
+    ) -> Result<ExportResponse, ApiError> {
+        if req.confirmation != EXPORT_CONFIRMATION {
+            return Err(ApiError::BadRequest(format!(
+                "export needs confirmation = {EXPORT_CONFIRMATION:?}"
+            )));
+        }
+        let iid = session::session_id(&req.session).map_err(bad)?;
+        let exporters = sorted_players(&req.session.players)?;
+        let identity: IdentityPublicKey = req.recipient_identity.parse().map_err(|e| {
+            ApiError::BadRequest(format!("recipient_identity is not a valid identity key: {e}"))
+        })?;
+        let x = hex::decode(&req.recipient_x25519).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
+        let x = x.ok_or_else(|| {
+            ApiError::BadRequest("recipient_x25519 must be 32 bytes of hex".into())
+        })?;
+        let span = info_span!("export", session = %hex16(&iid), app, key);
+        async {
+            let _lock = self.read_lock(app, key).await;
+            let record = self.ready_record(app, key).await?;
+            if !exporters.contains(&record.player) {
+                return Err(ApiError::BadRequest(format!(
+                    "this node (player {}) is not among session.players",
+                    record.player
+                )));
+            }
+            let (share, _) = self.load_share(&record).await?;
+            let er = ExportRequest::new(&share, &exporters, req.recipient_index, x)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let setup = er
+                .to_setup(&share, identity, iid, SESSION_TTL_SECS)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let setup_hex = hex::encode(setup.to_bytes());
+            self.claim_session_id(iid).await?;
+            let relay = self.relay.clone();
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+            let opts = self.run_options();
+            self.protocol("export", move || async move {
+                let mut rng = UnwrapErr(SysRng);
+                let guard = MemoryReplayGuard::new();
+                run_export(
+                    &*relay,
+                    &setup,
+                    &share,
+                    signer,
+                    &guard,
+                    &mut rng,
+                    &opts,
+                    EXPORT_CONFIRMATION,
+                )
+                .await
+            })
+            .await?;
+            tracing::warn!("key share exported: the key is no longer threshold-protected");
+            Ok(ExportResponse { key_id: key.to_owned(), setup: setup_hex })
         }
         .instrument(span)
         .await

@@ -119,9 +119,9 @@ async fn auth_tenancy_limits_and_documents() {
     // Unknown route and not-implemented endpoints answer JSON.
     let (st, body) = raw(&a, Method::GET, "/v2/nothing", None, true).await;
     assert_eq!((st, code(&body).as_str()), (404, "no_route"));
-    let (st, body) = raw(&a, Method::POST, "/v1/keys/shared-name/export", Some("{}"), true).await;
+    let (st, body) = raw(&a, Method::POST, "/v1/keys/import", Some("{}"), true).await;
     assert_eq!((st, code(&body).as_str()), (501, "not_implemented"));
-    let (st, _) = raw(&a, Method::POST, "/v1/keys/shared-name/export", Some("{}"), false).await;
+    let (st, _) = raw(&a, Method::POST, "/v1/keys/import", Some("{}"), false).await;
     assert_eq!(st, 401);
 
     // Health, metrics and the OpenAPI document need no key.

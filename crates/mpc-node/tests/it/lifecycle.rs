@@ -2,9 +2,17 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
+use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
+use dkls23_core::import_export::EXPORT_CONFIRMATION;
+use dkls23_core::setup::MemoryReplayGuard;
 use mpc_node_client::api::{
-    PresignRequestBody, RefreshRequestBody, ReshareRequestBody, SessionConfig, SignRequestBody,
+    ExportRequestBody, PresignRequestBody, RefreshRequestBody, ReshareRequestBody, SessionConfig,
+    SignRequestBody,
 };
+use mpc_node_client::{EmbeddedParty, MemoryKeyStore};
+use msg_relay_client::{ClientConfig, WsRelay};
 
 use crate::common::*;
 
@@ -28,6 +36,41 @@ async fn presign_refresh_and_reshare_keep_the_public_key() {
     assert!(x.xpub.starts_with("xpub"), "{}", x.xpub);
     let t = c[1].xpub("life", "m/0/1", "testnet").await.unwrap();
     assert!(t.xpub.starts_with("tpub"), "{}", t.xpub);
+
+    // Export with nodes 1 and 2 to a recipient (index 4, own identity, X25519 key) that
+    // reconstructs the key; a missing confirmation is refused first.
+    let recipient_id = Arc::new(Ed25519Identity::from_seed(&[99; 32]));
+    let x_secret = [0x55u8; 32];
+    let x_public = x25519_dalek::x25519(x_secret, x25519_dalek::X25519_BASEPOINT_BYTES);
+    let mut ex = ExportRequestBody {
+        session: session(&[1, 2]),
+        recipient_index: 4,
+        recipient_identity: recipient_id.public_key().to_string(),
+        recipient_x25519: hex::encode(x_public),
+        confirmation: "yes".into(),
+    };
+    assert_eq!(c[0].export("life", &ex).await.unwrap_err().status(), Some(400));
+    ex.confirmation = EXPORT_CONFIRMATION.into();
+    let sent = futures_join_all(c[..2].iter().map(|cl| cl.export("life", &ex))).await;
+    let setup = hex::decode(&sent[0].as_ref().unwrap().setup).unwrap();
+    assert_eq!(sent[1].as_ref().unwrap().setup, sent[0].as_ref().unwrap().setup);
+    let relay =
+        Arc::new(WsRelay::connect(cluster.relay.url(), ClientConfig::default()).await.unwrap());
+    let recipient = EmbeddedParty::new(
+        recipient_id,
+        relay,
+        Arc::new(MemoryKeyStore::default()),
+        Arc::new(MemoryReplayGuard::new()),
+    );
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let exported =
+        recipient.receive_export(&setup, &x_secret, EXPORT_CONFIRMATION, &mut rng).await.unwrap();
+    assert_eq!(hex::encode(mpc_node_client::session::compressed(exported.public_key())), pk);
+    let x = k256::SecretKey::from_slice(exported.secret_key()).unwrap();
+    assert_eq!(
+        hex::encode(mpc_node_client::session::compressed(&x.public_key().to_projective())),
+        pk
+    );
 
     // Two presignatures for signers {1, 2} under m/7; finish one.
     let pre = PresignRequestBody { session: session(&[1, 2]), count: 2, path: Some("m/7".into()) };
