@@ -45,6 +45,28 @@ fn default_curve() -> String {
     "secp256k1".into()
 }
 
+/// `POST /v1/keys/import`: share an existing private key among the session's players. Every
+/// node gets the same request; only the dealer's node gets `private_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportKeyRequest {
+    /// The key id for the imported key.
+    pub key_id: String,
+    /// Signing threshold t.
+    pub threshold: u16,
+    /// The session (players exactly `1..=n`).
+    pub session: SessionConfig,
+    /// The player that deals the key (one of the players).
+    pub dealer: u16,
+    /// Compressed public key of the imported key (hex).
+    pub public_key: String,
+    /// Its BIP32 chain code (hex, 32 bytes).
+    pub chain_code: String,
+    /// The private key (hex, 32 bytes): only in the request to the dealer's node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+}
+
 /// A key as the node reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {

@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
 use crate::api::{
-    ErrorBody, ExportRequestBody, ExportResponse, GenerateKeyRequest, KeyInfo, KeyList,
-    PresignRequestBody, PresignResponse, PublicKeyResponse, RefreshRequestBody, ReshareRequestBody,
-    ReshareResponse, SignRequestBody, SignatureResponse, XpubResponse,
+    ErrorBody, ExportRequestBody, ExportResponse, GenerateKeyRequest, ImportKeyRequest, KeyInfo,
+    KeyList, PresignRequestBody, PresignResponse, PublicKeyResponse, RefreshRequestBody,
+    ReshareRequestBody, ReshareResponse, SignRequestBody, SignatureResponse, XpubResponse,
 };
 
 /// Largest response body accepted.
@@ -330,5 +330,13 @@ impl Client {
         req: &ExportRequestBody,
     ) -> Result<ExportResponse, ClientError> {
         self.call(Method::POST, &format!("/v1/keys/{key_id}/export"), Some(req)).await
+    }
+
+    /// `POST /v1/keys/import`.
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn import_key(&self, req: &ImportKeyRequest) -> Result<KeyInfo, ClientError> {
+        self.call(Method::POST, "/v1/keys/import", Some(req)).await
     }
 }

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use mpc_node_client::api::{
-    ExportRequestBody, GenerateKeyRequest, PresignRequestBody, RefreshRequestBody,
-    ReshareRequestBody, SignRequestBody,
+    ExportRequestBody, GenerateKeyRequest, ImportKeyRequest, PresignRequestBody,
+    RefreshRequestBody, ReshareRequestBody, SignRequestBody,
 };
 use mpc_node_client::session;
 use serde::Deserialize;
@@ -237,9 +237,6 @@ async fn reshare(
     Ok(Json(node.reshare(&app, &key, req).await?))
 }
 
-const IMPORT_501: &str = "not implemented in this build: key import through the node API \
-                          (dkls23-core has run_import; the API wiring is not done yet)";
-
 async fn export(
     State(node): State<AppState>,
     App(app): App,
@@ -249,6 +246,10 @@ async fn export(
     key_path(&key)?;
     Ok(Json(node.export(&app, &key, req).await?))
 }
-async fn import(App(_): App) -> ApiError {
-    ApiError::NotImplemented(IMPORT_501)
+async fn import(
+    State(node): State<AppState>,
+    App(app): App,
+    Body(req): Body<ImportKeyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(node.import(&app, req).await?))
 }

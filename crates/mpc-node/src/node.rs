@@ -483,62 +483,79 @@ impl Node {
         }
         let setup = session::dkg_setup(iid, req.threshold, players, &key_id).map_err(bad)?;
         let span = info_span!("keygen", session = %hex16(&iid), app, key = %key_id);
-        async {
-            let (a, k) = (app.to_owned(), key_id.clone());
-            if let Some(r) = self.db_ok(move |s| s.get(&a, &k)).await? {
-                return Self::existing(&r);
-            }
-            self.claim_session_id(iid).await?;
-            let (a, k) = (app.to_owned(), key_id.clone());
-            let (t, n, me) = (setup.t(), setup.n(), self.cfg.index);
-            match self.db_ok(move |s| s.create_pending(&a, &k, t, n, me)).await? {
-                CreateOutcome::Created => {}
-                CreateOutcome::Existing(r) => return Self::existing(&r),
-            }
-            // Not taken earlier: a concurrent generate must see PENDING (409), not wait.
-            let _lock = self.write_lock(app, &key_id).await;
-            info!(t, n, "key generation started");
-            let relay = self.relay.clone();
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
-            let opts = self.run_options();
-            let result = self
-                .protocol("dkg", move || async move {
-                    let mut rng = UnwrapErr(SysRng);
-                    // The session id is recorded in the persistent store above.
-                    let guard = MemoryReplayGuard::new();
-                    run_dkg(&*relay, &setup, signer, &guard, &mut rng, &opts).await
-                })
-                .await;
-            let (a, k) = (app.to_owned(), key_id.clone());
-            match result {
-                Ok(share) => {
-                    let bytes = share.to_bytes();
-                    let pk = session::compressed(share.public_key());
-                    let (cc, kid, epoch) = (*share.chain_code(), *share.key_id(), share.epoch());
-                    drop(share);
-                    self.db_ok(move |s| s.mark_ready(&a, &k, &bytes, epoch, pk, cc, kid)).await?;
-                    let (a, k) = (app.to_owned(), key_id.clone());
-                    let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or(ApiError::Internal)?;
-                    Ok(key_info(&r))
-                }
-                Err(e) => {
-                    let reason = match &e {
-                        ApiError::Protocol(p) => p.to_string(),
-                        other => other.to_string(),
-                    };
-                    if let ApiError::Protocol(p) = &e {
-                        self.record_ban(app, &key_id, p).await;
-                    }
-                    if let Err(se) = self.db_ok(move |s| s.mark_error(&a, &k, &reason)).await {
-                        error!("could not mark the key as failed");
-                        return Err(se);
-                    }
-                    Err(e)
-                }
-            }
-        }
+        let relay = self.relay.clone();
+        let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+        let opts = self.run_options();
+        let (t, n) = (setup.t(), setup.n());
+        self.create_key(app, &key_id, iid, t, n, "dkg", move || async move {
+            let mut rng = UnwrapErr(SysRng);
+            // The session id is recorded in the persistent store before the run.
+            let guard = MemoryReplayGuard::new();
+            run_dkg(&*relay, &setup, signer, &guard, &mut rng, &opts).await
+        })
         .instrument(span)
         .await
+    }
+
+    /// The common part of key generation and import: idempotency on the key id, the session
+    /// id claim, PENDING → run → READY or ERROR.
+    #[allow(clippy::too_many_arguments)] // app, key, session and shape are all distinct inputs
+    pub(crate) async fn create_key<Fut>(
+        &self,
+        app: &str,
+        key_id: &str,
+        iid: [u8; 32],
+        t: u16,
+        n: u16,
+        protocol: &'static str,
+        make: impl FnOnce() -> Fut + Send + 'static,
+    ) -> Result<KeyInfo, ApiError>
+    where
+        Fut: Future<Output = Result<dkls23_core::KeyShare, dkls23_core::Error>> + Send + 'static,
+    {
+        let key_id = key_id.to_owned();
+        let (a, k) = (app.to_owned(), key_id.clone());
+        if let Some(r) = self.db_ok(move |s| s.get(&a, &k)).await? {
+            return Self::existing(&r);
+        }
+        self.claim_session_id(iid).await?;
+        let (a, k) = (app.to_owned(), key_id.clone());
+        let me = self.cfg.index;
+        match self.db_ok(move |s| s.create_pending(&a, &k, t, n, me)).await? {
+            CreateOutcome::Created => {}
+            CreateOutcome::Existing(r) => return Self::existing(&r),
+        }
+        // Not taken earlier: a concurrent generate must see PENDING (409), not wait.
+        let _lock = self.write_lock(app, &key_id).await;
+        info!(t, n, protocol, "key creation started");
+        let result = self.protocol(protocol, make).await;
+        let (a, k) = (app.to_owned(), key_id.clone());
+        match result {
+            Ok(share) => {
+                let bytes = share.to_bytes();
+                let pk = session::compressed(share.public_key());
+                let (cc, kid, epoch) = (*share.chain_code(), *share.key_id(), share.epoch());
+                drop(share);
+                self.db_ok(move |s| s.mark_ready(&a, &k, &bytes, epoch, pk, cc, kid)).await?;
+                let (a, k) = (app.to_owned(), key_id.clone());
+                let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or(ApiError::Internal)?;
+                Ok(key_info(&r))
+            }
+            Err(e) => {
+                let reason = match &e {
+                    ApiError::Protocol(p) => p.to_string(),
+                    other => other.to_string(),
+                };
+                if let ApiError::Protocol(p) = &e {
+                    self.record_ban(app, &key_id, p).await;
+                }
+                if let Err(se) = self.db_ok(move |s| s.mark_error(&a, &k, &reason)).await {
+                    error!("could not mark the key as failed");
+                    return Err(se);
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn ready_record(&self, app: &str, key: &str) -> Result<KeyRecord, ApiError> {

@@ -77,6 +77,11 @@ pub const DOCUMENT: &str = r##"{
         "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" }, "old_players": { "type": "array", "items": { "type": "integer" } }, "new_threshold": { "type": "integer", "minimum": 2 } }
       },
       "ReshareResponse": { "type": "object", "properties": { "key": { "$ref": "#/components/schemas/KeyInfo" }, "removed": { "type": "boolean" } } },
+      "ImportRequest": {
+        "type": "object", "required": ["key_id", "threshold", "session", "dealer", "public_key", "chain_code"], "additionalProperties": false,
+        "properties": { "key_id": { "type": "string" }, "threshold": { "type": "integer" }, "session": { "$ref": "#/components/schemas/SessionConfig" },
+          "dealer": { "type": "integer" }, "public_key": { "type": "string" }, "chain_code": { "type": "string" }, "private_key": { "type": "string", "description": "only to the dealer's node" } }
+      },
       "ExportRequest": {
         "type": "object", "required": ["session", "recipient_index", "recipient_identity", "recipient_x25519", "confirmation"], "additionalProperties": false,
         "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" }, "recipient_index": { "type": "integer" }, "recipient_identity": { "type": "string" },
@@ -156,6 +161,10 @@ pub const DOCUMENT: &str = r##"{
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportRequest" } } } },
         "responses": { "200": { "description": "sent", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
-    "/v1/keys/import": { "post": { "summary": "import (not implemented in this build: 501)", "responses": { "501": { "$ref": "#/components/responses/Error" } } } }
+    "/v1/keys/import": {
+      "post": { "summary": "import an existing private key: every player's node gets the same request, only the dealer's node gets private_key; lifecycle as for generation",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ImportRequest" } } } },
+        "responses": { "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
+    }
   }
 }"##;

@@ -7,15 +7,16 @@ use dkls23_core::bip32::{Network, Xpub};
 use dkls23_core::encoding::point_from_bytes;
 use dkls23_core::identity::IdentityPublicKey;
 use dkls23_core::identity::IdentitySigner;
-use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest};
+use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest, ImportRequest, ImportSecret};
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
+use dkls23_core::runner::run_import;
 use dkls23_core::runner::{run_export, run_finish, run_presign, run_reshare};
 use dkls23_core::setup::MemoryReplayGuard;
 use dkls23_core::sign::Presignature;
 use getrandom::SysRng;
 use mpc_node_client::api::{
-    ExportRequestBody, ExportResponse, KeyInfo, PresignRequestBody, PresignResponse,
-    RefreshRequestBody, ReshareRequestBody, ReshareResponse, XpubResponse,
+    ExportRequestBody, ExportResponse, ImportKeyRequest, KeyInfo, PresignRequestBody,
+    PresignResponse, RefreshRequestBody, ReshareRequestBody, ReshareResponse, XpubResponse,
 };
 use mpc_node_client::session::{self, SESSION_TTL_SECS};
 use mpc_node_store::KeyRecord;
@@ -399,6 +400,92 @@ impl Node {
             tracing::warn!("key share exported: the key is no longer threshold-protected");
             Ok(ExportResponse { key_id: key.to_owned(), setup: setup_hex })
         }
+        .instrument(span)
+        .await
+    }
+
+    /// Import: the dealer's node splits the given private key among the players (then a
+    /// refresh inside `run_import` gives everyone fresh OT material); the key lifecycle is the
+    /// same as for generation (PENDING → READY / ERROR, idempotent key id).
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn import(&self, app: &str, req: ImportKeyRequest) -> Result<KeyInfo, ApiError> {
+        let iid = session::session_id(&req.session).map_err(bad)?;
+        session::check_key_id(&req.key_id).map_err(bad)?;
+        let players = session::resolve_players(&req.session, &self.cfg.players).map_err(bad)?;
+        if players.iter().enumerate().any(|(k, (i, _))| usize::from(*i) != k + 1) {
+            return Err(ApiError::BadRequest("import needs players numbered exactly 1..=n".into()));
+        }
+        if !players.iter().any(|(i, _)| *i == self.cfg.index) {
+            return Err(ApiError::BadRequest(format!(
+                "this node (player {}) is not among session.players",
+                self.cfg.index
+            )));
+        }
+        let n = u16::try_from(players.len())
+            .map_err(|_| ApiError::BadRequest("too many players".into()))?;
+        let pk = hex::decode(&req.public_key)
+            .ok()
+            .and_then(|v| <[u8; 33]>::try_from(v).ok())
+            .and_then(|b| point_from_bytes(&b).ok())
+            .ok_or_else(|| {
+                ApiError::BadRequest("public_key must be a compressed point (33 bytes hex)".into())
+            })?;
+        let cc = hex::decode(&req.chain_code)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .ok_or_else(|| ApiError::BadRequest("chain_code must be 32 bytes of hex".into()))?;
+        let secret = match (self.cfg.index == req.dealer, &req.private_key) {
+            (true, Some(hex_key)) => {
+                let raw = Zeroizing::new(
+                    hex::decode(hex_key)
+                        .map_err(|_| ApiError::BadRequest("private_key is not hex".into()))?,
+                );
+                let sk =
+                    Zeroizing::new(<[u8; 32]>::try_from(raw.as_slice()).map_err(|_| {
+                        ApiError::BadRequest("private_key must be 32 bytes".into())
+                    })?);
+                let mut rng = UnwrapErr(SysRng);
+                let secret = ImportSecret::new(&sk, Some(cc), &mut rng)
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                if secret.public_key() != pk {
+                    return Err(ApiError::BadRequest(
+                        "private_key does not belong to public_key".into(),
+                    ));
+                }
+                Some(secret)
+            }
+            (true, None) => {
+                return Err(ApiError::BadRequest(
+                    "this node is the dealer: private_key is required".into(),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "private_key goes only to the dealer's node".into(),
+                ));
+            }
+            (false, None) => None,
+        };
+        let request = ImportRequest {
+            dealer: req.dealer,
+            public_key: pk,
+            key_id: dkls23_core::keyshare::key_id(&pk, &cc),
+        };
+        let holders = players.into_iter().map(|(_, k)| k).collect();
+        let setup = request
+            .to_setup(iid, holders, req.threshold, SESSION_TTL_SECS)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let span = info_span!("import", session = %hex16(&iid), app, key = %req.key_id);
+        let relay = self.relay.clone();
+        let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+        let opts = self.run_options();
+        self.create_key(app, &req.key_id, iid, req.threshold, n, "import", move || async move {
+            let mut rng = UnwrapErr(SysRng);
+            let guard = MemoryReplayGuard::new();
+            run_import(&*relay, &setup, secret, signer, &guard, &mut rng, &opts).await
+        })
         .instrument(span)
         .await
     }

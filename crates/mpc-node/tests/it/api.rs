@@ -120,7 +120,7 @@ async fn auth_tenancy_limits_and_documents() {
     let (st, body) = raw(&a, Method::GET, "/v2/nothing", None, true).await;
     assert_eq!((st, code(&body).as_str()), (404, "no_route"));
     let (st, body) = raw(&a, Method::POST, "/v1/keys/import", Some("{}"), true).await;
-    assert_eq!((st, code(&body).as_str()), (501, "not_implemented"));
+    assert_eq!((st, code(&body).as_str()), (400, "bad_request"));
     let (st, _) = raw(&a, Method::POST, "/v1/keys/import", Some("{}"), false).await;
     assert_eq!(st, 401);
 

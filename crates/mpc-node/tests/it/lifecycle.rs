@@ -8,8 +8,8 @@ use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
 use dkls23_core::import_export::EXPORT_CONFIRMATION;
 use dkls23_core::setup::MemoryReplayGuard;
 use mpc_node_client::api::{
-    ExportRequestBody, PresignRequestBody, RefreshRequestBody, ReshareRequestBody, SessionConfig,
-    SignRequestBody,
+    ExportRequestBody, ImportKeyRequest, PresignRequestBody, RefreshRequestBody,
+    ReshareRequestBody, SessionConfig, SignRequestBody,
 };
 use mpc_node_client::{EmbeddedParty, MemoryKeyStore};
 use msg_relay_client::{ClientConfig, WsRelay};
@@ -137,4 +137,38 @@ async fn presign_refresh_and_reshare_keep_the_public_key() {
     verify(&sigs.into_iter().next().unwrap().unwrap());
     let pk_after = c[0].get_key("life").await.unwrap().public_key.unwrap();
     assert_eq!(pk_after, pk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_a_private_key_then_sign() {
+    let cluster = Cluster::three().await;
+    let c: Vec<_> = (1..=3).map(|i| cluster.client(i, "app-a")).collect();
+    let sk = k256::SecretKey::from_slice(&[0x11; 32]).unwrap();
+    let pk = hex::encode(mpc_node_client::session::compressed(&sk.public_key().to_projective()));
+    let base = ImportKeyRequest {
+        key_id: "imported".into(),
+        threshold: 2,
+        session: session(&[1, 2, 3]),
+        dealer: 1,
+        public_key: pk.clone(),
+        chain_code: hex::encode([0x22; 32]),
+        private_key: None,
+    };
+    // The dealer needs the private key; nobody else may receive it.
+    assert_eq!(c[0].import_key(&base).await.unwrap_err().status(), Some(400));
+    let mut to_dealer = base.clone();
+    to_dealer.private_key = Some(hex::encode([0x11; 32]));
+    assert_eq!(c[1].import_key(&to_dealer).await.unwrap_err().status(), Some(400));
+
+    let (a, b, d) =
+        tokio::join!(c[0].import_key(&to_dealer), c[1].import_key(&base), c[2].import_key(&base));
+    for info in [a.unwrap(), b.unwrap(), d.unwrap()] {
+        assert_eq!(info.status, "READY");
+        assert_eq!(info.public_key.as_deref(), Some(pk.as_str()));
+        assert_eq!(info.chain_code.as_deref(), Some(hex::encode([0x22; 32]).as_str()));
+    }
+    let sigs = cluster.sign("app-a", "imported", &[2, 3], [0x12; 32], "m").await;
+    let s = sigs.into_iter().next().unwrap().unwrap();
+    assert_eq!(s.public_key, pk);
+    verify(&s);
 }
