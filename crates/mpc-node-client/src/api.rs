@@ -172,6 +172,19 @@ pub struct ReshareRequestBody {
     pub old_players: Vec<u16>,
     /// The new threshold.
     pub new_threshold: u16,
+    /// The public reshare spec (hex, from `reshare-spec` at a current holder): required at a
+    /// node that joins the committee without a share of the key; checked where given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+}
+
+/// `POST /v1/keys/{key_id}/reshare-spec`: the public spec a joining node needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReshareSpecResponse {
+    /// The key id.
+    pub key_id: String,
+    /// Hex of the canonical `ReshareSpec` encoding.
+    pub spec: String,
 }
 
 /// The result of a reshare at this node.

@@ -17,7 +17,8 @@ use tokio::net::TcpStream;
 use crate::api::{
     ErrorBody, ExportRequestBody, ExportResponse, GenerateKeyRequest, ImportKeyRequest, KeyInfo,
     KeyList, PresignRequestBody, PresignResponse, PublicKeyResponse, RefreshRequestBody,
-    ReshareRequestBody, ReshareResponse, SignRequestBody, SignatureResponse, XpubResponse,
+    ReshareRequestBody, ReshareResponse, ReshareSpecResponse, SignRequestBody, SignatureResponse,
+    XpubResponse,
 };
 
 /// Largest response body accepted.
@@ -338,5 +339,17 @@ impl Client {
     /// Any [`ClientError`].
     pub async fn import_key(&self, req: &ImportKeyRequest) -> Result<KeyInfo, ClientError> {
         self.call(Method::POST, "/v1/keys/import", Some(req)).await
+    }
+
+    /// `POST /v1/keys/{key_id}/reshare-spec` (at a current holder; runs no protocol).
+    ///
+    /// # Errors
+    /// Any [`ClientError`].
+    pub async fn reshare_spec(
+        &self,
+        key_id: &str,
+        req: &ReshareRequestBody,
+    ) -> Result<ReshareSpecResponse, ClientError> {
+        self.call(Method::POST, &format!("/v1/keys/{key_id}/reshare-spec"), Some(req)).await
     }
 }

@@ -97,6 +97,7 @@ pub fn router(node: AppState) -> Router {
         .route("/v1/keys/{key_id}/presign", post(presign))
         .route("/v1/keys/{key_id}/refresh", post(refresh))
         .route("/v1/keys/{key_id}/reshare", post(reshare))
+        .route("/v1/keys/{key_id}/reshare-spec", post(reshare_spec))
         .route("/v1/keys/{key_id}/export", post(export))
         .fallback(no_route)
         .layer(axum::middleware::map_response_with_state(node.clone(), count_errors))
@@ -225,6 +226,16 @@ async fn refresh(
 ) -> Result<impl IntoResponse, ApiError> {
     key_path(&key)?;
     Ok(Json(node.refresh(&app, &key, req).await?))
+}
+
+async fn reshare_spec(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(key): Path<String>,
+    Body(req): Body<ReshareRequestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    key_path(&key)?;
+    Ok(Json(node.reshare_spec(&app, &key, req).await?))
 }
 
 async fn reshare(

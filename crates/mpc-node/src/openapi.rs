@@ -74,7 +74,8 @@ pub const DOCUMENT: &str = r##"{
       "RefreshRequest": { "type": "object", "required": ["session"], "additionalProperties": false, "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" } } },
       "ReshareRequest": {
         "type": "object", "required": ["session", "old_players", "new_threshold"], "additionalProperties": false,
-        "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" }, "old_players": { "type": "array", "items": { "type": "integer" } }, "new_threshold": { "type": "integer", "minimum": 2 } }
+        "properties": { "session": { "$ref": "#/components/schemas/SessionConfig" }, "old_players": { "type": "array", "items": { "type": "integer" } }, "new_threshold": { "type": "integer", "minimum": 2 },
+          "spec": { "type": "string", "description": "from reshare-spec; required at a node joining without a share" } }
       },
       "ReshareResponse": { "type": "object", "properties": { "key": { "$ref": "#/components/schemas/KeyInfo" }, "removed": { "type": "boolean" } } },
       "ImportRequest": {
@@ -154,6 +155,12 @@ pub const DOCUMENT: &str = r##"{
       "post": { "summary": "reshare to a new committee (session.players = 1..=n') and threshold; dealers are old_players",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareRequest" } } } },
         "responses": { "200": { "description": "result", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/keys/{key_id}/reshare-spec": {
+      "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
+      "post": { "summary": "the public reshare spec (hex) a node without a share needs to join the new committee; runs no protocol",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareRequest" } } } },
+        "responses": { "200": { "description": "spec", "content": { "application/json": { "schema": { "type": "object", "properties": { "key_id": { "type": "string" }, "spec": { "type": "string" } } } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/export": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],

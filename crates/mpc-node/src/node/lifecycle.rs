@@ -16,7 +16,8 @@ use dkls23_core::sign::Presignature;
 use getrandom::SysRng;
 use mpc_node_client::api::{
     ExportRequestBody, ExportResponse, ImportKeyRequest, KeyInfo, PresignRequestBody,
-    PresignResponse, RefreshRequestBody, ReshareRequestBody, ReshareResponse, XpubResponse,
+    PresignResponse, RefreshRequestBody, ReshareRequestBody, ReshareResponse, ReshareSpecResponse,
+    XpubResponse,
 };
 use mpc_node_client::session::{self, SESSION_TTL_SECS};
 use mpc_node_store::KeyRecord;
@@ -273,8 +274,47 @@ impl Node {
         .await
     }
 
-    /// Reshare to a new committee and/or threshold. This node must hold a share of the key
-    /// (dealer or continuing member); the new committee is `session.players` = `1..=n'`.
+    /// The reshare spec of `req` as computed from this node's share (no protocol is run).
+    async fn compute_spec(
+        &self,
+        record: &KeyRecord,
+        req: &ReshareRequestBody,
+        new_committee: Vec<NewMember>,
+    ) -> Result<(Arc<KeyShare>, ReshareSpec), ApiError> {
+        let dealers = sorted_players(&req.old_players)?;
+        let (share, _) = self.load_share(record).await?;
+        let spec = ReshareSpec::from_share(&share, &dealers, new_committee, req.new_threshold)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok((share, spec))
+    }
+
+    fn new_committee(&self, req: &ReshareRequestBody) -> Result<Vec<NewMember>, ApiError> {
+        let committee = session::resolve_players(&req.session, &self.cfg.players).map_err(bad)?;
+        Ok(committee
+            .iter()
+            .map(|(index, identity)| NewMember { index: *index, identity: *identity })
+            .collect())
+    }
+
+    /// The public reshare spec for `req`, for nodes that join without a share.
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn reshare_spec(
+        &self,
+        app: &str,
+        key: &str,
+        req: ReshareRequestBody,
+    ) -> Result<ReshareSpecResponse, ApiError> {
+        let committee = self.new_committee(&req)?;
+        let record = self.ready_record(app, key).await?;
+        let (_, spec) = self.compute_spec(&record, &req, committee).await?;
+        Ok(ReshareSpecResponse { key_id: key.to_owned(), spec: hex::encode(spec.to_bytes()) })
+    }
+
+    /// Reshare to a new committee and/or threshold; the new committee is `session.players` =
+    /// `1..=n'`. A node holding a share deals (if in `old_players`) and/or continues; a node
+    /// without a share of the key joins with the spec from `reshare-spec`.
     ///
     /// # Errors
     /// [`ApiError`].
@@ -285,25 +325,42 @@ impl Node {
         req: ReshareRequestBody,
     ) -> Result<ReshareResponse, ApiError> {
         let iid = session::session_id(&req.session).map_err(bad)?;
-        let committee = session::resolve_players(&req.session, &self.cfg.players).map_err(bad)?;
-        let new_committee: Vec<NewMember> = committee
-            .iter()
-            .map(|(index, identity)| NewMember { index: *index, identity: *identity })
-            .collect();
-        let dealers = sorted_players(&req.old_players)?;
+        let new_committee = self.new_committee(&req)?;
+        let given_spec = match &req.spec {
+            Some(h) => Some(
+                hex::decode(h)
+                    .map_err(|_| ApiError::BadRequest("spec is not hex".into()))
+                    .and_then(|b| {
+                        ReshareSpec::from_bytes(&b)
+                            .map_err(|e| ApiError::BadRequest(format!("spec: {e}")))
+                    })?,
+            ),
+            None => None,
+        };
+        let own = self.cfg.identity.public_key();
+        let continuing = new_committee.iter().any(|m| m.identity == own);
         let span = info_span!("reshare", session = %hex16(&iid), app, key);
         async {
+            let (a, k) = (app.to_owned(), key.to_owned());
+            let existing = self.db_ok(move |s| s.get(&a, &k)).await?;
+            let Some(record) = existing else {
+                return self.join_reshare(app, key, iid, given_spec, &new_committee).await;
+            };
             let _lock = self.write_lock(app, key).await;
-            let record = self.ready_record(app, key).await?;
-            let (share, _) = self.load_share(&record).await?;
-            let spec = ReshareSpec::from_share(&share, &dealers, new_committee, req.new_threshold)
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let record = match record.status {
+                mpc_node_store::KeyStatus::Ready => self.ready_record(app, key).await?,
+                _ => return Err(ApiError::Conflict(format!("key {key:?} is not READY"))),
+            };
+            let (share, spec) = self.compute_spec(&record, &req, new_committee).await?;
+            if given_spec.as_ref().is_some_and(|g| *g != spec) {
+                return Err(ApiError::BadRequest(
+                    "spec differs from the one this node computes from its share".into(),
+                ));
+            }
             let setup = spec
                 .to_setup(iid, SESSION_TTL_SECS)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-            let dealing = dealers.contains(&record.player);
-            let own = self.cfg.identity.public_key();
-            let continuing = committee.iter().any(|(_, k)| *k == own);
+            let dealing = req.old_players.contains(&record.player);
             if !dealing && !continuing {
                 return Err(ApiError::BadRequest(
                     "this node neither deals (old_players) nor is in the new committee".into(),
@@ -333,6 +390,51 @@ impl Node {
         }
         .instrument(span)
         .await
+    }
+
+    /// A node without a share of the key joins the new committee (PENDING → READY / ERROR).
+    async fn join_reshare(
+        &self,
+        app: &str,
+        key: &str,
+        iid: [u8; 32],
+        spec: Option<ReshareSpec>,
+        committee: &[NewMember],
+    ) -> Result<ReshareResponse, ApiError> {
+        let spec = spec.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no key {key:?} here; to join its new committee pass spec (from reshare-spec)"
+            ))
+        })?;
+        if spec.new_committee != committee {
+            return Err(ApiError::BadRequest(
+                "spec's new committee differs from session.players and their keys".into(),
+            ));
+        }
+        let own = self.cfg.identity.public_key();
+        if !committee.iter().any(|m| m.identity == own) {
+            return Err(ApiError::BadRequest("this node is not in the new committee".into()));
+        }
+        let setup = spec
+            .to_setup(iid, SESSION_TTL_SECS)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let (t, n) = (spec.new_threshold, spec.new_parties());
+        let relay = self.relay.clone();
+        let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+        let opts = self.run_options();
+        let info = self
+            .create_key(app, key, iid, t, n, "reshare", move || async move {
+                let mut rng = UnwrapErr(SysRng);
+                let guard = MemoryReplayGuard::new();
+                match run_reshare(&*relay, &setup, None, signer, &guard, &mut rng, &opts).await? {
+                    ReshareOutcome::NewShare(s) => Ok(s),
+                    _ => Err(dkls23_core::Error::InvalidInput(
+                        "a joining member cannot leave the committee".into(),
+                    )),
+                }
+            })
+            .await?;
+        Ok(ReshareResponse { key: Some(info), removed: false })
     }
 
     /// Export: sends this node's share, encrypted and signed, to the recipient (who reconstructs

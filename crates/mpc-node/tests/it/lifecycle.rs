@@ -119,6 +119,7 @@ async fn presign_refresh_and_reshare_keep_the_public_key() {
         session: session(&[1, 2]),
         old_players: vec![1, 2, 3],
         new_threshold: 2,
+        spec: None,
     };
     let out = futures_join_all(c.iter().map(|cl| cl.reshare("life", &rs))).await;
     for (k, o) in out.iter().enumerate() {
@@ -170,5 +171,32 @@ async fn import_a_private_key_then_sign() {
     let sigs = cluster.sign("app-a", "imported", &[2, 3], [0x12; 32], "m").await;
     let s = sigs.into_iter().next().unwrap().unwrap();
     assert_eq!(s.public_key, pk);
+    verify(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reshare_adds_a_node_that_had_no_share() {
+    // Four nodes know each other; the key is 2-of-3 on players 1..3; node 4 joins (3-of-4).
+    let cluster = Cluster::start((1..=4).map(|i| NodeSpec::new(i, 4)).collect()).await;
+    let infos = cluster.generate("app-a", "grow", 2, &[1, 2, 3]).await;
+    let pk = infos[0].as_ref().unwrap().public_key.clone().unwrap();
+    let c: Vec<_> = (1..=4).map(|i| cluster.client(i, "app-a")).collect();
+    let mut rs = ReshareRequestBody {
+        session: session(&[1, 2, 3, 4]),
+        old_players: vec![1, 2],
+        new_threshold: 3,
+        spec: None,
+    };
+    // Without the spec, node 4 cannot join (it has no share to compute it from).
+    assert_eq!(c[3].reshare("grow", &rs).await.unwrap_err().status(), Some(404));
+    rs.spec = Some(c[0].reshare_spec("grow", &rs).await.unwrap().spec);
+    let out = futures_join_all(c.iter().map(|cl| cl.reshare("grow", &rs))).await;
+    for o in &out {
+        let info = o.as_ref().unwrap().key.clone().unwrap();
+        assert_eq!((info.threshold, info.parties), (3, 4));
+        assert_eq!(info.public_key.as_ref(), Some(&pk));
+    }
+    let sigs = cluster.sign("app-a", "grow", &[2, 3, 4], [0x44; 32], "m/2").await;
+    let s = sigs.into_iter().nth(2).unwrap().unwrap();
     verify(&s);
 }
