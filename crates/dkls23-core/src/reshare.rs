@@ -488,6 +488,8 @@ pub struct ReshareRound1 {
 struct Dealer {
     secret: OldSecret,
     poly: Polynomial,
+    /// G_{p,k} = g_{p,k}·G (public; computed once).
+    commitments: Vec<ProjectivePoint>,
     salt: [u8; 32],
 }
 
@@ -552,7 +554,8 @@ pub fn start(
             let lambda = lagrange_at_zero(&set, p).ok_or_else(|| invalid("bad old index set"))?;
             let w = lambda * secret.share;
             let poly = Polynomial::random(rng, usize::from(cfg.spec.new_threshold), Some(w));
-            Some(Dealer { secret, poly, salt: random_bytes(rng) })
+            let commitments = poly.commitments();
+            Some(Dealer { secret, poly, commitments, salt: random_bytes(rng) })
         }
         (Some(p), _) => {
             return Err(invalid(format!("old member {p} must supply its own old share")));
@@ -563,7 +566,7 @@ pub fn start(
     q1.extend_from_slice(&random_bytes(rng));
     q1.extend_from_slice(&cfg.ephemeral_public);
     if let Some(d) = &dealer {
-        q1.extend_from_slice(&commit_poly(&cfg.setup_hash, cfg.me, &d.poly.commitments(), &d.salt));
+        q1.extend_from_slice(&commit_poly(&cfg.setup_hash, cfg.me, &d.commitments, &d.salt));
     }
     Ok((ReshareRound1 { cfg, dealer, own_q1: q1.clone() }, q1))
 }
@@ -634,10 +637,10 @@ impl ReshareRound1 {
         let mut out = Outgoing::default();
         let mut own_q2 = None;
         if let Some(d) = &dealer {
-            let g = d.poly.commitments();
+            let g = &d.commitments;
             let mut b = Vec::with_capacity(64 + t_new * (POINT_LEN + POK_LEN));
             b.extend_from_slice(&sid);
-            for a in &g {
+            for a in g {
                 b.extend_from_slice(&point_to_bytes(a));
             }
             b.extend_from_slice(&d.salt);
@@ -785,7 +788,7 @@ impl ReshareRound2 {
             if j == me {
                 let d = self.dealer.as_ref().ok_or_else(|| invalid("missing dealer state"))?;
                 let raw = self.own_q2.as_ref().and_then(|b| b.get(32..)).unwrap_or_default();
-                views.insert(j, DealerView { g: d.poly.commitments(), raw: raw.to_vec() });
+                views.insert(j, DealerView { g: d.commitments.clone(), raw: raw.to_vec() });
             } else {
                 let b = bcast.get(&j).map_or(&[][..], Vec::as_slice);
                 views.insert(j, self.check_dealer(j, b)?);
