@@ -354,3 +354,62 @@ fn a_removed_dealer_that_stalls_aborts_the_reshare() {
         );
     }
 }
+
+#[test]
+fn truncated_payloads_in_every_round_blame_the_sender() {
+    let old = honest_dkg(3, 2, 191);
+    let spec = ReshareSpec::refresh(&old[0]).unwrap();
+    for round in 1..=4u8 {
+        let results = run_reshare(&spec, &old, 192, &mut |r, from, o| {
+            if r == round && from == 2 {
+                if let Some(b) = o.broadcast.as_mut() {
+                    b.pop();
+                }
+            }
+        });
+        for victim in [1, 3] {
+            assert_eq!(blamed(&results, victim), 2, "round {round}");
+        }
+        // Truncated p2p messages (rounds 2 and 3 carry them).
+        if round == 2 || round == 3 {
+            let results = run_reshare(&spec, &old, 193, &mut |r, from, o| {
+                if r == round && from == 2 {
+                    o.p2p.get_mut(&3).unwrap().truncate(40);
+                }
+            });
+            assert_eq!(blamed(&results, 3), 2, "p2p round {round}");
+        }
+    }
+}
+
+#[test]
+fn the_setup_must_match_its_spec() {
+    let old = honest_dkg(2, 2, 201);
+    let spec = ReshareSpec::refresh(&old[0]).unwrap();
+    let setup = spec.to_setup([1; 32], 60).unwrap();
+    // Same extra, but a different participant list or threshold: refused.
+    let mut parts = setup.participants().to_vec();
+    parts[1].1 = identity(9);
+    let forged = dkls23_core::setup::Setup::new(
+        dkls23_core::setup::ProtocolId::Reshare,
+        [1; 32],
+        2,
+        2,
+        parts,
+        spec.to_bytes(),
+        60,
+    )
+    .unwrap();
+    assert!(ReshareSpec::from_setup(&forged).is_err());
+    let dkg_setup = dkls23_core::setup::Setup::new(
+        dkls23_core::setup::ProtocolId::Dkg,
+        [1; 32],
+        2,
+        2,
+        setup.participants().to_vec(),
+        spec.to_bytes(),
+        60,
+    )
+    .unwrap();
+    assert!(ReshareSpec::from_setup(&dkg_setup).is_err());
+}
