@@ -361,10 +361,8 @@ fn truncated_payloads_in_every_round_blame_the_sender() {
     let spec = ReshareSpec::refresh(&old[0]).unwrap();
     for round in 1..=4u8 {
         let results = run_reshare(&spec, &old, 192, &mut |r, from, o| {
-            if r == round && from == 2 {
-                if let Some(b) = o.broadcast.as_mut() {
-                    b.pop();
-                }
+            if let Some(b) = o.broadcast.as_mut().filter(|_| r == round && from == 2) {
+                b.pop();
             }
         });
         for victim in [1, 3] {
