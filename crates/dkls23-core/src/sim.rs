@@ -3,7 +3,7 @@
 //! would). For tests, benchmarks and examples: it measures CPU time and bytes per party, and a
 //! tamper hook may rewrite any party's outgoing payloads of any round.
 //!
-//! Identity keys are placeholders (`[j; 33]`); the message layer is exercised by
+//! Identity keys are deterministic placeholders ([`identity`]); the message layer is exercised by
 //! [`crate::runner`] instead. Nothing here panics: a party whose round fails records its error
 //! and stops, and the other parties then see its messages missing ([`Error::Timeout`]).
 
@@ -151,6 +151,13 @@ fn round<S, T, U>(
     (next, out)
 }
 
+/// A deterministic, valid identity public key for party `j` (Ed25519 from seed `[j; 32]`):
+/// a placeholder, since the simulation does not run the message layer.
+pub fn identity(j: PartyIndex) -> crate::identity::IdentityPublicKey {
+    use crate::identity::IdentitySigner;
+    crate::identity::Ed25519Identity::from_seed(&[j.to_be_bytes()[1]; 32]).public_key()
+}
+
 /// The DKG configuration of party `me` in a simulated t-of-n DKG.
 pub fn dkg_config(n: u16, t: u16, me: PartyIndex, setup_hash: [u8; 32]) -> DkgConfig {
     DkgConfig {
@@ -159,7 +166,7 @@ pub fn dkg_config(n: u16, t: u16, me: PartyIndex, setup_hash: [u8; 32]) -> DkgCo
         me,
         setup_hash,
         ephemeral_public: [me.to_be_bytes()[1]; 32],
-        identities: (1..=n).map(|j| vec![j.to_be_bytes()[1]; 33]).collect(),
+        identities: (1..=n).map(|j| identity(j).to_bytes()).collect(),
     }
 }
 

@@ -3,13 +3,19 @@
 use std::collections::BTreeMap;
 
 use dkls23_core::sign::{SignConfig, Signature};
-use dkls23_core::sim::{self, Tamper};
+use dkls23_core::sim;
+pub use dkls23_core::sim::{Tamper, bcast_for, p2p_for};
 use dkls23_core::{Error, KeyShare, PartyIndex};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 pub fn rngs(n: u16, seed: u64) -> BTreeMap<PartyIndex, ChaCha20Rng> {
     (1..=n).map(|i| (i, ChaCha20Rng::seed_from_u64(seed * 1000 + u64::from(i)))).collect()
+}
+
+/// The deterministic, valid identity key `sim` gives party `j` (seed `[j; 32]`).
+pub fn identity(j: PartyIndex) -> dkls23_core::identity::IdentityPublicKey {
+    sim::identity(j)
 }
 
 pub fn sign_config(signers: &[PartyIndex], me: PartyIndex, path: &[u32]) -> SignConfig {
