@@ -307,3 +307,46 @@ pub fn sign<R: CryptoRng>(
     results.extend(sigs);
     (results, stats)
 }
+
+/// A reshare (refresh, recovery, quorum or threshold change) among every participant of `spec`
+/// (keyed by transport index); `secret_for(p)` gives old member p's dealer input.
+pub fn reshare<R: CryptoRng>(
+    spec: &crate::reshare::ReshareSpec,
+    secret_for: &mut dyn FnMut(PartyIndex) -> crate::reshare::OldSecret,
+    setup_hash: [u8; 32],
+    rngs: &mut BTreeMap<PartyIndex, R>,
+    tamper: Tamper<'_>,
+) -> (Results<crate::reshare::ReshareOutcome>, Stats) {
+    use crate::reshare::{self as rs, ReshareConfig};
+    let mut stats = Stats::default();
+    let mut results = Results::new();
+    let starts: BTreeMap<PartyIndex, ()> =
+        spec.transport_participants().iter().map(|(t, _)| (*t, ())).collect();
+    let (r1, out1) = round(starts, 1, &mut stats, &mut results, tamper, |me, ()| {
+        let cfg = ReshareConfig {
+            spec: spec.clone(),
+            setup_hash,
+            me,
+            ephemeral_public: [me.to_be_bytes()[1]; 32],
+        };
+        let old = spec.old_member_at(me).map(|m| secret_for(m.index));
+        let (st, q1) = rs::start(rng_of(rngs, me)?, cfg, old)?;
+        Ok((st, Outgoing { broadcast: Some(q1), p2p: BTreeMap::new() }))
+    });
+    let (r2, out2) = round(r1, 2, &mut stats, &mut results, tamper, |me, st| {
+        st.next(rng_of(rngs, me)?, &bcast_for(&out1, me))
+    });
+    let (r3, out3) = round(r2, 3, &mut stats, &mut results, tamper, |me, st| {
+        st.next(rng_of(rngs, me)?, &bcast_for(&out2, me), &p2p_for(&out2, me))
+    });
+    let (r4, out4) = round(r3, 4, &mut stats, &mut results, tamper, |me, st| {
+        st.next(&bcast_for(&out3, me), &p2p_for(&out3, me))
+    });
+    for (me, st) in r4 {
+        let started = Instant::now();
+        let r = st.finish(&bcast_for(&out4, me));
+        stats.record(me, started.elapsed(), None);
+        results.insert(me, r);
+    }
+    (results, stats)
+}

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use dkls23_core::sign::{SignConfig, Signature};
 use dkls23_core::sim;
-pub use dkls23_core::sim::{Tamper, bcast_for, p2p_for};
+pub use dkls23_core::sim::Tamper;
 use dkls23_core::{Error, KeyShare, PartyIndex};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
