@@ -1,0 +1,263 @@
+//! End-to-end tests that spawn the real `dkls-party` binary: a relay process (`dkls-party
+//! relay`, which runs msg-relay-svc) and one process per party, each with its own data
+//! directory, exactly as three terminals would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod harness;
+
+use std::fs;
+
+use harness::{Party, RelayProcess, TestDir, read_shares};
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
+use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
+use serde_json::Value;
+use sha3::Digest;
+
+const MESSAGE_HEX: &str = "68656c6c6f2066726f6d20746865207465737473"; // "hello from the tests"
+
+/// Keygen 2-of-3 with three processes; returns the parties and the keygen JSON outputs.
+fn keygen_2_of_3(dir: &TestDir, relay: &RelayProcess, label: &str) -> (Vec<Party>, Vec<Value>) {
+    let parties: Vec<Party> = (1..=3).map(|i| Party::new(dir, &format!("p{i}"), relay)).collect();
+    let mut keys = Vec::new();
+    for p in &parties {
+        let out = p.run(&["identity", "new"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        keys.push(out.stdout.trim().to_owned());
+    }
+    let setup = dir.path().join(format!("keygen-{label}.json"));
+    let mut args =
+        vec!["setup", "new", "--protocol", "keygen", "--threshold", "2", "--label", label];
+    for k in &keys {
+        args.push("--party");
+        args.push(k);
+    }
+    args.extend(["-o", setup.to_str().unwrap()]);
+    let out = parties[0].run(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let outs =
+        harness::run_all(&parties, &["--json", "keygen", "--setup", setup.to_str().unwrap()]);
+    let mut jsons = Vec::new();
+    for o in outs {
+        assert_eq!(o.code, 0, "keygen failed: {}", o.stderr);
+        assert!(o.stderr.contains("round 4/4"), "progress lines expected: {}", o.stderr);
+        jsons.push(serde_json::from_str::<Value>(&o.stdout).unwrap());
+    }
+    let pk = jsons[0]["public_key"].clone();
+    assert!(jsons.iter().all(|j| j["public_key"] == pk && j["key_id"] == jsons[0]["key_id"]));
+    (parties, jsons)
+}
+
+fn sign_setup(creator: &Party, dir: &TestDir, name: &str, label: &str, signers: &str) -> String {
+    let path = dir.path().join(name);
+    let out = creator.run(&[
+        "setup",
+        "new",
+        "--protocol",
+        "sign",
+        "--key",
+        label,
+        "--signers",
+        signers,
+        "--message-hex",
+        MESSAGE_HEX,
+        "--hash",
+        "keccak256",
+        "--path",
+        "m/0/1",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    path.to_str().unwrap().to_owned()
+}
+
+fn verify_with_k256(public_key_hex: &str, sig: &Value) {
+    let m32: [u8; 32] = sha3::Keccak256::digest(hex::decode(MESSAGE_HEX).unwrap()).into();
+    assert_eq!(sig["message_hash"], hex::encode(m32));
+    let vk = VerifyingKey::from_sec1_bytes(&hex::decode(public_key_hex).unwrap()).unwrap();
+    let rs = hex::decode(format!("{}{}", sig["r"].as_str().unwrap(), sig["s"].as_str().unwrap()))
+        .unwrap();
+    let signature = Signature::from_slice(&rs).unwrap();
+    vk.verify_prehash(&m32, &signature).unwrap();
+    let der = Signature::from_der(&hex::decode(sig["der"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(der, signature);
+    let v = RecoveryId::from_byte(sig["recovery_id"].as_u64().unwrap() as u8).unwrap();
+    assert_eq!(VerifyingKey::recover_from_prehash(&m32, &signature, v).unwrap(), vk);
+    let rsv = sig["rsv"].as_str().unwrap();
+    assert!(rsv.starts_with(&hex::encode(&rs)));
+}
+
+#[test]
+fn keygen_and_sign_with_three_processes() {
+    let dir = TestDir::new("flow");
+    let relay = RelayProcess::start();
+    let (parties, jsons) = keygen_2_of_3(&dir, &relay, "wallet");
+    let key_id = jsons[0]["key_id"].as_str().unwrap().to_owned();
+
+    // Public data is readable without the passphrase.
+    let list = parties[1].run_env(&["shares", "list"], &[("DKLS_PASSPHRASE", "")]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(list.stdout.contains(&key_id) && list.stdout.contains("2-of-3  party 2"));
+
+    // Sign with parties 1 and 3 under m/0/1, KECCAK256 of the message.
+    let setup = sign_setup(&parties[0], &dir, "sign1.json", "wallet", "1,3");
+    let signers = [&parties[0], &parties[2]];
+    let outs = harness::run_all_refs(
+        &signers,
+        &[
+            "--json",
+            "sign",
+            "--setup",
+            &setup,
+            "--message-hex",
+            MESSAGE_HEX,
+            "--hash",
+            "keccak256",
+            "--path",
+            "m/0/1",
+        ],
+    );
+    let sigs: Vec<Value> = outs
+        .iter()
+        .map(|o| {
+            assert_eq!(o.code, 0, "sign failed: {}", o.stderr);
+            serde_json::from_str(&o.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(sigs[0]["rsv"], sigs[1]["rsv"]);
+
+    // The derived key printed by `derive` is the one the signature verifies under.
+    let derived =
+        parties[1].run(&["derive", "--key", &key_id[..8], "--path", "m/0/1", "--format", "json"]);
+    assert_eq!(derived.code, 0, "{}", derived.stderr);
+    let derived: Value = serde_json::from_str(&derived.stdout).unwrap();
+    assert_eq!(derived["public_key"], sigs[0]["public_key"]);
+    verify_with_k256(derived["public_key"].as_str().unwrap(), &sigs[0]);
+    let addr = parties[1].run(&[
+        "derive",
+        "--key",
+        "wallet",
+        "--path",
+        "m/0/1",
+        "--format",
+        "eth-address",
+    ]);
+    assert_eq!(addr.stdout.trim(), derived["eth_address"].as_str().unwrap());
+    assert!(addr.stdout.starts_with("0x") && addr.stdout.trim().len() == 42);
+
+    // The same setup cannot be run twice (instance ids are single-use).
+    let again = parties[0].run(&["--quiet", "sign", "--setup", &setup]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    harness::assert_one_line_error(&again.stderr, "already took part");
+
+    // A party refuses a setup that signs something else than it was told.
+    let setup2 = sign_setup(&parties[0], &dir, "sign2.json", "wallet", "1,2");
+    let wrong = parties[1].run(&["--quiet", "sign", "--setup", &setup2, "--message-hex", "00"]);
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    harness::assert_one_line_error(&wrong.stderr, "not the given message");
+}
+
+#[test]
+fn failures_end_with_their_exit_code_and_leave_shares_intact() {
+    let dir = TestDir::new("failures");
+    let relay = RelayProcess::start();
+    let (parties, _) = keygen_2_of_3(&dir, &relay, "cold");
+    let before: Vec<_> = parties.iter().map(read_shares).collect();
+
+    // Wrong passphrase.
+    let setup = sign_setup(&parties[0], &dir, "s-pass.json", "cold", "1,2");
+    let out = parties[0]
+        .run_env(&["--quiet", "sign", "--setup", &setup], &[("DKLS_PASSPHRASE", "wrong")]);
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    harness::assert_one_line_error(&out.stderr, "wrong passphrase");
+
+    // Corrupted share file (in a copy of party 2's directory).
+    let broken = parties[1].copy_to(&dir, "p2-broken");
+    let share_file = read_shares(&broken).into_iter().next().unwrap().0;
+    let mut bytes = fs::read(&share_file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    fs::write(&share_file, &bytes).unwrap();
+    let setup = sign_setup(&parties[0], &dir, "s-corrupt.json", "cold", "1,2");
+    let out = broken.run(&["--quiet", "--json", "sign", "--setup", &setup]);
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    harness::assert_one_line_error(&out.stderr, "corrupted");
+    let err: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "corrupted_data");
+    assert_eq!(fs::read(&share_file).unwrap(), bytes, "the damaged file must not be touched");
+
+    // A setup that does not include this party.
+    let setup = sign_setup(&parties[0], &dir, "s-foreign.json", "cold", "1,2");
+    let out = parties[2].run(&["--quiet", "sign", "--setup", &setup]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    harness::assert_one_line_error(&out.stderr, "does not include this party");
+
+    // An unreachable relay.
+    let setup = sign_setup(&parties[0], &dir, "s-relay.json", "cold", "1,2");
+    let out = parties[0]
+        .run_env(&["--quiet", "sign", "--setup", &setup], &[("RELAY_URL", "http://127.0.0.1:9")]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    harness::assert_one_line_error(&out.stderr, "cannot reach the relay");
+
+    // A party that never shows up: party 1 runs alone and times out waiting for party 2.
+    let setup = sign_setup(&parties[0], &dir, "s-timeout.json", "cold", "1,2");
+    let out = parties[0].run(&["--quiet", "--json", "sign", "--setup", &setup]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    harness::assert_one_line_error(&out.stderr, "timed out in round 1 waiting for parties [2]");
+    let err: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "timeout");
+    assert_eq!(err["error"]["exit_code"], 3);
+
+    // A keygen where one party never shows up stores nothing.
+    let keys: Vec<String> =
+        parties.iter().map(|p| p.run(&["identity", "show"]).stdout.trim().to_owned()).collect();
+    let kg = dir.path().join("kg-missing.json");
+    let out = parties[0].run(&[
+        "setup",
+        "new",
+        "--protocol",
+        "keygen",
+        "-t",
+        "2",
+        "--party",
+        &keys[0],
+        "--party",
+        &keys[1],
+        "-o",
+        kg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = parties[0].run(&["--quiet", "keygen", "--setup", kg.to_str().unwrap()]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+
+    // Bad input: not a setup file at all; an unknown subcommand flag.
+    let junk = dir.path().join("junk.json");
+    fs::write(&junk, b"{\"format\": 1}").unwrap();
+    let out = parties[0].run(&["--quiet", "sign", "--setup", junk.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = parties[0].run(&["sign", "--no-such-flag"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+
+    // No share file was damaged or replaced by any of this.
+    let after: Vec<_> = parties.iter().map(read_shares).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let dir = TestDir::new("demo");
+    let relay = RelayProcess::start();
+    let p = Party::new(&dir, "demo", &relay);
+    let out = p.run(&["--json", "demo", "--threshold", "2", "--parties", "3"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["child_verified"], true);
+    assert!(v["keygen_bytes_per_party"].as_u64().unwrap() > 10_000);
+}
