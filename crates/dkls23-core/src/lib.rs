@@ -11,6 +11,7 @@
 //! * [`setup`] — the validated setup of an execution, its hash, and the instance-id replay guard.
 //! * [`message`] — the message layer: ids, headers, signed broadcasts, encrypted p2p channels,
 //!   aborts and the receive rules.
+//! * [`sim`] — every party of a protocol in one loop, with costs per party (tests, benches).
 //! * [`dkg`], [`sign`], [`bip32`] — distributed key generation, signing with presigning, and
 //!   non-hardened derivation, as sans-IO rounds.
 //! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
@@ -45,6 +46,7 @@ pub mod pok;
 pub mod runner;
 pub mod setup;
 pub mod sign;
+pub mod sim;
 pub mod transcript;
 
 pub use error::Error;

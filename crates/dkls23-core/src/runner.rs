@@ -23,7 +23,7 @@ use crate::keyshare::KeyShare;
 use crate::math::PartyIndex;
 use crate::message::{Expect, MessageError, P2pMode, Session};
 use crate::setup::{ProtocolId, ReplayGuard, Setup};
-use crate::sign::{self, SignConfig, Signature};
+use crate::sign::{self, Presignature, SignConfig, Signature};
 
 /// Timeouts and TTLs of a run.
 #[derive(Debug, Clone)]
@@ -207,37 +207,181 @@ pub struct SignRequest {
     pub message: [u8; 32],
 }
 
-impl SignRequest {
-    /// Canonical encoding: key_id ‖ keygen_sid ‖ u8 depth ‖ depth × u32 ‖ message.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(97 + 4 * self.path.len());
-        out.extend_from_slice(&self.key_id);
-        out.extend_from_slice(&self.keygen_sid);
-        out.push(self.path.len().min(255) as u8);
-        for c in self.path.iter().take(255) {
-            out.extend_from_slice(&c.to_be_bytes());
+/// What a presigning setup carries in its `extra` field: a [`SignRequest`] without the message
+/// (the message is given to [`run_finish`] later). The encodings differ in a flag byte, so a
+/// presigning setup can never be mistaken for a signing setup or the other way round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignRequest {
+    /// The key to presign with.
+    pub key_id: [u8; 32],
+    /// The key's current `keygen_sid` (binds the epoch).
+    pub keygen_sid: [u8; 32],
+    /// Non-hardened derivation path (fixed before S0, `protocols.md` §3.6).
+    pub path: Vec<u32>,
+}
+
+fn encode_request(
+    key_id: &[u8; 32],
+    keygen_sid: &[u8; 32],
+    path: &[u32],
+    message: Option<&[u8; 32]>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(98 + 4 * path.len());
+    out.extend_from_slice(key_id);
+    out.extend_from_slice(keygen_sid);
+    out.push(path.len().min(255) as u8);
+    for c in path.iter().take(255) {
+        out.extend_from_slice(&c.to_be_bytes());
+    }
+    match message {
+        Some(m) => {
+            out.push(1);
+            out.extend_from_slice(m);
         }
-        out.extend_from_slice(&self.message);
-        out
+        None => out.push(0),
+    }
+    out
+}
+
+type DecodedRequest = ([u8; 32], [u8; 32], Vec<u32>, Option<[u8; 32]>);
+
+fn decode_request(bytes: &[u8]) -> Result<DecodedRequest, crate::encoding::DecodeError> {
+    use crate::encoding::DecodeError;
+    let mut r = crate::encoding::Reader::new(bytes);
+    let key_id = r.array()?;
+    let keygen_sid = r.array()?;
+    let [depth] = r.array::<1>()?;
+    let mut path = Vec::with_capacity(usize::from(depth));
+    for _ in 0..depth {
+        path.push(r.u32()?);
+    }
+    let message = match r.array::<1>()? {
+        [0] => None,
+        [1] => Some(r.array()?),
+        _ => return Err(DecodeError::Malformed("unknown request kind")),
+    };
+    r.finish()?;
+    Ok((key_id, keygen_sid, path, message))
+}
+
+impl SignRequest {
+    /// Canonical encoding: key_id ‖ keygen_sid ‖ u8 depth ‖ depth × u32 ‖ 0x01 ‖ message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode_request(&self.key_id, &self.keygen_sid, &self.path, Some(&self.message))
     }
 
     /// Strict decoding.
     ///
     /// # Errors
-    /// A [`crate::encoding::DecodeError`] for malformed input.
+    /// A [`crate::encoding::DecodeError`] for malformed input or a presigning request.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::encoding::DecodeError> {
-        let mut r = crate::encoding::Reader::new(bytes);
-        let key_id = r.array()?;
-        let keygen_sid = r.array()?;
-        let [depth] = r.array::<1>()?;
-        let mut path = Vec::with_capacity(usize::from(depth));
-        for _ in 0..depth {
-            path.push(r.u32()?);
+        match decode_request(bytes)? {
+            (key_id, keygen_sid, path, Some(message)) => {
+                Ok(Self { key_id, keygen_sid, path, message })
+            }
+            _ => {
+                Err(crate::encoding::DecodeError::Malformed("a presigning request has no message"))
+            }
         }
-        let message = r.array()?;
-        r.finish()?;
-        Ok(Self { key_id, keygen_sid, path, message })
     }
+}
+
+impl PresignRequest {
+    /// Canonical encoding: key_id ‖ keygen_sid ‖ u8 depth ‖ depth × u32 ‖ 0x00.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode_request(&self.key_id, &self.keygen_sid, &self.path, None)
+    }
+
+    /// Strict decoding.
+    ///
+    /// # Errors
+    /// A [`crate::encoding::DecodeError`] for malformed input or a signing request.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, crate::encoding::DecodeError> {
+        match decode_request(bytes)? {
+            (key_id, keygen_sid, path, None) => Ok(Self { key_id, keygen_sid, path }),
+            _ => {
+                Err(crate::encoding::DecodeError::Malformed("a signing request carries a message"))
+            }
+        }
+    }
+}
+
+/// Rounds S0–S2 through `io`: returns the presignature (the message layer stays open).
+async fn presign_rounds<R: Relay + ?Sized>(
+    io: &mut Io<'_, R>,
+    share: &KeyShare,
+    setup: &Setup,
+    path: &[u32],
+    banned: &[PartyIndex],
+    rng: &mut (impl CryptoRng + ?Sized),
+) -> Result<Presignature, Error> {
+    let signers: Vec<PartyIndex> = setup.participants().iter().map(|(i, _)| *i).collect();
+    let others: Vec<PartyIndex> = io.session.peers().collect();
+    let cfg = SignConfig {
+        setup_hash: *setup.hash(),
+        signers,
+        path: path.to_vec(),
+        ephemeral_public: io.session.ephemeral_public(),
+        banned: banned.to_vec(),
+    };
+    let (r1, s0) = sign::start(rng, share, cfg)?;
+    io.send(1, &Outgoing { broadcast: Some(s0), p2p: BTreeMap::new() }).await?;
+    let (s0s, _) = io.collect(1, &others, true, false).await?;
+    let (r2, out) = r1.next(rng, &s0s)?;
+    for (j, e) in r2.peer_ephemeral_keys().clone() {
+        io.session.establish(j, &e).map_err(from_message)?;
+    }
+    io.send(2, &out).await?;
+    let (_, s1) = io.collect(2, &others, false, true).await?;
+    let (r3, out) = r2.next(rng, &s1)?;
+    io.send(3, &out).await?;
+    let (b2, p2) = io.collect(3, &others, true, true).await?;
+    r3.finish(&b2, &p2)
+}
+
+/// Round S3 through `io`: consumes the presignature and returns the verified signature.
+async fn finish_round<R: Relay + ?Sized>(
+    io: &mut Io<'_, R>,
+    pre: Presignature,
+    message: &[u8; 32],
+) -> Result<Signature, Error> {
+    let others: Vec<PartyIndex> = io.session.peers().collect();
+    let (partial, s3) = pre.sign(message);
+    io.send(4, &Outgoing { broadcast: Some(s3), p2p: BTreeMap::new() }).await?;
+    let (s3s, _) = io.collect(4, &others, true, false).await?;
+    partial.combine(&s3s, message)
+}
+
+/// Checks that `setup` (protocol `Sign`) and `share` belong together and opens the session.
+fn open_sign_session(
+    setup: &Setup,
+    share: &KeyShare,
+    key_id: &[u8; 32],
+    keygen_sid: &[u8; 32],
+    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    guard: &(impl ReplayGuard + ?Sized),
+    rng: &mut (impl CryptoRng + ?Sized),
+) -> Result<Session, Error> {
+    if setup.protocol() != ProtocolId::Sign {
+        return Err(Error::InvalidInput("the setup is not a signing setup".into()));
+    }
+    if key_id != share.key_id() || keygen_sid != share.keygen_sid() {
+        return Err(Error::InvalidInput(
+            "the setup names another key or another epoch of this key".into(),
+        ));
+    }
+    for (i, key) in setup.participants() {
+        if share.identity(*i) != Some(key.to_bytes().as_slice()) {
+            return Err(Error::InvalidInput(format!(
+                "participant {i}'s identity key does not match the key share"
+            )));
+        }
+    }
+    let session = Session::new(setup, signer, guard, rng).map_err(from_message)?;
+    if session.my_index() != share.index() {
+        return Err(Error::InvalidInput("this identity is not the key share's party".into()));
+    }
+    Ok(session)
 }
 
 /// Runs presigning and signing for `setup` (protocol `Sign`; its participants are the signers
@@ -261,47 +405,67 @@ pub async fn run_sign<R: Relay + ?Sized>(
     }
     let req = SignRequest::from_bytes(setup.extra())
         .map_err(|e| Error::InvalidInput(format!("signing request: {e}")))?;
-    if req.key_id != *share.key_id() || req.keygen_sid != *share.keygen_sid() {
+    let session =
+        open_sign_session(setup, share, &req.key_id, &req.keygen_sid, signer, guard, rng)?;
+    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
+    let pre = presign_rounds(&mut io, share, setup, &req.path, banned, rng).await?;
+    finish_round(&mut io, pre, &req.message).await
+}
+
+/// Runs presigning (S0–S2) for `setup` (protocol `Sign`; its `extra` is a [`PresignRequest`]).
+/// Returns a single-use [`Presignature`] to store (encrypted) and later pass to [`run_finish`]
+/// together with the same setup.
+///
+/// # Errors
+/// Any [`Error`]; [`Error::BanAndAbort`] must be persisted by the caller.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct capability the caller owns
+pub async fn run_presign<R: Relay + ?Sized>(
+    relay: &R,
+    setup: &Setup,
+    share: &KeyShare,
+    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    guard: &(impl ReplayGuard + ?Sized),
+    banned: &[PartyIndex],
+    rng: &mut (impl CryptoRng + ?Sized),
+    opts: &RunOptions,
+) -> Result<Presignature, Error> {
+    if setup.protocol() != ProtocolId::Sign {
+        return Err(Error::InvalidInput("the setup is not a signing setup".into()));
+    }
+    let req = PresignRequest::from_bytes(setup.extra())
+        .map_err(|e| Error::InvalidInput(format!("presigning request: {e}")))?;
+    let session =
+        open_sign_session(setup, share, &req.key_id, &req.keygen_sid, signer, guard, rng)?;
+    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
+    presign_rounds(&mut io, share, setup, &req.path, banned, rng).await
+}
+
+/// The online round (S3) for a stored presignature: consumes it, signs the 32-byte prehash
+/// `message` and returns the verified signature. Every signer must call it with the same
+/// `setup` (the one the presignature was made with) and the same message.
+///
+/// The caller must have deleted the stored presignature durably **before** calling this (the
+/// `Fresh → Consumed` transition of `protocols.md` §3.6), so a crash can never lead to a
+/// second use.
+///
+/// # Errors
+/// [`Error::InvalidInput`] if the setup is not the presignature's; otherwise any [`Error`] of
+/// the final round ([`Error::ViewMismatch`] if another signer used a different message).
+pub async fn run_finish<R: Relay + ?Sized>(
+    relay: &R,
+    setup: &Setup,
+    presignature: Presignature,
+    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    message: &[u8; 32],
+    rng: &mut (impl CryptoRng + ?Sized),
+    opts: &RunOptions,
+) -> Result<Signature, Error> {
+    if setup.protocol() != ProtocolId::Sign || setup.hash() != presignature.setup_hash() {
         return Err(Error::InvalidInput(
-            "the setup names another key or another epoch of this key".into(),
+            "the setup is not the one this presignature was made with".into(),
         ));
     }
-    for (i, key) in setup.participants() {
-        if share.identity(*i) != Some(key.to_bytes().as_slice()) {
-            return Err(Error::InvalidInput(format!(
-                "participant {i}'s identity key does not match the key share"
-            )));
-        }
-    }
-    let session = Session::new(setup, signer, guard, rng).map_err(from_message)?;
-    if session.my_index() != share.index() {
-        return Err(Error::InvalidInput("this identity is not the key share's party".into()));
-    }
-    let signers: Vec<PartyIndex> = setup.participants().iter().map(|(i, _)| *i).collect();
-    let others: Vec<PartyIndex> = session.peers().collect();
-    let cfg = SignConfig {
-        setup_hash: *setup.hash(),
-        signers,
-        path: req.path.clone(),
-        ephemeral_public: session.ephemeral_public(),
-        banned: banned.to_vec(),
-    };
+    let session = Session::resume(setup, signer, rng).map_err(from_message)?;
     let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
-    let (r1, s0) = sign::start(rng, share, cfg)?;
-    io.send(1, &Outgoing { broadcast: Some(s0), p2p: BTreeMap::new() }).await?;
-    let (s0s, _) = io.collect(1, &others, true, false).await?;
-    let (r2, out) = r1.next(rng, &s0s)?;
-    for (j, e) in r2.peer_ephemeral_keys().clone() {
-        io.session.establish(j, &e).map_err(from_message)?;
-    }
-    io.send(2, &out).await?;
-    let (_, s1) = io.collect(2, &others, false, true).await?;
-    let (r3, out) = r2.next(rng, &s1)?;
-    io.send(3, &out).await?;
-    let (b2, p2) = io.collect(3, &others, true, true).await?;
-    let pre = r3.finish(&b2, &p2)?;
-    let (partial, s3) = pre.sign(&req.message);
-    io.send(4, &Outgoing { broadcast: Some(s3), p2p: BTreeMap::new() }).await?;
-    let (s3s, _) = io.collect(4, &others, true, false).await?;
-    partial.combine(&s3s, &req.message)
+    finish_round(&mut io, presignature, message).await
 }

@@ -54,8 +54,10 @@ fn vsid(sigid: &[u8; 32], alice: PartyIndex, bob: PartyIndex) -> [u8; 32] {
 }
 
 const S0_LEN: usize = 96;
-const S1_LEN: usize = 32 + Sg1::LEN;
-const S2_P2P_LEN: usize = 32 + Sg2::LEN + 2 * POINT_LEN + SCALAR_LEN;
+// The p2p messages carry no separate sigid echo: the RVOLE messages start with their vsid,
+// which is derived from sigid and checked for every sender before any OT processing.
+const S1_LEN: usize = Sg1::LEN;
+const S2_P2P_LEN: usize = Sg2::LEN + 2 * POINT_LEN + SCALAR_LEN;
 const S2_BCAST_LEN: usize = 32 + 2 * POINT_LEN + 32;
 const S3_LEN: usize = 64 + 2 * SCALAR_LEN;
 
@@ -218,10 +220,7 @@ impl<'a> SignRound1<'a> {
                 .get(&j)
                 .ok_or_else(|| Error::InvalidInput(format!("no OT state for party {j}")))?;
             let (b, sg1) = BobVole::start(rng, state, vsid(&sigid, j, me));
-            let mut m = Vec::with_capacity(S1_LEN);
-            m.extend_from_slice(&sigid);
-            m.extend_from_slice(&sg1.encode());
-            out.p2p.insert(j, m);
+            out.p2p.insert(j, sg1.encode());
             bob.insert(j, b);
         }
         ephemerals.remove(&me);
@@ -265,7 +264,9 @@ impl<'a> SignRound2<'a> {
         let me = self.r1.share.index();
         let others = self.r1.others();
         expect_from(1, s1, &others)?;
-        // View check for everyone before any OT processing (ToB-8).
+        // View check for everyone before any OT processing (ToB-8): each SG1 starts with
+        // vsid = TH(sigid, j, me); a different one means a different view, never a ban.
+        let mut sg1s = BTreeMap::new();
         for &j in &others {
             let m = s1.get(&j).map_or(&[][..], Vec::as_slice);
             if m.len() != S1_LEN {
@@ -274,29 +275,27 @@ impl<'a> SignRound2<'a> {
                     format!("S1 has {} bytes, expected {S1_LEN}", m.len()),
                 ));
             }
-            if m.get(..32) != Some(&self.sigid[..]) {
+            let sg1 = Sg1::decode(m).map_err(|e| Error::from_ot(j, 1, e))?;
+            if sg1.sid() != &vsid(&self.sigid, me, j) {
                 return Err(Error::ViewMismatch { round: 1, party: j });
             }
+            sg1s.insert(j, sg1);
         }
         let mut out = Outgoing::default();
         let mut alice = BTreeMap::new();
         let input = [self.r1.secrets.k, self.sk];
-        for &j in &others {
-            let m = s1.get(&j).map_or(&[][..], Vec::as_slice);
-            let sg1 = Sg1::decode(m.get(32..).unwrap_or_default())
-                .map_err(|e| Error::from_ot(j, 1, e))?;
+        for (&j, sg1) in &sg1s {
             let state = self
                 .r1
                 .share
                 .ot_alice
                 .get(&j)
                 .ok_or_else(|| Error::InvalidInput(format!("no OT state for party {j}")))?;
-            let (c, sg2) = ot::alice_respond(rng, state, &vsid(&self.sigid, me, j), &input, &sg1)
+            let (c, sg2) = ot::alice_respond(rng, state, &vsid(&self.sigid, me, j), &input, sg1)
                 .map_err(|e| Error::from_ot(j, 1, e))?;
             let chi = self.bob.get(&j).map(|b| *b.multiplier()).unwrap_or_default();
             let psi = self.r1.secrets.phi - chi;
             let mut p = Vec::with_capacity(S2_P2P_LEN);
-            p.extend_from_slice(&self.sigid);
             p.extend_from_slice(&sg2.encode());
             p.extend_from_slice(&point_to_bytes(&ProjectivePoint::mul_by_generator(&c.c[0])));
             p.extend_from_slice(&point_to_bytes(&ProjectivePoint::mul_by_generator(&c.c[1])));
@@ -338,7 +337,8 @@ impl SignRound3<'_> {
             if b.len() != S2_BCAST_LEN || p.len() != S2_P2P_LEN {
                 return Err(Error::blame(j, "S2 message has the wrong length"));
             }
-            if b.get(..32) != Some(&sigid[..]) || p.get(..32) != Some(&sigid[..]) {
+            // The SG2 inside the p2p message starts with vsid = TH(sigid, j, me).
+            if b.get(..32) != Some(&sigid[..]) || p.get(..32) != Some(&vsid(&sigid, j, me)[..]) {
                 return Err(Error::ViewMismatch { round: 2, party: j });
             }
         }
@@ -362,7 +362,7 @@ impl SignRound3<'_> {
                 return Err(Error::blame(j, "R_j does not open its S0 commitment"));
             }
             let p = p2p.get(&j).map_or(&[][..], Vec::as_slice);
-            let mut r = Reader::new(p.get(32..).unwrap_or_default());
+            let mut r = Reader::new(p);
             let bad = |_| Error::blame(j, "malformed S2 p2p message");
             let sg2 =
                 Sg2::decode(r.take(Sg2::LEN).map_err(bad)?).map_err(|e| Error::from_ot(j, 2, e))?;
@@ -413,6 +413,9 @@ impl SignRound3<'_> {
         let y_odd = bool::from(r_affine.y_is_odd());
         let _ = me;
         Ok(Presignature {
+            setup_hash: r1.cfg.setup_hash,
+            key_id: *r1.share.key_id(),
+            keygen_sid: *r1.share.keygen_sid(),
             sigid,
             signers: r1.signers.clone(),
             public_key: r1.derived.public_key,
@@ -429,8 +432,28 @@ impl SignRound3<'_> {
 
 /// A single-use presignature: everything except the message. Not `Clone`; consumed by
 /// [`Presignature::sign`]. Persist it as consumed before releasing the partial signature.
+///
+/// Signing twice with one presignature does not compile:
+/// ```compile_fail
+/// fn twice(p: dkls23_core::sign::Presignature) {
+///     let _ = p.sign(&[1; 32]);
+///     let _ = p.sign(&[2; 32]); // use of moved value
+/// }
+/// ```
+/// nor does copying it:
+/// ```compile_fail
+/// fn copy(p: &dkls23_core::sign::Presignature) -> dkls23_core::sign::Presignature {
+///     p.clone()
+/// }
+/// ```
 #[derive(ZeroizeOnDrop)]
 pub struct Presignature {
+    #[zeroize(skip)]
+    setup_hash: [u8; 32],
+    #[zeroize(skip)]
+    key_id: [u8; 32],
+    #[zeroize(skip)]
+    keygen_sid: [u8; 32],
     #[zeroize(skip)]
     sigid: [u8; 32],
     #[zeroize(skip)]
@@ -502,7 +525,130 @@ impl Signature {
     }
 }
 
+/// Version of the [`Presignature::to_bytes`] format.
+pub const PRESIGNATURE_VERSION: u8 = 1;
+const PRESIG_MAGIC: &[u8; 4] = b"DPS1";
+
 impl Presignature {
+    /// `setup_hash` of the signing setup that produced it (the final round must use that setup).
+    pub fn setup_hash(&self) -> &[u8; 32] {
+        &self.setup_hash
+    }
+
+    /// The key (and, via [`Self::keygen_sid`], the epoch) it was made for.
+    pub fn key_id(&self) -> &[u8; 32] {
+        &self.key_id
+    }
+
+    /// The epoch binding: presignatures of an older epoch are refused after a reshare.
+    pub fn keygen_sid(&self) -> &[u8; 32] {
+        &self.keygen_sid
+    }
+
+    /// The signing set.
+    pub fn signers(&self) -> &[PartyIndex] {
+        &self.signers
+    }
+
+    /// Serialises the presignature for storage (secret: encrypt it at rest, and delete it
+    /// atomically before the final round so it can never be used twice).
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(
+            4 + 1 + 4 * 32 + 2 + 2 + 2 * self.signers.len() + POINT_LEN + 2 + 4 * SCALAR_LEN,
+        ));
+        out.extend_from_slice(PRESIG_MAGIC);
+        out.push(PRESIGNATURE_VERSION);
+        for h in [&self.setup_hash, &self.key_id, &self.keygen_sid, &self.sigid] {
+            out.extend_from_slice(h);
+        }
+        out.extend_from_slice(&self.me.to_be_bytes());
+        out.extend_from_slice(&(self.signers.len() as u16).to_be_bytes());
+        for j in &self.signers {
+            out.extend_from_slice(&j.to_be_bytes());
+        }
+        out.extend_from_slice(&point_to_bytes(&self.public_key));
+        out.push(u8::from(self.y_odd));
+        out.push(u8::from(self.x_big));
+        for s in [&self.r, &self.phi, &self.u, &self.v] {
+            out.extend_from_slice(&scalar_to_bytes(s));
+        }
+        out
+    }
+
+    /// Strict decoding, checked against the key share it must belong to (same key, same epoch,
+    /// same party, a valid signing set of that key).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for malformed bytes or a presignature of another key, epoch or
+    /// party.
+    pub fn from_bytes(bytes: &[u8], share: &KeyShare) -> Result<Self, Error> {
+        let bad = |what: &str| Error::InvalidInput(format!("presignature: {what}"));
+        let mut r = Reader::new(bytes);
+        let head: [u8; 5] = r.array().map_err(|_| bad("truncated"))?;
+        if head[..4] != PRESIG_MAGIC[..] || head[4] != PRESIGNATURE_VERSION {
+            return Err(bad("unknown format or version"));
+        }
+        let setup_hash = r.array().map_err(|_| bad("truncated"))?;
+        let key_id: [u8; 32] = r.array().map_err(|_| bad("truncated"))?;
+        let keygen_sid: [u8; 32] = r.array().map_err(|_| bad("truncated"))?;
+        let sigid = r.array().map_err(|_| bad("truncated"))?;
+        let me = r.u16().map_err(|_| bad("truncated"))?;
+        let count = r.u16().map_err(|_| bad("truncated"))?;
+        if count > share.parties() {
+            return Err(bad("signing set larger than the key's committee"));
+        }
+        let mut signers = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            signers.push(r.u16().map_err(|_| bad("truncated"))?);
+        }
+        let public_key = r.point().map_err(|e| bad(&e.to_string()))?;
+        let [y_odd, x_big] = r.array::<2>().map_err(|_| bad("truncated"))?;
+        if y_odd > 1 || x_big > 1 {
+            return Err(bad("invalid flag byte"));
+        }
+        if !bool::from(key_id.ct_eq(share.key_id()))
+            || !bool::from(keygen_sid.ct_eq(share.keygen_sid()))
+        {
+            return Err(bad("it belongs to another key or another epoch of this key"));
+        }
+        if me != share.index() {
+            return Err(bad("it belongs to another party of this key"));
+        }
+        let sorted = signers.windows(2).all(|w| w.first() < w.get(1));
+        let in_range = signers.iter().all(|&j| j >= 1 && j <= share.parties());
+        if !sorted
+            || !in_range
+            || !signers.contains(&me)
+            || signers.len() < usize::from(share.threshold())
+        {
+            return Err(bad("invalid signing set"));
+        }
+        let mut scalars = zeroize::Zeroizing::new([Scalar::ZERO; 4]);
+        for s in scalars.iter_mut() {
+            *s = r.scalar().map_err(|e| bad(&e.to_string()))?;
+        }
+        r.finish().map_err(|_| bad("trailing bytes"))?;
+        let [rr, phi, u, v] = *scalars;
+        if bool::from(rr.is_zero()) {
+            return Err(bad("r = 0"));
+        }
+        Ok(Self {
+            setup_hash,
+            key_id,
+            keygen_sid,
+            sigid,
+            signers,
+            public_key,
+            r: rr,
+            y_odd: y_odd == 1,
+            x_big: x_big == 1,
+            phi,
+            u,
+            v,
+            me,
+        })
+    }
+
     /// The signing session id this presignature belongs to.
     pub fn sigid(&self) -> &[u8; 32] {
         &self.sigid
@@ -601,3 +747,7 @@ impl PartialSignature {
 }
 
 redacted!(SignRound1<'_>, SignRound2<'_>, SignRound3<'_>);
+
+#[cfg(test)]
+#[path = "sign_tests.rs"]
+mod tests;

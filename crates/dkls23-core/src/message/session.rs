@@ -183,8 +183,26 @@ impl Session {
         rng: &mut (impl rand_core::CryptoRng + ?Sized),
     ) -> Result<Self, MessageError> {
         let my_key = signer.public_key();
-        let me = setup.my_index(&my_key).ok_or(MessageError::NotAParticipant)?;
+        setup.my_index(&my_key).ok_or(MessageError::NotAParticipant)?;
         guard.check_and_record(setup.iid()).map_err(MessageError::Replay)?;
+        Self::resume(setup, signer, rng)
+    }
+
+    /// Re-opens the message layer of an execution that already started under this party's
+    /// replay guard — e.g. the final signing round of a stored presignature, possibly in another
+    /// process. It does **not** consult the replay guard (the instance id was recorded when the
+    /// execution began), so callers must only use it with state that is itself single-use.
+    /// The fresh ephemeral key is unrelated to the original one: use it for broadcasts only.
+    ///
+    /// # Errors
+    /// [`MessageError::NotAParticipant`] if the signer's key is not in the setup.
+    pub fn resume(
+        setup: &Setup,
+        signer: Arc<dyn IdentitySigner + Send + Sync>,
+        rng: &mut (impl rand_core::CryptoRng + ?Sized),
+    ) -> Result<Self, MessageError> {
+        let my_key = signer.public_key();
+        let me = setup.my_index(&my_key).ok_or(MessageError::NotAParticipant)?;
         let peers = setup
             .participants()
             .iter()

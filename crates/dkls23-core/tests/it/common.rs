@@ -1,46 +1,20 @@
-//! Drives n parties through the DKG in memory.
+//! Seeded wrappers around `dkls23_core::sim` (all parties in one loop).
 
 use std::collections::BTreeMap;
 
-use dkls23_core::dkg::{self, DkgConfig, Outgoing};
+use dkls23_core::sign::{SignConfig, Signature};
+use dkls23_core::sim::{self, Tamper};
 use dkls23_core::{Error, KeyShare, PartyIndex};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-
-pub type Inbox = BTreeMap<PartyIndex, Vec<u8>>;
-
-/// Broadcast payloads of every party, as each receiver sees them (everyone's but its own).
-pub fn bcast_for(out: &BTreeMap<PartyIndex, Outgoing>, me: PartyIndex) -> Inbox {
-    out.iter()
-        .filter(|(j, _)| **j != me)
-        .filter_map(|(j, o)| o.broadcast.clone().map(|b| (*j, b)))
-        .collect()
-}
-
-/// Point-to-point payloads addressed to `me`.
-pub fn p2p_for(out: &BTreeMap<PartyIndex, Outgoing>, me: PartyIndex) -> Inbox {
-    out.iter().filter_map(|(j, o)| o.p2p.get(&me).map(|m| (*j, m.clone()))).collect()
-}
 
 pub fn rngs(n: u16, seed: u64) -> BTreeMap<PartyIndex, ChaCha20Rng> {
     (1..=n).map(|i| (i, ChaCha20Rng::seed_from_u64(seed * 1000 + u64::from(i)))).collect()
 }
 
-pub fn configs(n: u16, t: u16) -> Vec<DkgConfig> {
-    (1..=n)
-        .map(|me| DkgConfig {
-            n,
-            t,
-            me,
-            setup_hash: [7u8; 32],
-            ephemeral_public: [me as u8; 32],
-            identities: (1..=n).map(|j| vec![j as u8; 33]).collect(),
-        })
-        .collect()
+pub fn sign_config(signers: &[PartyIndex], me: PartyIndex, path: &[u32]) -> SignConfig {
+    sim::sign_config([9u8; 32], signers, me, path)
 }
-
-/// A tamper hook: may modify the outgoing payloads of a round (round number, sender, payloads).
-pub type Tamper<'a> = &'a mut dyn FnMut(u8, PartyIndex, &mut Outgoing);
 
 /// Runs a full DKG; returns each party's result.
 pub fn run_dkg(
@@ -49,80 +23,11 @@ pub fn run_dkg(
     seed: u64,
     tamper: Tamper<'_>,
 ) -> BTreeMap<PartyIndex, Result<KeyShare, Error>> {
-    let mut rngs = rngs(n, seed);
-    let mut results = BTreeMap::new();
-    let mut r1 = BTreeMap::new();
-    let mut out = BTreeMap::new();
-    for cfg in configs(n, t) {
-        let me = cfg.me;
-        let (st, k1) = dkg::start(rngs.get_mut(&me).unwrap(), cfg).unwrap();
-        let mut o = Outgoing { broadcast: Some(k1), p2p: BTreeMap::new() };
-        tamper(1, me, &mut o);
-        r1.insert(me, st);
-        out.insert(me, o);
-    }
-    let mut r2 = BTreeMap::new();
-    let mut out2 = BTreeMap::new();
-    for (me, st) in r1 {
-        match st.next(rngs.get_mut(&me).unwrap(), &bcast_for(&out, me)) {
-            Ok((st, mut o)) => {
-                tamper(2, me, &mut o);
-                r2.insert(me, st);
-                out2.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    let mut r3 = BTreeMap::new();
-    let mut out3 = BTreeMap::new();
-    for (me, st) in r2 {
-        match st.next(rngs.get_mut(&me).unwrap(), &bcast_for(&out2, me), &p2p_for(&out2, me)) {
-            Ok((st, mut o)) => {
-                tamper(3, me, &mut o);
-                r3.insert(me, st);
-                out3.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    let mut r4 = BTreeMap::new();
-    let mut out4 = BTreeMap::new();
-    for (me, st) in r3 {
-        match st.next(&bcast_for(&out3, me), &p2p_for(&out3, me)) {
-            Ok((st, mut o)) => {
-                tamper(4, me, &mut o);
-                r4.insert(me, st);
-                out4.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    for (me, st) in r4 {
-        results.insert(me, st.finish(&bcast_for(&out4, me)));
-    }
-    results
+    sim::dkg(n, t, [7u8; 32], &mut rngs(n, seed), tamper).0
 }
 
 pub fn honest_dkg(n: u16, t: u16, seed: u64) -> Vec<KeyShare> {
     run_dkg(n, t, seed, &mut |_, _, _| {}).into_values().map(|r| r.unwrap()).collect()
-}
-
-use dkls23_core::sign::{self, PartialSignature, SignConfig, Signature};
-
-pub fn sign_config(signers: &[PartyIndex], me: PartyIndex, path: &[u32]) -> SignConfig {
-    SignConfig {
-        setup_hash: [9u8; 32],
-        signers: signers.to_vec(),
-        path: path.to_vec(),
-        ephemeral_public: [me as u8; 32],
-        banned: vec![],
-    }
 }
 
 /// Runs presign + sign for `signers`; returns each signer's result.
@@ -134,71 +39,6 @@ pub fn run_sign(
     seed: u64,
     tamper: Tamper<'_>,
 ) -> BTreeMap<PartyIndex, Result<Signature, Error>> {
-    let mut rngs = rngs(255, seed);
-    let by_index: BTreeMap<PartyIndex, &KeyShare> = shares.iter().map(|s| (s.index(), s)).collect();
-    let mut results = BTreeMap::new();
-    let mut r1 = BTreeMap::new();
-    let mut out0 = BTreeMap::new();
-    for &me in signers {
-        match sign::start(rngs.get_mut(&me).unwrap(), by_index[&me], sign_config(signers, me, path))
-        {
-            Ok((st, s0)) => {
-                let mut o = Outgoing { broadcast: Some(s0), p2p: BTreeMap::new() };
-                tamper(0, me, &mut o);
-                r1.insert(me, st);
-                out0.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    let mut r2 = BTreeMap::new();
-    let mut out1 = BTreeMap::new();
-    for (me, st) in r1 {
-        match st.next(rngs.get_mut(&me).unwrap(), &bcast_for(&out0, me)) {
-            Ok((st, mut o)) => {
-                tamper(1, me, &mut o);
-                r2.insert(me, st);
-                out1.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    let mut r3 = BTreeMap::new();
-    let mut out2 = BTreeMap::new();
-    for (me, st) in r2 {
-        match st.next(rngs.get_mut(&me).unwrap(), &p2p_for(&out1, me)) {
-            Ok((st, mut o)) => {
-                tamper(2, me, &mut o);
-                r3.insert(me, st);
-                out2.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    let mut partials: BTreeMap<PartyIndex, PartialSignature> = BTreeMap::new();
-    let mut out3 = BTreeMap::new();
-    for (me, st) in r3 {
-        match st.finish(&bcast_for(&out2, me), &p2p_for(&out2, me)) {
-            Ok(pre) => {
-                let (partial, s3) = pre.sign(m32);
-                let mut o = Outgoing { broadcast: Some(s3), p2p: BTreeMap::new() };
-                tamper(3, me, &mut o);
-                partials.insert(me, partial);
-                out3.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    for (me, p) in partials {
-        results.insert(me, p.combine(&bcast_for(&out3, me), m32));
-    }
-    results
+    let refs: Vec<&KeyShare> = shares.iter().collect();
+    sim::sign(&refs, signers, m32, path, [9u8; 32], &mut rngs(255, seed), tamper).0
 }

@@ -10,6 +10,9 @@
 
 mod common;
 mod dkg;
+mod dkg_negative;
+mod presign;
+mod props;
 mod runner;
 mod sign;
 mod sign_negative;

@@ -12,8 +12,8 @@ fn outcome(
     res[&who].as_ref().expect_err("expected an error")
 }
 
-/// Offset of Γu inside S2 p2p: sigid(32) ‖ SG2 ‖ Γu(33) ‖ Γv(33) ‖ ψ(32).
-const GAMMA_U_OFF: usize = 32 + dkls23_core::ot::Sg2::LEN;
+/// Offset of Γu inside S2 p2p: SG2 (starting with its vsid) ‖ Γu(33) ‖ Γv(33) ‖ ψ(32).
+const GAMMA_U_OFF: usize = dkls23_core::ot::Sg2::LEN;
 
 #[test]
 fn corrupted_v1_bans_its_sender() {
@@ -21,7 +21,7 @@ fn corrupted_v1_bans_its_sender() {
     // Party 2's SG1 (S1 p2p to party 1) has a flipped bit in U.
     let res = run_sign(&shares, &[1, 2], &[1; 32], &[], 1, &mut |round, from, out| {
         if round == 1 && from == 2 {
-            out.p2p.get_mut(&1).unwrap()[32 + 32 + 100] ^= 4;
+            out.p2p.get_mut(&1).unwrap()[32 + 100] ^= 4;
         }
     });
     let e = outcome(&res, 1);
@@ -134,5 +134,24 @@ fn invalid_signing_requests_fail_before_any_message() {
         cfg.banned = banned;
         let e = sign::start(&mut rng, &shares[0], cfg).unwrap_err();
         assert!(matches!(e, Error::InvalidInput(_)), "{name}: {e:?}");
+    }
+}
+
+#[test]
+fn a_different_vsid_in_s1_or_s2_is_a_view_mismatch_without_ban() {
+    // The RVOLE messages start with vsid = TH(sigid, Alice, Bob); it is the p2p view check.
+    let shares = honest_dkg(2, 2, 29);
+    for round in [1u8, 2] {
+        let res = run_sign(&shares, &[1, 2], &[1; 32], &[], 30, &mut |r, from, out| {
+            if r == round && from == 2 {
+                out.p2p.get_mut(&1).unwrap()[0] ^= 1;
+            }
+        });
+        let e = outcome(&res, 1);
+        assert!(
+            matches!(e, Error::ViewMismatch { party: 2, round: r } if *r == round),
+            "round {round}: {e:?}"
+        );
+        assert!(!e.must_ban() && e.culprits().is_empty());
     }
 }

@@ -1,0 +1,209 @@
+//! Presigning through the runner: a presignature is stored as bytes, reloaded and finished
+//! later with a fresh session; it is bound to its key, epoch, party and setup.
+
+use std::sync::Arc;
+
+use dkls23_core::identity::{IdentityPublicKey, IdentitySigner};
+use dkls23_core::runner::{PresignRequest, SignRequest, run_finish, run_presign, run_sign};
+use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::sign::Presignature;
+use dkls23_core::{Error, KeyShare};
+use msg_relay_api::MemoryRelay;
+
+use crate::runner::{Party, dkg_over, join_all, keys, opts, parties};
+
+fn presign_setup(ps: &[Party], share: &KeyShare, signers: &[u16], path: &[u32], iid: u8) -> Setup {
+    let participants: Vec<(u16, IdentityPublicKey)> =
+        keys(ps).into_iter().filter(|(i, _)| signers.contains(i)).collect();
+    let req = PresignRequest {
+        key_id: *share.key_id(),
+        keygen_sid: *share.keygen_sid(),
+        path: path.to_vec(),
+    };
+    Setup::new(
+        ProtocolId::Sign,
+        [iid; 32],
+        share.parties(),
+        share.threshold(),
+        participants,
+        req.to_bytes(),
+        600,
+    )
+    .unwrap()
+}
+
+async fn presign_all(
+    relay: &MemoryRelay,
+    ps: &mut [Party],
+    shares: &[KeyShare],
+    setup: &Setup,
+    signers: &[u16],
+) -> Vec<Vec<u8>> {
+    let o = opts();
+    let futs = ps.iter_mut().zip(shares).filter(|(_, s)| signers.contains(&s.index())).map(
+        |(p, share)| {
+            let o = &o;
+            async move {
+                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                let pre =
+                    run_presign(relay, setup, share, signer, &p.guard, &[], &mut p.rng, o).await;
+                pre.unwrap().to_bytes().to_vec()
+            }
+        },
+    );
+    join_all(futs).await
+}
+
+async fn finish_all(
+    relay: &MemoryRelay,
+    ps: &mut [Party],
+    shares: &[KeyShare],
+    setup: &Setup,
+    stored: &[Vec<u8>],
+    messages: &[[u8; 32]],
+) -> Vec<Result<dkls23_core::sign::Signature, Error>> {
+    let o = opts();
+    let signers: Vec<u16> = setup.participants().iter().map(|(i, _)| *i).collect();
+    let futs = ps
+        .iter_mut()
+        .zip(shares)
+        .filter(|(_, s)| signers.contains(&s.index()))
+        .zip(stored)
+        .zip(messages)
+        .map(|(((p, share), bytes), m)| {
+            let o = &o;
+            async move {
+                let pre = Presignature::from_bytes(bytes, share).unwrap();
+                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                run_finish(relay, setup, pre, signer, m, &mut p.rng, o).await
+            }
+        });
+    join_all(futs).await
+}
+
+async fn key_2_of_3(ps: &mut [Party]) -> (MemoryRelay, Vec<KeyShare>) {
+    let relay = MemoryRelay::new();
+    let relays = vec![relay.clone(), relay.clone(), relay.clone()];
+    let shares = dkg_over(&relays, ps, 2, 40).await.into_iter().map(|r| r.unwrap()).collect();
+    (relay, shares)
+}
+
+#[tokio::test]
+async fn stored_presignatures_finish_later_and_verify() {
+    let mut ps = parties(3, 41);
+    let (relay, shares) = key_2_of_3(&mut ps).await;
+    let path = [7, 9];
+    let setup = presign_setup(&ps, &shares[0], &[1, 3], &path, 42);
+    let stored = presign_all(&relay, &mut ps, &shares, &setup, &[1, 3]).await;
+    // A presignature carries no message: the online round is a single small broadcast.
+    let m32 = [0x11; 32];
+    let sigs = finish_all(&relay, &mut ps, &shares, &setup, &stored, &[m32, m32]).await;
+    let derived =
+        dkls23_core::bip32::derive(shares[0].public_key(), shares[0].chain_code(), &path).unwrap();
+    for s in sigs {
+        crate::sign::verify(&derived.public_key, &m32, &s.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_presignature_belongs_to_one_key_epoch_and_party() {
+    let mut ps = parties(3, 43);
+    let (relay, shares) = key_2_of_3(&mut ps).await;
+    let setup = presign_setup(&ps, &shares[0], &[1, 2], &[], 44);
+    let stored = presign_all(&relay, &mut ps, &shares, &setup, &[1, 2]).await;
+    // Round trip is exact.
+    let pre = Presignature::from_bytes(&stored[0], &shares[0]).unwrap();
+    assert_eq!(pre.to_bytes().to_vec(), stored[0]);
+    assert_eq!(pre.signers(), &[1, 2]);
+    // Another party's share, another key: refused.
+    assert!(matches!(
+        Presignature::from_bytes(&stored[0], &shares[1]),
+        Err(Error::InvalidInput(_))
+    ));
+    let mut ps2 = parties(3, 45);
+    let (_, other_key) = key_2_of_3(&mut ps2).await;
+    assert!(Presignature::from_bytes(&stored[0], &other_key[0]).is_err());
+    // Every truncation and every single-byte corruption of the header is rejected or decodes to
+    // a presignature bound to the same key (never a panic).
+    for cut in 0..stored[0].len() {
+        assert!(Presignature::from_bytes(&stored[0][..cut], &shares[0]).is_err());
+    }
+    let mut bad = stored[0].clone();
+    bad[4] ^= 1; // version
+    assert!(Presignature::from_bytes(&bad, &shares[0]).is_err());
+    // A presignature cannot be finished under another setup.
+    let other_setup = presign_setup(&ps, &shares[0], &[1, 2], &[], 46);
+    let signer: Arc<dyn IdentitySigner + Send + Sync> = ps[0].signer.clone();
+    let r = run_finish(&relay, &other_setup, pre, signer, &[1; 32], &mut ps[0].rng, &opts()).await;
+    assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
+}
+
+#[tokio::test]
+async fn different_messages_on_one_presignature_are_a_view_mismatch() {
+    let mut ps = parties(3, 47);
+    let (relay, shares) = key_2_of_3(&mut ps).await;
+    let setup = presign_setup(&ps, &shares[0], &[2, 3], &[], 48);
+    let stored = presign_all(&relay, &mut ps, &shares, &setup, &[2, 3]).await;
+    let sigs = finish_all(&relay, &mut ps, &shares, &setup, &stored, &[[1; 32], [2; 32]]).await;
+    for (r, culprit) in sigs.into_iter().zip([3, 2]) {
+        match r {
+            Err(Error::ViewMismatch { party, .. }) => assert_eq!(party, culprit),
+            other => panic!("expected a view mismatch, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn presign_and_sign_requests_are_not_interchangeable() {
+    let mut ps = parties(3, 49);
+    let (relay, shares) = key_2_of_3(&mut ps).await;
+    let presign = presign_setup(&ps, &shares[0], &[1, 2], &[], 50);
+    let p = &mut ps[0];
+    let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+    let r =
+        run_sign(&relay, &presign, &shares[0], signer, &p.guard, &[], &mut p.rng, &opts()).await;
+    assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
+    let req = SignRequest {
+        key_id: *shares[0].key_id(),
+        keygen_sid: *shares[0].keygen_sid(),
+        path: vec![],
+        message: [3; 32],
+    };
+    assert!(PresignRequest::from_bytes(&req.to_bytes()).is_err());
+    assert_eq!(SignRequest::from_bytes(&req.to_bytes()).unwrap(), req);
+}
+
+#[tokio::test]
+async fn a_used_instance_id_is_refused_before_any_message() {
+    // ToB-9: after a signing session with iid 52, starting it again (e.g. an old-session S0
+    // replayed by the relay, or a retried request) is refused by the party's replay guard.
+    let mut ps = parties(3, 51);
+    let (relay, shares) = key_2_of_3(&mut ps).await;
+    let sigs = crate::runner::sign_over(
+        &[relay.clone(), relay.clone(), relay.clone()],
+        &mut ps,
+        &shares,
+        &[1, 2],
+        &[],
+        [8; 32],
+        52,
+    )
+    .await;
+    assert!(sigs.iter().all(Result::is_ok));
+    let again = crate::runner::sign_over(
+        &[relay.clone(), relay.clone(), relay.clone()],
+        &mut ps,
+        &shares,
+        &[1, 2],
+        &[],
+        [8; 32],
+        52,
+    )
+    .await;
+    for r in again {
+        match r {
+            Err(Error::InvalidInput(m)) => assert!(m.contains("instance id"), "{m}"),
+            other => panic!("expected a replay refusal, got {other:?}"),
+        }
+    }
+}

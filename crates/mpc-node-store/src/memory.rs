@@ -1,0 +1,239 @@
+//! In-memory [`Store`] for tests: the same rules and semantics as the SQLite store, without
+//! persistence or encryption.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use zeroize::Zeroizing;
+
+use crate::rules::{
+    check_app_key, check_can_mark_error, check_can_mark_ready, check_new_epoch, check_params,
+    check_presig_id, check_ready, truncate_reason,
+};
+use crate::{CreateOutcome, KeyRecord, KeyStatus, Store, StoreError, now_secs};
+
+struct Entry {
+    record: KeyRecord,
+    share: Option<Zeroizing<Vec<u8>>>,
+    presigs: BTreeMap<String, Zeroizing<Vec<u8>>>,
+    bans: BTreeMap<u16, String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    keys: BTreeMap<(String, String), Entry>,
+    iids: HashSet<[u8; 32]>,
+}
+
+/// In-memory [`Store`] (tests): same semantics as [`crate::SqliteStore`], no encryption.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStore(<redacted>)")
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Database("store lock poisoned".into()))
+    }
+}
+
+fn id(app: &str, key: &str) -> (String, String) {
+    (app.to_owned(), key.to_owned())
+}
+
+impl Inner {
+    fn entry(&mut self, app: &str, key: &str) -> Result<&mut Entry, StoreError> {
+        self.keys.get_mut(&id(app, key)).ok_or(StoreError::NotFound)
+    }
+}
+
+impl Store for MemoryStore {
+    fn create_pending(
+        &self,
+        app: &str,
+        key: &str,
+        threshold: u16,
+        parties: u16,
+        player: u16,
+    ) -> Result<CreateOutcome, StoreError> {
+        check_app_key(app, key)?;
+        check_params(threshold, parties)?;
+        let mut inner = self.lock()?;
+        if let Some(e) = inner.keys.get(&id(app, key)) {
+            return Ok(CreateOutcome::Existing(e.record.clone()));
+        }
+        let now = now_secs();
+        let record = KeyRecord {
+            app: app.to_owned(),
+            key: key.to_owned(),
+            status: KeyStatus::Pending,
+            threshold,
+            parties,
+            player,
+            epoch: 0,
+            public_key: None,
+            chain_code: None,
+            core_key_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let entry = Entry { record, share: None, presigs: BTreeMap::new(), bans: BTreeMap::new() };
+        inner.keys.insert(id(app, key), entry);
+        Ok(CreateOutcome::Created)
+    }
+
+    fn mark_ready(
+        &self,
+        app: &str,
+        key: &str,
+        share: &[u8],
+        epoch: u32,
+        public_key: [u8; 33],
+        chain_code: [u8; 32],
+        core_key_id: [u8; 32],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let e = inner.entry(app, key)?;
+        check_can_mark_ready(&e.record.status)?;
+        e.share = Some(Zeroizing::new(share.to_vec()));
+        let r = &mut e.record;
+        r.status = KeyStatus::Ready;
+        r.epoch = epoch;
+        r.public_key = Some(public_key);
+        r.chain_code = Some(chain_code);
+        r.core_key_id = Some(core_key_id);
+        r.updated_at = now_secs();
+        Ok(())
+    }
+
+    fn mark_error(&self, app: &str, key: &str, reason: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let e = inner.entry(app, key)?;
+        check_can_mark_error(&e.record.status)?;
+        e.record.status = KeyStatus::Error(truncate_reason(reason));
+        e.record.updated_at = now_secs();
+        Ok(())
+    }
+
+    fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+        Ok(self.lock()?.keys.get(&id(app, key)).map(|e| e.record.clone()))
+    }
+
+    fn list(&self, app: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .keys
+            .iter()
+            .filter(|((a, _), _)| a == app)
+            .map(|(_, e)| e.record.clone())
+            .collect())
+    }
+
+    fn load_share(&self, app: &str, key: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let mut inner = self.lock()?;
+        let e = inner.entry(app, key)?;
+        match (&e.record.status, &e.share) {
+            (KeyStatus::Ready, Some(s)) => Ok(Zeroizing::new(s.to_vec())),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    fn replace_share(
+        &self,
+        app: &str,
+        key: &str,
+        share: &[u8],
+        epoch: u32,
+        player: u16,
+        threshold: u16,
+        parties: u16,
+    ) -> Result<(), StoreError> {
+        check_params(threshold, parties)?;
+        let mut inner = self.lock()?;
+        let e = inner.entry(app, key)?;
+        check_ready(&e.record.status)?;
+        check_new_epoch(e.record.epoch, epoch)?;
+        e.share = Some(Zeroizing::new(share.to_vec()));
+        e.presigs.clear();
+        e.bans.clear();
+        let r = &mut e.record;
+        r.epoch = epoch;
+        r.player = player;
+        r.threshold = threshold;
+        r.parties = parties;
+        r.updated_at = now_secs();
+        Ok(())
+    }
+
+    fn delete(&self, app: &str, key: &str) -> Result<(), StoreError> {
+        self.lock()?.keys.remove(&id(app, key)).map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
+    fn record_iid(&self, iid: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.lock()?.iids.insert(*iid))
+    }
+
+    fn record_ban(&self, app: &str, key: &str, party: u16, reason: &str) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let e = inner.entry(app, key)?;
+        e.bans.entry(party).or_insert_with(|| truncate_reason(reason));
+        Ok(())
+    }
+
+    fn bans(&self, app: &str, key: &str) -> Result<Vec<u16>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .keys
+            .get(&id(app, key))
+            .map(|e| e.bans.keys().copied().collect())
+            .unwrap_or_default())
+    }
+
+    fn put_presignature(
+        &self,
+        app: &str,
+        key: &str,
+        id: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        check_presig_id(id)?;
+        let mut inner = self.lock()?;
+        let e = inner.entry(app, key)?;
+        check_ready(&e.record.status)?;
+        if e.presigs.contains_key(id) {
+            return Err(StoreError::Conflict("presignature id already used".into()));
+        }
+        e.presigs.insert(id.to_owned(), Zeroizing::new(bytes.to_vec()));
+        Ok(())
+    }
+
+    fn take_presignature(
+        &self,
+        app: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let mut inner = self.lock()?;
+        Ok(inner.keys.get_mut(&self::id(app, key)).and_then(|e| e.presigs.remove(id)))
+    }
+
+    fn list_presignatures(&self, app: &str, key: &str) -> Result<Vec<String>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .keys
+            .get(&id(app, key))
+            .map(|e| e.presigs.keys().cloned().collect::<BTreeSet<_>>().into_iter().collect())
+            .unwrap_or_default())
+    }
+}

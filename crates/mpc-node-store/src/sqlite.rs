@@ -1,0 +1,841 @@
+//! The embedded SQLite [`Store`]: one database file, WAL mode, migrations at open, shares and
+//! presignatures sealed with envelope encryption ([`crate::envelope`]).
+//!
+//! Every method runs in one `BEGIN IMMEDIATE` transaction, so a crash leaves either the old or
+//! the new state, never a half-written share, and two processes opening the same file serialise
+//! on SQLite's write lock (with a busy timeout). The SQL sticks to what PostgreSQL also accepts
+//! (`ON CONFLICT ... DO NOTHING`, no `INSERT OR REPLACE`, no `rowid`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior};
+use zeroize::Zeroizing;
+
+use crate::envelope::{
+    Aad, DOMAIN_CHECK, DOMAIN_DATA_KEY, DOMAIN_PRESIG, DOMAIN_SHARE, KdfParams, SALT_LEN,
+    SecretKey, fill_random,
+};
+use crate::rules::{
+    check_app_key, check_can_mark_error, check_can_mark_ready, check_new_epoch, check_params,
+    check_presig_id, check_ready, truncate_reason,
+};
+use crate::{CreateOutcome, KeyRecord, KeyStatus, Store, StoreError, now_secs};
+
+/// Plaintext of the password check value (its tag is what matters).
+const CHECK_PLAINTEXT: &[u8] = b"mpc-node-store password check";
+
+/// Schema migrations, applied in order; entry i brings the schema to version i + 1. Never edit
+/// a released entry: append a new one.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+CREATE TABLE keys (
+    app         TEXT    NOT NULL,
+    key_name    TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    error       TEXT,
+    threshold   INTEGER NOT NULL,
+    parties     INTEGER NOT NULL,
+    player      INTEGER NOT NULL,
+    epoch       BIGINT  NOT NULL,
+    public_key  BLOB,
+    chain_code  BLOB,
+    core_key_id BLOB,
+    created_at  BIGINT  NOT NULL,
+    updated_at  BIGINT  NOT NULL,
+    PRIMARY KEY (app, key_name)
+);
+CREATE TABLE data_keys (
+    app      TEXT NOT NULL,
+    key_name TEXT NOT NULL,
+    wrapped  BLOB NOT NULL,
+    PRIMARY KEY (app, key_name),
+    FOREIGN KEY (app, key_name) REFERENCES keys (app, key_name)
+);
+CREATE TABLE shares (
+    app        TEXT NOT NULL,
+    key_name   TEXT NOT NULL,
+    ciphertext BLOB NOT NULL,
+    PRIMARY KEY (app, key_name),
+    FOREIGN KEY (app, key_name) REFERENCES keys (app, key_name)
+);
+CREATE TABLE presignatures (
+    app        TEXT   NOT NULL,
+    key_name   TEXT   NOT NULL,
+    id         TEXT   NOT NULL,
+    ciphertext BLOB   NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (app, key_name, id),
+    FOREIGN KEY (app, key_name) REFERENCES keys (app, key_name)
+);
+CREATE TABLE bans (
+    app        TEXT    NOT NULL,
+    key_name   TEXT    NOT NULL,
+    party      INTEGER NOT NULL,
+    reason     TEXT    NOT NULL,
+    created_at BIGINT  NOT NULL,
+    PRIMARY KEY (app, key_name, party),
+    FOREIGN KEY (app, key_name) REFERENCES keys (app, key_name)
+);
+CREATE TABLE used_iids (
+    iid     BLOB   PRIMARY KEY,
+    used_at BIGINT NOT NULL
+);
+"];
+
+/// Options of [`SqliteStore::open_with`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Argon2id parameters used when the database is created (an existing database keeps the
+    /// parameters it was created with).
+    pub kdf: KdfParams,
+    /// How long a statement waits for another connection's lock before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { kdf: KdfParams::RECOMMENDED, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl OpenOptions {
+    /// Default options with cheap key derivation: for tests only.
+    pub fn insecure_for_tests() -> Self {
+        Self { kdf: KdfParams::INSECURE_FOR_TESTS, ..Self::default() }
+    }
+}
+
+/// The SQLite [`Store`]. One connection behind a mutex; several `SqliteStore`s (threads or
+/// processes) may open the same file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    kek: SecretKey,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Maps an engine error to a [`StoreError`] without SQL text or row contents.
+fn db(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                StoreError::Corrupt("not a database, or a damaged one".into())
+            }
+            ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly => StoreError::Io(f.to_string()),
+            _ => StoreError::Database(f.to_string()),
+        },
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..) => StoreError::Corrupt("malformed row".into()),
+        _ => StoreError::Database("internal database error".into()),
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("malformed {what}"))
+}
+
+fn fixed<const N: usize>(v: Option<Vec<u8>>, what: &str) -> Result<Option<[u8; N]>, StoreError> {
+    v.map(|b| <[u8; N]>::try_from(b.as_slice()).map_err(|_| corrupt(what))).transpose()
+}
+
+/// The columns [`read_record`] expects, in order.
+const RECORD_COLUMNS: &str = "app, key_name, status, error, threshold, parties, player, epoch, \
+                              public_key, chain_code, core_key_id, created_at, updated_at";
+
+/// A raw row: decoded into a [`KeyRecord`] by [`RawRecord::decode`] (so range errors are
+/// reported as corruption, outside rusqlite's row callback).
+struct RawRecord {
+    app: String,
+    key: String,
+    status: String,
+    error: Option<String>,
+    threshold: i64,
+    parties: i64,
+    player: i64,
+    epoch: i64,
+    public_key: Option<Vec<u8>>,
+    chain_code: Option<Vec<u8>>,
+    core_key_id: Option<Vec<u8>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn read_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok(RawRecord {
+        app: row.get(0)?,
+        key: row.get(1)?,
+        status: row.get(2)?,
+        error: row.get(3)?,
+        threshold: row.get(4)?,
+        parties: row.get(5)?,
+        player: row.get(6)?,
+        epoch: row.get(7)?,
+        public_key: row.get(8)?,
+        chain_code: row.get(9)?,
+        core_key_id: row.get(10)?,
+        created_at: row.get(11)?,
+        updated_at: row.get(12)?,
+    })
+}
+
+impl RawRecord {
+    fn decode(self) -> Result<KeyRecord, StoreError> {
+        let status = match (self.status.as_str(), self.error) {
+            ("PENDING", _) => KeyStatus::Pending,
+            ("READY", _) => KeyStatus::Ready,
+            ("ERROR", reason) => KeyStatus::Error(reason.unwrap_or_default()),
+            _ => return Err(corrupt("key status")),
+        };
+        let small = |v: i64, what: &str| u16::try_from(v).map_err(|_| corrupt(what));
+        Ok(KeyRecord {
+            app: self.app,
+            key: self.key,
+            status,
+            threshold: small(self.threshold, "threshold")?,
+            parties: small(self.parties, "parties")?,
+            player: small(self.player, "player")?,
+            epoch: u32::try_from(self.epoch).map_err(|_| corrupt("epoch"))?,
+            public_key: fixed(self.public_key, "public key")?,
+            chain_code: fixed(self.chain_code, "chain code")?,
+            core_key_id: fixed(self.core_key_id, "key id")?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+fn get_record(tx: &Connection, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+    let sql = format!("SELECT {RECORD_COLUMNS} FROM keys WHERE app = ?1 AND key_name = ?2");
+    tx.query_row(&sql, (app, key), read_record)
+        .optional()
+        .map_err(db)?
+        .map(RawRecord::decode)
+        .transpose()
+}
+
+fn require_record(tx: &Connection, app: &str, key: &str) -> Result<KeyRecord, StoreError> {
+    get_record(tx, app, key)?.ok_or(StoreError::NotFound)
+}
+
+fn meta(tx: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    tx.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0))
+        .optional()
+        .map_err(db)
+}
+
+/// The associated data of the password check: binds the salt and the parameters.
+fn check_aad(salt: &[u8], params: KdfParams) -> Aad {
+    let mut aad = Aad::new(DOMAIN_CHECK);
+    aad.bytes(salt).bytes(&params.encode());
+    aad
+}
+
+/// The schema version of the database (0 for a new file), read without taking the write lock.
+fn schema_version(conn: &Connection) -> Result<usize, StoreError> {
+    let has_table: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    if has_table == 0 {
+        return Ok(0);
+    }
+    let v: i64 = conn
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+        .map_err(db)?;
+    let v = usize::try_from(v).map_err(|_| corrupt("schema version"))?;
+    if v > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt("database schema is newer than this program".into()));
+    }
+    Ok(v)
+}
+
+/// Runs the pending migrations in one transaction. An up-to-date database is only read, so
+/// opening never waits for the write lock of a busy writer.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    if schema_version(conn)? == MIGRATIONS.len() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at BIGINT  NOT NULL
+         );",
+    )
+    .map_err(db)?;
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    let current = schema_version(&tx)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tx.execute_batch(sql).map_err(db)?;
+        let version = i64::try_from(i + 1).map_err(|_| corrupt("schema version"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            (version, now_secs()),
+        )
+        .map_err(db)?;
+    }
+    tx.commit().map_err(db)
+}
+
+type KdfRows = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn read_kdf(conn: &Connection) -> Result<KdfRows, StoreError> {
+    Ok((meta(conn, "kdf_salt")?, meta(conn, "kdf_params")?, meta(conn, "kdf_check")?))
+}
+
+/// Derives the KEK from stored settings and verifies it against the check value.
+fn verify_kek(
+    password: &[u8],
+    salt: &[u8],
+    params: &[u8],
+    check: &[u8],
+) -> Result<SecretKey, StoreError> {
+    let params = KdfParams::decode(params)?;
+    if salt.len() != SALT_LEN {
+        return Err(corrupt("key derivation salt"));
+    }
+    let kek = SecretKey::derive_kek(password, salt, params)?;
+    kek.open(check_aad(salt, params).as_slice(), check, "password check")
+        .map_err(|_| StoreError::WrongPassword)?;
+    Ok(kek)
+}
+
+/// Reads (or, for a new database, creates) the KDF salt, parameters and check value, derives the
+/// KEK and verifies it. An existing database is only read.
+fn unlock(
+    conn: &mut Connection,
+    password: &[u8],
+    create_params: KdfParams,
+) -> Result<SecretKey, StoreError> {
+    match read_kdf(conn)? {
+        (Some(salt), Some(params), Some(check)) => {
+            return verify_kek(password, &salt, &params, &check);
+        }
+        (None, None, None) => {}
+        _ => return Err(StoreError::Corrupt("key derivation settings incomplete".into())),
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+    let kek = match read_kdf(&tx)? {
+        // Another process created them meanwhile.
+        (Some(salt), Some(params), Some(check)) => verify_kek(password, &salt, &params, &check)?,
+        (None, None, None) => {
+            let mut salt = [0u8; SALT_LEN];
+            fill_random(&mut salt)?;
+            let kek = SecretKey::derive_kek(password, &salt, create_params)?;
+            let check = kek.seal(check_aad(&salt, create_params).as_slice(), CHECK_PLAINTEXT)?;
+            let put = "INSERT INTO meta (name, value) VALUES (?1, ?2)";
+            tx.execute(put, ("kdf_salt", salt.as_slice())).map_err(db)?;
+            tx.execute(put, ("kdf_params", create_params.encode().as_slice())).map_err(db)?;
+            tx.execute(put, ("kdf_check", check)).map_err(db)?;
+            kek
+        }
+        _ => return Err(StoreError::Corrupt("key derivation settings incomplete".into())),
+    };
+    tx.commit().map_err(db)?;
+    Ok(kek)
+}
+
+#[cfg(unix)]
+fn restrict_permissions(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| StoreError::Io(format!("cannot set database file permissions: {}", e.kind())))
+}
+
+#[cfg(not(unix))]
+fn restrict_permissions(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens/creates `path`, runs migrations, derives the KEK from `master_password` with
+    /// Argon2id (salt + parameters stored in the DB; a stored check value makes a wrong password
+    /// fail with [`StoreError::WrongPassword`] instead of producing garbage). A new database
+    /// uses [`KdfParams::RECOMMENDED`].
+    ///
+    /// # Errors
+    /// [`StoreError::WrongPassword`]; [`StoreError::Io`] if the file cannot be opened;
+    /// [`StoreError::Corrupt`] for a file that is not this store's database.
+    pub fn open(path: &Path, master_password: &[u8]) -> Result<Self, StoreError> {
+        Self::open_with(path, master_password, &OpenOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with explicit options.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open_with(
+        path: &Path,
+        master_password: &[u8],
+        options: &OpenOptions,
+    ) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(db)?;
+        restrict_permissions(path)?;
+        conn.busy_timeout(options.busy_timeout).map_err(db)?;
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Database("cannot enable write-ahead logging".into()));
+        }
+        // FULL: a committed share survives power loss, not only a process crash.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        // Deleted rows (shares, data keys) are overwritten with zeros, not just unlinked.
+        conn.pragma_update(None, "secure_delete", "ON").map_err(db)?;
+        // Temporary tables and indices (sorts, VACUUM) stay in memory, never in stray files.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(db)?;
+        migrate(&mut conn)?;
+        let kek = unlock(&mut conn, master_password, options.kdf)?;
+        Ok(Self { conn: Mutex::new(conn), kek, path: path.to_owned() })
+    }
+
+    /// Changes the master password: derives a new KEK (new salt, `kdf` parameters) and rewraps
+    /// every data key under it in one transaction. Shares and presignatures are not re-encrypted
+    /// (their data keys do not change). Other open handles on the same file keep the old KEK
+    /// and must be reopened.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if a data key does not unwrap (nothing is changed then);
+    /// database failures.
+    pub fn change_master_password(
+        &mut self,
+        new_password: &[u8],
+        kdf: KdfParams,
+    ) -> Result<(), StoreError> {
+        let mut salt = [0u8; SALT_LEN];
+        fill_random(&mut salt)?;
+        let new_kek = SecretKey::derive_kek(new_password, &salt, kdf)?;
+        let check = new_kek.seal(check_aad(&salt, kdf).as_slice(), CHECK_PLAINTEXT)?;
+        self.write(|tx| {
+            let sql = format!(
+                "SELECT {RECORD_COLUMNS} FROM keys WHERE status = 'READY' ORDER BY app, key_name"
+            );
+            let mut stmt = tx.prepare(&sql).map_err(db)?;
+            let records = stmt
+                .query_map([], read_record)
+                .map_err(db)?
+                .map(|r| r.map_err(db).and_then(RawRecord::decode))
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in &records {
+                let dk = self.data_key(tx, r)?;
+                let aad = Aad::for_key(DOMAIN_DATA_KEY, &r.app, &r.key, r.player, r.epoch);
+                tx.execute(
+                    "UPDATE data_keys SET wrapped = ?3 WHERE app = ?1 AND key_name = ?2",
+                    (&r.app, &r.key, dk.wrap(&new_kek, aad.as_slice())?),
+                )
+                .map_err(db)?;
+            }
+            let put = "UPDATE meta SET value = ?2 WHERE name = ?1";
+            tx.execute(put, ("kdf_salt", salt.as_slice())).map_err(db)?;
+            tx.execute(put, ("kdf_params", kdf.encode().as_slice())).map_err(db)?;
+            tx.execute(put, ("kdf_check", check)).map_err(db)?;
+            Ok(())
+        })?;
+        self.kek = new_kek;
+        // The old wrapped keys are overwritten (secure_delete) once the log is checkpointed.
+        self.shred_log();
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rebuilds the database file (`VACUUM`) and truncates the write-ahead log, so no freed
+    /// page or old log frame keeps deleted data. `delete` and `replace_share` already
+    /// checkpoint; this is for maintenance.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute_batch("VACUUM").map_err(db)?;
+        checkpoint(&conn)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Database("store lock poisoned".into()))
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed only if `f` succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read transaction (one consistent snapshot).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(db)?;
+        f(&tx)
+    }
+
+    /// The data key of a READY record, unwrapped.
+    fn data_key(&self, tx: &Connection, r: &KeyRecord) -> Result<SecretKey, StoreError> {
+        let wrapped: Vec<u8> = tx
+            .query_row(
+                "SELECT wrapped FROM data_keys WHERE app = ?1 AND key_name = ?2",
+                (&r.app, &r.key),
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db)?
+            .ok_or_else(|| StoreError::Corrupt("data key missing".into()))?;
+        let aad = Aad::for_key(DOMAIN_DATA_KEY, &r.app, &r.key, r.player, r.epoch);
+        SecretKey::unwrap_with(&self.kek, aad.as_slice(), &wrapped)
+    }
+
+    /// Writes a new data key and the share sealed under it (replacing any previous ones).
+    fn store_share(
+        &self,
+        tx: &Connection,
+        app: &str,
+        key: &str,
+        player: u16,
+        epoch: u32,
+        share: &[u8],
+    ) -> Result<(), StoreError> {
+        let dk = SecretKey::random()?;
+        let wrapped =
+            dk.wrap(&self.kek, Aad::for_key(DOMAIN_DATA_KEY, app, key, player, epoch).as_slice())?;
+        let ct = dk.seal(Aad::for_key(DOMAIN_SHARE, app, key, player, epoch).as_slice(), share)?;
+        delete_secrets(tx, app, key)?;
+        tx.execute(
+            "INSERT INTO data_keys (app, key_name, wrapped) VALUES (?1, ?2, ?3)",
+            (app, key, wrapped),
+        )
+        .map_err(db)?;
+        tx.execute(
+            "INSERT INTO shares (app, key_name, ciphertext) VALUES (?1, ?2, ?3)",
+            (app, key, ct),
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// Truncates the write-ahead log after a secret was destroyed (best effort: a reader still
+    /// holding an old snapshot makes SQLite skip part of it; the next checkpoint finishes).
+    fn shred_log(&self) {
+        if let Ok(conn) = self.lock() {
+            let _ = checkpoint(&conn);
+        }
+    }
+}
+
+fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(db)
+}
+
+/// Deletes presignatures, share ciphertext and data key of a key (in the caller's transaction).
+fn delete_secrets(tx: &Connection, app: &str, key: &str) -> Result<(), StoreError> {
+    for table in ["presignatures", "shares", "data_keys"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE app = ?1 AND key_name = ?2"), (app, key))
+            .map_err(db)?;
+    }
+    Ok(())
+}
+
+fn presig_aad(r: &KeyRecord, id: &str) -> Aad {
+    let mut aad = Aad::for_key(DOMAIN_PRESIG, &r.app, &r.key, r.player, r.epoch);
+    aad.bytes(id.as_bytes());
+    aad
+}
+
+impl Store for SqliteStore {
+    fn create_pending(
+        &self,
+        app: &str,
+        key: &str,
+        threshold: u16,
+        parties: u16,
+        player: u16,
+    ) -> Result<CreateOutcome, StoreError> {
+        check_app_key(app, key)?;
+        check_params(threshold, parties)?;
+        self.write(|tx| {
+            if let Some(existing) = get_record(tx, app, key)? {
+                return Ok(CreateOutcome::Existing(existing));
+            }
+            let now = now_secs();
+            tx.execute(
+                "INSERT INTO keys (app, key_name, status, threshold, parties, player, epoch, \
+                 created_at, updated_at) VALUES (?1, ?2, 'PENDING', ?3, ?4, ?5, 0, ?6, ?6)",
+                (app, key, threshold, parties, player, now),
+            )
+            .map_err(db)?;
+            Ok(CreateOutcome::Created)
+        })
+    }
+
+    fn mark_ready(
+        &self,
+        app: &str,
+        key: &str,
+        share: &[u8],
+        epoch: u32,
+        public_key: [u8; 33],
+        chain_code: [u8; 32],
+        core_key_id: [u8; 32],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let r = require_record(tx, app, key)?;
+            check_can_mark_ready(&r.status)?;
+            self.store_share(tx, app, key, r.player, epoch, share)?;
+            tx.execute(
+                "UPDATE keys SET status = 'READY', error = NULL, epoch = ?3, public_key = ?4, \
+                 chain_code = ?5, core_key_id = ?6, updated_at = ?7 \
+                 WHERE app = ?1 AND key_name = ?2",
+                (
+                    app,
+                    key,
+                    i64::from(epoch),
+                    public_key.as_slice(),
+                    chain_code.as_slice(),
+                    core_key_id.as_slice(),
+                    now_secs(),
+                ),
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn mark_error(&self, app: &str, key: &str, reason: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let r = require_record(tx, app, key)?;
+            check_can_mark_error(&r.status)?;
+            tx.execute(
+                "UPDATE keys SET status = 'ERROR', error = ?3, updated_at = ?4 \
+                 WHERE app = ?1 AND key_name = ?2",
+                (app, key, truncate_reason(reason), now_secs()),
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+        self.read(|tx| get_record(tx, app, key))
+    }
+
+    fn list(&self, app: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        self.read(|tx| {
+            let sql = format!("SELECT {RECORD_COLUMNS} FROM keys WHERE app = ?1 ORDER BY key_name");
+            let mut stmt = tx.prepare(&sql).map_err(db)?;
+            let rows = stmt.query_map([app], read_record).map_err(db)?;
+            rows.map(|r| r.map_err(db).and_then(RawRecord::decode)).collect()
+        })
+    }
+
+    fn load_share(&self, app: &str, key: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        self.read(|tx| {
+            let r = require_record(tx, app, key)?;
+            if r.status != KeyStatus::Ready {
+                return Err(StoreError::NotFound);
+            }
+            let ct: Vec<u8> = tx
+                .query_row(
+                    "SELECT ciphertext FROM shares WHERE app = ?1 AND key_name = ?2",
+                    (app, key),
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db)?
+                .ok_or_else(|| StoreError::Corrupt("share missing".into()))?;
+            let dk = self.data_key(tx, &r)?;
+            dk.open(
+                Aad::for_key(DOMAIN_SHARE, app, key, r.player, r.epoch).as_slice(),
+                &ct,
+                "share",
+            )
+        })
+    }
+
+    fn replace_share(
+        &self,
+        app: &str,
+        key: &str,
+        share: &[u8],
+        epoch: u32,
+        player: u16,
+        threshold: u16,
+        parties: u16,
+    ) -> Result<(), StoreError> {
+        check_params(threshold, parties)?;
+        self.write(|tx| {
+            let r = require_record(tx, app, key)?;
+            check_ready(&r.status)?;
+            check_new_epoch(r.epoch, epoch)?;
+            // Replaces data key and share, drops presignatures (bound to the old epoch anyway).
+            self.store_share(tx, app, key, player, epoch, share)?;
+            tx.execute("DELETE FROM bans WHERE app = ?1 AND key_name = ?2", (app, key))
+                .map_err(db)?;
+            tx.execute(
+                "UPDATE keys SET epoch = ?3, player = ?4, threshold = ?5, parties = ?6, \
+                 updated_at = ?7 WHERE app = ?1 AND key_name = ?2",
+                (app, key, i64::from(epoch), player, threshold, parties, now_secs()),
+            )
+            .map_err(db)?;
+            Ok(())
+        })?;
+        self.shred_log();
+        Ok(())
+    }
+
+    fn delete(&self, app: &str, key: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            delete_secrets(tx, app, key)?;
+            tx.execute("DELETE FROM bans WHERE app = ?1 AND key_name = ?2", (app, key))
+                .map_err(db)?;
+            let n = tx
+                .execute("DELETE FROM keys WHERE app = ?1 AND key_name = ?2", (app, key))
+                .map_err(db)?;
+            if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        })?;
+        self.shred_log();
+        Ok(())
+    }
+
+    fn record_iid(&self, iid: &[u8; 32]) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO used_iids (iid, used_at) VALUES (?1, ?2) \
+                     ON CONFLICT (iid) DO NOTHING",
+                    (iid.as_slice(), now_secs()),
+                )
+                .map_err(db)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn record_ban(&self, app: &str, key: &str, party: u16, reason: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            require_record(tx, app, key)?;
+            tx.execute(
+                "INSERT INTO bans (app, key_name, party, reason, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app, key_name, party) DO NOTHING",
+                (app, key, party, truncate_reason(reason), now_secs()),
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn bans(&self, app: &str, key: &str) -> Result<Vec<u16>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare("SELECT party FROM bans WHERE app = ?1 AND key_name = ?2 ORDER BY party")
+                .map_err(db)?;
+            let rows = stmt.query_map((app, key), |r| r.get::<_, i64>(0)).map_err(db)?;
+            rows.map(|r| r.map_err(db).and_then(|p| u16::try_from(p).map_err(|_| corrupt("ban"))))
+                .collect()
+        })
+    }
+
+    fn put_presignature(
+        &self,
+        app: &str,
+        key: &str,
+        id: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        check_presig_id(id)?;
+        self.write(|tx| {
+            let r = require_record(tx, app, key)?;
+            check_ready(&r.status)?;
+            let dk = self.data_key(tx, &r)?;
+            let ct = dk.seal(presig_aad(&r, id).as_slice(), bytes)?;
+            let n = tx
+                .execute(
+                    "INSERT INTO presignatures (app, key_name, id, ciphertext, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (app, key_name, id) DO NOTHING",
+                    (app, key, id, ct, now_secs()),
+                )
+                .map_err(db)?;
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict("presignature id already used".into()))
+            }
+        })
+    }
+
+    fn take_presignature(
+        &self,
+        app: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        self.write(|tx| {
+            let Some(r) = get_record(tx, app, key)? else { return Ok(None) };
+            let ct: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT ciphertext FROM presignatures \
+                     WHERE app = ?1 AND key_name = ?2 AND id = ?3",
+                    (app, key, id),
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            let Some(ct) = ct else { return Ok(None) };
+            let dk = self.data_key(tx, &r)?;
+            let pt = dk.open(presig_aad(&r, id).as_slice(), &ct, "presignature")?;
+            let n = tx
+                .execute(
+                    "DELETE FROM presignatures WHERE app = ?1 AND key_name = ?2 AND id = ?3",
+                    (app, key, id),
+                )
+                .map_err(db)?;
+            // The write lock is held since BEGIN IMMEDIATE, so the row cannot have gone.
+            if n == 1 { Ok(Some(pt)) } else { Ok(None) }
+        })
+    }
+
+    fn list_presignatures(&self, app: &str, key: &str) -> Result<Vec<String>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id FROM presignatures WHERE app = ?1 AND key_name = ?2 ORDER BY id",
+                )
+                .map_err(db)?;
+            let rows = stmt.query_map((app, key), |r| r.get::<_, String>(0)).map_err(db)?;
+            rows.map(|r| r.map_err(db)).collect()
+        })
+    }
+}
+
+impl dkls23_core::setup::ReplayGuard for SqliteStore {
+    fn check_and_record(&self, iid: &[u8; 32]) -> Result<(), dkls23_core::setup::ReplayError> {
+        crate::guard_result(self.record_iid(iid))
+    }
+}
