@@ -59,7 +59,8 @@ pub enum Command {
     Keygen(RunArgs),
     /// Sign a message (with a sign setup).
     Sign(SignArgs),
-    /// Precompute a presignature (not yet available).
+    /// Precompute a presignature (with a presign setup); finish it later with
+    /// `sign --presignature`.
     Presign(RunArgs),
     /// Refresh the shares of a key (same public key, new shares).
     Refresh(RunArgs),
@@ -108,6 +109,8 @@ pub enum SetupProtocol {
     Keygen,
     /// Signing.
     Sign,
+    /// Presigning: a signing setup without the message (given later to `sign --presignature`).
+    Presign,
     /// Refresh (reshare to the same committee).
     Refresh,
     /// Reshare to a new committee.
@@ -159,16 +162,17 @@ pub struct SetupNewArgs {
     /// keygen: a label for the key (at most 64 bytes).
     #[arg(long, default_value = "")]
     pub label: String,
-    /// sign/refresh: the key (key id, unique key-id prefix, or label) as held by this party.
+    /// sign/presign/refresh: the key (key id, unique key-id prefix, or label) as held by this
+    /// party.
     #[arg(long)]
     pub key: Option<String>,
-    /// sign: the signing parties' indices, e.g. 1,3 (default: 1..=t).
+    /// sign/presign: the signing parties' indices, e.g. 1,3 (default: 1..=t).
     #[arg(long, value_delimiter = ',')]
     pub signers: Vec<u16>,
     /// sign: the message.
     #[command(flatten)]
     pub message: MessageArgs,
-    /// sign: non-hardened derivation path, e.g. m/0/1.
+    /// sign/presign: non-hardened derivation path, e.g. m/0/1.
     #[arg(long, default_value = "m")]
     pub path: String,
     /// Lifetime of the run's messages at the relay, in seconds.
@@ -196,18 +200,20 @@ pub enum SigFormat {
 /// `sign` arguments.
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The sign setup file (from `setup new --protocol sign`).
-    #[arg(long)]
-    pub setup: PathBuf,
+    /// The sign setup file (from `setup new --protocol sign`); not used with --presignature.
+    #[arg(long, required_unless_present = "presignature", conflicts_with = "presignature")]
+    pub setup: Option<PathBuf>,
     /// Check the setup signs exactly this message (hashed with --hash) before taking part.
     #[command(flatten)]
     pub message: MessageArgs,
     /// Check the setup signs under exactly this path before taking part.
     #[arg(long)]
     pub path: Option<String>,
-    /// Finish with a presignature file from `presign` (not yet available).
+    /// Finish a presignature made by `presign` (its file, or its id): runs only the online
+    /// round. The presignature is deleted before the final round is sent, so it is never used
+    /// twice. Needs --message-hex or --message-file.
     #[arg(long)]
-    pub presignature: Option<PathBuf>,
+    pub presignature: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = SigFormat::Hex)]
     pub format: SigFormat,
@@ -317,7 +323,7 @@ pub fn dispatch(cli: Cli) -> CliResult<Output> {
         Command::Derive(args) => crate::local::derive(&ctx, &args),
         Command::Keygen(args) => runtime()?.block_on(crate::runs::keygen(&ctx, &args)),
         Command::Sign(args) => runtime()?.block_on(crate::runs::sign(&ctx, &args)),
-        Command::Presign(_) => Err(not_yet("presign", "presigning in the runner")),
+        Command::Presign(args) => runtime()?.block_on(crate::presign::presign(&ctx, &args)),
         Command::Refresh(_) => Err(not_yet("refresh", "reshare/refresh in dkls23-core")),
         Command::Reshare(_) => Err(not_yet("reshare", "reshare in dkls23-core")),
         Command::Import(_) => Err(not_yet("import", "key import in dkls23-core")),

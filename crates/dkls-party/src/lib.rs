@@ -22,6 +22,7 @@ pub mod files;
 pub mod identity_file;
 pub mod local;
 pub mod party_dir;
+pub mod presign;
 pub mod progress;
 pub mod relay;
 pub mod runs;

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::hashing::prehash;
 use dkls23_core::identity::IdentityPublicKey;
-use dkls23_core::runner::SignRequest;
+use dkls23_core::runner::{PresignRequest, SignRequest};
 use dkls23_core::setup::{ProtocolId, Setup};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -174,16 +174,22 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
                 a.ttl_secs,
             )
         }
-        SetupProtocol::Sign => {
+        SetupProtocol::Sign | SetupProtocol::Presign => {
             let key = a.key.as_deref().ok_or_else(|| {
-                CliError::bad_input("a sign setup needs --key")
+                CliError::bad_input("a sign or presign setup needs --key")
                     .hint("name the key by id, id prefix or label (see `shares list`)")
             })?;
             let info = ctx.dir.find(key)?;
-            let message = message_prehash(&a.message)?.ok_or_else(|| {
-                CliError::bad_input("a sign setup needs the message")
-                    .hint("pass --message-hex or --message-file (and --hash)")
-            })?;
+            let message = message_prehash(&a.message)?;
+            let presign = a.protocol == SetupProtocol::Presign;
+            if presign && message.is_some() {
+                return Err(CliError::bad_input("a presign setup takes no message")
+                    .hint("give the message later to `sign --presignature`"));
+            }
+            if !presign && message.is_none() {
+                return Err(CliError::bad_input("a sign setup needs the message")
+                    .hint("pass --message-hex or --message-file (and --hash)"));
+            }
             let signers: Vec<u16> = if a.signers.is_empty() {
                 (1..=info.threshold).collect()
             } else {
@@ -193,12 +199,13 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
             for &s in &signers {
                 participants.push((s, info.identity_of(s)?));
             }
-            let req = SignRequest {
-                key_id: key_id_of(&info)?,
-                keygen_sid: hex_array(&info.keygen_sid)
-                    .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))?,
-                path: parse_path(&a.path)?,
-                message,
+            let key_id = key_id_of(&info)?;
+            let keygen_sid = hex_array(&info.keygen_sid)
+                .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))?;
+            let path = parse_path(&a.path)?;
+            let extra = match message {
+                Some(message) => SignRequest { key_id, keygen_sid, path, message }.to_bytes(),
+                None => PresignRequest { key_id, keygen_sid, path }.to_bytes(),
             };
             Setup::new(
                 ProtocolId::Sign,
@@ -206,7 +213,7 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
                 info.parties,
                 info.threshold,
                 participants,
-                req.to_bytes(),
+                extra,
                 a.ttl_secs,
             )
         }

@@ -14,7 +14,7 @@ use msg_relay_client::{ClientConfig, ClientError, WsRelay};
 use serde_json::{Value, json};
 use tracing::info;
 
-use crate::cli::{Ctx, Output, RunArgs, SigFormat, SignArgs, not_yet};
+use crate::cli::{Ctx, Output, RunArgs, SigFormat, SignArgs};
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::identity_file::public_hex;
 use crate::local::{key_id_of, load_identity, message_prehash, passphrase};
@@ -45,7 +45,7 @@ pub async fn connect(url: &str, timeout: Duration) -> CliResult<WsRelay> {
 }
 
 /// This party's index in `setup`, with a clear error if it is not a participant.
-fn my_index(setup: &Setup, signer: &dyn IdentitySigner) -> CliResult<u16> {
+pub(crate) fn my_index(setup: &Setup, signer: &dyn IdentitySigner) -> CliResult<u16> {
     let pk = signer.public_key();
     setup.require_member(&pk).map_err(|_| {
         CliError::bad_input(format!(
@@ -56,7 +56,7 @@ fn my_index(setup: &Setup, signer: &dyn IdentitySigner) -> CliResult<u16> {
     })
 }
 
-fn check_fresh(guard: &FileReplayGuard, setup: &Setup) -> CliResult<()> {
+pub(crate) fn check_fresh(guard: &FileReplayGuard, setup: &Setup) -> CliResult<()> {
     if guard.was_used(setup.iid()) {
         return Err(CliError::bad_input(format!(
             "this party already took part in run {} (instance ids are single-use)",
@@ -67,14 +67,14 @@ fn check_fresh(guard: &FileReplayGuard, setup: &Setup) -> CliResult<()> {
     Ok(())
 }
 
-fn opts(ctx: &Ctx, setup: &Setup) -> RunOptions {
+pub(crate) fn opts(ctx: &Ctx, setup: &Setup) -> RunOptions {
     RunOptions {
         round_timeout: ctx.timeout,
         message_ttl: Duration::from_secs(u64::from(setup.ttl_secs())),
     }
 }
 
-fn session(setup: &Setup) -> String {
+pub(crate) fn session(setup: &Setup) -> String {
     hex::encode(setup.iid().get(..8).unwrap_or_default())
 }
 
@@ -166,7 +166,10 @@ pub fn signature_json(sig: &Signature, m32: &[u8; 32], pk: &ProjectivePoint) -> 
 /// # Errors
 /// See [`ExitCode`].
 pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
-    let setup = setup_file::read(&args.setup, ProtocolId::Sign)?;
+    let Some(setup_path) = &args.setup else {
+        return crate::presign::finish(ctx, args).await;
+    };
+    let setup = setup_file::read(setup_path, ProtocolId::Sign)?;
     let req = setup_file::sign_request(&setup)?;
     if let Some(m32) = message_prehash(&args.message)?
         && m32 != req.message
@@ -188,9 +191,6 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
             ))
             .hint("refuse this setup, or check --path"));
         }
-    }
-    if args.presignature.is_some() {
-        return Err(not_yet("sign --presignature", "presigning in the runner"));
     }
     let signer = load_identity(ctx)?;
     let me = my_index(&setup, signer.as_ref())?;
@@ -249,8 +249,18 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         return Err(CliError::internal("the combined signature does not verify"));
     }
     info!(session = %session(&setup), party = me, "sign done");
-    let json = signature_json(&sig, &req.message, &derived.public_key);
-    let text = match args.format {
+    Ok(signature_output(&sig, &req.message, &derived.public_key, args.format))
+}
+
+/// What `sign` prints for a signature.
+pub fn signature_output(
+    sig: &Signature,
+    m32: &[u8; 32],
+    pk: &ProjectivePoint,
+    format: SigFormat,
+) -> Output {
+    let json = signature_json(sig, m32, pk);
+    let text = match format {
         SigFormat::Json => format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default()),
         SigFormat::Hex => format!(
             "r            {}\ns            {}\nrecovery id  {}\nder          {}\nrsv          {}\npublic key   {}\n",
@@ -259,10 +269,10 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
             sig.recovery_id,
             hex::encode(sig.to_der()),
             hex::encode(sig.to_rsv()),
-            hex::encode(point_to_bytes(&derived.public_key)),
+            hex::encode(point_to_bytes(pk)),
         ),
     };
     let mut out_json = json;
     crate::cli::set_field(&mut out_json, "ok", json!(true));
-    Ok(Output { text, json: out_json })
+    Output { text, json: out_json }
 }

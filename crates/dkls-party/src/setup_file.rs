@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use dkls23_core::runner::SignRequest;
+use dkls23_core::runner::{PresignRequest, SignRequest};
 use dkls23_core::setup::{ProtocolId, Setup};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -59,8 +59,26 @@ pub fn keygen_label(setup: &Setup) -> CliResult<String> {
 /// # Errors
 /// Bad input if `extra` is not a signing request.
 pub fn sign_request(setup: &Setup) -> CliResult<SignRequest> {
+    if PresignRequest::from_bytes(setup.extra()).is_ok() {
+        return Err(CliError::bad_input("this is a presign setup, not a sign setup")
+            .hint("run `dkls-party presign --setup FILE`, then `sign --presignature`"));
+    }
     SignRequest::from_bytes(setup.extra())
         .map_err(|e| CliError::bad_input(format!("the setup's signing request is malformed: {e}")))
+}
+
+/// The presigning request of a presign setup.
+///
+/// # Errors
+/// Bad input if `extra` is not a presigning request.
+pub fn presign_request(setup: &Setup) -> CliResult<PresignRequest> {
+    if SignRequest::from_bytes(setup.extra()).is_ok() {
+        return Err(CliError::bad_input("this is a sign setup, not a presign setup")
+            .hint("run `dkls-party sign --setup FILE`"));
+    }
+    PresignRequest::from_bytes(setup.extra()).map_err(|e| {
+        CliError::bad_input(format!("the setup's presigning request is malformed: {e}"))
+    })
 }
 
 /// `m/0/1` for `[0, 1]`.
@@ -127,6 +145,12 @@ pub fn summary(setup: &Setup) -> Value {
             crate::cli::set_field(&mut v, "label", json!(keygen_label(setup).unwrap_or_default()));
         }
         ProtocolId::Sign => {
+            if let Ok(req) = PresignRequest::from_bytes(setup.extra()) {
+                crate::cli::set_field(&mut v, "protocol", json!("presign"));
+                crate::cli::set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
+                crate::cli::set_field(&mut v, "keygen_sid", json!(hex::encode(req.keygen_sid)));
+                crate::cli::set_field(&mut v, "path", json!(format_path(&req.path)));
+            }
             if let Ok(req) = sign_request(setup) {
                 crate::cli::set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
                 crate::cli::set_field(&mut v, "keygen_sid", json!(hex::encode(req.keygen_sid)));

@@ -151,6 +151,70 @@ fn keygen_and_sign_with_three_processes() {
     assert_eq!(addr.stdout.trim(), derived["eth_address"].as_str().unwrap());
     assert!(addr.stdout.starts_with("0x") && addr.stdout.trim().len() == 42);
 
+    // Presign with parties 1 and 2, then finish online with the message.
+    let pre_setup = dir.path().join("presign.json");
+    let out = parties[0].run(&[
+        "setup",
+        "new",
+        "--protocol",
+        "presign",
+        "--key",
+        "wallet",
+        "--signers",
+        "1,2",
+        "--path",
+        "m/0/1",
+        "-o",
+        pre_setup.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let outs = harness::run_all_refs(
+        &[&parties[0], &parties[1]],
+        &["--json", "presign", "--setup", pre_setup.to_str().unwrap()],
+    );
+    let ids: Vec<String> = outs
+        .iter()
+        .map(|o| {
+            assert_eq!(o.code, 0, "presign failed: {}", o.stderr);
+            let v: Value = serde_json::from_str(&o.stdout).unwrap();
+            v["presignature"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    let finish = [
+        "--json",
+        "sign",
+        "--presignature",
+        &ids[0][..12],
+        "--message-hex",
+        MESSAGE_HEX,
+        "--hash",
+        "keccak256",
+    ];
+    let outs = harness::run_all_refs(&[&parties[0], &parties[1]], &finish);
+    let sigs2: Vec<Value> = outs
+        .iter()
+        .map(|o| {
+            assert_eq!(o.code, 0, "sign --presignature failed: {}", o.stderr);
+            serde_json::from_str(&o.stdout).unwrap()
+        })
+        .collect();
+    assert_eq!(sigs2[0]["rsv"], sigs2[1]["rsv"]);
+    assert_ne!(sigs2[0]["rsv"], sigs[0]["rsv"]);
+    verify_with_k256(derived["public_key"].as_str().unwrap(), &sigs2[0]);
+    // A presignature is consumed: it is gone, and a second use is refused.
+    assert_eq!(fs::read_dir(parties[0].dest.join("presignatures")).unwrap().count(), 0);
+    let again = parties[0].run(&[
+        "--quiet",
+        "sign",
+        "--presignature",
+        &ids[0][..12],
+        "--message-hex",
+        MESSAGE_HEX,
+    ]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    harness::assert_one_line_error(&again.stderr, "no presignature");
+
     // The same setup cannot be run twice (instance ids are single-use).
     let again = parties[0].run(&["--quiet", "sign", "--setup", &setup]);
     assert_eq!(again.code, 2, "{}", again.stderr);
