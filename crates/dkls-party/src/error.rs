@@ -166,3 +166,55 @@ impl std::error::Error for CliError {}
 
 /// Shorthand for command results.
 pub type CliResult<T> = Result<T, CliError>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use dkls23_core::Error as E;
+
+    #[test]
+    fn protocol_errors_map_to_exit_codes_and_name_the_culprit() {
+        let cases = [
+            (E::InvalidInput("x".into()), ExitCode::BadInput, None, false),
+            (
+                E::Blame { party: 2, reason: "bad proof".into() },
+                ExitCode::PeerMisbehaviour,
+                Some(2),
+                false,
+            ),
+            (
+                E::BanAndAbort { party: 3, reason: "OT".into() },
+                ExitCode::PeerMisbehaviour,
+                Some(3),
+                true,
+            ),
+            (E::ViewMismatch { round: 2, party: 1 }, ExitCode::PeerMisbehaviour, None, false),
+            (E::Unattributable("sum".into()), ExitCode::PeerMisbehaviour, None, false),
+            (E::Transport("closed".into()), ExitCode::Relay, None, false),
+            (E::Timeout { round: 1, missing: vec![2] }, ExitCode::Timeout, None, false),
+        ];
+        for (e, code, blamed, banned) in cases {
+            let c = CliError::from_protocol(&e);
+            assert_eq!((c.code, c.blamed, c.banned), (code, blamed, banned), "{e}");
+            let line = c.one_line();
+            assert!(line.starts_with("error: ") && !line.contains('\n') && line.contains(" — "));
+            let j = c.to_json();
+            assert_eq!(j["error"]["exit_code"], code as u8);
+            assert_eq!(j["error"]["blamed_party"], serde_json::json!(blamed));
+        }
+        let codes = [
+            ExitCode::Ok,
+            ExitCode::Internal,
+            ExitCode::BadInput,
+            ExitCode::Timeout,
+            ExitCode::PeerMisbehaviour,
+            ExitCode::Relay,
+            ExitCode::WrongPassphrase,
+            ExitCode::CorruptedData,
+        ];
+        let mut seen: Vec<u8> = codes.iter().map(|c| *c as u8).collect();
+        seen.dedup();
+        assert_eq!(seen, vec![0, 1, 2, 3, 4, 5, 6, 7]);
+    }
+}

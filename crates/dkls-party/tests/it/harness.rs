@@ -92,7 +92,7 @@ impl Party {
             .env("DEST", &self.dest)
             .env("RELAY_URL", &self.relay_url)
             .env("DKLS_PASSPHRASE", PASSPHRASE)
-            .env("DKLS_TIMEOUT_SECS", "3")
+            .env("DKLS_TIMEOUT_SECS", "60")
             .env("RUST_LOG", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -264,14 +264,17 @@ fn failures_end_with_their_exit_code_and_leave_shares_intact() {
 
     // An unreachable relay.
     let setup = sign_setup(&parties[0], &dir, "s-relay.json", "cold", "1,2");
-    let out = parties[0]
-        .run_env(&["--quiet", "sign", "--setup", &setup], &[("RELAY_URL", "http://127.0.0.1:9")]);
+    let out = parties[0].run_env(
+        &["--quiet", "sign", "--setup", &setup],
+        &[("RELAY_URL", "http://127.0.0.1:9"), ("DKLS_TIMEOUT_SECS", "2")],
+    );
     assert_eq!(out.code, 5, "{}", out.stderr);
     harness::assert_one_line_error(&out.stderr, "cannot reach the relay");
 
     // A party that never shows up: party 1 runs alone and times out waiting for party 2.
     let setup = sign_setup(&parties[0], &dir, "s-timeout.json", "cold", "1,2");
-    let out = parties[0].run(&["--quiet", "--json", "sign", "--setup", &setup]);
+    let out =
+        parties[0].run(&["--quiet", "--json", "--timeout-secs", "2", "sign", "--setup", &setup]);
     assert_eq!(out.code, 3, "{}", out.stderr);
     harness::assert_one_line_error(&out.stderr, "timed out in round 1 waiting for parties [2]");
     let err: Value = serde_json::from_str(&out.stdout).unwrap();
@@ -297,8 +300,16 @@ fn failures_end_with_their_exit_code_and_leave_shares_intact() {
         kg.to_str().unwrap(),
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = parties[0].run(&["--quiet", "keygen", "--setup", kg.to_str().unwrap()]);
+    let out = parties[0].run(&[
+        "--quiet",
+        "--timeout-secs",
+        "2",
+        "keygen",
+        "--setup",
+        kg.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 3, "{}", out.stderr);
+    harness::assert_one_line_error(&out.stderr, "waiting for parties [2]");
 
     // Bad input: not a setup file at all; an unknown subcommand flag.
     let junk = dir.path().join("junk.json");
