@@ -141,7 +141,7 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
     let derived = dkls23_core::bip32::derive(&pk, &cc, &path)
         .map_err(|e| CliError::internal(e.to_string()))?;
     let signers2: Vec<PartyIndex> = (n - t + 1..=n).collect();
-    let (sig2, sign2_time, _) = sign_with(
+    let (sig2, sign2_time, sign2_traffic) = sign_with(
         &parties,
         &shares,
         &keys,
@@ -166,31 +166,43 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
     let per_party = |v: &[Traffic]| v.iter().map(|t| t.sent_bytes).sum::<usize>() / v.len().max(1);
     let dkg_bytes = per_party(&dkg_traffic);
     let sign_bytes = per_party(&sign_traffic);
-    let text = format!(
-        "dkls-party demo: {t}-of-{n}, all parties in one process, each on its own WebSocket to an embedded relay\n\
-         keygen        {:>9.1} ms   {:>7} bytes sent per party\n\
-         sign          {:>9.1} ms   {:>7} bytes sent per signer   parties {signers:?}, KECCAK256(\"{}\")\n\
-         verify (k256) ok\n\
-         refresh       {refresh_note}\n\
-         sign {}  {:>9.1} ms   parties {signers2:?}, verified under the derived key\n\
-         public key    {}\n\
-         eth address   {}\n\
-         child {}  {} ({})\n\
-         signature     r‖s‖v {}\n",
-        ms(dkg_time),
-        dkg_bytes,
-        ms(sign_time),
-        sign_bytes,
-        String::from_utf8_lossy(DEMO_MESSAGE),
-        format_path(&path),
-        ms(sign2_time),
+    let child_bytes = per_party(&sign2_traffic);
+    let row = |step: &str, time: String, bytes: String, detail: String| {
+        format!("{step:<16}{time:>11}  {bytes:>13}  {detail}\n")
+    };
+    let mut text = format!(
+        "dkls-party demo: {t}-of-{n}, all parties in one process, each on its own WebSocket to an embedded relay\n"
+    );
+    text.push_str(&row("step", "time".into(), "bytes/party".into(), String::new()));
+    text.push_str(&row(
+        "keygen",
+        format!("{:.1} ms", ms(dkg_time)),
+        dkg_bytes.to_string(),
+        format!("{n} parties, 4 rounds"),
+    ));
+    text.push_str(&row(
+        "sign",
+        format!("{:.1} ms", ms(sign_time)),
+        sign_bytes.to_string(),
+        format!("parties {signers:?}, KECCAK256(\"{}\")", String::from_utf8_lossy(DEMO_MESSAGE)),
+    ));
+    text.push_str(&row("verify (k256)", "ok".into(), String::new(), "under the root key".into()));
+    text.push_str(&row("refresh", "-".into(), String::new(), refresh_note.into()));
+    text.push_str(&row(
+        &format!("sign {}", format_path(&path)),
+        format!("{:.1} ms", ms(sign2_time)),
+        child_bytes.to_string(),
+        format!("parties {signers2:?}, verified under the derived key"),
+    ));
+    text.push_str(&format!(
+        "public key      {} ({})\nchild {}     {} ({})\nsignature r‖s‖v {}\n",
         hex::encode(point_to_bytes(&pk)),
         eth_address(&pk),
         format_path(&path),
         hex::encode(point_to_bytes(&derived.public_key)),
         eth_address(&derived.public_key),
         hex::encode(sig.to_rsv()),
-    );
+    ));
     let json = json!({
         "ok": true,
         "threshold": t,
