@@ -74,7 +74,7 @@ pub struct DkgRound1 {
     own_k1: [u8; K1_LEN],
 }
 
-fn random_bytes(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; 32] {
+pub(crate) fn random_bytes(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; 32] {
     let mut b = [0u8; 32];
     rng.fill_bytes(&mut b);
     b
@@ -402,12 +402,7 @@ impl DkgRound2 {
             share += d;
             kappas.insert(j, kappa_j);
             let sent = self.sigma_sent.get(&j).copied().unwrap_or_default();
-            let (lo, hi) = if me < j { (sent, sigma_j) } else { (sigma_j, sent) };
-            let seed = th(
-                Tag::DkgZeroSeed,
-                &[&self.sid, &me.min(j).to_be_bytes(), &me.max(j).to_be_bytes(), &lo, &hi],
-            );
-            seeds.insert(j, seed);
+            seeds.insert(j, zero_seed(&self.sid, me, j, &sent, &sigma_j));
             all_commitments.insert(j, a_j);
             let mut view = Vec::with_capacity(b.len());
             view.extend_from_slice(b.get(32..).unwrap_or_default());
@@ -503,8 +498,32 @@ pub struct DkgRound3 {
     alice: BTreeMap<PartyIndex, AliceSetup>,
 }
 
+/// seed_ij = TH("dkg/zero-seed", sid, u16(min), u16(max), σ_{min→max}, σ_{max→min}) (§2.3; the
+/// reshare uses it with its own sid).
+pub(crate) fn zero_seed(
+    sid: &[u8; 32],
+    me: PartyIndex,
+    j: PartyIndex,
+    sent: &[u8; 32],
+    received: &[u8; 32],
+) -> [u8; 32] {
+    let (lo, hi) = if me < j { (sent, received) } else { (received, sent) };
+    th(Tag::DkgZeroSeed, &[sid, &me.min(j).to_be_bytes(), &me.max(j).to_be_bytes(), lo, hi])
+}
+
 fn ack(sid: &[u8; 32], x: &ProjectivePoint, cc: &[u8; 32], shares: &[ProjectivePoint]) -> [u8; 32] {
-    let mut h = Th::new(Tag::DkgAck);
+    public_ack(Tag::DkgAck, sid, x, cc, shares)
+}
+
+/// `TH(tag, sid, ser_p(X), cc, ser_p(X_1..X_n))`: the acknowledgement of DKG (K4) and reshare (Q4).
+pub(crate) fn public_ack(
+    tag: Tag,
+    sid: &[u8; 32],
+    x: &ProjectivePoint,
+    cc: &[u8; 32],
+    shares: &[ProjectivePoint],
+) -> [u8; 32] {
+    let mut h = Th::new(tag);
     h.put(sid).put(&point_to_bytes(x)).put(cc);
     for s in shares {
         h.put(&point_to_bytes(s));

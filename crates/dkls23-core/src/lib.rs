@@ -14,6 +14,8 @@
 //! * [`sim`] — every party of a protocol in one loop, with costs per party (tests, benches).
 //! * [`dkg`], [`sign`], [`bip32`] — distributed key generation, signing with presigning, and
 //!   non-hardened derivation, as sans-IO rounds.
+//! * [`reshare`], [`import_export`], [`ban`] — the key lifecycle: refresh / recovery / quorum
+//!   change, key import and export, and the ban-list hook.
 //! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
 //!   SoftSpokenOT extension and the DKLs23 random vector OLE.
 
@@ -30,6 +32,7 @@ macro_rules! redacted {
     )*};
 }
 
+pub mod ban;
 pub mod bip32;
 pub mod dkg;
 pub mod encoding;
@@ -37,12 +40,14 @@ pub mod error;
 pub mod gf128;
 pub mod hashing;
 pub mod identity;
+pub mod import_export;
 pub mod keyshare;
 pub mod math;
 pub mod message;
 pub mod ot;
 pub mod params;
 pub mod pok;
+pub mod reshare;
 pub mod runner;
 pub mod setup;
 pub mod sign;

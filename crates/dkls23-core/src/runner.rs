@@ -469,3 +469,7 @@ pub async fn run_finish<R: Relay + ?Sized>(
     let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
     finish_round(&mut io, presignature, message).await
 }
+
+#[path = "runner_lifecycle.rs"]
+mod lifecycle;
+pub use lifecycle::*;

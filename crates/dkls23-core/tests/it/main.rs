@@ -8,11 +8,15 @@
     missing_docs
 )]
 
+mod bip32;
 mod common;
 mod dkg;
 mod dkg_negative;
+mod import_export;
+mod lifecycle_runner;
 mod presign;
 mod props;
+mod reshare;
 mod runner;
 mod sign;
 mod sign_negative;
