@@ -172,6 +172,15 @@ pub struct SetupNewArgs {
     /// sign: the message.
     #[command(flatten)]
     pub message: MessageArgs,
+    /// reshare: dealers, the old indices of current holders that take part (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub dealers: Vec<u16>,
+    /// reshare: a new committee member's identity public key, repeated in new index order.
+    #[arg(long = "new-party", value_name = "PUBKEY")]
+    pub new_parties: Vec<String>,
+    /// reshare: the new threshold (default: the current one).
+    #[arg(long)]
+    pub new_threshold: Option<u16>,
     /// sign/presign: non-hardened derivation path, e.g. m/0/1.
     #[arg(long, default_value = "m")]
     pub path: String,
@@ -228,6 +237,8 @@ pub enum DeriveFormat {
     Json,
     /// Only the Ethereum address.
     EthAddress,
+    /// Only the extended public key (BIP32 xpub, mainnet).
+    Xpub,
 }
 
 /// `derive` arguments.
@@ -324,8 +335,10 @@ pub fn dispatch(cli: Cli) -> CliResult<Output> {
         Command::Keygen(args) => runtime()?.block_on(crate::runs::keygen(&ctx, &args)),
         Command::Sign(args) => runtime()?.block_on(crate::runs::sign(&ctx, &args)),
         Command::Presign(args) => runtime()?.block_on(crate::presign::presign(&ctx, &args)),
-        Command::Refresh(_) => Err(not_yet("refresh", "reshare/refresh in dkls23-core")),
-        Command::Reshare(_) => Err(not_yet("reshare", "reshare in dkls23-core")),
+        Command::Refresh(args) => runtime()?.block_on(crate::lifecycle::reshare(&ctx, &args, true)),
+        Command::Reshare(args) => {
+            runtime()?.block_on(crate::lifecycle::reshare(&ctx, &args, false))
+        }
         Command::Import(_) => Err(not_yet("import", "key import in dkls23-core")),
         Command::Export(_) => Err(not_yet("export", "key export in dkls23-core")),
         Command::Demo(args) => runtime()?.block_on(crate::demo::run(&args, cli.quiet)),

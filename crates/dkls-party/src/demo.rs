@@ -1,6 +1,7 @@
 //! `dkls-party demo`: an embedded relay and n parties in one process, each talking to the relay
 //! over its own WebSocket connection. Runs a DKG, signs a KECCAK256 message, verifies it with
-//! k256, derives a child key and signs under it, and prints a report with timings and bytes.
+//! k256, refreshes the shares (same public key), derives a child key and signs under it with
+//! the refreshed shares, and prints a report with timings and bytes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,8 @@ use std::time::{Duration, Instant};
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::hashing::{HashAlgorithm, prehash};
 use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
-use dkls23_core::runner::{RunOptions, SignRequest, run_dkg, run_sign};
+use dkls23_core::reshare::{ReshareOutcome, ReshareSpec};
+use dkls23_core::runner::{RunOptions, SignRequest, run_dkg, run_reshare, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_core::sign::Signature;
 use dkls23_core::{KeyShare, PartyIndex};
@@ -131,10 +133,61 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
     let ok_root = verify(&pk, &m32, &sig);
     say(format!("demo: signature by {signers:?} verified with k256: {ok_root}"));
 
-    // 3. Refresh: needs the reshare protocol in dkls23-core.
-    let refresh_note =
-        "not yet available in this build (needs the reshare protocol of dkls23-core)";
-    say(format!("demo: refresh {refresh_note}"));
+    // 3. Refresh: same committee and public key, new shares and OT material (epoch 1).
+    say("demo: refresh (reshare to the same committee)".into());
+    let spec = ReshareSpec::refresh(first).map_err(|e| CliError::internal(e.to_string()))?;
+    let rs_setup =
+        spec.to_setup(fresh_iid()?, 600).map_err(|e| CliError::internal(e.to_string()))?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (p, share) in parties.iter().zip(shares.iter()) {
+        let share = KeyShare::from_bytes(&share.to_bytes())
+            .map_err(|e| CliError::internal(e.to_string()))?;
+        let (setup, signer, guard, relay) =
+            (rs_setup.clone(), p.signer.clone(), p.guard.clone(), p.relay.clone());
+        let show = !quiet && p.index == 1;
+        let index = p.index;
+        tasks.push(tokio::spawn(async move {
+            let progress = ProgressRelay::new(
+                relay.as_ref(),
+                &setup,
+                format!("refresh {}", party_label(index)),
+                4,
+                !show,
+            );
+            let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
+            let r = run_reshare(
+                &progress,
+                &setup,
+                Some(&share),
+                signer,
+                guard.as_ref(),
+                &mut rng,
+                &opts(),
+            )
+            .await;
+            (r, progress.finish())
+        }));
+    }
+    let mut refreshed: Vec<KeyShare> = Vec::new();
+    let mut refresh_traffic = Vec::new();
+    for task in tasks {
+        let (r, tr) = task.await.map_err(|e| CliError::internal(e.to_string()))?;
+        match r.map_err(|e| CliError::from_protocol(&e))? {
+            ReshareOutcome::NewShare(s) => refreshed.push(s),
+            ReshareOutcome::Removed => return Err(CliError::internal("a party was removed")),
+        }
+        refresh_traffic.push(tr);
+    }
+    let refresh_time = started.elapsed();
+    let shares = refreshed;
+    let first = shares.first().ok_or_else(|| CliError::internal("no shares"))?;
+    if first.public_key() != &pk || first.key_id() != &key_id || first.epoch() != 1 {
+        return Err(CliError::internal("the refresh changed the key"));
+    }
+    let keygen_sid = *first.keygen_sid();
+    say(format!("demo: refreshed to epoch {}, same public key", first.epoch()));
 
     // 4. Derive m/0/1 and sign under it with the last t parties.
     let path = vec![0u32, 1];
@@ -187,7 +240,12 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
         format!("parties {signers:?}, KECCAK256(\"{}\")", String::from_utf8_lossy(DEMO_MESSAGE)),
     ));
     text.push_str(&row("verify (k256)", "ok".into(), String::new(), "under the root key".into()));
-    text.push_str(&row("refresh", "-".into(), String::new(), refresh_note.into()));
+    text.push_str(&row(
+        "refresh",
+        format!("{:.1} ms", ms(refresh_time)),
+        per_party(&refresh_traffic).to_string(),
+        "same committee, same public key, epoch 0 → 1".into(),
+    ));
     text.push_str(&row(
         &format!("sign {}", format_path(&path)),
         format!("{:.1} ms", ms(sign2_time)),
@@ -217,7 +275,9 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
         "message_hash": hex::encode(m32),
         "signature_rsv": hex::encode(sig.to_rsv()),
         "verified": ok_root,
-        "refresh": refresh_note,
+        "refresh_ms": ms(refresh_time),
+        "refresh_bytes_per_party": per_party(&refresh_traffic),
+        "epoch_after_refresh": 1,
         "child_path": format_path(&path),
         "child_public_key": hex::encode(point_to_bytes(&derived.public_key)),
         "child_sign_ms": ms(sign2_time),

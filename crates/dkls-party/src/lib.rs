@@ -20,6 +20,7 @@ pub mod demo;
 pub mod error;
 pub mod files;
 pub mod identity_file;
+pub mod lifecycle;
 pub mod local;
 pub mod party_dir;
 pub mod presign;

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 
+use dkls23_core::bip32::{Network, Xpub};
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::hashing::prehash;
 use dkls23_core::identity::IdentityPublicKey;
@@ -10,9 +11,7 @@ use dkls23_core::setup::{ProtocolId, Setup};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::cli::{
-    Ctx, DeriveArgs, DeriveFormat, MessageArgs, Output, SetupNewArgs, SetupProtocol, not_yet,
-};
+use crate::cli::{Ctx, DeriveArgs, DeriveFormat, MessageArgs, Output, SetupNewArgs, SetupProtocol};
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file::{self, IdentityKind, kind_name, public_hex};
@@ -217,11 +216,8 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
                 a.ttl_secs,
             )
         }
-        SetupProtocol::Refresh => {
-            return Err(not_yet("setup new --protocol refresh", "reshare/refresh in dkls23-core"));
-        }
-        SetupProtocol::Reshare => {
-            return Err(not_yet("setup new --protocol reshare", "reshare in dkls23-core"));
+        SetupProtocol::Refresh | SetupProtocol::Reshare => {
+            Ok(crate::lifecycle::reshare_setup(ctx, a, iid)?)
         }
     }
     .map_err(|e| CliError::bad_input(format!("invalid setup: {e}")))?;
@@ -304,6 +300,10 @@ pub fn derive(ctx: &Ctx, a: &DeriveArgs) -> CliResult<Output> {
         .map_err(|e| CliError::bad_input(e.to_string()))?;
     let pk = hex::encode(point_to_bytes(&d.public_key));
     let addr = eth_address(&d.public_key);
+    let xpub = Xpub::root(info.public_point()?, info.chain_code_bytes()?, Network::Mainnet)
+        .derive(&path)
+        .map_err(|e| CliError::bad_input(e.to_string()))?
+        .to_string();
     let json = json!({
         "ok": true,
         "key_id": info.key_id,
@@ -311,14 +311,16 @@ pub fn derive(ctx: &Ctx, a: &DeriveArgs) -> CliResult<Output> {
         "public_key": pk,
         "chain_code": hex::encode(d.chain_code),
         "eth_address": addr,
+        "xpub": xpub,
     });
     let text = match a.format {
         DeriveFormat::EthAddress => format!("{addr}\n"),
+        DeriveFormat::Xpub => format!("{xpub}\n"),
         DeriveFormat::Json => {
             format!("{}\n", serde_json::to_string_pretty(&json).unwrap_or_default())
         }
         DeriveFormat::Text => format!(
-            "path         {}\npublic key   {pk}\nchain code   {}\neth address  {addr}\n",
+            "path         {}\npublic key   {pk}\nchain code   {}\neth address  {addr}\nxpub         {xpub}\n",
             format_path(&path),
             hex::encode(d.chain_code)
         ),

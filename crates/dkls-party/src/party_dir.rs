@@ -345,6 +345,24 @@ impl PartyDir {
             .collect()
     }
 
+    /// Clears the ban list of `key_id` (after a reshare replaced all OT material).
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn clear_bans(&self, key_id: &[u8; 32]) -> CliResult<()> {
+        files::remove_durably(&self.ban_path(key_id))
+    }
+
+    /// Erases the share of `key_id` and its public data (a party removed by a reshare).
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn remove_share(&self, key_id: &[u8; 32]) -> CliResult<()> {
+        files::remove_durably(&self.share_path(key_id))?;
+        files::remove_durably(&self.info_path(key_id))?;
+        files::remove_durably(&self.ban_path(key_id))
+    }
+
     /// Adds `party` to the ban list of `key_id`.
     ///
     /// # Errors
