@@ -194,6 +194,8 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     }
     let signer = load_identity(ctx)?;
     let me = my_index(&setup, signer.as_ref())?;
+    let guard = ctx.dir.replay_guard()?;
+    check_fresh(&guard, &setup)?;
     let info = ctx.dir.info(&req.key_id)?;
     if hex_array(&info.keygen_sid) != Some(req.keygen_sid) {
         return Err(CliError::bad_input(
@@ -207,8 +209,6 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
             .hint("sign with other parties, or replace the banned party with a reshare"));
     }
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
     let pass = passphrase(false)?;
     let share = ctx.dir.load_share(&key_id, &pass)?;
     drop(pass);

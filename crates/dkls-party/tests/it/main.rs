@@ -215,13 +215,60 @@ fn keygen_and_sign_with_three_processes() {
     assert_eq!(again.code, 2, "{}", again.stderr);
     harness::assert_one_line_error(&again.stderr, "no presignature");
 
+    let setup2 = sign_setup(&parties[0], &dir, "sign2.json", "wallet", "1,2");
+    // Refresh with all three parties: same public key, epoch 1, new share bytes.
+    let before: Vec<_> = parties.iter().map(read_shares).collect();
+    let refresh = dir.path().join("refresh.json");
+    let out = parties[2].run(&[
+        "setup",
+        "new",
+        "--protocol",
+        "refresh",
+        "--key",
+        "wallet",
+        "-o",
+        refresh.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let outs =
+        harness::run_all(&parties, &["--json", "refresh", "--setup", refresh.to_str().unwrap()]);
+    for o in &outs {
+        assert_eq!(o.code, 0, "refresh failed: {}", o.stderr);
+        let v: Value = serde_json::from_str(&o.stdout).unwrap();
+        assert_eq!(v["public_key"], jsons[0]["public_key"]);
+        assert_eq!(v["key_id"].as_str().unwrap(), key_id);
+        assert_eq!(v["epoch"], 1);
+    }
+    let after: Vec<_> = parties.iter().map(read_shares).collect();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.len(), 1);
+        assert_eq!(a.len(), 1);
+        assert_eq!(b[0].0, a[0].0, "same file name (key id)");
+        assert_ne!(b[0].1, a[0].1, "the share was replaced");
+    }
+    // A sign setup made before the refresh names the old epoch and is refused.
+    let stale = parties[1].run(&["--quiet", "sign", "--setup", &setup2]);
+    assert_eq!(stale.code, 2, "{}", stale.stderr);
+    harness::assert_one_line_error(&stale.stderr, "another epoch");
+    // Sign again after the refresh (parties 2 and 3): verifies under the same derived key.
+    let setup3 = sign_setup(&parties[1], &dir, "sign3.json", "wallet", "2,3");
+    let outs =
+        harness::run_all_refs(&[&parties[1], &parties[2]], &["--json", "sign", "--setup", &setup3]);
+    let sig3: Value =
+        serde_json::from_str(&outs[0].stdout).unwrap_or_else(|_| panic!("{}", outs[0].stderr));
+    assert_eq!(outs[1].code, 0, "{}", outs[1].stderr);
+    assert_eq!(sig3["public_key"], derived["public_key"]);
+    verify_with_k256(derived["public_key"].as_str().unwrap(), &sig3);
+    let xpub =
+        parties[0].run(&["derive", "--key", "wallet", "--path", "m/0/1", "--format", "xpub"]);
+    assert!(xpub.stdout.starts_with("xpub"), "{}", xpub.stdout);
+
     // The same setup cannot be run twice (instance ids are single-use).
     let again = parties[0].run(&["--quiet", "sign", "--setup", &setup]);
     assert_eq!(again.code, 2, "{}", again.stderr);
     harness::assert_one_line_error(&again.stderr, "already took part");
 
     // A party refuses a setup that signs something else than it was told.
-    let setup2 = sign_setup(&parties[0], &dir, "sign2.json", "wallet", "1,2");
     let wrong = parties[1].run(&["--quiet", "sign", "--setup", &setup2, "--message-hex", "00"]);
     assert_eq!(wrong.code, 2, "{}", wrong.stderr);
     harness::assert_one_line_error(&wrong.stderr, "not the given message");
@@ -334,5 +381,6 @@ fn demo_runs_end_to_end() {
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["verified"], true);
     assert_eq!(v["child_verified"], true);
+    assert_eq!(v["epoch_after_refresh"], 1);
     assert!(v["keygen_bytes_per_party"].as_u64().unwrap() > 10_000);
 }
