@@ -54,7 +54,7 @@ pub enum Command {
     Identity(IdentityCmd),
     /// Create the setup file all participants of a run receive.
     #[command(subcommand)]
-    Setup(SetupCmd),
+    Setup(Box<SetupCmd>),
     /// Run a distributed key generation.
     Keygen(RunArgs),
     /// Sign a message (with a sign setup).
@@ -68,10 +68,10 @@ pub enum Command {
     Reshare(RunArgs),
     /// Show the public key (and Ethereum address) derived along a path.
     Derive(DeriveArgs),
-    /// Import an existing private key as a threshold key.
-    Import(RunArgs),
-    /// Export (reconstruct) a key to one recipient.
-    Export(RunArgs),
+    /// Import an existing private key as a threshold key (the dealer passes the key).
+    Import(ImportArgs),
+    /// Export (reconstruct) a key to one recipient: ends threshold custody.
+    Export(ExportArgs),
     /// List or show key shares (public data only).
     #[command(subcommand)]
     Shares(SharesCmd),
@@ -115,6 +115,10 @@ pub enum SetupProtocol {
     Refresh,
     /// Reshare to a new committee.
     Reshare,
+    /// Import a private key (run by the dealer, who holds it).
+    Import,
+    /// Export a key to a recipient.
+    Export,
 }
 
 /// `setup` subcommands.
@@ -181,6 +185,28 @@ pub struct SetupNewArgs {
     /// reshare: the new threshold (default: the current one).
     #[arg(long)]
     pub new_threshold: Option<u16>,
+    /// import: the dealer's index among the holders (default 1).
+    #[arg(long, default_value_t = 1)]
+    pub dealer: u16,
+    /// import: file with the private key (64 hex digits) or an extended private key (xprv…).
+    #[arg(long)]
+    pub private_key_file: Option<PathBuf>,
+    /// import: chain code (hex) of a plain private key (default: a fresh random one, recorded
+    /// in the setup file for the dealer).
+    #[arg(long)]
+    pub chain_code: Option<String>,
+    /// export: the exporting holders' indices (at least t).
+    #[arg(long, value_delimiter = ',')]
+    pub exporters: Vec<u16>,
+    /// export: the recipient's identity public key.
+    #[arg(long)]
+    pub recipient_identity: Option<String>,
+    /// export: the recipient's X25519 public key (from `export --new-recipient-key`).
+    #[arg(long)]
+    pub recipient_key: Option<String>,
+    /// export: the recipient's index in the export setup (default n + 1).
+    #[arg(long)]
+    pub recipient_index: Option<u16>,
     /// sign/presign: non-hardened derivation path, e.g. m/0/1.
     #[arg(long, default_value = "m")]
     pub path: String,
@@ -195,6 +221,37 @@ pub struct RunArgs {
     /// The setup file (from `setup new`).
     #[arg(long)]
     pub setup: PathBuf,
+}
+
+/// `import` arguments.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The import setup file (from `setup new --protocol import`).
+    #[arg(long)]
+    pub setup: PathBuf,
+    /// Dealer only: the private key file (64 hex digits, or an xprv).
+    #[arg(long)]
+    pub private_key_file: Option<PathBuf>,
+    /// Dealer only: the chain code of a plain private key (default: the one in the setup file).
+    #[arg(long)]
+    pub chain_code: Option<String>,
+}
+
+/// `export` arguments.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The export setup file (from `setup new --protocol export`).
+    #[arg(long, required_unless_present = "new_recipient_key")]
+    pub setup: Option<PathBuf>,
+    /// Create this party's X25519 recipient key and print its public half.
+    #[arg(long)]
+    pub new_recipient_key: bool,
+    /// The exact sentence "I understand the exported key is no longer threshold-protected".
+    #[arg(long)]
+    pub confirm: Option<String>,
+    /// Recipient only: where to write the exported private key (JSON, mode 0600).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Output formats of a signature.
@@ -328,7 +385,9 @@ pub fn dispatch(cli: Cli) -> CliResult<Output> {
             crate::local::identity_new(&ctx, kind, force)
         }
         Command::Identity(IdentityCmd::Show) => crate::local::identity_show(&ctx),
-        Command::Setup(SetupCmd::New(args)) => crate::local::setup_new(&ctx, &args),
+        Command::Setup(cmd) => match *cmd {
+            SetupCmd::New(args) => crate::local::setup_new(&ctx, &args),
+        },
         Command::Shares(SharesCmd::List) => crate::local::shares_list(&ctx),
         Command::Shares(SharesCmd::Show { key }) => crate::local::shares_show(&ctx, &key),
         Command::Derive(args) => crate::local::derive(&ctx, &args),
@@ -339,8 +398,8 @@ pub fn dispatch(cli: Cli) -> CliResult<Output> {
         Command::Reshare(args) => {
             runtime()?.block_on(crate::lifecycle::reshare(&ctx, &args, false))
         }
-        Command::Import(_) => Err(not_yet("import", "key import in dkls23-core")),
-        Command::Export(_) => Err(not_yet("export", "key export in dkls23-core")),
+        Command::Import(args) => runtime()?.block_on(crate::transfer::import(&ctx, &args)),
+        Command::Export(args) => runtime()?.block_on(crate::transfer::export(&ctx, &args)),
         Command::Demo(args) => runtime()?.block_on(crate::demo::run(&args, cli.quiet)),
         Command::Relay { listen } => runtime()?.block_on(crate::relay::serve(listen)),
     }

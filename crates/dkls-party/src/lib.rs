@@ -29,6 +29,7 @@ pub mod relay;
 pub mod runs;
 pub mod sealed;
 pub mod setup_file;
+pub mod transfer;
 
 use clap::Parser;
 

@@ -219,6 +219,8 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
         SetupProtocol::Refresh | SetupProtocol::Reshare => {
             Ok(crate::lifecycle::reshare_setup(ctx, a, iid)?)
         }
+        SetupProtocol::Import => return crate::transfer::import_setup(a, iid),
+        SetupProtocol::Export => Ok(crate::transfer::export_setup(ctx, a, iid)?),
     }
     .map_err(|e| CliError::bad_input(format!("invalid setup: {e}")))?;
     setup_file::write(&a.out, &setup)?;

@@ -141,6 +141,30 @@ pub fn summary(setup: &Setup) -> Value {
         "ttl_secs": setup.ttl_secs(),
     });
     match setup.protocol() {
+        ProtocolId::Import => {
+            if let Ok(req) = dkls23_core::import_export::ImportRequest::from_setup(setup) {
+                crate::cli::set_field(&mut v, "dealer", json!(req.dealer));
+                crate::cli::set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
+                crate::cli::set_field(
+                    &mut v,
+                    "public_key",
+                    json!(hex::encode(dkls23_core::encoding::point_to_bytes(&req.public_key))),
+                );
+            }
+        }
+        ProtocolId::Export => {
+            if let Ok(req) = dkls23_core::import_export::ExportRequest::from_setup(setup) {
+                crate::cli::set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
+                let ex: Vec<u16> = req.exporters.iter().map(|(l, _)| *l).collect();
+                crate::cli::set_field(&mut v, "exporters", json!(ex));
+                crate::cli::set_field(&mut v, "recipient", json!(req.recipient));
+                crate::cli::set_field(
+                    &mut v,
+                    "recipient_key",
+                    json!(hex::encode(req.recipient_key)),
+                );
+            }
+        }
         ProtocolId::Dkg => {
             crate::cli::set_field(&mut v, "label", json!(keygen_label(setup).unwrap_or_default()));
         }
@@ -168,11 +192,20 @@ pub fn summary(setup: &Setup) -> Value {
 /// # Errors
 /// I/O failures.
 pub fn write(path: &Path, setup: &Setup) -> CliResult<()> {
-    let doc = SetupJson {
-        format: FORMAT.to_owned(),
-        setup: hex::encode(setup.to_bytes()),
-        summary: summary(setup),
-    };
+    write_with(path, setup, &[])
+}
+
+/// Like [`write`], with extra informational summary fields.
+///
+/// # Errors
+/// I/O failures.
+pub fn write_with(path: &Path, setup: &Setup, extra: &[(&str, Value)]) -> CliResult<()> {
+    let mut summary = summary(setup);
+    for (k, v) in extra {
+        crate::cli::set_field(&mut summary, k, v.clone());
+    }
+    let doc =
+        SetupJson { format: FORMAT.to_owned(), setup: hex::encode(setup.to_bytes()), summary };
     let mut bytes = serde_json::to_vec_pretty(&doc)
         .map_err(|e| CliError::internal(format!("encoding the setup: {e}")))?;
     bytes.push(b'\n');
@@ -216,6 +249,19 @@ pub fn read(path: &Path, want: ProtocolId) -> CliResult<Setup> {
         .hint("run the subcommand that matches the setup"));
     }
     Ok(setup)
+}
+
+/// An informational summary field of the setup file at `path` (untrusted: callers must check
+/// whatever they derive from it).
+///
+/// # Errors
+/// Bad input if the file does not parse.
+pub fn summary_field(path: &Path, field: &str) -> CliResult<Option<Value>> {
+    let bytes = files::read_bounded(path, MAX_SETUP_FILE, "setup file")?;
+    let doc: SetupJson = serde_json::from_slice(&bytes).map_err(|e| {
+        CliError::bad_input(format!("setup file {} is not valid JSON: {e}", path.display()))
+    })?;
+    Ok(doc.summary.get(field).cloned())
 }
 
 #[cfg(test)]
