@@ -384,3 +384,109 @@ fn demo_runs_end_to_end() {
     assert_eq!(v["epoch_after_refresh"], 1);
     assert!(v["keygen_bytes_per_party"].as_u64().unwrap() > 10_000);
 }
+
+/// Import the BIP-32 test vector 1 node `m/0H/1/2H` as a 2-of-3 key, check the derived child
+/// `2/1000000000` against the vector, then export it to a fourth party and get the key back.
+#[test]
+fn import_bip32_vector_and_export_it_back() {
+    const PRIVATE: &str = "cbce0d719ecf7431d88e6a89fa1483e02e35092af60c042b1df2ff59fa424dca";
+    const CHAIN: &str = "04466b9cc8e161e966409ca52986c584f07e9dc81f735db683c3ff6ec7b1503f";
+    const CHILD: &str = "022a471424da5e657499d1ff51cb43c47481a03b1e77f951fe64cec9f5a48f7011";
+    let dir = TestDir::new("import");
+    let relay = RelayProcess::start();
+    let parties: Vec<Party> =
+        ["p1", "p2", "p3", "rcpt"].iter().map(|n| Party::new(&dir, n, &relay)).collect();
+    let keys: Vec<String> =
+        parties.iter().map(|p| p.run(&["identity", "new"]).stdout.trim().to_owned()).collect();
+    let key_file = dir.path().join("key.hex");
+    fs::write(&key_file, PRIVATE).unwrap();
+    let setup = dir.path().join("import.json");
+    let out = parties[0].run(&[
+        "setup",
+        "new",
+        "--protocol",
+        "import",
+        "--private-key-file",
+        key_file.to_str().unwrap(),
+        "--chain-code",
+        CHAIN,
+        "--threshold",
+        "2",
+        "--party",
+        &keys[0],
+        "--party",
+        &keys[1],
+        "--party",
+        &keys[2],
+        "-o",
+        setup.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let s = setup.to_str().unwrap();
+    let k = key_file.to_str().unwrap();
+    let children = vec![
+        parties[0]
+            .command(&["--json", "import", "--setup", s, "--private-key-file", k], &[])
+            .spawn()
+            .unwrap(),
+        parties[1].command(&["--json", "import", "--setup", s], &[]).spawn().unwrap(),
+        parties[2].command(&["--json", "import", "--setup", s], &[]).spawn().unwrap(),
+    ];
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let child =
+        parties[1].run(&["--json", "derive", "--key", "imported", "--path", "m/2/1000000000"]);
+    let v: Value = serde_json::from_str(&child.stdout).unwrap();
+    assert_eq!(v["public_key"], CHILD);
+
+    let rkey = parties[3].run(&["export", "--new-recipient-key"]);
+    assert_eq!(rkey.code, 0, "{}", rkey.stderr);
+    let export = dir.path().join("export.json");
+    let out = parties[0].run(&[
+        "setup",
+        "new",
+        "--protocol",
+        "export",
+        "--key",
+        "imported",
+        "--exporters",
+        "2,3",
+        "--recipient-identity",
+        &keys[3],
+        "--recipient-key",
+        rkey.stdout.trim(),
+        "-o",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let e = export.to_str().unwrap();
+    // Without the confirmation sentence nothing happens.
+    let refused = parties[1].run(&["--quiet", "export", "--setup", e]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    harness::assert_one_line_error(&refused.stderr, "threshold custody");
+    let confirm = "I understand the exported key is no longer threshold-protected";
+    let result = dir.path().join("exported.json");
+    let r = result.to_str().unwrap();
+    let children = vec![
+        parties[1].command(&["export", "--setup", e, "--confirm", confirm], &[]).spawn().unwrap(),
+        parties[2].command(&["export", "--setup", e, "--confirm", confirm], &[]).spawn().unwrap(),
+        parties[3]
+            .command(&["export", "--setup", e, "--confirm", confirm, "--out", r], &[])
+            .spawn()
+            .unwrap(),
+    ];
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let got: Value = serde_json::from_slice(&fs::read(&result).unwrap()).unwrap();
+    assert_eq!(got["private_key"], PRIVATE);
+    assert_eq!(got["chain_code"], CHAIN);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&result).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
