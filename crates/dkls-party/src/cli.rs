@@ -405,12 +405,6 @@ pub fn dispatch(cli: Cli) -> CliResult<Output> {
     }
 }
 
-/// The error of a subcommand whose protocol is not in this build yet.
-pub fn not_yet(what: &str, needs: &str) -> CliError {
-    CliError::bad_input(format!("`{what}` is not yet available in this build (it needs {needs})"))
-        .hint("use keygen, sign and derive for now")
-}
-
 fn runtime() -> CliResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

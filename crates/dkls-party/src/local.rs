@@ -228,7 +228,7 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
     Ok(Output {
         text: format!(
             "wrote {} setup {} to {}\n{}\n",
-            setup_file::protocol_name(setup.protocol()),
+            summary.get("protocol").and_then(|v| v.as_str()).unwrap_or("a"),
             hex::encode(setup.iid()),
             a.out.display(),
             serde_json::to_string_pretty(&summary).unwrap_or_default()
