@@ -129,7 +129,7 @@ impl CliError {
                 code: ExitCode::PeerMisbehaviour,
                 message: format!("party {party} failed an OT check and is banned: {reason}"),
                 hint: Some(format!(
-                    "party {party} was added to this key's ban list; replace it with a reshare"
+                    "party {party} is banned for this key (recorded in its ban list); replace it with a reshare"
                 )),
                 blamed: Some(*party),
                 banned: true,

@@ -130,10 +130,23 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
     .await;
     progress.finish();
     drop(old_share);
-    let outcome = result.map_err(|e| {
-        info!(session = %session(&setup), party = me, error = %e, "{what} failed");
-        CliError::from_protocol(&e)
-    })?;
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            info!(session = %session(&setup), party = me, error = %e, "{what} failed");
+            let mut err = CliError::from_protocol(&e);
+            // A banned dealer is recorded under its current (old) index, if this party holds
+            // the key; the transport index is what the error names.
+            if let dkls23_core::Error::BanAndAbort { party, .. } = e
+                && held.is_some()
+                && let Some(m) = spec.old_member_at(party)
+                && let Err(ban) = ctx.dir.ban(&spec.key_id, m.index)
+            {
+                err.message.push_str(&format!(" (recording the ban failed: {})", ban.message));
+            }
+            return Err(err);
+        }
+    };
     let pk = spec.public_key;
     match outcome {
         ReshareOutcome::NewShare(share) => {
