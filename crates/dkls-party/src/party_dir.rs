@@ -268,7 +268,8 @@ impl PartyDir {
         read_info(&path)
     }
 
-    /// Seals and stores `share` (atomically; the public data is written first, then the share).
+    /// Seals and stores `share` (each file atomically: the share first, then its public data,
+    /// which [`Self::load_share`] repairs if a crash fell between the two).
     ///
     /// # Errors
     /// Internal errors for I/O or encryption failures.
@@ -320,6 +321,15 @@ impl PartyDir {
                 "key share {} holds another key",
                 path.display()
             )));
+        }
+        // The public data is written after the share; if a crash fell in between (e.g. during a
+        // refresh), bring it back in line with the share.
+        let label = read_info(&self.info_path(key_id)).map(|i| i.label).unwrap_or_default();
+        let fresh = ShareInfo::of(&share, &label);
+        if read_info(&self.info_path(key_id)).ok().as_ref() != Some(&fresh) {
+            let json = serde_json::to_vec_pretty(&fresh)
+                .map_err(|e| CliError::internal(format!("encoding share metadata: {e}")))?;
+            files::write_atomic(&self.info_path(key_id), &json, 0o644)?;
         }
         Ok(share)
     }
@@ -439,3 +449,31 @@ impl ReplayGuard for FileReplayGuard {
 
 /// A passphrase held in memory (zeroized on drop).
 pub type Passphrase = Zeroizing<Vec<u8>>;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eip55_addresses() {
+        // Private key 1: the generator's well-known address.
+        assert_eq!(
+            eth_address(&ProjectivePoint::GENERATOR),
+            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
+        );
+    }
+
+    #[test]
+    fn replay_guard_persists() {
+        let dir = std::env::temp_dir().join(format!("dkls-party-guard-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let g = FileReplayGuard::open(dir.join("used-iids")).unwrap();
+        g.check_and_record(&[1; 32]).unwrap();
+        assert_eq!(g.check_and_record(&[1; 32]), Err(ReplayError::Reused));
+        let g = FileReplayGuard::open(dir.join("used-iids")).unwrap();
+        assert!(g.was_used(&[1; 32]) && !g.was_used(&[2; 32]));
+        assert_eq!(g.check_and_record(&[1; 32]), Err(ReplayError::Reused));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
