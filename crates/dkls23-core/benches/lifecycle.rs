@@ -9,103 +9,34 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use dkls23_core::bip32::{self, Network, Xpub};
-use dkls23_core::dkg::{self, DkgConfig, Outgoing};
-use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
-use dkls23_core::reshare::{self, OldSecret, ReshareConfig, ReshareOutcome, ReshareSpec};
-use dkls23_core::{KeyShare, PartyIndex};
+use dkls23_core::reshare::{OldSecret, ReshareOutcome, ReshareSpec};
+use dkls23_core::{KeyShare, PartyIndex, sim};
 use k256::ProjectivePoint;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-type Inbox = BTreeMap<PartyIndex, Vec<u8>>;
-
-fn bcast_for(out: &BTreeMap<PartyIndex, Outgoing>, me: PartyIndex) -> Inbox {
-    out.iter()
-        .filter(|(j, _)| **j != me)
-        .filter_map(|(j, o)| o.broadcast.clone().map(|b| (*j, b)))
-        .collect()
-}
-
-fn p2p_for(out: &BTreeMap<PartyIndex, Outgoing>, me: PartyIndex) -> Inbox {
-    out.iter().filter_map(|(j, o)| o.p2p.get(&me).map(|m| (*j, m.clone()))).collect()
+fn rngs(n: u16, rng: &mut ChaCha20Rng) -> BTreeMap<PartyIndex, ChaCha20Rng> {
+    (1..=n).map(|i| (i, ChaCha20Rng::from_rng(rng))).collect()
 }
 
 fn dkg_all(n: u16, t: u16, rng: &mut ChaCha20Rng) -> Vec<KeyShare> {
-    let ids: Vec<Vec<u8>> = (1..=n)
-        .map(|j| Ed25519Identity::from_seed(&[j as u8; 32]).public_key().to_bytes())
-        .collect();
-    let mut r1 = BTreeMap::new();
-    let mut out1 = BTreeMap::new();
-    for me in 1..=n {
-        let cfg = DkgConfig {
-            n,
-            t,
-            me,
-            setup_hash: [7; 32],
-            ephemeral_public: [me as u8; 32],
-            identities: ids.clone(),
-        };
-        let (st, k1) = dkg::start(rng, cfg).unwrap();
-        r1.insert(me, st);
-        out1.insert(me, Outgoing { broadcast: Some(k1), p2p: BTreeMap::new() });
-    }
-    let (mut r2, mut out2) = (BTreeMap::new(), BTreeMap::new());
-    for (me, st) in r1 {
-        let (st, o) = st.next(rng, &bcast_for(&out1, me)).unwrap();
-        r2.insert(me, st);
-        out2.insert(me, o);
-    }
-    let (mut r3, mut out3) = (BTreeMap::new(), BTreeMap::new());
-    for (me, st) in r2 {
-        let (st, o) = st.next(rng, &bcast_for(&out2, me), &p2p_for(&out2, me)).unwrap();
-        r3.insert(me, st);
-        out3.insert(me, o);
-    }
-    let (mut r4, mut out4) = (BTreeMap::new(), BTreeMap::new());
-    for (me, st) in r3 {
-        let (st, o) = st.next(&bcast_for(&out3, me), &p2p_for(&out3, me)).unwrap();
-        r4.insert(me, st);
-        out4.insert(me, o);
-    }
-    r4.into_iter().map(|(me, st)| st.finish(&bcast_for(&out4, me)).unwrap()).collect()
+    let (res, _) = sim::dkg(n, t, [7; 32], &mut rngs(n, rng), &mut |_, _, _| {});
+    res.into_values().map(|r| r.unwrap()).collect()
 }
 
 fn refresh_all(old: &[KeyShare], rng: &mut ChaCha20Rng) -> Vec<KeyShare> {
     let spec = ReshareSpec::refresh(&old[0]).unwrap();
-    let mut r1 = BTreeMap::new();
-    let mut out1 = BTreeMap::new();
-    for s in old {
-        let me = s.index();
-        let cfg = ReshareConfig {
-            spec: spec.clone(),
-            setup_hash: [5; 32],
-            me,
-            ephemeral_public: [me as u8; 32],
-        };
-        let (st, q1) = reshare::start(rng, cfg, Some(OldSecret::from_share(s))).unwrap();
-        r1.insert(me, st);
-        out1.insert(me, Outgoing { broadcast: Some(q1), p2p: BTreeMap::new() });
-    }
-    let (mut r2, mut out2) = (BTreeMap::new(), BTreeMap::new());
-    for (me, st) in r1 {
-        let (st, o) = st.next(rng, &bcast_for(&out1, me)).unwrap();
-        r2.insert(me, st);
-        out2.insert(me, o);
-    }
-    let (mut r3, mut out3) = (BTreeMap::new(), BTreeMap::new());
-    for (me, st) in r2 {
-        let (st, o) = st.next(rng, &bcast_for(&out2, me), &p2p_for(&out2, me)).unwrap();
-        r3.insert(me, st);
-        out3.insert(me, o);
-    }
-    let (mut r4, mut out4) = (BTreeMap::new(), BTreeMap::new());
-    for (me, st) in r3 {
-        let (st, o) = st.next(&bcast_for(&out3, me), &p2p_for(&out3, me)).unwrap();
-        r4.insert(me, st);
-        out4.insert(me, o);
-    }
-    r4.into_iter()
-        .map(|(me, st)| match st.finish(&bcast_for(&out4, me)).unwrap() {
+    let by_index: BTreeMap<PartyIndex, &KeyShare> = old.iter().map(|s| (s.index(), s)).collect();
+    let n = old[0].parties();
+    let (res, _) = sim::reshare(
+        &spec,
+        &mut |p| OldSecret::from_share(by_index[&p]),
+        [5; 32],
+        &mut rngs(n, rng),
+        &mut |_, _, _| {},
+    );
+    res.into_values()
+        .map(|r| match r.unwrap() {
             ReshareOutcome::NewShare(s) => s,
             ReshareOutcome::Removed => unreachable!("refresh keeps every party"),
         })

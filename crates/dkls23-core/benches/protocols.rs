@@ -1,6 +1,6 @@
 //! Protocol benchmark table: `cargo bench -p dkls23-core --bench protocols`.
 //!
-//! For (t, n) ∈ {(2,2), (2,3), (3,5)}: DKG, presign, online finish and full signing with t
+//! For (t, n) ∈ {(2,2), (2,3), (3,5)}: DKG, refresh, presign, online finish and full signing with t
 //! signers, all parties in one process on one thread (`dkls23_core::sim`). Prints the median
 //! over the iterations of: wall time for all parties together, CPU time per party (mean and
 //! max over parties), bytes sent per party (payload, and on the wire through the message layer)
@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use dkls23_core::reshare::{OldSecret, ReshareOutcome, ReshareSpec};
 use dkls23_core::sign::Presignature;
 use dkls23_core::sim::{self, Stats};
 use dkls23_core::{KeyShare, PartyIndex};
@@ -88,6 +89,25 @@ fn main() {
             dkg.push(wall, &stats, true);
         }
         row("DKG", t, n, &dkg, None);
+
+        let mut refresh = Samples::default();
+        let spec = ReshareSpec::refresh(&shares[0]).unwrap();
+        let by_index: BTreeMap<PartyIndex, &KeyShare> =
+            shares.iter().map(|s| (s.index(), s)).collect();
+        for it in 0..dkg_iters {
+            let started = Instant::now();
+            let (res, stats) = sim::reshare(
+                &spec,
+                &mut |p| OldSecret::from_share(by_index[&p]),
+                [it as u8; 32],
+                &mut rngs(n, 500 + it as u64),
+                &mut |_, _, _| {},
+            );
+            let wall = started.elapsed();
+            assert!(res.values().all(|r| matches!(r, Ok(ReshareOutcome::NewShare(_)))));
+            refresh.push(wall, &stats, true);
+        }
+        row("refresh", t, n, &refresh, None);
 
         let signers: Vec<PartyIndex> = (1..=t).collect();
         let refs: Vec<&KeyShare> = shares.iter().collect();

@@ -309,23 +309,29 @@ impl std::fmt::Display for Xpub {
     }
 }
 
+/// Base58Check-decodes a 78-byte extended key (public or private); the caller checks the
+/// version. Secret material is zeroized when the result drops.
+pub(crate) fn decode_extended_key(s: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, XpubError> {
+    // 82 bytes encode to at most 112 Base58 characters; refuse longer input before decoding.
+    if s.len() > 120 {
+        return Err(XpubError::Encoding);
+    }
+    let raw = zeroize::Zeroizing::new(bs58::decode(s).into_vec().map_err(|_| XpubError::Encoding)?);
+    if raw.len() != XPUB_LEN + 4 {
+        return Err(XpubError::Encoding);
+    }
+    let (data, sum) = raw.split_at(XPUB_LEN);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&checksum(data)[..], sum)) {
+        return Err(XpubError::Checksum);
+    }
+    Ok(zeroize::Zeroizing::new(data.to_vec()))
+}
+
 impl std::str::FromStr for Xpub {
     type Err = XpubError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // 82 bytes encode to at most 112 Base58 characters; refuse longer input before decoding.
-        if s.len() > 120 {
-            return Err(XpubError::Encoding);
-        }
-        let raw = bs58::decode(s).into_vec().map_err(|_| XpubError::Encoding)?;
-        if raw.len() != XPUB_LEN + 4 {
-            return Err(XpubError::Encoding);
-        }
-        let (data, sum) = raw.split_at(XPUB_LEN);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(&checksum(data)[..], sum)) {
-            return Err(XpubError::Checksum);
-        }
-        Self::from_bytes(data)
+        Self::from_bytes(&decode_extended_key(s)?)
     }
 }
 

@@ -498,6 +498,89 @@ pub struct DkgRound3 {
     alice: BTreeMap<PartyIndex, AliceSetup>,
 }
 
+/// The public data a final-share broadcast (DKG K3, reshare Q3) is checked against (§2.5).
+pub(crate) struct FinalView<'a> {
+    /// Round name for error messages ("K3", "Q3").
+    pub(crate) label: &'static str,
+    /// Tag of the final proof of knowledge.
+    pub(crate) tag: Tag,
+    pub(crate) sid: &'a [u8; 32],
+    pub(crate) d2: &'a [u8; 32],
+    pub(crate) x: &'a ProjectivePoint,
+    pub(crate) chain_code: &'a [u8; 32],
+    /// X_1..X_n as computed from the commitments.
+    pub(crate) public_shares: &'a [ProjectivePoint],
+}
+
+impl FinalView<'_> {
+    /// §2.5 checks 1–3 on party j's broadcast `sid ‖ D2 ‖ X ‖ X_j ‖ π*_j`.
+    pub(crate) fn check(&self, j: PartyIndex, b: &[u8]) -> Result<(), Error> {
+        let label = self.label;
+        let len = 64 + 2 * POINT_LEN + POK_LEN;
+        if b.len() != len {
+            return Err(Error::blame(
+                j,
+                format!("{label} broadcast has {} bytes, expected {len}", b.len()),
+            ));
+        }
+        let mut r = Reader::new(b);
+        let bad = |_| Error::blame(j, format!("malformed {label}"));
+        let echo: [u8; 32] = r.array().map_err(bad)?;
+        let d2: [u8; 32] = r.array().map_err(bad)?;
+        if echo != *self.sid || d2 != *self.d2 {
+            return Err(Error::ViewMismatch { round: 3, party: j });
+        }
+        let x_j = r.point().map_err(|e| Error::blame(j, format!("{label} public key: {e}")))?;
+        let share_j =
+            r.point().map_err(|e| Error::blame(j, format!("{label} public share: {e}")))?;
+        let pok = Pok::read(&mut r).map_err(|e| Error::blame(j, format!("{label} proof: {e}")))?;
+        if x_j != *self.x {
+            return Err(Error::blame(j, "announced a different public key"));
+        }
+        let expected = usize::from(j)
+            .checked_sub(1)
+            .and_then(|k| self.public_shares.get(k))
+            .copied()
+            .unwrap_or_default();
+        if share_j != expected {
+            return Err(Error::blame(
+                j,
+                "announced a public share that differs from the commitments",
+            ));
+        }
+        let x_bytes = point_to_bytes(self.x);
+        if !pok.verify(
+            self.tag,
+            &[self.sid, &j.to_be_bytes(), &x_bytes, self.chain_code, self.d2],
+            &expected,
+        ) {
+            return Err(Error::blame(
+                j,
+                "final proof of knowledge is invalid (different chain code or view?)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// §2.5 check 4: finishes this party's OT pair setup as Alice with j from j's `sid ‖ M2`.
+pub(crate) fn finish_pair_setup(
+    j: PartyIndex,
+    sid: &[u8; 32],
+    m: &[u8],
+    setup: Option<AliceSetup>,
+) -> Result<AliceState, Error> {
+    if m.len() != 32 + Kg2::LEN {
+        return Err(Error::blame(j, format!("round-3 p2p message has {} bytes", m.len())));
+    }
+    if m.get(..32) != Some(&sid[..]) {
+        return Err(Error::ViewMismatch { round: 3, party: j });
+    }
+    let kg2 = Kg2::decode(m.get(32..).unwrap_or_default()).map_err(|e| Error::from_ot(j, 3, e))?;
+    let setup = setup.ok_or_else(|| Error::InvalidInput("missing OT setup".into()))?;
+    setup.finish(&kg2).map_err(|e| Error::from_ot(j, 3, e))
+}
+
 /// seed_ij = TH("dkg/zero-seed", sid, u16(min), u16(max), σ_{min→max}, σ_{max→min}) (§2.3; the
 /// reshare uses it with its own sid).
 pub(crate) fn zero_seed(
@@ -546,63 +629,20 @@ impl DkgRound3 {
         let parties = others(n, me);
         expect_from(3, bcast, &parties)?;
         expect_from(3, p2p, &parties)?;
-        let x_bytes = point_to_bytes(&self.x);
         let mut alice_states = BTreeMap::new();
+        let view = FinalView {
+            label: "K3",
+            tag: Tag::DkgPokShare,
+            sid: &self.sid,
+            d2: &self.d2,
+            x: &self.x,
+            chain_code: &self.chain_code,
+            public_shares: &self.public_shares,
+        };
         for &j in &parties {
-            let b = bcast.get(&j).map_or(&[][..], Vec::as_slice);
-            let len = 64 + 2 * POINT_LEN + POK_LEN;
-            if b.len() != len {
-                return Err(Error::blame(
-                    j,
-                    format!("K3 broadcast has {} bytes, expected {len}", b.len()),
-                ));
-            }
-            let mut r = Reader::new(b);
-            let bad = |_| Error::blame(j, "malformed K3");
-            let echo: [u8; 32] = r.array().map_err(bad)?;
-            let d2: [u8; 32] = r.array().map_err(bad)?;
-            if echo != self.sid || d2 != self.d2 {
-                return Err(Error::ViewMismatch { round: 3, party: j });
-            }
-            let x_j = r.point().map_err(|e| Error::blame(j, format!("K3 public key: {e}")))?;
-            let share_j =
-                r.point().map_err(|e| Error::blame(j, format!("K3 public share: {e}")))?;
-            let pok = Pok::read(&mut r).map_err(|e| Error::blame(j, format!("K3 proof: {e}")))?;
-            if x_j != self.x {
-                return Err(Error::blame(j, "announced a different public key"));
-            }
-            let expected = self.public_shares.get(usize::from(j) - 1).copied().unwrap_or_default();
-            if share_j != expected {
-                return Err(Error::blame(
-                    j,
-                    "announced a public share that differs from the commitments",
-                ));
-            }
-            if !pok.verify(
-                Tag::DkgPokShare,
-                &[&self.sid, &j.to_be_bytes(), &x_bytes, &self.chain_code, &self.d2],
-                &expected,
-            ) {
-                return Err(Error::blame(
-                    j,
-                    "final proof of knowledge is invalid (different chain code or view?)",
-                ));
-            }
+            view.check(j, bcast.get(&j).map_or(&[][..], Vec::as_slice))?;
             let m = p2p.get(&j).map_or(&[][..], Vec::as_slice);
-            if m.len() != 32 + Kg2::LEN {
-                return Err(Error::blame(j, format!("K3 p2p message has {} bytes", m.len())));
-            }
-            if m.get(..32) != Some(&self.sid[..]) {
-                return Err(Error::ViewMismatch { round: 3, party: j });
-            }
-            let kg2 = Kg2::decode(m.get(32..).unwrap_or_default())
-                .map_err(|e| Error::from_ot(j, 3, e))?;
-            let setup = self
-                .alice
-                .remove(&j)
-                .ok_or_else(|| Error::InvalidInput("missing OT setup".into()))?;
-            let state: AliceState = setup.finish(&kg2).map_err(|e| Error::from_ot(j, 3, e))?;
-            alice_states.insert(j, state);
+            alice_states.insert(j, finish_pair_setup(j, &self.sid, m, self.alice.remove(&j))?);
         }
         let own_ack = ack(&self.sid, &self.x, &self.chain_code, &self.public_shares);
         let mut k4 = Vec::with_capacity(64);

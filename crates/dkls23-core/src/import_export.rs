@@ -65,6 +65,38 @@ impl ImportSecret {
         Ok(Self { x, chain_code })
     }
 
+    /// The private key and chain code of a BIP32 extended private key (`xprv…` / `tprv…`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad encoding or checksum, a public or unknown version, a
+    /// depth-0 node with a parent fingerprint or child number, a key byte other than `0x00`, or
+    /// a key outside `1..q` (BIP-32 test vector 5).
+    pub fn from_xprv(s: &str) -> Result<Self, Error> {
+        let bad = |what: &str| invalid(format!("extended private key: {what}"));
+        let data = crate::bip32::decode_extended_key(s).map_err(|e| bad(&e.to_string()))?;
+        let mut r = Reader::new(&data);
+        let version = r.u32().map_err(|_| bad("truncated"))?;
+        if version != 0x0488_ADE4 && version != 0x0435_8394 {
+            return Err(bad("not an xprv / tprv version"));
+        }
+        let [depth] = r.array::<1>().map_err(|_| bad("truncated"))?;
+        let fingerprint = r.array::<4>().map_err(|_| bad("truncated"))?;
+        let child = r.u32().map_err(|_| bad("truncated"))?;
+        let chain_code = Zeroizing::new(r.array::<32>().map_err(|_| bad("truncated"))?);
+        let [prefix] = r.array::<1>().map_err(|_| bad("truncated"))?;
+        let key = Zeroizing::new(r.array::<32>().map_err(|_| bad("truncated"))?);
+        if depth == 0 && (fingerprint != [0; 4] || child != 0) {
+            return Err(bad("depth 0 with a parent fingerprint or child number"));
+        }
+        if prefix != 0 {
+            return Err(bad("private key must be prefixed by 0x00"));
+        }
+        let x: Option<Scalar> = Scalar::from_repr(FieldBytes::from(*key)).into();
+        let x =
+            x.filter(|x| !bool::from(x.is_zero())).ok_or_else(|| bad("private key not in 1..q"))?;
+        Ok(Self { x, chain_code: *chain_code })
+    }
+
     /// X = x·G.
     pub fn public_key(&self) -> ProjectivePoint {
         ProjectivePoint::mul_by_generator(&self.x)

@@ -32,7 +32,9 @@ use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::dkg::{Outgoing, expect_from, osid, public_ack, random_bytes, zero_seed};
+use crate::dkg::{
+    FinalView, Outgoing, expect_from, finish_pair_setup, osid, public_ack, random_bytes, zero_seed,
+};
 use crate::encoding::{POINT_LEN, Reader, point_to_bytes, scalar_to_bytes};
 use crate::error::Error;
 use crate::identity::IdentityPublicKey;
@@ -488,6 +490,8 @@ pub struct ReshareRound1 {
 struct Dealer {
     secret: OldSecret,
     poly: Polynomial,
+    /// G_{p,k} = g_{p,k}·G (public; computed once).
+    commitments: Vec<ProjectivePoint>,
     salt: [u8; 32],
 }
 
@@ -552,7 +556,8 @@ pub fn start(
             let lambda = lagrange_at_zero(&set, p).ok_or_else(|| invalid("bad old index set"))?;
             let w = lambda * secret.share;
             let poly = Polynomial::random(rng, usize::from(cfg.spec.new_threshold), Some(w));
-            Some(Dealer { secret, poly, salt: random_bytes(rng) })
+            let commitments = poly.commitments();
+            Some(Dealer { secret, poly, commitments, salt: random_bytes(rng) })
         }
         (Some(p), _) => {
             return Err(invalid(format!("old member {p} must supply its own old share")));
@@ -563,7 +568,7 @@ pub fn start(
     q1.extend_from_slice(&random_bytes(rng));
     q1.extend_from_slice(&cfg.ephemeral_public);
     if let Some(d) = &dealer {
-        q1.extend_from_slice(&commit_poly(&cfg.setup_hash, cfg.me, &d.poly.commitments(), &d.salt));
+        q1.extend_from_slice(&commit_poly(&cfg.setup_hash, cfg.me, &d.commitments, &d.salt));
     }
     Ok((ReshareRound1 { cfg, dealer, own_q1: q1.clone() }, q1))
 }
@@ -634,10 +639,10 @@ impl ReshareRound1 {
         let mut out = Outgoing::default();
         let mut own_q2 = None;
         if let Some(d) = &dealer {
-            let g = d.poly.commitments();
+            let g = &d.commitments;
             let mut b = Vec::with_capacity(64 + t_new * (POINT_LEN + POK_LEN));
             b.extend_from_slice(&sid);
-            for a in &g {
+            for a in g {
                 b.extend_from_slice(&point_to_bytes(a));
             }
             b.extend_from_slice(&d.salt);
@@ -785,7 +790,7 @@ impl ReshareRound2 {
             if j == me {
                 let d = self.dealer.as_ref().ok_or_else(|| invalid("missing dealer state"))?;
                 let raw = self.own_q2.as_ref().and_then(|b| b.get(32..)).unwrap_or_default();
-                views.insert(j, DealerView { g: d.poly.commitments(), raw: raw.to_vec() });
+                views.insert(j, DealerView { g: d.commitments.clone(), raw: raw.to_vec() });
             } else {
                 let b = bcast.get(&j).map_or(&[][..], Vec::as_slice);
                 views.insert(j, self.check_dealer(j, b)?);
@@ -956,47 +961,17 @@ impl ReshareRound3 {
         expect_from(3, bcast, &exp.bcast)?;
         expect_from(3, p2p, &exp.p2p)?;
         let x = self.cfg.spec.public_key;
-        let x_bytes = point_to_bytes(&x);
+        let view = FinalView {
+            label: "Q3",
+            tag: Tag::RsPokShare,
+            sid: &self.sid,
+            d2: &self.d2,
+            x: &x,
+            chain_code: &self.chain_code,
+            public_shares: &self.public_shares,
+        };
         for &j in &exp.bcast {
-            let b = bcast.get(&j).map_or(&[][..], Vec::as_slice);
-            let len = 64 + 2 * POINT_LEN + POK_LEN;
-            if b.len() != len {
-                return Err(Error::blame(
-                    j,
-                    format!("Q3 broadcast has {} bytes, expected {len}", b.len()),
-                ));
-            }
-            let mut r = Reader::new(b);
-            let bad = |_| Error::blame(j, "malformed Q3");
-            let echo: [u8; 32] = r.array().map_err(bad)?;
-            let d2: [u8; 32] = r.array().map_err(bad)?;
-            if echo != self.sid || d2 != self.d2 {
-                return Err(Error::ViewMismatch { round: 3, party: j });
-            }
-            let x_j = r.point().map_err(|e| Error::blame(j, format!("Q3 public key: {e}")))?;
-            let share_j =
-                r.point().map_err(|e| Error::blame(j, format!("Q3 public share: {e}")))?;
-            let pok = Pok::read(&mut r).map_err(|e| Error::blame(j, format!("Q3 proof: {e}")))?;
-            if x_j != x {
-                return Err(Error::blame(j, "announced a different public key"));
-            }
-            let expected = self.public_shares.get(usize::from(j) - 1).copied().unwrap_or_default();
-            if share_j != expected {
-                return Err(Error::blame(
-                    j,
-                    "announced a public share that differs from the commitments",
-                ));
-            }
-            if !pok.verify(
-                Tag::RsPokShare,
-                &[&self.sid, &j.to_be_bytes(), &x_bytes, &self.chain_code, &self.d2],
-                &expected,
-            ) {
-                return Err(Error::blame(
-                    j,
-                    "final proof of knowledge is invalid (different chain code or view?)",
-                ));
-            }
+            view.check(j, bcast.get(&j).map_or(&[][..], Vec::as_slice))?;
         }
         let own_ack = public_ack(Tag::RsAck, &self.sid, &x, &self.chain_code, &self.public_shares);
         let mut pending = None;
@@ -1006,16 +981,7 @@ impl ReshareRound3 {
             let mut alice_states: BTreeMap<PartyIndex, AliceState> = BTreeMap::new();
             for &j in &exp.p2p {
                 let m = p2p.get(&j).map_or(&[][..], Vec::as_slice);
-                if m.len() != 32 + Kg2::LEN {
-                    return Err(Error::blame(j, format!("Q3 p2p message has {} bytes", m.len())));
-                }
-                if m.get(..32) != Some(&self.sid[..]) {
-                    return Err(Error::ViewMismatch { round: 3, party: j });
-                }
-                let kg2 = Kg2::decode(m.get(32..).unwrap_or_default())
-                    .map_err(|e| Error::from_ot(j, 3, e))?;
-                let setup = st.alice.remove(&j).ok_or_else(|| invalid("missing OT setup"))?;
-                alice_states.insert(j, setup.finish(&kg2).map_err(|e| Error::from_ot(j, 3, e))?);
+                alice_states.insert(j, finish_pair_setup(j, &self.sid, m, st.alice.remove(&j))?);
             }
             let spec = &self.cfg.spec;
             pending = Some(KeyShare {

@@ -225,7 +225,11 @@ pub async fn run_import<R: Relay + ?Sized>(
     let mut h = Th::new(Tag::Import);
     h.put(b"sid").put(setup.hash());
     for l in 1..=n {
-        let p = if l == me { &q1 } else { b1.get(&l).unwrap_or(&q1) };
+        let p = match b1.get(&l) {
+            _ if l == me => &q1,
+            Some(p) => p,
+            None => return Err(Error::Timeout { round: 1, missing: vec![l] }),
+        };
         if p.len() != 64 {
             return Err(Error::Blame { party: l, reason: "malformed import round 1".into() });
         }

@@ -3,7 +3,7 @@
 //! would). For tests, benchmarks and examples: it measures CPU time and bytes per party, and a
 //! tamper hook may rewrite any party's outgoing payloads of any round.
 //!
-//! Identity keys are placeholders (`[j; 33]`); the message layer is exercised by
+//! Identity keys are deterministic placeholders ([`identity`]); the message layer is exercised by
 //! [`crate::runner`] instead. Nothing here panics: a party whose round fails records its error
 //! and stops, and the other parties then see its messages missing ([`Error::Timeout`]).
 
@@ -151,6 +151,13 @@ fn round<S, T, U>(
     (next, out)
 }
 
+/// A deterministic, valid identity public key for party `j` (Ed25519 from seed `[j; 32]`):
+/// a placeholder, since the simulation does not run the message layer.
+pub fn identity(j: PartyIndex) -> crate::identity::IdentityPublicKey {
+    use crate::identity::IdentitySigner;
+    crate::identity::Ed25519Identity::from_seed(&[j.to_be_bytes()[1]; 32]).public_key()
+}
+
 /// The DKG configuration of party `me` in a simulated t-of-n DKG.
 pub fn dkg_config(n: u16, t: u16, me: PartyIndex, setup_hash: [u8; 32]) -> DkgConfig {
     DkgConfig {
@@ -159,7 +166,7 @@ pub fn dkg_config(n: u16, t: u16, me: PartyIndex, setup_hash: [u8; 32]) -> DkgCo
         me,
         setup_hash,
         ephemeral_public: [me.to_be_bytes()[1]; 32],
-        identities: (1..=n).map(|j| vec![j.to_be_bytes()[1]; 33]).collect(),
+        identities: (1..=n).map(|j| identity(j).to_bytes()).collect(),
     }
 }
 
@@ -298,5 +305,48 @@ pub fn sign<R: CryptoRng>(
     let (sigs, more) = finish(ok, m32, tamper);
     stats.add(&more);
     results.extend(sigs);
+    (results, stats)
+}
+
+/// A reshare (refresh, recovery, quorum or threshold change) among every participant of `spec`
+/// (keyed by transport index); `secret_for(p)` gives old member p's dealer input.
+pub fn reshare<R: CryptoRng>(
+    spec: &crate::reshare::ReshareSpec,
+    secret_for: &mut dyn FnMut(PartyIndex) -> crate::reshare::OldSecret,
+    setup_hash: [u8; 32],
+    rngs: &mut BTreeMap<PartyIndex, R>,
+    tamper: Tamper<'_>,
+) -> (Results<crate::reshare::ReshareOutcome>, Stats) {
+    use crate::reshare::{self as rs, ReshareConfig};
+    let mut stats = Stats::default();
+    let mut results = Results::new();
+    let starts: BTreeMap<PartyIndex, ()> =
+        spec.transport_participants().iter().map(|(t, _)| (*t, ())).collect();
+    let (r1, out1) = round(starts, 1, &mut stats, &mut results, tamper, |me, ()| {
+        let cfg = ReshareConfig {
+            spec: spec.clone(),
+            setup_hash,
+            me,
+            ephemeral_public: [me.to_be_bytes()[1]; 32],
+        };
+        let old = spec.old_member_at(me).map(|m| secret_for(m.index));
+        let (st, q1) = rs::start(rng_of(rngs, me)?, cfg, old)?;
+        Ok((st, Outgoing { broadcast: Some(q1), p2p: BTreeMap::new() }))
+    });
+    let (r2, out2) = round(r1, 2, &mut stats, &mut results, tamper, |me, st| {
+        st.next(rng_of(rngs, me)?, &bcast_for(&out1, me))
+    });
+    let (r3, out3) = round(r2, 3, &mut stats, &mut results, tamper, |me, st| {
+        st.next(rng_of(rngs, me)?, &bcast_for(&out2, me), &p2p_for(&out2, me))
+    });
+    let (r4, out4) = round(r3, 4, &mut stats, &mut results, tamper, |me, st| {
+        st.next(&bcast_for(&out3, me), &p2p_for(&out3, me))
+    });
+    for (me, st) in r4 {
+        let started = Instant::now();
+        let r = st.finish(&bcast_for(&out4, me));
+        stats.record(me, started.elapsed(), None);
+        results.insert(me, r);
+    }
     (results, stats)
 }

@@ -270,3 +270,45 @@ proptest! {
         prop_assert!(t.starts_with("tpub"));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// §10 item 4 (white-box algebra of the signing inputs): for a random signing set S and
+    /// context, the zero shares sum to 0, and Σ_{i∈S} (λ_i·(f(i) + τ) + ζ_i) = f(0) + τ, i.e.
+    /// the additive shares of a derived key sum to x + τ.
+    #[test]
+    fn zero_shares_and_tweaked_additive_shares(
+        seed in any::<u64>(),
+        mask in 1u8..127,
+        ctx in prop::collection::vec(any::<u8>(), 0..40),
+        t in 2usize..5,
+    ) {
+        use dkls23_core::math::{Polynomial, lagrange_at_zero, zero_share};
+        use rand_core::SeedableRng;
+        let set: Vec<u16> = (1..=7u16).filter(|i| mask & (1 << (i - 1)) != 0).collect();
+        prop_assume!(set.len() >= t);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+        let mut seeds = std::collections::BTreeMap::new();
+        for i in 1..=7u16 {
+            for j in (i + 1)..=7 {
+                let mut s = [0u8; 32];
+                rand_core::Rng::fill_bytes(&mut rng, &mut s);
+                seeds.insert((i, j), s);
+            }
+        }
+        let x = dkls23_core::math::random_nonzero(&mut rng);
+        let tau = dkls23_core::math::random_nonzero(&mut rng);
+        let f = Polynomial::random(&mut rng, t, Some(x));
+        let mut zeta_sum = Scalar::ZERO;
+        let mut sk_sum = Scalar::ZERO;
+        for &i in &set {
+            let mine = (1..=7u16).filter(|&j| j != i).map(|j| (j, &seeds[&(i.min(j), i.max(j))]));
+            let zeta = zero_share(i, mine, &set, &ctx);
+            zeta_sum += zeta;
+            sk_sum += lagrange_at_zero(&set, i).unwrap() * (f.eval(i) + tau) + zeta;
+        }
+        prop_assert_eq!(zeta_sum, Scalar::ZERO);
+        prop_assert_eq!(sk_sum, x + tau);
+    }
+}

@@ -165,7 +165,7 @@ fn corrupted_m1_or_m2_is_blamed_on_its_sender() {
     let m2_len = tampered(3, 2, 25, 3, |o| {
         o.p2p.get_mut(&1).unwrap().push(0);
     });
-    assert_blames_2(&m2_len, &[1], "K3 p2p message has");
+    assert_blames_2(&m2_len, &[1], "p2p message has");
 }
 
 #[test]

@@ -4,13 +4,11 @@ use std::collections::BTreeMap;
 
 use dkls23_core::dkg::Outgoing;
 use dkls23_core::encoding::scalar_to_bytes;
-use dkls23_core::reshare::{
-    self, NewMember, OldSecret, ReshareConfig, ReshareOutcome, ReshareSpec,
-};
+use dkls23_core::reshare::{NewMember, OldSecret, ReshareOutcome, ReshareSpec};
 use dkls23_core::{Error, KeyShare, PartyIndex};
 use k256::Scalar;
 
-use crate::common::{Tamper, bcast_for, honest_dkg, identity, p2p_for, rngs, run_sign};
+use crate::common::{Tamper, honest_dkg, identity, rngs, run_sign};
 
 pub type Results = BTreeMap<PartyIndex, Result<ReshareOutcome, Error>>;
 
@@ -25,71 +23,7 @@ pub fn run_reshare_with(
     seed: u64,
     tamper: Tamper<'_>,
 ) -> Results {
-    let mut rngs = rngs(255, seed);
-    let parts: Vec<PartyIndex> = spec.transport_participants().iter().map(|(t, _)| *t).collect();
-    let mut results = Results::new();
-    let mut r1 = BTreeMap::new();
-    let mut out1 = BTreeMap::new();
-    for &me in &parts {
-        let cfg = ReshareConfig {
-            spec: spec.clone(),
-            setup_hash: [5u8; 32],
-            me,
-            ephemeral_public: [me as u8; 32],
-        };
-        let old = spec.old_member_at(me).map(|m| secret_for(m.index));
-        let (st, q1) = reshare::start(rngs.get_mut(&me).unwrap(), cfg, old).unwrap();
-        let mut o = Outgoing { broadcast: Some(q1), p2p: BTreeMap::new() };
-        tamper(1, me, &mut o);
-        r1.insert(me, st);
-        out1.insert(me, o);
-    }
-    let mut r2 = BTreeMap::new();
-    let mut out2 = BTreeMap::new();
-    for (me, st) in r1 {
-        match st.next(rngs.get_mut(&me).unwrap(), &bcast_for(&out1, me)) {
-            Ok((st, mut o)) => {
-                tamper(2, me, &mut o);
-                r2.insert(me, st);
-                out2.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    let mut r3 = BTreeMap::new();
-    let mut out3 = BTreeMap::new();
-    for (me, st) in r2 {
-        match st.next(rngs.get_mut(&me).unwrap(), &bcast_for(&out2, me), &p2p_for(&out2, me)) {
-            Ok((st, mut o)) => {
-                tamper(3, me, &mut o);
-                r3.insert(me, st);
-                out3.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    let mut r4 = BTreeMap::new();
-    let mut out4 = BTreeMap::new();
-    for (me, st) in r3 {
-        match st.next(&bcast_for(&out3, me), &p2p_for(&out3, me)) {
-            Ok((st, mut o)) => {
-                tamper(4, me, &mut o);
-                r4.insert(me, st);
-                out4.insert(me, o);
-            }
-            Err(e) => {
-                results.insert(me, Err(e));
-            }
-        }
-    }
-    for (me, st) in r4 {
-        results.insert(me, st.finish(&bcast_for(&out4, me)));
-    }
-    results
+    dkls23_core::sim::reshare(spec, secret_for, [5u8; 32], &mut rngs(255, seed), tamper).0
 }
 
 /// Runs a reshare with the honest dealer inputs of `old` (shares by old index).
@@ -353,4 +287,61 @@ fn a_removed_dealer_that_stalls_aborts_the_reshare() {
             results[&victim]
         );
     }
+}
+
+#[test]
+fn truncated_payloads_in_every_round_blame_the_sender() {
+    let old = honest_dkg(3, 2, 191);
+    let spec = ReshareSpec::refresh(&old[0]).unwrap();
+    for round in 1..=4u8 {
+        let results = run_reshare(&spec, &old, 192, &mut |r, from, o| {
+            if let Some(b) = o.broadcast.as_mut().filter(|_| r == round && from == 2) {
+                b.pop();
+            }
+        });
+        for victim in [1, 3] {
+            assert_eq!(blamed(&results, victim), 2, "round {round}");
+        }
+        // Truncated p2p messages (rounds 2 and 3 carry them).
+        if round == 2 || round == 3 {
+            let results = run_reshare(&spec, &old, 193, &mut |r, from, o| {
+                if r == round && from == 2 {
+                    o.p2p.get_mut(&3).unwrap().truncate(40);
+                }
+            });
+            assert_eq!(blamed(&results, 3), 2, "p2p round {round}");
+        }
+    }
+}
+
+#[test]
+fn the_setup_must_match_its_spec() {
+    let old = honest_dkg(2, 2, 201);
+    let spec = ReshareSpec::refresh(&old[0]).unwrap();
+    let setup = spec.to_setup([1; 32], 60).unwrap();
+    // Same extra, but a different participant list or threshold: refused.
+    let mut parts = setup.participants().to_vec();
+    parts[1].1 = identity(9);
+    let forged = dkls23_core::setup::Setup::new(
+        dkls23_core::setup::ProtocolId::Reshare,
+        [1; 32],
+        2,
+        2,
+        parts,
+        spec.to_bytes(),
+        60,
+    )
+    .unwrap();
+    assert!(ReshareSpec::from_setup(&forged).is_err());
+    let dkg_setup = dkls23_core::setup::Setup::new(
+        dkls23_core::setup::ProtocolId::Dkg,
+        [1; 32],
+        2,
+        2,
+        setup.participants().to_vec(),
+        spec.to_bytes(),
+        60,
+    )
+    .unwrap();
+    assert!(ReshareSpec::from_setup(&dkg_setup).is_err());
 }

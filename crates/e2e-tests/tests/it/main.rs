@@ -8,6 +8,8 @@
     missing_docs
 )]
 
+mod lifecycle;
+
 use std::sync::Arc;
 use std::time::Duration;
 

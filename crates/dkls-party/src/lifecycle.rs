@@ -1,0 +1,196 @@
+//! `refresh` and `reshare` (one reshare protocol, `protocols.md` §4), and their setups.
+
+use dkls23_core::encoding::point_to_bytes;
+use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
+use dkls23_core::runner::run_reshare;
+use dkls23_core::setup::{ProtocolId, Setup};
+use serde_json::json;
+use tracing::info;
+
+use crate::cli::{Ctx, Output, RunArgs, SetupNewArgs, SetupProtocol};
+use crate::error::{CliError, CliResult};
+use crate::identity_file;
+use crate::local::{key_id_of, load_identity, passphrase};
+use crate::party_dir::{eth_address, hex_array};
+use crate::progress::{ProgressRelay, party_label};
+use crate::runs::{check_fresh, connect, my_index, opts, session};
+use crate::sealed::KdfParams;
+use crate::setup_file;
+
+fn invalid(e: &dkls23_core::Error) -> CliError {
+    CliError::bad_input(format!("invalid reshare: {e}"))
+}
+
+/// Whether `spec` keeps the committee, its indices and the threshold (a proactive refresh).
+pub fn is_refresh(spec: &ReshareSpec) -> bool {
+    spec.old_threshold == spec.new_threshold
+        && spec.old_committee.len() == spec.new_committee.len()
+        && spec
+            .old_committee
+            .iter()
+            .zip(&spec.new_committee)
+            .all(|(o, n)| o.index == n.index && o.identity == n.identity)
+}
+
+/// The setup of a refresh (`--protocol refresh --key K`) or a reshare (`--protocol reshare
+/// --key K [--dealers 1,2] --new-party PK … [--new-threshold T]`). Reads this party's share
+/// (passphrase) because the setup carries every holder's public share.
+///
+/// # Errors
+/// Bad input for an unknown key or an invalid committee.
+pub fn reshare_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Setup> {
+    let key = a.key.as_deref().ok_or_else(|| {
+        CliError::bad_input("a refresh or reshare setup needs --key")
+            .hint("name the key by id, id prefix or label (see `shares list`)")
+    })?;
+    let info = ctx.dir.find(key)?;
+    let pass = passphrase(false)?;
+    let share = ctx.dir.load_share(&key_id_of(&info)?, &pass)?;
+    let spec = if a.protocol == SetupProtocol::Refresh {
+        ReshareSpec::refresh(&share).map_err(|e| invalid(&e))?
+    } else {
+        if a.new_parties.len() < 2 {
+            return Err(CliError::bad_input("a reshare needs the new committee")
+                .hint("pass --new-party <public key> once per new member, in new index order"));
+        }
+        let mut new = Vec::new();
+        for (i, p) in a.new_parties.iter().enumerate() {
+            let index =
+                u16::try_from(i + 1).map_err(|_| CliError::bad_input("at most 255 parties"))?;
+            new.push(NewMember { index, identity: identity_file::parse_public_hex(p)? });
+        }
+        let dealers: Vec<u16> =
+            if a.dealers.is_empty() { (1..=share.parties()).collect() } else { a.dealers.clone() };
+        let t = a.new_threshold.unwrap_or(share.threshold());
+        ReshareSpec::from_share(&share, &dealers, new, t).map_err(|e| invalid(&e))?
+    };
+    spec.to_setup(iid, a.ttl_secs).map_err(|e| invalid(&e))
+}
+
+/// `refresh --setup FILE` (`refresh_only`) and `reshare --setup FILE`.
+///
+/// # Errors
+/// See [`crate::error::ExitCode`]. On any error the old share is kept unchanged.
+pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult<Output> {
+    let setup = setup_file::read(&args.setup, ProtocolId::Reshare)?;
+    let spec = ReshareSpec::from_setup(&setup).map_err(|e| invalid(&e))?;
+    let what = if refresh_only { "refresh" } else { "reshare" };
+    if refresh_only && !is_refresh(&spec) {
+        return Err(CliError::bad_input("this setup changes the committee or the threshold")
+            .hint("run it with `dkls-party reshare` if that is intended"));
+    }
+    let signer = load_identity(ctx)?;
+    let me = my_index(&setup, signer.as_ref())?;
+    let guard = ctx.dir.replay_guard()?;
+    check_fresh(&guard, &setup)?;
+    let held = ctx.dir.info(&spec.key_id).ok();
+    let dealer = spec.old_member_at(me).is_some();
+    let label = held.as_ref().map(|i| i.label.clone()).unwrap_or_default();
+    let pass = passphrase(!dealer && held.is_none())?;
+    let old_share = if dealer {
+        let info = held.as_ref().ok_or_else(|| {
+            CliError::bad_input("this party deals in the reshare but holds no share of the key")
+                .hint("check DEST and PARTY_ID")
+        })?;
+        if hex_array(&info.keygen_sid) != Some(spec.old_keygen_sid) {
+            return Err(CliError::bad_input(
+                "the setup names another epoch of this key than the share held here",
+            )
+            .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
+        }
+        Some(ctx.dir.load_share(&spec.key_id, &pass)?)
+    } else {
+        None
+    };
+    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
+    let tag = format!("{what} {}", party_label(me));
+    if !ctx.quiet {
+        eprintln!(
+            "[{tag}] {}-of-{} → {}-of-{}, epoch {}, session {}",
+            spec.old_threshold,
+            spec.old_committee.len(),
+            spec.new_threshold,
+            spec.new_committee.len(),
+            spec.new_epoch,
+            session(&setup)
+        );
+    }
+    info!(session = %session(&setup), party = me, "{what} started");
+    let progress = ProgressRelay::new(&relay, &setup, tag, 4, ctx.quiet);
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let result = run_reshare(
+        &progress,
+        &setup,
+        old_share.as_ref(),
+        signer,
+        &guard,
+        &mut rng,
+        &opts(ctx, &setup),
+    )
+    .await;
+    progress.finish();
+    drop(old_share);
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            info!(session = %session(&setup), party = me, error = %e, "{what} failed");
+            let mut err = CliError::from_protocol(&e);
+            // A banned dealer is recorded under its current (old) index, if this party holds
+            // the key; the transport index is what the error names.
+            if let dkls23_core::Error::BanAndAbort { party, .. } = e
+                && held.is_some()
+                && let Some(m) = spec.old_member_at(party)
+                && let Err(ban) = ctx.dir.ban(&spec.key_id, m.index)
+            {
+                err.message.push_str(&format!(" (recording the ban failed: {})", ban.message));
+            }
+            return Err(err);
+        }
+    };
+    let pk = spec.public_key;
+    match outcome {
+        ReshareOutcome::NewShare(share) => {
+            let info = ctx.dir.save_share(&share, &label, &pass, KdfParams::default())?;
+            ctx.dir.clear_bans(&spec.key_id)?;
+            info!(session = %session(&setup), party = me, epoch = info.epoch, "{what} done");
+            Ok(Output {
+                text: format!(
+                    "key id       {}\npublic key   {} (unchanged)\nepoch        {}\nshare        {}-of-{}, party {}\n",
+                    info.key_id,
+                    info.public_key,
+                    info.epoch,
+                    info.threshold,
+                    info.parties,
+                    info.index
+                ),
+                json: json!({
+                    "ok": true,
+                    "outcome": "new_share",
+                    "key_id": info.key_id,
+                    "public_key": info.public_key,
+                    "eth_address": info.eth_address,
+                    "epoch": info.epoch,
+                    "threshold": info.threshold,
+                    "parties": info.parties,
+                    "index": info.index,
+                }),
+            })
+        }
+        ReshareOutcome::Removed => {
+            ctx.dir.remove_share(&spec.key_id)?;
+            Ok(Output {
+                text: format!(
+                    "this party left the committee of key {}; its share was erased\n",
+                    hex::encode(spec.key_id)
+                ),
+                json: json!({
+                    "ok": true,
+                    "outcome": "removed",
+                    "key_id": hex::encode(spec.key_id),
+                    "public_key": hex::encode(point_to_bytes(&pk)),
+                    "eth_address": eth_address(&pk),
+                }),
+            })
+        }
+    }
+}
