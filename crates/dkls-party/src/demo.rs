@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::cli::{DemoArgs, Output};
 use crate::error::{CliError, CliResult};
 use crate::party_dir::eth_address;
-use crate::progress::{ProgressRelay, Traffic, party_label};
+use crate::progress::{Progress, Traffic, party_label};
 use crate::runs::verify;
 use crate::setup_file::format_path;
 
@@ -41,7 +41,11 @@ fn fresh_iid() -> CliResult<[u8; 32]> {
 }
 
 fn opts() -> RunOptions {
-    RunOptions { round_timeout: Duration::from_secs(60), message_ttl: Duration::from_secs(300) }
+    RunOptions {
+        round_timeout: Duration::from_secs(60),
+        message_ttl: Duration::from_secs(300),
+        ..RunOptions::default()
+    }
 }
 
 /// Runs the demo.
@@ -92,16 +96,19 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
         let show = !quiet && p.index == 1;
         let index = p.index;
         tasks.push(tokio::spawn(async move {
-            let progress = ProgressRelay::new(
-                relay.as_ref(),
-                &setup,
-                format!("keygen {}", party_label(index)),
-                4,
-                !show,
-            );
+            let progress =
+                Progress::new(&setup, format!("keygen {}", party_label(index)), 4, !show);
             let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
             let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
-            let r = run_dkg(&progress, &setup, signer, guard.as_ref(), &mut rng, &opts()).await;
+            let r = run_dkg(
+                relay.as_ref(),
+                &setup,
+                signer,
+                guard.as_ref(),
+                &mut rng,
+                &progress.options(opts()),
+            )
+            .await;
             (r, progress.finish())
         }));
     }
@@ -148,23 +155,18 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
         let show = !quiet && p.index == 1;
         let index = p.index;
         tasks.push(tokio::spawn(async move {
-            let progress = ProgressRelay::new(
-                relay.as_ref(),
-                &setup,
-                format!("refresh {}", party_label(index)),
-                4,
-                !show,
-            );
+            let progress =
+                Progress::new(&setup, format!("refresh {}", party_label(index)), 4, !show);
             let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
             let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
             let r = run_reshare(
-                &progress,
+                relay.as_ref(),
                 &setup,
                 Some(&share),
                 signer,
                 guard.as_ref(),
                 &mut rng,
-                &opts(),
+                &progress.options(opts()),
             )
             .await;
             (r, progress.finish())
@@ -323,18 +325,20 @@ async fn sign_with(
         let show = !quiet && Some(&p.index) == signers.first();
         let index = p.index;
         tasks.push(tokio::spawn(async move {
-            let progress = ProgressRelay::new(
-                relay.as_ref(),
-                &setup,
-                format!("sign {}", party_label(index)),
-                4,
-                !show,
-            );
+            let progress = Progress::new(&setup, format!("sign {}", party_label(index)), 4, !show);
             let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
             let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
-            let r =
-                run_sign(&progress, &setup, &share, signer, guard.as_ref(), &[], &mut rng, &opts())
-                    .await;
+            let r = run_sign(
+                relay.as_ref(),
+                &setup,
+                &share,
+                signer,
+                guard.as_ref(),
+                &[],
+                &mut rng,
+                &progress.options(opts()),
+            )
+            .await;
             (r, progress.finish())
         }));
     }

@@ -12,7 +12,7 @@ use crate::error::{CliError, CliResult};
 use crate::identity_file;
 use crate::local::{key_id_of, load_identity, passphrase};
 use crate::party_dir::{eth_address, hex_array};
-use crate::progress::{ProgressRelay, party_label};
+use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session};
 use crate::sealed::KdfParams;
 use crate::setup_file;
@@ -116,16 +116,16 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
         );
     }
     info!(session = %session(&setup), party = me, "{what} started");
-    let progress = ProgressRelay::new(&relay, &setup, tag, 4, ctx.quiet);
+    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let result = run_reshare(
-        &progress,
+        &relay,
         &setup,
         old_share.as_ref(),
         signer,
         &guard,
         &mut rng,
-        &opts(ctx, &setup),
+        &progress.options(opts(ctx, &setup)),
     )
     .await;
     progress.finish();

@@ -18,7 +18,7 @@ use crate::error::{CliError, CliResult, ExitCode};
 use crate::files;
 use crate::local::{key_id_of, load_identity, message_prehash, passphrase};
 use crate::party_dir::hex_array;
-use crate::progress::{ProgressRelay, party_label};
+use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session, signature_output, verify};
 use crate::sealed::{self, KdfParams, SealError};
 use crate::setup_file::{self, format_path, parse_path};
@@ -59,17 +59,17 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
         );
     }
     info!(session = %session(&setup), party = me, "presign started");
-    let progress = ProgressRelay::new(&relay, &setup, tag, 4, ctx.quiet);
+    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let result = run_presign(
-        &progress,
+        &relay,
         &setup,
         &share,
         signer,
         &guard,
         &banned,
         &mut rng,
-        &opts(ctx, &setup),
+        &progress.options(opts(ctx, &setup)),
     )
     .await;
     progress.finish();
@@ -206,10 +206,18 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
             hex::encode(m32)
         );
     }
-    let progress = ProgressRelay::new(&relay, &setup, tag, 4, ctx.quiet);
+    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result =
-        run_finish(&progress, &setup, pre, signer, &m32, &mut rng, &opts(ctx, &setup)).await;
+    let result = run_finish(
+        &relay,
+        &setup,
+        pre,
+        signer,
+        &m32,
+        &mut rng,
+        &progress.options(opts(ctx, &setup)),
+    )
+    .await;
     progress.finish();
     let sig = result.map_err(|e| CliError::from_protocol(&e))?;
     if !verify(&pk, &m32, &sig) {

@@ -1,17 +1,12 @@
-//! A [`Relay`] wrapper that prints one progress line per protocol round on stderr and counts
-//! messages and bytes (for the demo report).
-//!
-//! Every message id of a session can be computed from its setup, so the wrapper knows for each
-//! published or received message its round; a round is reported when the party starts sending
-//! the next one (it has then received everything of the previous round) and at the end.
+//! Progress lines and traffic totals of a run, from the runner's round hook
+//! ([`RoundObserver`]): one line per completed round on stderr, and the totals for the demo
+//! report.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use dkls23_core::PartyIndex;
-use dkls23_core::setup::Setup;
-use msg_relay_api::{MessageId, Relay, RelayFuture};
+use dkls23_core::runner::{RoundEvent, RoundObserver, RunOptions};
+use dkls23_core::setup::{ProtocolId, Setup};
 
 /// Totals of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,124 +21,71 @@ pub struct Traffic {
     pub received_bytes: usize,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    round: u16,
-    round_started: Option<Instant>,
-    per_round: HashMap<u16, Traffic>,
-    total: Traffic,
-}
-
-/// Wraps a relay for one session.
+/// Observes one party's run: prints a line per round and adds up its traffic.
 #[derive(Debug)]
-pub struct ProgressRelay<'a, R: Relay + ?Sized> {
-    inner: &'a R,
-    rounds: HashMap<[u8; 32], u16>,
+pub struct Progress {
     label: String,
+    protocol: ProtocolId,
     total_rounds: u16,
     quiet: bool,
-    state: Mutex<State>,
+    total: Mutex<Traffic>,
 }
 
-impl<'a, R: Relay + ?Sized> ProgressRelay<'a, R> {
-    /// `label` prefixes every line (e.g. `keygen p1`); `total_rounds` is the protocol's round
-    /// count (for "round 2/4").
-    pub fn new(inner: &'a R, setup: &Setup, label: String, total_rounds: u16, quiet: bool) -> Self {
-        let mut rounds = HashMap::new();
-        let parts = setup.participants();
-        for round in 1..=total_rounds {
-            for (_, from) in parts {
-                let b = dkls23_core::message::mid(setup.iid(), from, None, setup.protocol(), round);
-                rounds.insert(b, round);
-                for (_, to) in parts.iter().filter(|(_, k)| k != from) {
-                    let p = dkls23_core::message::mid(
-                        setup.iid(),
-                        from,
-                        Some(to),
-                        setup.protocol(),
-                        round,
-                    );
-                    rounds.insert(p, round);
-                }
-            }
-        }
-        Self { inner, rounds, label, total_rounds, quiet, state: Mutex::new(State::default()) }
+fn size(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+impl Progress {
+    /// `label` prefixes every line (e.g. `keygen p1`); `total_rounds` is the round count of the
+    /// setup's protocol (for "round 2/4"). Rounds of another protocol run inside this one (the
+    /// refresh of an import) are named by their protocol, out of 4.
+    pub fn new(setup: &Setup, label: String, total_rounds: u16, quiet: bool) -> Arc<Self> {
+        Arc::new(Self {
+            label,
+            protocol: setup.protocol(),
+            total_rounds,
+            quiet,
+            total: Mutex::new(Traffic::default()),
+        })
     }
 
-    fn report(&self, st: &State, round: u16) {
-        if self.quiet || round == 0 {
+    /// `opts` with this progress as the round observer.
+    pub fn options(self: &Arc<Self>, opts: RunOptions) -> RunOptions {
+        RunOptions { observer: Some(self.clone()), ..opts }
+    }
+
+    /// The totals of the completed rounds.
+    pub fn finish(&self) -> Traffic {
+        self.total.lock().map(|t| *t).unwrap_or_default()
+    }
+}
+
+impl RoundObserver for Progress {
+    fn round_done(&self, ev: &RoundEvent) {
+        if let Ok(mut t) = self.total.lock() {
+            t.sent_messages += ev.sent_messages;
+            t.sent_bytes += size(ev.sent_bytes);
+            t.received_messages += ev.received_messages;
+            t.received_bytes += size(ev.received_bytes);
+        }
+        if self.quiet {
             return;
         }
-        let t = st.per_round.get(&round).copied().unwrap_or_default();
-        let ms = st.round_started.map_or(Duration::ZERO, |s| s.elapsed()).as_millis();
+        let (what, total) = if ev.protocol == self.protocol {
+            (String::new(), self.total_rounds)
+        } else {
+            (format!("{} ", ev.protocol.name()), 4)
+        };
         eprintln!(
-            "[{}] round {round}/{}: sent {} message(s) ({} B), received {} ({} B), {ms} ms",
+            "[{}] {what}round {}/{total}: sent {} message(s) ({} B), received {} ({} B), {} ms",
             self.label,
-            self.total_rounds,
-            t.sent_messages,
-            t.sent_bytes,
-            t.received_messages,
-            t.received_bytes
+            ev.round,
+            ev.sent_messages,
+            ev.sent_bytes,
+            ev.received_messages,
+            ev.received_bytes,
+            ev.elapsed.as_millis()
         );
-    }
-
-    /// Reports the last round and returns the totals.
-    pub fn finish(&self) -> Traffic {
-        match self.state.lock() {
-            Ok(st) => {
-                self.report(&st, st.round);
-                st.total
-            }
-            Err(_) => Traffic::default(),
-        }
-    }
-
-    /// The totals so far.
-    pub fn traffic(&self) -> Traffic {
-        self.state.lock().map(|s| s.total).unwrap_or_default()
-    }
-
-    fn on_publish(&self, id: &MessageId, len: usize) {
-        let round = self.rounds.get(&id.0).copied().unwrap_or(0);
-        if let Ok(mut st) = self.state.lock() {
-            if round > st.round {
-                let prev = st.round;
-                self.report(&st, prev);
-                st.round = round;
-                st.round_started = Some(Instant::now());
-            }
-            let r = st.per_round.entry(round).or_default();
-            r.sent_messages += 1;
-            r.sent_bytes += len;
-            st.total.sent_messages += 1;
-            st.total.sent_bytes += len;
-        }
-    }
-
-    fn on_receive(&self, id: &MessageId, len: usize) {
-        let round = self.rounds.get(&id.0).copied().unwrap_or(0);
-        if let Ok(mut st) = self.state.lock() {
-            let r = st.per_round.entry(round).or_default();
-            r.received_messages += 1;
-            r.received_bytes += len;
-            st.total.received_messages += 1;
-            st.total.received_bytes += len;
-        }
-    }
-}
-
-impl<R: Relay + ?Sized> Relay for ProgressRelay<'_, R> {
-    fn publish(&self, id: MessageId, ttl: Duration, payload: Vec<u8>) -> RelayFuture<'_, ()> {
-        self.on_publish(&id, payload.len());
-        self.inner.publish(id, ttl, payload)
-    }
-
-    fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {
-        Box::pin(async move {
-            let got = self.inner.ask(id).await?;
-            self.on_receive(&id, got.len());
-            Ok(got)
-        })
     }
 }
 

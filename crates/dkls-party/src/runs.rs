@@ -19,7 +19,7 @@ use crate::error::{CliError, CliResult, ExitCode};
 use crate::identity_file::public_hex;
 use crate::local::{key_id_of, load_identity, message_prehash, passphrase};
 use crate::party_dir::{FileReplayGuard, eth_address, hex_array};
-use crate::progress::{ProgressRelay, party_label};
+use crate::progress::{Progress, party_label};
 use crate::sealed::KdfParams;
 use crate::setup_file::{self, format_path, parse_path};
 
@@ -71,6 +71,7 @@ pub(crate) fn opts(ctx: &Ctx, setup: &Setup) -> RunOptions {
     RunOptions {
         round_timeout: ctx.timeout,
         message_ttl: Duration::from_secs(u64::from(setup.ttl_secs())),
+        ..RunOptions::default()
     }
 }
 
@@ -102,10 +103,12 @@ pub async fn keygen(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
         );
     }
     info!(session = %session(&setup), party = me, "keygen started");
-    let progress = ProgressRelay::new(&relay, &setup, tag.clone(), 4, ctx.quiet);
+    let progress = Progress::new(&setup, tag.clone(), 4, ctx.quiet);
     let started = Instant::now();
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_dkg(&progress, &setup, signer, &guard, &mut rng, &opts(ctx, &setup)).await;
+    let result =
+        run_dkg(&relay, &setup, signer, &guard, &mut rng, &progress.options(opts(ctx, &setup)))
+            .await;
     let traffic = progress.finish();
     let share = result.map_err(|e| {
         info!(session = %session(&setup), party = me, error = %e, "keygen failed");
@@ -226,11 +229,19 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         );
     }
     info!(session = %session(&setup), party = me, key_id = %info.key_id, "sign started");
-    let progress = ProgressRelay::new(&relay, &setup, tag, 4, ctx.quiet);
+    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result =
-        run_sign(&progress, &setup, &share, signer, &guard, &banned, &mut rng, &opts(ctx, &setup))
-            .await;
+    let result = run_sign(
+        &relay,
+        &setup,
+        &share,
+        signer,
+        &guard,
+        &banned,
+        &mut rng,
+        &progress.options(opts(ctx, &setup)),
+    )
+    .await;
     progress.finish();
     let sig = match result {
         Ok(sig) => sig,

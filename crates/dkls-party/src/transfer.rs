@@ -16,7 +16,7 @@ use crate::files;
 use crate::identity_file;
 use crate::local::{key_id_of, load_identity, passphrase};
 use crate::party_dir::{eth_address, hex_array};
-use crate::progress::{ProgressRelay, party_label};
+use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session};
 use crate::sealed::KdfParams;
 use crate::setup_file;
@@ -130,10 +130,18 @@ pub async fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<Output> {
             session(&setup)
         );
     }
-    let progress = ProgressRelay::new(&relay, &setup, tag, 2, ctx.quiet);
+    let progress = Progress::new(&setup, tag, 2, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result =
-        run_import(&progress, &setup, secret, signer, &guard, &mut rng, &opts(ctx, &setup)).await;
+    let result = run_import(
+        &relay,
+        &setup,
+        secret,
+        signer,
+        &guard,
+        &mut rng,
+        &progress.options(opts(ctx, &setup)),
+    )
+    .await;
     progress.finish();
     let share = result.map_err(|e| CliError::from_protocol(&e))?;
     let info = ctx.dir.save_share(&share, "imported", &pass, KdfParams::default())?;
@@ -237,15 +245,14 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
             ));
         }
         let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-        let progress =
-            ProgressRelay::new(&relay, &setup, format!("export {}", party_label(me)), 1, ctx.quiet);
+        let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
         let result = run_export_receive(
-            &progress,
+            &relay,
             &setup,
             signer,
             &guard,
             &mut rng,
-            &opts(ctx, &setup),
+            &progress.options(opts(ctx, &setup)),
             &secret,
             EXPORT_CONFIRMATION,
         )
@@ -277,16 +284,15 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
     let pass = passphrase(false)?;
     let share = ctx.dir.load_share(&key_id_of(&info)?, &pass)?;
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let progress =
-        ProgressRelay::new(&relay, &setup, format!("export {}", party_label(me)), 1, ctx.quiet);
+    let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
     let result = run_export(
-        &progress,
+        &relay,
         &setup,
         &share,
         signer,
         &guard,
         &mut rng,
-        &opts(ctx, &setup),
+        &progress.options(opts(ctx, &setup)),
         EXPORT_CONFIRMATION,
     )
     .await;

@@ -25,19 +25,71 @@ use crate::message::{Expect, MessageError, P2pMode, Session};
 use crate::setup::{ProtocolId, ReplayGuard, Setup};
 use crate::sign::{self, Presignature, SignConfig, Signature};
 
-/// Timeouts and TTLs of a run.
-#[derive(Debug, Clone)]
+/// Timeouts, TTLs and the round observer of a run.
+#[derive(Clone)]
 pub struct RunOptions {
     /// How long to wait for every message of one round.
     pub round_timeout: Duration,
     /// TTL of published messages at the relay.
     pub message_ttl: Duration,
+    /// Told about every completed round (see [`RoundObserver`]); `None` by default.
+    pub observer: Option<Arc<dyn RoundObserver>>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { round_timeout: Duration::from_secs(60), message_ttl: Duration::from_secs(600) }
+        Self {
+            round_timeout: Duration::from_secs(60),
+            message_ttl: Duration::from_secs(600),
+            observer: None,
+        }
     }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("round_timeout", &self.round_timeout)
+            .field("message_ttl", &self.message_ttl)
+            .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
+            .finish()
+    }
+}
+
+/// What one completed round of a run exchanged, and how long it took.
+///
+/// Byte counts are of the sealed wire messages (what the relay carries), not of the protocol
+/// payloads inside them. A broadcast counts once on the sending side and once at each receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoundEvent {
+    /// The protocol of the setup this round belongs to. A key import reports its own rounds 1
+    /// and 2 as `Import`, then the rounds 1–4 of its built-in refresh as `Reshare`.
+    pub protocol: ProtocolId,
+    /// The round number (message-id round, from 1).
+    pub round: u16,
+    /// Messages this party published in the round.
+    pub sent_messages: usize,
+    /// Wire bytes of those messages.
+    pub sent_bytes: u64,
+    /// Messages this party received and accepted in the round.
+    pub received_messages: usize,
+    /// Wire bytes of those messages.
+    pub received_bytes: u64,
+    /// From the start of the round's first send (or, in a receive-only round, its first
+    /// receive) until its last message was collected. Excludes the protocol computation that
+    /// follows the round; includes waiting for slower peers.
+    pub elapsed: Duration,
+}
+
+/// Receives a [`RoundEvent`] after each round a runner completes (its messages sent and every
+/// expected message collected). Rounds that fail are not reported.
+///
+/// Called inline on the protocol task: keep it cheap and never block (record a metric, push to
+/// a channel, write a log line).
+pub trait RoundObserver: Send + Sync {
+    /// One round is done.
+    fn round_done(&self, ev: &RoundEvent);
 }
 
 /// Largest payload any round of DKG or signing produces, with headroom (checked before opening).
@@ -54,43 +106,109 @@ fn relay_err(e: msg_relay_api::RelayError) -> Error {
     Error::Transport(e.to_string())
 }
 
+/// The counters of the round in progress (the one place where round timing is kept).
+struct RoundAcc {
+    round: u16,
+    start: Instant,
+    sent_messages: usize,
+    sent_bytes: u64,
+    received_messages: usize,
+    received_bytes: u64,
+}
+
 struct Io<'a, R: Relay + ?Sized> {
     relay: &'a R,
     session: Session,
     opts: RunOptions,
     p2p_mode: P2pMode,
+    protocol: ProtocolId,
+    acc: Option<RoundAcc>,
 }
 
 type Inbox = BTreeMap<PartyIndex, Vec<u8>>;
 
-impl<R: Relay + ?Sized> Io<'_, R> {
+fn byte_len(bytes: &[u8]) -> u64 {
+    u64::try_from(bytes.len()).unwrap_or(u64::MAX)
+}
+
+impl<'a, R: Relay + ?Sized> Io<'a, R> {
+    fn new(
+        relay: &'a R,
+        session: Session,
+        opts: &RunOptions,
+        p2p_mode: P2pMode,
+        protocol: ProtocolId,
+    ) -> Self {
+        Self { relay, session, opts: opts.clone(), p2p_mode, protocol, acc: None }
+    }
+
     fn me(&self) -> PartyIndex {
         self.session.my_index()
     }
 
+    /// The counters of `round`, started now if `round` is not the round in progress.
+    fn track(&mut self, round: u16) -> &mut RoundAcc {
+        let acc = self.acc.take().filter(|a| a.round == round).unwrap_or_else(|| RoundAcc {
+            round,
+            start: Instant::now(),
+            sent_messages: 0,
+            sent_bytes: 0,
+            received_messages: 0,
+            received_bytes: 0,
+        });
+        self.acc.insert(acc)
+    }
+
+    /// Ends `round`: reports it to the observer (if any) and resets the counters.
+    fn end_round(&mut self, round: u16) {
+        let Some(acc) = self.acc.take().filter(|a| a.round == round) else {
+            return;
+        };
+        if let Some(obs) = &self.opts.observer {
+            obs.round_done(&RoundEvent {
+                protocol: self.protocol,
+                round,
+                sent_messages: acc.sent_messages,
+                sent_bytes: acc.sent_bytes,
+                received_messages: acc.received_messages,
+                received_bytes: acc.received_bytes,
+                elapsed: acc.start.elapsed(),
+            });
+        }
+    }
+
     async fn send(&mut self, round: u16, out: &Outgoing) -> Result<(), Error> {
         let me = self.me();
+        self.track(round);
         if let Some(b) = &out.broadcast {
             let bytes = self.session.broadcast(round, b).map_err(from_message)?;
             let id = self.session.mid(me, None, round).map_err(from_message)?;
-            self.relay
-                .publish(MessageId(id), self.opts.message_ttl, bytes)
-                .await
-                .map_err(relay_err)?;
+            self.publish(round, id, bytes).await?;
         }
         for (to, payload) in &out.p2p {
             let bytes =
                 self.session.send_p2p(*to, round, payload, self.p2p_mode).map_err(from_message)?;
             let id = self.session.mid(me, Some(*to), round).map_err(from_message)?;
-            self.relay
-                .publish(MessageId(id), self.opts.message_ttl, bytes)
-                .await
-                .map_err(relay_err)?;
+            self.publish(round, id, bytes).await?;
         }
         Ok(())
     }
 
-    /// Collects the broadcasts and/or p2p messages of `round` from `from`.
+    async fn publish(
+        &mut self,
+        round: u16,
+        id: [u8; msg_relay_api::MESSAGE_ID_LEN],
+        bytes: Vec<u8>,
+    ) -> Result<(), Error> {
+        let len = byte_len(&bytes);
+        self.relay.publish(MessageId(id), self.opts.message_ttl, bytes).await.map_err(relay_err)?;
+        let acc = self.track(round);
+        acc.sent_messages += 1;
+        acc.sent_bytes += len;
+        Ok(())
+    }
+
+    /// Collects the broadcasts and/or p2p messages of `round` from `from`, then ends the round.
     async fn collect(
         &mut self,
         round: u16,
@@ -98,7 +216,21 @@ impl<R: Relay + ?Sized> Io<'_, R> {
         bcast: bool,
         p2p: bool,
     ) -> Result<(Inbox, Inbox), Error> {
+        let got = self.collect_part(round, from, bcast, p2p).await?;
+        self.end_round(round);
+        Ok(got)
+    }
+
+    /// Collects the broadcasts and/or p2p messages of `round` from `from` (the round goes on).
+    async fn collect_part(
+        &mut self,
+        round: u16,
+        from: &[PartyIndex],
+        bcast: bool,
+        p2p: bool,
+    ) -> Result<(Inbox, Inbox), Error> {
         let me = self.me();
+        self.track(round);
         let deadline = Instant::now() + self.opts.round_timeout;
         let mut got_b = Inbox::new();
         let mut got_p = Inbox::new();
@@ -128,6 +260,9 @@ impl<R: Relay + ?Sized> Io<'_, R> {
                 };
                 match self.session.receive(&raw, &expect).map_err(from_message)? {
                     Some(msg) => {
+                        let acc = self.track(round);
+                        acc.received_messages += 1;
+                        acc.received_bytes += byte_len(&raw);
                         let payload = msg.into_payload().to_vec();
                         if is_p2p {
                             got_p.insert(j, payload);
@@ -175,7 +310,7 @@ pub async fn run_dkg<R: Relay + ?Sized>(
         identities: setup.participants().iter().map(|(_, k)| k.to_bytes()).collect(),
     };
     let others: Vec<PartyIndex> = session.peers().collect();
-    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Signed };
+    let mut io = Io::new(relay, session, opts, P2pMode::Signed, setup.protocol());
     let (r1, k1) = dkg::start(rng, cfg)?;
     io.send(1, &Outgoing { broadcast: Some(k1), p2p: BTreeMap::new() }).await?;
     let (k1s, _) = io.collect(1, &others, true, false).await?;
@@ -407,7 +542,7 @@ pub async fn run_sign<R: Relay + ?Sized>(
         .map_err(|e| Error::InvalidInput(format!("signing request: {e}")))?;
     let session =
         open_sign_session(setup, share, &req.key_id, &req.keygen_sid, signer, guard, rng)?;
-    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
+    let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
     let pre = presign_rounds(&mut io, share, setup, &req.path, banned, rng).await?;
     finish_round(&mut io, pre, &req.message).await
 }
@@ -436,7 +571,7 @@ pub async fn run_presign<R: Relay + ?Sized>(
         .map_err(|e| Error::InvalidInput(format!("presigning request: {e}")))?;
     let session =
         open_sign_session(setup, share, &req.key_id, &req.keygen_sid, signer, guard, rng)?;
-    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
+    let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
     presign_rounds(&mut io, share, setup, &req.path, banned, rng).await
 }
 
@@ -466,7 +601,7 @@ pub async fn run_finish<R: Relay + ?Sized>(
         ));
     }
     let session = Session::resume(setup, signer, rng).map_err(from_message)?;
-    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
+    let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
     finish_round(&mut io, presignature, message).await
 }
 

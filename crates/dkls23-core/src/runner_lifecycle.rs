@@ -35,8 +35,9 @@ impl<R: Relay + ?Sized> Io<'_, R> {
         if e.bcast == e.p2p {
             return self.collect(round, &e.bcast, true, true).await;
         }
-        let (b, _) = self.collect(round, &e.bcast, true, false).await?;
-        let (_, p) = self.collect(round, &e.p2p, false, true).await?;
+        let (b, _) = self.collect_part(round, &e.bcast, true, false).await?;
+        let (_, p) = self.collect_part(round, &e.p2p, false, true).await?;
+        self.end_round(round);
         Ok((b, p))
     }
 }
@@ -109,7 +110,7 @@ async fn run_reshare_inner<R: Relay + ?Sized>(
         me: session.my_index(),
         ephemeral_public: session.ephemeral_public(),
     };
-    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Signed };
+    let mut io = Io::new(relay, session, opts, P2pMode::Signed, setup.protocol());
     let (r1, q1) = reshare::start(rng, cfg, old)?;
     io.send(1, &Outgoing { broadcast: Some(q1), p2p: BTreeMap::new() }).await?;
     let (b1, _) = io.collect_expected(1, &r1.expects()).await?;
@@ -216,7 +217,7 @@ pub async fn run_import<R: Relay + ?Sized>(
     }
     let (n, t) = (setup.n(), setup.t());
     let others: Vec<PartyIndex> = session.peers().collect();
-    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Signed };
+    let mut io = Io::new(relay, session, opts, P2pMode::Signed, setup.protocol());
     // Round 1: fresh ρ and the ephemeral key; sid over the setup and every contribution.
     let mut q1 = crate::dkg::random_bytes(rng).to_vec();
     q1.extend_from_slice(&io.session.ephemeral_public());
@@ -256,6 +257,7 @@ pub async fn run_import<R: Relay + ?Sized>(
                 m.zeroize();
             }
             sent?;
+            io.end_round(2);
             ProvisionalShare::own(&sid, &deal, n, me)
         }
         None => {
@@ -304,8 +306,10 @@ pub async fn run_export<R: Relay + ?Sized>(
     }
     let payload = export_share(rng, share, &req, setup.hash(), confirmation)?;
     let session = Session::new(setup, signer, guard, rng).map_err(from_message)?;
-    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
-    io.send(1, &Outgoing { broadcast: Some(payload), p2p: BTreeMap::new() }).await
+    let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
+    io.send(1, &Outgoing { broadcast: Some(payload), p2p: BTreeMap::new() }).await?;
+    io.end_round(1);
+    Ok(())
 }
 
 /// Recipient side of a key export: collects every exporter's signed payload, checks each share
@@ -334,7 +338,7 @@ pub async fn run_export_receive<R: Relay + ?Sized>(
         return Err(Error::InvalidInput("this identity is not the export recipient".into()));
     }
     let session = Session::new(setup, signer, guard, rng).map_err(from_message)?;
-    let mut io = Io { relay, session, opts: opts.clone(), p2p_mode: P2pMode::Plain };
+    let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
     let exporters: Vec<PartyIndex> = req.exporters.iter().map(|(l, _)| *l).collect();
     let (payloads, _) = io.collect(1, &exporters, true, false).await?;
     receive_export(&req, setup.hash(), recipient_secret, &payloads, confirmation)

@@ -73,6 +73,18 @@ impl ProtocolId {
         self as u16
     }
 
+    /// A short lower-case name (`dkg`, `sign`, `reshare`, `import`, `export`), e.g. for logs
+    /// and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dkg => "dkg",
+            Self::Sign => "sign",
+            Self::Reshare => "reshare",
+            Self::Import => "import",
+            Self::Export => "export",
+        }
+    }
+
     /// Parses a wire value.
     pub fn from_u16(v: u16) -> Option<Self> {
         Some(match v {

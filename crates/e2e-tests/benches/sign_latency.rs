@@ -56,6 +56,7 @@ async fn measure<R: Relay + 'static>(
     let opts = RunOptions {
         round_timeout: Duration::from_secs(30),
         message_ttl: Duration::from_secs(120),
+        ..RunOptions::default()
     };
     let setup =
         Setup::new(ProtocolId::Dkg, [seed as u8; 32], 2, 2, keys.clone(), vec![], 600).unwrap();

@@ -1,11 +1,14 @@
 //! A small Prometheus registry (text format 0.0.4): sessions by protocol and outcome, session
-//! latency, relay errors, bans, sessions in flight.
+//! latency, round latency (fed by the runner's [`RoundObserver`] hook), relay errors, bans,
+//! sessions in flight.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use dkls23_core::runner::{RoundEvent, RoundObserver};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -17,11 +20,35 @@ struct Histogram {
     count: u64,
 }
 
+impl Histogram {
+    fn observe(&mut self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (b, c) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if secs <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    /// Writes the `_bucket`, `_sum` and `_count` lines of `name`; `labels` is `k="v",…`.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (b, c) in BUCKETS.iter().zip(self.counts.iter()) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
 /// The node's metrics.
 #[derive(Default)]
 pub struct Metrics {
     sessions: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    rounds: Mutex<BTreeMap<(&'static str, u16), Histogram>>,
     relay_errors: AtomicU64,
     bans: AtomicU64,
     in_flight: AtomicI64,
@@ -41,15 +68,14 @@ impl Metrics {
             *m.entry((protocol, outcome)).or_default() += 1;
         }
         if let Ok(mut m) = self.latency.lock() {
-            let h = m.entry(protocol).or_default();
-            let secs = took.as_secs_f64();
-            for (b, c) in BUCKETS.iter().zip(h.counts.iter_mut()) {
-                if secs <= *b {
-                    *c += 1;
-                }
-            }
-            h.sum += secs;
-            h.count += 1;
+            m.entry(protocol).or_default().observe(took);
+        }
+    }
+
+    /// Records one completed protocol round (its send and collect time).
+    pub fn round(&self, protocol: &'static str, round: u16, took: Duration) {
+        if let Ok(mut m) = self.rounds.lock() {
+            m.entry((protocol, round)).or_default().observe(took);
         }
     }
 
@@ -92,20 +118,18 @@ impl Metrics {
         out.push_str("# TYPE mpc_node_session_seconds histogram\n");
         if let Ok(m) = self.latency.lock() {
             for (p, h) in m.iter() {
-                for (b, c) in BUCKETS.iter().zip(h.counts.iter()) {
-                    let _ = writeln!(
-                        out,
-                        "mpc_node_session_seconds_bucket{{protocol=\"{p}\",le=\"{b}\"}} {c}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "mpc_node_session_seconds_bucket{{protocol=\"{p}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(out, "mpc_node_session_seconds_sum{{protocol=\"{p}\"}} {}", h.sum);
-                let _ =
-                    writeln!(out, "mpc_node_session_seconds_count{{protocol=\"{p}\"}} {}", h.count);
+                h.render(&mut out, "mpc_node_session_seconds", &format!("protocol=\"{p}\""));
+            }
+        }
+        out.push_str(
+            "# HELP mpc_node_round_seconds Time of one protocol round: sending its messages and \
+             collecting every peer's.\n",
+        );
+        out.push_str("# TYPE mpc_node_round_seconds histogram\n");
+        if let Ok(m) = self.rounds.lock() {
+            for ((p, r), h) in m.iter() {
+                let labels = format!("protocol=\"{p}\",round=\"{r}\"");
+                h.render(&mut out, "mpc_node_round_seconds", &labels);
             }
         }
         let _ = write!(
@@ -128,5 +152,37 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// The node passes its metrics as the runner's observer (see `Node::run_options`).
+impl RoundObserver for Metrics {
+    fn round_done(&self, ev: &RoundEvent) {
+        self.round(ev.protocol.name(), ev.round, ev.elapsed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_histogram_renders_per_protocol_and_round() {
+        let m = Metrics::default();
+        m.round("sign", 1, Duration::from_millis(3));
+        m.round("sign", 1, Duration::from_millis(70));
+        m.round("dkg", 4, Duration::from_secs(40));
+        let text = m.render();
+        for line in [
+            "# TYPE mpc_node_round_seconds histogram",
+            "mpc_node_round_seconds_bucket{protocol=\"sign\",round=\"1\",le=\"0.005\"} 1",
+            "mpc_node_round_seconds_bucket{protocol=\"sign\",round=\"1\",le=\"0.1\"} 2",
+            "mpc_node_round_seconds_bucket{protocol=\"sign\",round=\"1\",le=\"+Inf\"} 2",
+            "mpc_node_round_seconds_count{protocol=\"sign\",round=\"1\"} 2",
+            "mpc_node_round_seconds_bucket{protocol=\"dkg\",round=\"4\",le=\"30\"} 0",
+            "mpc_node_round_seconds_count{protocol=\"dkg\",round=\"4\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
     }
 }

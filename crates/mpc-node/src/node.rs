@@ -50,7 +50,7 @@ pub struct Node {
     cfg: Config,
     store: Arc<dyn Store>,
     relay: Arc<dyn Relay>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     sessions: Arc<Semaphore>,
     locks: Mutex<HashMap<KeyRef, KeyLock>>,
     shares: ShareCache,
@@ -244,7 +244,7 @@ impl Node {
             cfg,
             store,
             relay,
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::default()),
             locks: Mutex::new(HashMap::new()),
             shares: Mutex::new(HashMap::new()),
             closing: AtomicBool::new(false),
@@ -354,6 +354,7 @@ impl Node {
         RunOptions {
             round_timeout: self.cfg.session_timeout(),
             message_ttl: Duration::from_secs(600),
+            observer: Some(self.metrics.clone()),
         }
     }
 

@@ -12,13 +12,13 @@ use dkls23_core::import_export::{
     receive_export,
 };
 use dkls23_core::runner::{run_export, run_export_receive, run_import};
-use dkls23_core::setup::MemoryReplayGuard;
+use dkls23_core::setup::{MemoryReplayGuard, ProtocolId};
 use dkls23_core::{Error, KeyShare};
 use msg_relay_api::MemoryRelay;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use crate::runner::{Party, join_all, keys, opts, parties, sign_over};
+use crate::runner::{Party, join_all, keys, parties, sign_over};
 
 const TV1_KEY: &str = "cbce0d719ecf7431d88e6a89fa1483e02e35092af60c042b1df2ff59fa424dca";
 const TV1_CC: &str = "04466b9cc8e161e966409ca52986c584f07e9dc81f735db683c3ff6ec7b1503f";
@@ -36,7 +36,7 @@ async fn import_over(relay: &MemoryRelay, ps: &mut [Party], t: u16, iid: u8) -> 
     let holders: Vec<IdentityPublicKey> = keys(ps).into_iter().map(|(_, k)| k).collect();
     let setup = req.to_setup([iid; 32], holders, t, 600).unwrap();
     let mut secret = Some(secret);
-    let o = opts();
+    let (rec, o) = crate::observer::observed();
     let futs = ps.iter_mut().enumerate().map(|(i, p)| {
         let dealer = if i == 0 { secret.take() } else { None };
         let (setup, o) = (&setup, &o);
@@ -45,7 +45,20 @@ async fn import_over(relay: &MemoryRelay, ps: &mut [Party], t: u16, iid: u8) -> 
             run_import(relay, setup, dealer, signer, &p.guard, &mut p.rng, o).await
         }
     });
-    join_all(futs).await.into_iter().map(|r| r.unwrap()).collect()
+    let shares = join_all(futs).await.into_iter().map(|r| r.unwrap()).collect();
+    // Every holder reports the two import rounds, then the four rounds of the refresh.
+    let mut seen: Vec<(ProtocolId, u16)> =
+        rec.events().iter().map(|e| (e.protocol, e.round)).collect();
+    seen.sort_by_key(|(p, r)| (p.to_u16(), *r));
+    let mut want = Vec::new();
+    for (p, r) in [(ProtocolId::Reshare, 1..=4), (ProtocolId::Import, 1..=2)] {
+        for round in r {
+            want.extend([(p, round); 3]);
+        }
+    }
+    want.sort_by_key(|(p, r)| (p.to_u16(), *r));
+    assert_eq!(seen, want);
+    shares
 }
 
 #[tokio::test]
@@ -83,7 +96,7 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
     let r_public = x25519_dalek::x25519(r_secret, x25519_dalek::X25519_BASEPOINT_BYTES);
     let req = ExportRequest::new(&shares[0], &[1, 3], 9, r_public).unwrap();
     let setup = req.to_setup(&shares[0], recipient.public_key(), [3; 32], 600).unwrap();
-    let o = opts();
+    let (rec, o) = crate::observer::observed();
     let r_guard = MemoryReplayGuard::new();
     let exporters = [(0usize, &shares[0]), (2, &shares[2])];
     let (setup_ref, o_ref, relay_ref) = (&setup, &o, &relay);
@@ -120,6 +133,21 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
         s.unwrap();
     }
     let key = key.unwrap();
+    // One round each: two exporters that only send, a recipient that receives both.
+    let mut seen: Vec<(ProtocolId, u16, usize, usize)> = rec
+        .events()
+        .iter()
+        .map(|e| (e.protocol, e.round, e.sent_messages, e.received_messages))
+        .collect();
+    seen.sort_by_key(|e| (e.2, e.3));
+    assert_eq!(
+        seen,
+        vec![
+            (ProtocolId::Export, 1, 0, 2),
+            (ProtocolId::Export, 1, 1, 0),
+            (ProtocolId::Export, 1, 1, 0)
+        ]
+    );
     assert_eq!(key.secret_key(), &arr(TV1_KEY));
     assert_eq!(key.chain_code(), &arr(TV1_CC));
     assert!(!key.is_threshold_protected());

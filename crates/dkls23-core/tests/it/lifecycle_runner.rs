@@ -109,6 +109,7 @@ async fn a_tampering_relay_during_reshare_times_out_without_blame_or_ban() {
     let o = RunOptions {
         round_timeout: Duration::from_millis(500),
         message_ttl: Duration::from_secs(60),
+        ..RunOptions::default()
     };
     let (a, b) = ps.split_at_mut(1);
     let mut members = vec![(&mut a[0], Some(&shares[0])), (&mut b[0], Some(&shares[1]))];

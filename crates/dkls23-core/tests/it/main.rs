@@ -14,6 +14,7 @@ mod dkg;
 mod dkg_negative;
 mod import_export;
 mod lifecycle_runner;
+mod observer;
 mod presign;
 mod props;
 mod reshare;

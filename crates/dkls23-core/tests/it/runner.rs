@@ -35,7 +35,11 @@ pub fn keys(ps: &[Party]) -> Vec<(u16, IdentityPublicKey)> {
 }
 
 pub fn opts() -> RunOptions {
-    RunOptions { round_timeout: Duration::from_secs(20), message_ttl: Duration::from_secs(60) }
+    RunOptions {
+        round_timeout: Duration::from_secs(20),
+        message_ttl: Duration::from_secs(60),
+        ..RunOptions::default()
+    }
 }
 
 pub async fn dkg_over<R: msg_relay_api::Relay>(
@@ -175,6 +179,7 @@ async fn tampering_relay_causes_timeout_never_blame_or_ban() {
         let o = RunOptions {
             round_timeout: Duration::from_millis(500),
             message_ttl: Duration::from_secs(60),
+            ..RunOptions::default()
         };
         let futs = o_ps.iter_mut().zip(&relays).zip(&shares).map(|((p, r), share)| {
             let setup = &setup;

@@ -37,6 +37,7 @@ async fn reshare_2_of_3_to_3_of_4_then_sign_through_the_real_relay() {
     let opts = RunOptions {
         round_timeout: Duration::from_secs(30),
         message_ttl: Duration::from_secs(120),
+        ..RunOptions::default()
     };
 
     // DKG among the first three.

@@ -45,6 +45,7 @@ async fn dkg_2_of_3_and_signing_through_the_real_relay() {
     let opts = RunOptions {
         round_timeout: Duration::from_secs(30),
         message_ttl: Duration::from_secs(120),
+        ..RunOptions::default()
     };
 
     // DKG: each party in its own task, talking only through its own relay client.
@@ -120,6 +121,7 @@ async fn dkg_survives_a_relay_restart() {
     let opts = RunOptions {
         round_timeout: Duration::from_secs(30),
         message_ttl: Duration::from_secs(120),
+        ..RunOptions::default()
     };
     let setup = Setup::new(ProtocolId::Dkg, [3; 32], 3, 2, keys, vec![], 600).unwrap();
     let mut tasks = Vec::new();

@@ -127,12 +127,25 @@ async fn auth_tenancy_limits_and_documents() {
     // Health, metrics and the OpenAPI document need no key.
     let (st, _) = raw(&a, Method::GET, "/healthz", None, false).await;
     assert_eq!(st, 200);
+    for r in cluster.sign("app-a", "shared-name", &[1, 2], [7; 32], "m").await {
+        r.unwrap();
+    }
     let (st, metrics) = raw(&a, Method::GET, "/metrics", None, false).await;
     assert_eq!(st, 200);
     assert!(
         metrics.contains("mpc_node_sessions_total{protocol=\"dkg\",outcome=\"ok\"} 1"),
         "{metrics}"
     );
+    // Round latency, fed by the runner's observer: one sample per round of the DKG and the sign.
+    for protocol in ["dkg", "sign"] {
+        for round in 1..=4 {
+            let line = format!(
+                "mpc_node_round_seconds_count{{protocol=\"{protocol}\",round=\"{round}\"}} 1"
+            );
+            assert!(metrics.lines().any(|l| l == line), "{line} missing:\n{metrics}");
+        }
+    }
+    assert!(!metrics.contains("round=\"5\""), "{metrics}");
     assert!(metrics.contains("mpc_node_http_errors_total{status=\"401\"}"), "{metrics}");
     let (st, doc) = raw(&a, Method::GET, "/openapi.json", None, false).await;
     assert_eq!(st, 200);
