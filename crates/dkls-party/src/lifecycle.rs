@@ -134,17 +134,11 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
         Ok(o) => o,
         Err(e) => {
             info!(session = %session(&setup), party = me, error = %e, "{what} failed");
-            let mut err = CliError::from_protocol(&e);
             // A banned dealer is recorded under its current (old) index, if this party holds
             // the key; the transport index is what the error names.
-            if let dkls23_core::Error::BanAndAbort { party, .. } = e
-                && held.is_some()
-                && let Some(m) = spec.old_member_at(party)
-                && let Err(ban) = ctx.dir.ban(&spec.key_id, m.index)
-            {
-                err.message.push_str(&format!(" (recording the ban failed: {})", ban.message));
-            }
-            return Err(err);
+            return Err(ctx.dir.protocol_error(&spec.key_id, &e, |party| {
+                held.is_some().then(|| spec.old_member_at(party).map(|m| m.index)).flatten()
+            }));
         }
     };
     let pk = spec.public_key;

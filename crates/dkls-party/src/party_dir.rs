@@ -386,6 +386,25 @@ impl PartyDir {
         let text: String = list.iter().map(|p| format!("{p}\n")).collect();
         files::write_atomic(&self.ban_path(key_id), text.as_bytes(), 0o644)
     }
+
+    /// The CLI error for a failed protocol run on `key_id`. A `BanAndAbort` culprit is recorded
+    /// in the key's ban list under `index_of(culprit)` (the key's own index of that party; `None`
+    /// when it has none here); a failure to record it is appended to the message.
+    pub fn protocol_error(
+        &self,
+        key_id: &[u8; 32],
+        e: &dkls23_core::Error,
+        index_of: impl FnOnce(PartyIndex) -> Option<PartyIndex>,
+    ) -> CliError {
+        let mut err = CliError::from_protocol(e);
+        if let dkls23_core::Error::BanAndAbort { party, .. } = e
+            && let Some(index) = index_of(*party)
+            && let Err(ban) = self.ban(key_id, index)
+        {
+            err.message.push_str(&format!(" (recording the ban failed: {})", ban.message));
+        }
+        err
+    }
 }
 
 fn read_info(path: &Path) -> CliResult<ShareInfo> {

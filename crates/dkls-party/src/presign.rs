@@ -76,13 +76,7 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let pre = match result {
         Ok(p) => p,
         Err(e) => {
-            let mut err = CliError::from_protocol(&e);
-            if let dkls23_core::Error::BanAndAbort { party, .. } = e
-                && let Err(ban) = ctx.dir.ban(&key_id, party)
-            {
-                err.message.push_str(&format!(" (recording the ban failed: {})", ban.message));
-            }
-            return Err(err);
+            return Err(ctx.dir.protocol_error(&key_id, &e, Some));
         }
     };
     let setup_bytes = setup.to_bytes();

@@ -247,13 +247,7 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         Ok(sig) => sig,
         Err(e) => {
             info!(session = %session(&setup), party = me, error = %e, "sign failed");
-            let mut err = CliError::from_protocol(&e);
-            if let dkls23_core::Error::BanAndAbort { party, .. } = e
-                && let Err(ban) = ctx.dir.ban(&key_id, party)
-            {
-                err.message.push_str(&format!(" (recording the ban failed: {})", ban.message));
-            }
-            return Err(err);
+            return Err(ctx.dir.protocol_error(&key_id, &e, Some));
         }
     };
     if !verify(&derived.public_key, &req.message, &sig) {
