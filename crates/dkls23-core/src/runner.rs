@@ -487,7 +487,8 @@ async fn finish_round<R: Relay + ?Sized>(
     partial.combine(&s3s, message)
 }
 
-/// Checks that `setup` (protocol `Sign`) and `share` belong together and opens the session.
+/// Checks that a signing `setup` (its protocol already checked by the caller, which needs it
+/// to decode `extra`) and `share` belong together and opens the session.
 fn open_sign_session(
     setup: &Setup,
     share: &KeyShare,
@@ -497,9 +498,6 @@ fn open_sign_session(
     guard: &(impl ReplayGuard + ?Sized),
     rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<Session, Error> {
-    if setup.protocol() != ProtocolId::Sign {
-        return Err(Error::InvalidInput("the setup is not a signing setup".into()));
-    }
     if key_id != share.key_id() || keygen_sid != share.keygen_sid() {
         return Err(Error::InvalidInput(
             "the setup names another key or another epoch of this key".into(),
