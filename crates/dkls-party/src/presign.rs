@@ -190,7 +190,9 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     let signer = load_identity(ctx)?;
     let me = my_index(&setup, signer.as_ref())?;
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    // Single use: the presignature is gone from disk before anything is sent.
+    let guard = ctx.dir.replay_guard()?;
+    // Single use: the presignature is gone from disk before anything is sent, and the runner
+    // records its finish marker in the fsynced replay file before its first message.
     files::remove_durably(&path)?;
     let tag = format!("sign {}", party_label(me));
     if !ctx.quiet {
@@ -200,13 +202,15 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
             hex::encode(m32)
         );
     }
-    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
+    // Rounds 4 (finish commitments) and 5 (S3) of the presignature's session.
+    let progress = Progress::new(&setup, tag, 5, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let result = run_finish(
         &relay,
         &setup,
         pre,
         signer,
+        &guard,
         &m32,
         &mut rng,
         &progress.options(opts(ctx, &setup)),

@@ -20,7 +20,7 @@ use k256::elliptic_curve::group::Group;
 use k256::{ProjectivePoint, Scalar};
 use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::encoding::{POINT_LEN, Reader, point_to_bytes, scalar_to_bytes};
 use crate::error::Error;
@@ -170,12 +170,12 @@ pub struct DkgRound2 {
     cfg: DkgConfig,
     sid: [u8; 32],
     poly: Polynomial,
-    kappa: [u8; 32],
+    kappa: Zeroizing<[u8; 32]>,
     salt: [u8; 32],
     commitments: Vec<ProjectivePoint>,
     proofs: Vec<Pok>,
     peers: BTreeMap<PartyIndex, PeerK1>,
-    sigma_sent: BTreeMap<PartyIndex, [u8; 32]>,
+    sigma_sent: BTreeMap<PartyIndex, Zeroizing<[u8; 32]>>,
     alice: BTreeMap<PartyIndex, AliceSetup>,
 }
 
@@ -236,21 +236,21 @@ impl DkgRound1 {
         let mut sigma_sent = BTreeMap::new();
         let mut alice = BTreeMap::new();
         for &j in &parties {
-            let sigma = random_bytes(rng);
+            let sigma = Zeroizing::new(random_bytes(rng));
             let (setup, kg1) = ot::alice_start(rng, osid(Tag::OtSetup, &sid, me, j));
             let mut m = Vec::with_capacity(32 * 5 + Kg1::LEN);
             m.extend_from_slice(&sid);
             m.extend_from_slice(&scalar_to_bytes(&self.poly.eval(j)));
             m.extend_from_slice(&self.kappa);
             m.extend_from_slice(&self.salt_cc);
-            m.extend_from_slice(&sigma);
+            m.extend_from_slice(&*sigma);
             m.extend_from_slice(&kg1.encode());
             out.p2p.insert(j, m);
             sigma_sent.insert(j, sigma);
             alice.insert(j, setup);
         }
         let (cfg, poly, kappa, salt) =
-            (self.cfg.clone(), std::mem::take(&mut self.poly), self.kappa, self.salt);
+            (self.cfg.clone(), std::mem::take(&mut self.poly), Zeroizing::new(self.kappa), self.salt);
         Ok((
             DkgRound2 {
                 cfg,
@@ -401,8 +401,9 @@ impl DkgRound2 {
 
             share += d;
             kappas.insert(j, kappa_j);
-            let sent = self.sigma_sent.get(&j).copied().unwrap_or_default();
-            seeds.insert(j, zero_seed(&self.sid, me, j, &sent, &sigma_j));
+            let none = Zeroizing::new([0u8; 32]);
+            let sent = self.sigma_sent.get(&j).unwrap_or(&none);
+            seeds.insert(j, zero_seed(&self.sid, me, j, sent, &sigma_j));
             all_commitments.insert(j, a_j);
             let mut view = Vec::with_capacity(b.len());
             view.extend_from_slice(b.get(32..).unwrap_or_default());
@@ -419,7 +420,7 @@ impl DkgRound2 {
             p.encode_into(&mut own_view);
         }
         r2_view.insert(me, own_view);
-        kappas.insert(me, self.kappa);
+        kappas.insert(me, *self.kappa);
 
         let mut f = vec![ProjectivePoint::IDENTITY; t];
         for a_j in all_commitments.values() {
@@ -729,5 +730,28 @@ impl Drop for DkgRound3 {
         for s in self.seeds.values_mut() {
             s.zeroize();
         }
+    }
+}
+
+#[cfg(test)]
+mod hygiene {
+    use super::*;
+
+    fn zeroized_on_drop<T: ZeroizeOnDrop>(_: &T) {}
+
+    /// Type-level: the per-session secrets of round 2 are wiped when the round is dropped
+    /// (this does not compile if a field loses its zeroizing type).
+    #[allow(dead_code)]
+    fn round2_secrets(r: &DkgRound2) {
+        zeroized_on_drop(&r.kappa);
+        for sigma in r.sigma_sent.values() {
+            zeroized_on_drop(sigma);
+        }
+    }
+
+    #[test]
+    fn round2_secrets_are_zeroizing() {
+        let f: fn(&DkgRound2) = round2_secrets;
+        let _ = f;
     }
 }

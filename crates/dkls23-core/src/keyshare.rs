@@ -133,21 +133,33 @@ impl KeyShare {
         if key_id(&self.public_key, &self.chain_code) != self.key_id {
             return Err(DecodeError::Malformed("key id does not match public key and chain code"));
         }
-        // Any t public shares interpolate to X.
-        let set: Vec<PartyIndex> = (1..=self.t).collect();
-        let mut acc = ProjectivePoint::IDENTITY;
-        for &l in &set {
-            let lambda =
-                lagrange_at_zero(&set, l).ok_or(DecodeError::Malformed("bad index set"))?;
-            let x_l = self.public_share(l).ok_or(DecodeError::Malformed("missing public share"))?;
-            acc += *x_l * lambda;
+        for (pos, id) in self.identities.iter().enumerate() {
+            if self.identities.iter().skip(pos + 1).any(|other| other == id) {
+                return Err(DecodeError::Malformed("two parties have the same identity key"));
+            }
         }
-        if acc != self.public_key
-            || bool::from(k256::elliptic_curve::group::Group::is_identity(&acc))
-        {
-            return Err(DecodeError::Malformed(
-                "public shares do not interpolate to the public key",
-            ));
+        // X_1..X_t interpolate to X, and every other X_l lies on the same degree-(t−1)
+        // polynomial: {1..t−1, l} interpolates to X as well (the polynomial through X at 0 and
+        // X_1..X_{t−1} is unique). So any t public shares interpolate to X.
+        let first: Vec<PartyIndex> = (1..self.t).collect();
+        for l in self.t..=self.n {
+            let mut set = first.clone();
+            set.push(l);
+            let mut acc = ProjectivePoint::IDENTITY;
+            for &j in &set {
+                let lambda =
+                    lagrange_at_zero(&set, j).ok_or(DecodeError::Malformed("bad index set"))?;
+                let x_j =
+                    self.public_share(j).ok_or(DecodeError::Malformed("missing public share"))?;
+                acc += *x_j * lambda;
+            }
+            if acc != self.public_key
+                || bool::from(k256::elliptic_curve::group::Group::is_identity(&acc))
+            {
+                return Err(DecodeError::Malformed(
+                    "public shares do not lie on one polynomial through the public key",
+                ));
+            }
         }
         Ok(())
     }
@@ -246,4 +258,43 @@ impl KeyShare {
 /// Σ_k ℓ^k·F_k for every ℓ ∈ 1..=n.
 pub(crate) fn public_shares_from(commitments: &[ProjectivePoint], n: u16) -> Vec<ProjectivePoint> {
     (1..=n).map(|l| eval_commitments(commitments, l)).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+
+    fn share_of_2_of_3() -> KeyShare {
+        let mut rngs: BTreeMap<u16, ChaCha20Rng> =
+            (1..=3).map(|i| (i, ChaCha20Rng::seed_from_u64(900 + u64::from(i)))).collect();
+        let (mut res, _) = crate::sim::dkg(3, 2, [9; 32], &mut rngs, &mut |_, _, _| {});
+        res.remove(&1).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_public_share_off_the_polynomial_is_refused() {
+        // X_1 and X_2 interpolate to X, but X_3 (not among the first t) was altered: any signing
+        // set containing party 3 would then compute with a wrong key.
+        let mut s = share_of_2_of_3();
+        s.validate().unwrap();
+        s.public_shares[2] += ProjectivePoint::GENERATOR;
+        let e = s.validate().unwrap_err();
+        assert!(e.to_string().contains("one polynomial"), "{e}");
+        assert!(KeyShare::from_bytes(&s.to_bytes()).is_err());
+    }
+
+    #[test]
+    fn duplicate_identities_are_refused() {
+        let mut s = share_of_2_of_3();
+        s.identities[2] = s.identities[1].clone();
+        let e = s.validate().unwrap_err();
+        assert!(e.to_string().contains("same identity"), "{e}");
+        assert!(KeyShare::from_bytes(&s.to_bytes()).is_err());
+    }
 }

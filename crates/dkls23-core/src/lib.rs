@@ -11,7 +11,8 @@
 //! * [`setup`] — the validated setup of an execution, its hash, and the instance-id replay guard.
 //! * [`message`] — the message layer: ids, headers, signed broadcasts, encrypted p2p channels,
 //!   aborts and the receive rules.
-//! * [`sim`] — every party of a protocol in one loop, with costs per party (tests, benches).
+//! * `sim` (feature `testing` only) — every party of a protocol in one loop, with costs per
+//!   party (tests, benches).
 //! * [`dkg`], [`sign`], [`bip32`] — distributed key generation, signing with presigning, and
 //!   non-hardened derivation, as sans-IO rounds.
 //! * [`reshare`], [`import_export`], [`ban`] — the key lifecycle: refresh / recovery / quorum
@@ -51,6 +52,7 @@ pub mod reshare;
 pub mod runner;
 pub mod setup;
 pub mod sign;
+#[cfg(any(test, feature = "testing"))]
 pub mod sim;
 pub mod transcript;
 

@@ -581,7 +581,7 @@ pub struct ReshareRound2 {
     own_q2: Option<Vec<u8>>,
     ephemeral: BTreeMap<PartyIndex, [u8; 32]>,
     commitments: BTreeMap<PartyIndex, [u8; 32]>,
-    sigma_sent: BTreeMap<PartyIndex, [u8; 32]>,
+    sigma_sent: BTreeMap<PartyIndex, zeroize::Zeroizing<[u8; 32]>>,
     alice: BTreeMap<PartyIndex, AliceSetup>,
 }
 
@@ -668,9 +668,9 @@ impl ReshareRound1 {
                 m.extend_from_slice(&d.secret.chain_code);
             }
             if cfg.am_new() {
-                let sigma = random_bytes(rng);
+                let sigma = zeroize::Zeroizing::new(random_bytes(rng));
                 let (setup, kg1) = ot::alice_start(rng, osid(Tag::OtSetup, &sid, me, k));
-                m.extend_from_slice(&sigma);
+                m.extend_from_slice(&*sigma);
                 m.extend_from_slice(&kg1.encode());
                 sigma_sent.insert(k, sigma);
                 alice.insert(k, setup);
@@ -872,8 +872,9 @@ impl ReshareRound2 {
                         ot::bob_respond(rng, &osid(Tag::OtSetup, &self.sid, j, me), &kg1)
                             .map_err(|e| Error::from_ot(j, 2, e))?;
                     bob_states.insert(j, bob);
-                    let sent = self.sigma_sent.get(&j).copied().unwrap_or_default();
-                    seeds.insert(j, zero_seed(&self.sid, me, j, &sent, &sigma));
+                    let none = zeroize::Zeroizing::new([0u8; 32]);
+                    let sent = self.sigma_sent.get(&j).unwrap_or(&none);
+                    seeds.insert(j, zero_seed(&self.sid, me, j, sent, &sigma));
                     let mut k3p = Vec::with_capacity(32 + Kg2::LEN);
                     k3p.extend_from_slice(&self.sid);
                     k3p.extend_from_slice(&kg2.encode());
@@ -1056,5 +1057,26 @@ redacted!(ReshareRound1, ReshareRound2, ReshareRound3, ReshareRound4, OldSecret)
 impl Drop for Dealer {
     fn drop(&mut self) {
         self.salt.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod hygiene {
+    use super::*;
+
+    fn zeroized_on_drop<T: ZeroizeOnDrop>(_: &T) {}
+
+    /// Type-level: the zero-seed contributions sent in round 2 are wiped with the round.
+    #[allow(dead_code)]
+    fn round2_secrets(r: &ReshareRound2) {
+        for sigma in r.sigma_sent.values() {
+            zeroized_on_drop(sigma);
+        }
+    }
+
+    #[test]
+    fn round2_secrets_are_zeroizing() {
+        let f: fn(&ReshareRound2) = round2_secrets;
+        let _ = f;
     }
 }

@@ -8,6 +8,7 @@
 //! CPU-heavy rounds run inline on the calling task; a service running many sessions should call
 //! these functions from a blocking-capable context (e.g. `spawn_blocking` + a local runtime).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +23,9 @@ use crate::identity::IdentitySigner;
 use crate::keyshare::KeyShare;
 use crate::math::PartyIndex;
 use crate::message::{Expect, MessageError, P2pMode, Session};
-use crate::setup::{ProtocolId, ReplayGuard, Setup};
+use crate::setup::{ProtocolId, ReplayError, ReplayGuard, Setup};
 use crate::sign::{self, Presignature, SignConfig, Signature};
+use crate::transcript::{Tag, th};
 
 /// Timeouts, TTLs and the round observer of a run.
 #[derive(Clone)]
@@ -34,6 +36,52 @@ pub struct RunOptions {
     pub message_ttl: Duration,
     /// Told about every completed round (see [`RoundObserver`]); `None` by default.
     pub observer: Option<Arc<dyn RoundObserver>>,
+    /// Test-only hooks; inert (and empty) in every build without the `testing` feature.
+    pub hooks: RunHooks,
+}
+
+/// A tamper function: `(protocol, message-id round, this party's outgoing payloads)`.
+#[cfg(feature = "testing")]
+pub type TamperFn = dyn Fn(ProtocolId, u16, &mut Outgoing) + Send + Sync;
+
+/// Test-only hooks of a run. Without the `testing` feature this type is empty and a run sends
+/// exactly what its rounds produced; with it, a test can make this party cheat by rewriting its
+/// *plaintext* payloads before they are signed and sealed (tampering in transit can only fail
+/// authentication, which never blames anybody).
+#[derive(Clone, Default)]
+pub struct RunHooks {
+    #[cfg(feature = "testing")]
+    tamper: Option<Arc<TamperFn>>,
+}
+
+impl RunHooks {
+    /// Hooks that pass every outgoing payload of the run through `f` first.
+    #[cfg(feature = "testing")]
+    pub fn tamper(f: impl Fn(ProtocolId, u16, &mut Outgoing) + Send + Sync + 'static) -> Self {
+        Self { tamper: Some(Arc::new(f)) }
+    }
+
+    /// What this party actually sends in `round`.
+    #[cfg_attr(not(feature = "testing"), allow(unused_variables))]
+    fn apply<'o>(&self, protocol: ProtocolId, round: u16, out: &'o Outgoing) -> Cow<'o, Outgoing> {
+        #[cfg(feature = "testing")]
+        if let Some(f) = &self.tamper {
+            let mut changed = out.clone();
+            f(protocol, round, &mut changed);
+            return Cow::Owned(changed);
+        }
+        Cow::Borrowed(out)
+    }
+}
+
+impl std::fmt::Debug for RunHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[cfg(feature = "testing")]
+        if self.tamper.is_some() {
+            return f.write_str("RunHooks(tamper)");
+        }
+        f.write_str("RunHooks(none)")
+    }
 }
 
 impl Default for RunOptions {
@@ -42,6 +90,7 @@ impl Default for RunOptions {
             round_timeout: Duration::from_secs(60),
             message_ttl: Duration::from_secs(600),
             observer: None,
+            hooks: RunHooks::default(),
         }
     }
 }
@@ -52,6 +101,7 @@ impl std::fmt::Debug for RunOptions {
             .field("round_timeout", &self.round_timeout)
             .field("message_ttl", &self.message_ttl)
             .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -180,6 +230,8 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
     async fn send(&mut self, round: u16, out: &Outgoing) -> Result<(), Error> {
         let me = self.me();
         self.track(round);
+        let hooks = self.opts.hooks.clone();
+        let out = hooks.apply(self.protocol, round, out);
         if let Some(b) = &out.broadcast {
             let bytes = self.session.broadcast(round, b).map_err(from_message)?;
             let id = self.session.mid(me, None, round).map_err(from_message)?;
@@ -474,17 +526,38 @@ async fn presign_rounds<R: Relay + ?Sized>(
     r3.finish(&b2, &p2)
 }
 
-/// Round S3 through `io`: consumes the presignature and returns the verified signature.
+/// Round S3 (message-id round `round`) through `io`: consumes the presignature and returns the
+/// verified signature.
 async fn finish_round<R: Relay + ?Sized>(
     io: &mut Io<'_, R>,
+    round: u16,
     pre: Presignature,
     message: &[u8; 32],
 ) -> Result<Signature, Error> {
     let others: Vec<PartyIndex> = io.session.peers().collect();
     let (partial, s3) = pre.sign(message);
-    io.send(4, &Outgoing { broadcast: Some(s3), p2p: BTreeMap::new() }).await?;
-    let (s3s, _) = io.collect(4, &others, true, false).await?;
+    io.send(round, &Outgoing { broadcast: Some(s3), p2p: BTreeMap::new() }).await?;
+    let (s3s, _) = io.collect(round, &others, true, false).await?;
     partial.combine(&s3s, message)
+}
+
+/// Message-id round of S3 in a run that presigns and signs in one go.
+const S3_ROUND: u16 = 4;
+/// Message-id rounds of a stored presignature's online phase: the finish commitments, then S3.
+const FINISH_COMMIT_ROUND: u16 = 4;
+const FINISH_S3_ROUND: u16 = 5;
+
+/// What a party records in its replay guard before finishing the stored presignature of the
+/// setup with hash `setup_hash`: `TH("dsg/finish", setup_hash)`. A second finish of the same
+/// presignature (e.g. restored from a backup) is refused by every party that kept its record.
+pub fn finish_marker(setup_hash: &[u8; 32]) -> [u8; 32] {
+    th(Tag::DsgFinish, &[setup_hash])
+}
+
+/// The finish commitment every signer broadcasts before releasing S3:
+/// `TH("dsg/finish-commit", setup_hash, TH("dsg/m", message))`.
+fn finish_commitment(setup_hash: &[u8; 32], message: &[u8; 32]) -> [u8; 32] {
+    th(Tag::DsgFinishCommit, &[setup_hash, &th(Tag::DsgM, &[message])])
 }
 
 /// Checks that a signing `setup` (its protocol already checked by the caller, which needs it
@@ -542,7 +615,7 @@ pub async fn run_sign<R: Relay + ?Sized>(
         open_sign_session(setup, share, &req.key_id, &req.keygen_sid, signer, guard, rng)?;
     let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
     let pre = presign_rounds(&mut io, share, setup, &req.path, banned, rng).await?;
-    finish_round(&mut io, pre, &req.message).await
+    finish_round(&mut io, S3_ROUND, pre, &req.message).await
 }
 
 /// Runs presigning (S0–S2) for `setup` (protocol `Sign`; its `extra` is a [`PresignRequest`]).
@@ -573,22 +646,34 @@ pub async fn run_presign<R: Relay + ?Sized>(
     presign_rounds(&mut io, share, setup, &req.path, banned, rng).await
 }
 
-/// The online round (S3) for a stored presignature: consumes it, signs the 32-byte prehash
-/// `message` and returns the verified signature. Every signer must call it with the same
-/// `setup` (the one the presignature was made with) and the same message.
+/// The online phase for a stored presignature: consumes it, signs the 32-byte prehash `message`
+/// and returns the verified signature. Every signer must call it with the same `setup` (the one
+/// the presignature was made with) and the same message.
 ///
 /// The caller must have deleted the stored presignature durably **before** calling this (the
 /// `Fresh → Consumed` transition of `protocols.md` §3.6), so a crash can never lead to a
-/// second use.
+/// second use. On top of that, two rules keep a presignature that came back (a restored backup,
+/// a copied directory) from being finished twice while any honest signer remembers it:
+/// 1. [`finish_marker`] of the setup is recorded in `guard` first; a party that finished this
+///    presignature before refuses, before sending anything.
+/// 2. Every signer first broadcasts a signed commitment to (setup, message) and releases its S3
+///    share only once it holds every other signer's matching commitment. A restored party can
+///    therefore not be walked into a second S3 unless *every* other signer agrees, i.e. unless
+///    every other signer forgot the presignature too (or is the attacker: a 2-party key whose
+///    honest party is the restored one; see the operations notes).
 ///
 /// # Errors
-/// [`Error::InvalidInput`] if the setup is not the presignature's; otherwise any [`Error`] of
-/// the final round ([`Error::ViewMismatch`] if another signer used a different message).
+/// [`Error::InvalidInput`] if the setup is not the presignature's or this party finished it
+/// before; [`Error::Timeout`] if a signer never commits (e.g. it refused a second finish);
+/// [`Error::ViewMismatch`] if a signer committed to a different message; otherwise any
+/// [`Error`] of the final round.
+#[allow(clippy::too_many_arguments)] // each argument is a distinct capability the caller owns
 pub async fn run_finish<R: Relay + ?Sized>(
     relay: &R,
     setup: &Setup,
     presignature: Presignature,
     signer: Arc<dyn IdentitySigner + Send + Sync>,
+    guard: &(impl ReplayGuard + ?Sized),
     message: &[u8; 32],
     rng: &mut (impl CryptoRng + ?Sized),
     opts: &RunOptions,
@@ -598,9 +683,29 @@ pub async fn run_finish<R: Relay + ?Sized>(
             "the setup is not the one this presignature was made with".into(),
         ));
     }
+    guard.check_and_record(&finish_marker(setup.hash())).map_err(|e| match e {
+        ReplayError::Reused => Error::InvalidInput(
+            "this party already finished this presignature: a second finish is refused \
+             (two signatures from one presignature reveal the key)"
+                .into(),
+        ),
+        ReplayError::Storage(s) => {
+            Error::InvalidInput(format!("the finished-presignature record failed: {s}"))
+        }
+    })?;
     let session = Session::resume(setup, signer, rng).map_err(from_message)?;
+    let others: Vec<PartyIndex> = session.peers().collect();
     let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
-    finish_round(&mut io, presignature, message).await
+    let commitment = finish_commitment(setup.hash(), message);
+    let out = Outgoing { broadcast: Some(commitment.to_vec()), p2p: BTreeMap::new() };
+    io.send(FINISH_COMMIT_ROUND, &out).await?;
+    let (commits, _) = io.collect(FINISH_COMMIT_ROUND, &others, true, false).await?;
+    for j in &others {
+        if commits.get(j).map(Vec::as_slice) != Some(&commitment[..]) {
+            return Err(Error::ViewMismatch { round: FINISH_COMMIT_ROUND as u8, party: *j });
+        }
+    }
+    finish_round(&mut io, FINISH_S3_ROUND, presignature, message).await
 }
 
 #[path = "runner_lifecycle.rs"]

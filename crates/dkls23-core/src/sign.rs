@@ -156,7 +156,7 @@ pub fn start<'a>(
 pub struct SignRound2<'a> {
     r1: SignRound1<'a>,
     sigid: [u8; 32],
-    sk: Scalar,
+    sk: zeroize::Zeroizing<Scalar>,
     pk: ProjectivePoint,
     commitments: BTreeMap<PartyIndex, [u8; 32]>,
     ephemerals: BTreeMap<PartyIndex, [u8; 32]>,
@@ -209,8 +209,8 @@ impl<'a> SignRound1<'a> {
             .ok_or_else(|| Error::InvalidInput("invalid signing set".into()))?;
         let seeds = self.share.zero_seeds.iter().map(|(j, s)| (*j, s));
         let zeta = zero_share(me, seeds, &self.signers, &sigid);
-        let sk = lambda * (self.share.secret_share + self.derived.tweak) + zeta;
-        let pk = ProjectivePoint::mul_by_generator(&sk);
+        let sk = zeroize::Zeroizing::new(lambda * (self.share.secret_share + self.derived.tweak) + zeta);
+        let pk = ProjectivePoint::mul_by_generator(&*sk);
         let mut out = Outgoing::default();
         let mut bob = BTreeMap::new();
         for &j in &others {
@@ -228,6 +228,7 @@ impl<'a> SignRound1<'a> {
     }
 }
 
+#[derive(Zeroize, ZeroizeOnDrop)]
 struct AliceOut {
     cu: Scalar,
     cv: Scalar,
@@ -283,7 +284,7 @@ impl<'a> SignRound2<'a> {
         }
         let mut out = Outgoing::default();
         let mut alice = BTreeMap::new();
-        let input = [self.r1.secrets.k, self.sk];
+        let input = zeroize::Zeroizing::new([self.r1.secrets.k, *self.sk]);
         for (&j, sg1) in &sg1s {
             let state = self
                 .r1
@@ -346,7 +347,7 @@ impl SignRound3<'_> {
         let mut r_sum = r1.r_point;
         let mut phi_total = r1.secrets.phi;
         let mut u = r1.secrets.k * r1.secrets.phi;
-        let mut v = sk * r1.secrets.phi;
+        let mut v = *sk * r1.secrets.phi;
         for &j in &others {
             let b = bcast.get(&j).map_or(&[][..], Vec::as_slice);
             let mut r = Reader::new(b.get(32..).unwrap_or_default());
@@ -396,7 +397,7 @@ impl SignRound3<'_> {
         // With all μ and Γ checks passed, fold ψ into Φ_i (= φ_i + Σ ψ_{j,i}).
         let k = r1.secrets.k;
         u += k * (phi_total - r1.secrets.phi);
-        v += sk * (phi_total - r1.secrets.phi);
+        v += *sk * (phi_total - r1.secrets.phi);
         if sum_pk != r1.derived.public_key {
             return Err(Error::Unattributable("key consistency check failed: Σ pk_j ≠ X'".into()));
         }

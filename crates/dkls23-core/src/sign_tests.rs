@@ -34,3 +34,18 @@ fn a_party_using_sk_plus_one_consistently_is_unattributable_and_unbanned() {
         }
     }
 }
+
+fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+
+/// Type-level: the session key share and the RVOLE outputs are wiped when dropped.
+#[allow(dead_code)]
+fn round_secrets(r2: &super::SignRound2<'_>, out: &super::AliceOut) {
+    zeroized_on_drop(&r2.sk);
+    zeroized_on_drop(out);
+}
+
+#[test]
+fn per_session_secrets_are_zeroizing() {
+    let f: fn(&super::SignRound2<'_>, &super::AliceOut) = round_secrets;
+    let _ = f;
+}

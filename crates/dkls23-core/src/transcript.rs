@@ -14,15 +14,13 @@
 //!   the OT layer's achieved level is 128 bits anyway (`ot.md` P11), and TurboSHAKE128 absorbs
 //!   168-byte blocks at twice the speed, so every per-column hash of the extension costs one
 //!   permutation. See `docs/ot-choices.md`.
-//! * [`hash_to_curve`] — RFC 9380 `secp256k1_XMD:SHA-256_SSWU_RO_` via `k256`.
 //! * [`hash_to_ristretto`] — RFC 9496 element derivation on Ristretto255 (base OT group).
 
 use curve25519_dalek::ristretto::RistrettoPoint;
 use k256::elliptic_curve::array::Array;
 use k256::elliptic_curve::consts::U48;
 use k256::elliptic_curve::ops::Reduce;
-use k256::hash2curve::{ExpandMsgXmd, hash_from_bytes};
-use k256::{ProjectivePoint, Scalar, Secp256k1, WideBytes};
+use k256::{Scalar, WideBytes};
 use sha2::Digest;
 use turboshake::TurboShake128;
 use turboshake::digest::{ExtendableOutput, Update, XofReader};
@@ -98,6 +96,10 @@ tags! {
     DsgRvole = "dsg/rvole",
     /// Message digest echo.
     DsgM = "dsg/m",
+    /// Marker a party records (in its replay guard) before finishing a stored presignature.
+    DsgFinish = "dsg/finish",
+    /// Finish commitment: every signer's promise to release S3 for one message, sent first.
+    DsgFinishCommit = "dsg/finish-commit",
     // --- reshare
     /// Reshare polynomial commitment.
     RsComPoly = "rs/com-poly",
@@ -294,42 +296,16 @@ pub fn reduce_48(bytes: &[u8; 48]) -> Scalar {
     <Scalar as Reduce<Array<u8, U48>>>::reduce(&Array::from(*bytes))
 }
 
-/// RFC 9380 `hash_to_curve` with suite `secp256k1_XMD:SHA-256_SSWU_RO_`.
-///
-/// The DST is `DOMAIN/tag`; `msg` is the concatenation of the frames of `parts`. Its output has
-/// an unknown discrete logarithm; never replace it by `hash_to_scalar · G` (`ot.md` P4).
-pub fn hash_to_curve(tag: Tag, parts: &[&[u8]]) -> ProjectivePoint {
-    let mut msg = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
-    for p in parts {
-        msg.extend_from_slice(&(p.len() as u64).to_be_bytes());
-        msg.extend_from_slice(p);
-    }
-    let dst = dst_bytes(tag);
-    // expand_message_xmd only fails for a DST over 255 bytes or an output over 255·32 bytes;
-    // neither can happen with our fixed tags, but stay total rather than panic.
-    hash_from_bytes::<Secp256k1, ExpandMsgXmd<sha2::Sha256>>(&[&msg], &[&dst])
-        .unwrap_or(ProjectivePoint::GENERATOR)
-}
-
 /// Hash to the Ristretto255 group (RFC 9496 §4.3.4 element derivation over 64 XOF bytes).
 pub fn hash_to_ristretto(h: Xof) -> RistrettoPoint {
     let bytes: [u8; 64] = h.finish();
     RistrettoPoint::from_uniform_bytes(&bytes)
 }
 
-fn dst_bytes(tag: Tag) -> Vec<u8> {
-    let mut dst = Vec::with_capacity(DOMAIN.len() + 1 + tag.label().len());
-    dst.extend_from_slice(DOMAIN.as_bytes());
-    dst.push(b'/');
-    dst.extend_from_slice(tag.label().as_bytes());
-    dst
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use k256::elliptic_curve::point::AffineCoordinates;
     use std::collections::HashSet;
 
     #[test]
@@ -389,42 +365,5 @@ mod tests {
         }
         let mean = sum as f64 / 2000.0;
         assert!((115.0..140.0).contains(&mean), "mean of top byte {mean}");
-    }
-
-    /// RFC 9380 Appendix J.8.1 vectors for secp256k1_XMD:SHA-256_SSWU_RO_, computed through the
-    /// same library entry point our `hash_to_curve` uses (with the RFC's DST).
-    #[test]
-    fn rfc9380_vectors() {
-        let dst: &[u8] = b"QUUX-V01-CS02-with-secp256k1_XMD:SHA-256_SSWU_RO_";
-        let vectors: [(&[u8], &str, &str); 3] = [
-            (
-                b"",
-                "c1cae290e291aee617ebaef1be6d73861479c48b841eaba9b7b5852ddfeb1346",
-                "64fa678e07ae116126f08b022a94af6de15985c996c3a91b64c406a960e51067",
-            ),
-            (
-                b"abc",
-                "3377e01eab42db296b512293120c6cee72b6ecf9f9205760bd9ff11fb3cb2c4b",
-                "7f95890f33efebd1044d382a01b1bee0900fb6116f94688d487c6c7b9c8371f6",
-            ),
-            (
-                b"abcdef0123456789",
-                "bac54083f293f1fe08e4a70137260aa90783a5cb84d3f35848b324d0674b0e3a",
-                "4436476085d4c3c4508b60fcf4389c40176adce756b398bdee27bca19758d828",
-            ),
-        ];
-        for (msg, x, y) in vectors {
-            let p = hash_from_bytes::<Secp256k1, ExpandMsgXmd<sha2::Sha256>>(&[msg], &[dst])
-                .unwrap()
-                .to_affine();
-            assert_eq!(hex::encode(p.x()), x);
-            let enc = k256::elliptic_curve::sec1::ToSec1Point::to_sec1_point(&p, false);
-            assert_eq!(hex::encode(&enc.as_bytes()[33..]), y);
-        }
-        // And our wrapper is deterministic, tag-separated and never the identity.
-        let a = hash_to_curve(Tag::Test, &[b"abc"]);
-        assert_eq!(a, hash_to_curve(Tag::Test, &[b"abc"]));
-        assert_ne!(a, hash_to_curve(Tag::BotH2g, &[b"abc"]));
-        assert_ne!(a, ProjectivePoint::IDENTITY);
     }
 }

@@ -48,6 +48,7 @@ impl KdfParams {
     /// OWASP's recommended minimum for Argon2id: 19 MiB, 2 iterations, 1 lane (the default).
     pub const RECOMMENDED: Self = Self { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 };
     /// Cheap parameters for tests only (64 KiB, 1 iteration): never for real data.
+    #[cfg(any(test, feature = "testing"))]
     pub const INSECURE_FOR_TESTS: Self = Self { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
     /// Largest memory cost accepted from a database file (2 GiB), so a damaged file cannot make
     /// the node allocate without bound.

@@ -266,6 +266,18 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError>;
 
+    /// A presignature without taking it (to check that a request matches it before it is
+    /// consumed). `Ok(None)` if it does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if it fails authentication.
+    fn peek_presignature(
+        &self,
+        app: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError>;
+
     /// Ids of the stored presignatures of (app, key), ascending.
     ///
     /// # Errors

@@ -228,6 +228,16 @@ impl Store for MemoryStore {
         Ok(inner.keys.get_mut(&self::id(app, key)).and_then(|e| e.presigs.remove(id)))
     }
 
+    fn peek_presignature(
+        &self,
+        app: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner.keys.get(&self::id(app, key)).and_then(|e| e.presigs.get(id)).cloned())
+    }
+
     fn list_presignatures(&self, app: &str, key: &str) -> Result<Vec<String>, StoreError> {
         let inner = self.lock()?;
         Ok(inner

@@ -87,6 +87,19 @@ CREATE TABLE used_iids (
 );
 "];
 
+/// Where the presignature generation counter of a database lives (`protocols.md` §3.6): a
+/// small file *outside* the database, bumped before every presignature is taken. A database
+/// whose own generation differs from the counter's (a restored backup, a copied file, a VM
+/// image rolled back without the counter) has every presignature deleted when it is opened,
+/// so a presignature that was used can never come back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GenerationCounter {
+    /// `<database path>.presig-generation` (the default).
+    BesideDatabase,
+    /// A file at this path (e.g. on another volume than the database's backups).
+    At(PathBuf),
+}
+
 /// Options of [`SqliteStore::open_with`].
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -95,19 +108,102 @@ pub struct OpenOptions {
     pub kdf: KdfParams,
     /// How long a statement waits for another connection's lock before failing.
     pub busy_timeout: Duration,
+    /// The presignature generation counter.
+    pub generation: GenerationCounter,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { kdf: KdfParams::RECOMMENDED, busy_timeout: Duration::from_secs(5) }
+        Self {
+            kdf: KdfParams::RECOMMENDED,
+            busy_timeout: Duration::from_secs(5),
+            generation: GenerationCounter::BesideDatabase,
+        }
     }
 }
 
 impl OpenOptions {
     /// Default options with cheap key derivation: for tests only.
+    #[cfg(any(test, feature = "testing"))]
     pub fn insecure_for_tests() -> Self {
         Self { kdf: KdfParams::INSECURE_FOR_TESTS, ..Self::default() }
     }
+}
+
+/// Name of the database's own copy of the presignature generation in `meta`.
+const META_GENERATION: &str = "presig_generation";
+
+/// The presignature generation counter file: 8 bytes, big-endian, replaced atomically.
+#[derive(Debug)]
+struct CounterFile {
+    path: PathBuf,
+}
+
+impl CounterFile {
+    fn read(&self) -> Result<Option<u64>, StoreError> {
+        match std::fs::read(&self.path) {
+            Ok(b) => {
+                let arr: [u8; 8] = b.as_slice().try_into().map_err(|_| {
+                    StoreError::Corrupt(format!(
+                        "presignature generation file {} is damaged",
+                        self.path.display()
+                    ))
+                })?;
+                Ok(Some(u64::from_be_bytes(arr)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Io(format!(
+                "presignature generation file {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// Writes `value` durably (temporary file, fsync, rename, fsync of the directory).
+    fn write(&self, value: u64) -> Result<(), StoreError> {
+        use std::io::Write;
+        let io = |e: std::io::Error| {
+            StoreError::Io(format!("presignature generation file {}: {e}", self.path.display()))
+        };
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        {
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            restrict_permissions(&tmp)?;
+            f.write_all(&value.to_be_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Best effort on platforms where a directory cannot be opened for syncing.
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn db_generation(tx: &Connection) -> Result<u64, StoreError> {
+    match meta(tx, META_GENERATION)? {
+        None => Ok(0),
+        Some(v) => {
+            let arr: [u8; 8] =
+                v.as_slice().try_into().map_err(|_| corrupt("presignature generation"))?;
+            Ok(u64::from_be_bytes(arr))
+        }
+    }
+}
+
+fn set_db_generation(tx: &Connection, value: u64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta (name, value) VALUES (?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        (META_GENERATION, value.to_be_bytes().to_vec()),
+    )
+    .map_err(db)?;
+    Ok(())
 }
 
 /// The SQLite [`Store`]. One connection behind a mutex; several `SqliteStore`s (threads or
@@ -116,6 +212,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     kek: SecretKey,
     path: PathBuf,
+    counter: CounterFile,
+    /// Presignatures deleted at open because the database was behind its counter.
+    wiped_at_open: u64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -405,7 +504,59 @@ impl SqliteStore {
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(db)?;
         migrate(&mut conn)?;
         let kek = unlock(&mut conn, master_password, options.kdf)?;
-        Ok(Self { conn: Mutex::new(conn), kek, path: path.to_owned() })
+        let counter = CounterFile {
+            path: match &options.generation {
+                GenerationCounter::BesideDatabase => {
+                    let mut p = path.as_os_str().to_owned();
+                    p.push(".presig-generation");
+                    PathBuf::from(p)
+                }
+                GenerationCounter::At(p) => p.clone(),
+            },
+        };
+        let mut store = Self {
+            conn: Mutex::new(conn),
+            kek,
+            path: path.to_owned(),
+            counter,
+            wiped_at_open: 0,
+        };
+        store.wiped_at_open = store.write(|tx| store.sync_generation(tx))?;
+        Ok(store)
+    }
+
+    /// How many presignatures were deleted when the store was opened because the database's
+    /// presignature generation was not its counter's (a restored or copied database).
+    pub fn presignatures_wiped_at_open(&self) -> u64 {
+        self.wiped_at_open
+    }
+
+    /// The path of the presignature generation counter file.
+    pub fn generation_counter_path(&self) -> &Path {
+        &self.counter.path
+    }
+
+    /// Brings the database's presignature generation in line with the counter file (inside the
+    /// write transaction `tx`): equal → nothing; otherwise every presignature is deleted and
+    /// both move to a generation above either. Returns the number of presignatures deleted.
+    fn sync_generation(&self, tx: &Connection) -> Result<u64, StoreError> {
+        let in_db = db_generation(tx)?;
+        let counter = self.counter.read()?;
+        match counter {
+            Some(c) if c == in_db => return Ok(0),
+            // A new database (or one from before the counter existed) that never gave out a
+            // presignature: start the counter at its value.
+            None if in_db == 0 => {
+                self.counter.write(0)?;
+                return Ok(0);
+            }
+            _ => {}
+        }
+        let wiped = tx.execute("DELETE FROM presignatures", []).map_err(db)?;
+        let next = counter.unwrap_or(0).max(in_db).saturating_add(1);
+        self.counter.write(next)?;
+        set_db_generation(tx, next)?;
+        Ok(u64::try_from(wiped).unwrap_or(u64::MAX))
     }
 
     /// Changes the master password: derives a new KEK (new salt, `kdf` parameters) and rewraps
@@ -562,6 +713,21 @@ fn delete_secrets(tx: &Connection, app: &str, key: &str) -> Result<(), StoreErro
             .map_err(db)?;
     }
     Ok(())
+}
+
+fn presig_ciphertext(
+    tx: &Connection,
+    app: &str,
+    key: &str,
+    id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    tx.query_row(
+        "SELECT ciphertext FROM presignatures WHERE app = ?1 AND key_name = ?2 AND id = ?3",
+        (app, key, id),
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(db)
 }
 
 fn presig_aad(r: &KeyRecord, id: &str) -> Aad {
@@ -797,19 +963,20 @@ impl Store for SqliteStore {
         id: &str,
     ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         self.write(|tx| {
+            // A database that fell behind its counter (swapped or restored under a running
+            // node) gives out nothing it held before.
+            if self.sync_generation(tx)? > 0 {
+                return Ok(None);
+            }
             let Some(r) = get_record(tx, app, key)? else { return Ok(None) };
-            let ct: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT ciphertext FROM presignatures \
-                     WHERE app = ?1 AND key_name = ?2 AND id = ?3",
-                    (app, key, id),
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(db)?;
-            let Some(ct) = ct else { return Ok(None) };
+            let Some(ct) = presig_ciphertext(tx, app, key, id)? else { return Ok(None) };
             let dk = self.data_key(tx, &r)?;
             let pt = dk.open(presig_aad(&r, id).as_slice(), &ct, "presignature")?;
+            // The counter moves first: if the commit below fails, the database is behind it
+            // and its presignatures are dropped at the next take or open (never reused).
+            let next = db_generation(tx)?.saturating_add(1);
+            self.counter.write(next)?;
+            set_db_generation(tx, next)?;
             let n = tx
                 .execute(
                     "DELETE FROM presignatures WHERE app = ?1 AND key_name = ?2 AND id = ?3",
@@ -818,6 +985,20 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             // The write lock is held since BEGIN IMMEDIATE, so the row cannot have gone.
             if n == 1 { Ok(Some(pt)) } else { Ok(None) }
+        })
+    }
+
+    fn peek_presignature(
+        &self,
+        app: &str,
+        key: &str,
+        id: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        self.read(|tx| {
+            let Some(r) = get_record(tx, app, key)? else { return Ok(None) };
+            let Some(ct) = presig_ciphertext(tx, app, key, id)? else { return Ok(None) };
+            let dk = self.data_key(tx, &r)?;
+            dk.open(presig_aad(&r, id).as_slice(), &ct, "presignature").map(Some)
         })
     }
 

@@ -39,8 +39,20 @@ type KeyLock = Arc<RwLock<()>>;
 /// (application, key name).
 type KeyRef = (String, String);
 
-/// Decoded shares by key: epoch, share, bans. Bounded; invalidated on every change.
-type ShareCache = Mutex<HashMap<KeyRef, (u32, Arc<dkls23_core::KeyShare>, Vec<u16>)>>;
+/// Decoded shares by key: epoch and share. Bounded; invalidated on every change. Bans are never
+/// cached: they are read from the store for every session, so a ban that was written is
+/// enforced by the next request, whatever was cached.
+type ShareCache = Mutex<HashMap<KeyRef, (u32, Arc<dkls23_core::KeyShare>)>>;
+
+/// Per key: the parties banned while sessions were in flight (those sessions watch it and
+/// abort when one of their signers appears). Entries without watchers are dropped.
+type BanSignals = Mutex<HashMap<KeyRef, tokio::sync::watch::Sender<Vec<u16>>>>;
+
+/// Which in-flight session a ban must abort: one of `signers` of key `key`.
+pub(crate) struct BanScope {
+    key: KeyRef,
+    signers: Vec<u16>,
+}
 
 /// Most decoded shares kept in memory.
 const SHARE_CACHE_ENTRIES: usize = 1024;
@@ -54,6 +66,7 @@ pub struct Node {
     sessions: Arc<Semaphore>,
     locks: Mutex<HashMap<KeyRef, KeyLock>>,
     shares: ShareCache,
+    ban_signals: BanSignals,
     closing: AtomicBool,
     abort: tokio::sync::watch::Sender<bool>,
     protocols: ProtocolRuntime,
@@ -129,7 +142,18 @@ async fn open_sqlite(
         .await
         .map_err(|e| ConfigError(vec![format!("database {shown}: {e}")]))?;
     match opened {
-        Ok(s) => Ok(Arc::new(s)),
+        Ok(s) => {
+            let wiped = s.presignatures_wiped_at_open();
+            if wiped > 0 {
+                warn!(
+                    deleted = wiped,
+                    counter = %s.generation_counter_path().display(),
+                    "the database is not at its presignature generation (restored or copied): \
+                     every stored presignature was deleted so none can be used twice"
+                );
+            }
+            Ok(Arc::new(s))
+        }
         Err(StoreError::WrongPassword) => Err(ConfigError(vec![format!(
             "database {shown}: wrong master password (the database was created with another one)"
         )])),
@@ -219,6 +243,19 @@ fn bad(e: session::SessionError) -> ApiError {
     ApiError::BadRequest(e.0)
 }
 
+/// 409 for a session with a banned player.
+pub(crate) fn banned_conflict(player: u16) -> ApiError {
+    ApiError::Conflict(format!(
+        "player {player} is banned for this key; reshare the key to replace it"
+    ))
+}
+
+/// How a protocol task ended when it did not succeed.
+enum Aborted {
+    Protocol(dkls23_core::Error),
+    Banned(u16),
+}
+
 fn not_found(key: &str) -> ApiError {
     ApiError::NotFound(format!("no key {key:?}"))
 }
@@ -247,6 +284,7 @@ impl Node {
             metrics: Arc::new(Metrics::default()),
             locks: Mutex::new(HashMap::new()),
             shares: Mutex::new(HashMap::new()),
+            ban_signals: Mutex::new(HashMap::new()),
             closing: AtomicBool::new(false),
             abort: tokio::sync::watch::Sender::new(false),
             protocols: ProtocolRuntime::new().map_err(|e| {
@@ -297,21 +335,39 @@ impl Node {
         m.entry((app.to_owned(), key.to_owned())).or_default().clone()
     }
 
-    fn cached_share(
-        &self,
-        id: &KeyRef,
-        epoch: u32,
-    ) -> Option<(Arc<dkls23_core::KeyShare>, Vec<u16>)> {
+    fn cached_share(&self, id: &KeyRef, epoch: u32) -> Option<Arc<dkls23_core::KeyShare>> {
         let m = self.shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        m.get(id).filter(|(e, _, _)| *e == epoch).map(|(_, s, b)| (s.clone(), b.clone()))
+        m.get(id).filter(|(e, _)| *e == epoch).map(|(_, s)| s.clone())
     }
 
-    fn cache_share(&self, id: KeyRef, share: Arc<dkls23_core::KeyShare>, bans: Vec<u16>) {
+    fn cache_share(&self, id: KeyRef, share: Arc<dkls23_core::KeyShare>) {
         let mut m = self.shares.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if m.len() >= SHARE_CACHE_ENTRIES {
             m.clear();
         }
-        m.insert(id, (share.epoch(), share, bans));
+        m.insert(id, (share.epoch(), share));
+    }
+
+    /// A watcher of the bans of `scope.key` recorded from now on.
+    fn watch_bans(&self, scope: &BanScope) -> tokio::sync::watch::Receiver<Vec<u16>> {
+        let mut m = self.ban_signals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() > 4096 {
+            m.retain(|_, tx| tx.receiver_count() > 0);
+        }
+        m.entry(scope.key.clone()).or_insert_with(|| tokio::sync::watch::Sender::new(Vec::new())).subscribe()
+    }
+
+    /// Tells every in-flight session of (app, key) that `party` is banned.
+    fn signal_ban(&self, app: &str, key: &str, party: u16) {
+        let m = self.ban_signals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(tx) = m.get(&(app.to_owned(), key.to_owned())) {
+            tx.send_modify(|v| v.push(party));
+        }
+    }
+
+    /// The scope of a session of `record`'s key with `signers`.
+    pub(crate) fn ban_scope(record: &KeyRecord, signers: &[u16]) -> BanScope {
+        BanScope { key: (record.app.clone(), record.key.clone()), signers: signers.to_vec() }
     }
 
     fn forget_share(&self, app: &str, key: &str) {
@@ -355,6 +411,7 @@ impl Node {
             round_timeout: self.cfg.session_timeout(),
             message_ttl: Duration::from_secs(600),
             observer: Some(self.metrics.clone()),
+            ..RunOptions::default()
         }
     }
 
@@ -369,6 +426,22 @@ impl Node {
         T: Send + 'static,
         Fut: Future<Output = Result<T, dkls23_core::Error>> + Send + 'static,
     {
+        self.protocol_scoped(protocol, None, make).await
+    }
+
+    /// [`Node::protocol`] for a session with `scope`'s signers: it is aborted as soon as one of
+    /// them is banned for the key (by any session of this node), as `protocols.md` §3.7 asks.
+    async fn protocol_scoped<T, Fut>(
+        &self,
+        protocol: &'static str,
+        scope: Option<BanScope>,
+        make: impl FnOnce() -> Fut + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        Fut: Future<Output = Result<T, dkls23_core::Error>> + Send + 'static,
+    {
+        let mut bans = scope.as_ref().map(|sc| (self.watch_bans(sc), sc.signers.clone()));
         if self.closing.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
         }
@@ -381,11 +454,28 @@ impl Node {
             .spawn(async move {
                 let _permit = permit;
                 let run = make();
+                let banned = async {
+                    match &mut bans {
+                        Some((rx, signers)) => {
+                            let hit = rx
+                                .wait_for(|b| signers.iter().any(|s| b.contains(s)))
+                                .await
+                                .ok()
+                                .and_then(|b| signers.iter().copied().find(|s| b.contains(s)));
+                            match hit {
+                                Some(p) => p,
+                                None => std::future::pending().await,
+                            }
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
                 let r = tokio::select! {
-                    r = run => r,
-                    _ = abort.wait_for(|a| *a) => Err(dkls23_core::Error::Transport(
-                        "session aborted: the node is stopping".into(),
+                    r = run => r.map_err(Aborted::Protocol),
+                    _ = abort.wait_for(|a| *a) => Err(Aborted::Protocol(
+                        dkls23_core::Error::Transport("session aborted: the node is stopping".into()),
                     )),
+                    p = banned => Err(Aborted::Banned(p)),
                 };
                 Ok::<_, std::io::Error>(r)
             })
@@ -404,6 +494,15 @@ impl Node {
                 self.metrics.session(protocol, "internal", took);
                 return Err(ApiError::Internal);
             }
+        };
+        let result = match result {
+            Err(Aborted::Banned(p)) => {
+                self.metrics.session(protocol, "banned", took);
+                warn!(party = p, "session aborted: a signer was banned for this key meanwhile");
+                return Err(banned_conflict(p));
+            }
+            Err(Aborted::Protocol(e)) => Err(e),
+            Ok(v) => Ok(v),
         };
         let outcome = match &result {
             Ok(_) => "ok",
@@ -425,10 +524,24 @@ impl Node {
         result.map_err(ApiError::Protocol)
     }
 
-    async fn record_ban(&self, app: &str, key: &str, e: &dkls23_core::Error) {
+    /// Persists the ban a failed session asks for (`map` turns the error's party index into
+    /// the key's player index; `None` when the culprit is no player of the key), then aborts
+    /// every in-flight session of the key with that player. The ban is written before anything
+    /// else, and bans are never cached, so every request that starts after this returns refuses
+    /// the player.
+    async fn record_ban_mapped(
+        &self,
+        app: &str,
+        key: &str,
+        e: &dkls23_core::Error,
+        map: impl Fn(u16) -> Option<u16>,
+    ) {
         if let dkls23_core::Error::BanAndAbort { party, reason } = e {
-            self.forget_share(app, key);
-            let (a, k, p, r) = (app.to_owned(), key.to_owned(), *party, reason.clone());
+            let Some(p) = map(*party) else {
+                warn!(party, "a ban was asked for a party that is no player of the key");
+                return;
+            };
+            let (a, k, r) = (app.to_owned(), key.to_owned(), reason.clone());
             match self.db_ok(move |s| s.record_ban(&a, &k, p, &r)).await {
                 Ok(()) => {
                     self.metrics.ban();
@@ -436,7 +549,14 @@ impl Node {
                 }
                 Err(_) => error!(party = p, "could not persist a ban"),
             }
+            // Even if the store failed: no session with the culprit goes on in this process.
+            self.signal_ban(app, key, p);
         }
+    }
+
+    /// [`Node::record_ban_mapped`] for sessions whose party indices are the key's players.
+    async fn record_ban(&self, app: &str, key: &str, e: &dkls23_core::Error) {
+        self.record_ban_mapped(app, key, e, Some).await;
     }
 
     async fn claim_session_id(&self, iid: [u8; 32]) -> Result<(), ApiError> {
@@ -655,9 +775,7 @@ impl Node {
             let (share, banned) = self.load_share(&record).await?;
             let setup = session::sign_setup(iid, &share, &signers, &path, message).map_err(bad)?;
             if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
-                return Err(ApiError::Conflict(format!(
-                    "player {b} is banned for this key; reshare the key to replace it"
-                )));
+                return Err(banned_conflict(*b));
             }
             self.claim_session_id(iid).await?;
             let derived = dkls23_core::bip32::derive(share.public_key(), share.chain_code(), &path)
@@ -665,8 +783,9 @@ impl Node {
             let relay = self.relay.clone();
             let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
             let opts = self.run_options();
+            let scope = Self::ban_scope(&record, &signers);
             let result = self
-                .protocol("sign", move || async move {
+                .protocol_scoped("sign", Some(scope), move || async move {
                     let mut rng = UnwrapErr(SysRng);
                     let guard = MemoryReplayGuard::new();
                     run_sign(&*relay, &setup, &share, signer, &guard, &banned, &mut rng, &opts)

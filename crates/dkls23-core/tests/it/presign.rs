@@ -2,10 +2,11 @@
 //! later with a fresh session; it is bound to its key, epoch, party and setup.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use dkls23_core::identity::{IdentityPublicKey, IdentitySigner};
 use dkls23_core::runner::{PresignRequest, SignRequest, run_finish, run_presign, run_sign};
-use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_core::sign::Presignature;
 use dkls23_core::{Error, KeyShare};
 use msg_relay_api::MemoryRelay;
@@ -75,7 +76,7 @@ async fn finish_all(
             async move {
                 let pre = Presignature::from_bytes(bytes, share).unwrap();
                 let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-                run_finish(relay, setup, pre, signer, m, &mut p.rng, o).await
+                run_finish(relay, setup, pre, signer, &p.guard, m, &mut p.rng, o).await
             }
         });
     join_all(futs).await
@@ -134,7 +135,9 @@ async fn a_presignature_belongs_to_one_key_epoch_and_party() {
     // A presignature cannot be finished under another setup.
     let other_setup = presign_setup(&ps, &shares[0], &[1, 2], &[], 46);
     let signer: Arc<dyn IdentitySigner + Send + Sync> = ps[0].signer.clone();
-    let r = run_finish(&relay, &other_setup, pre, signer, &[1; 32], &mut ps[0].rng, &opts()).await;
+    let p = &mut ps[0];
+    let r = run_finish(&relay, &other_setup, pre, signer, &p.guard, &[1; 32], &mut p.rng, &opts())
+        .await;
     assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
 }
 
@@ -206,4 +209,66 @@ async fn a_used_instance_id_is_refused_before_any_message() {
             other => panic!("expected a replay refusal, got {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_restored_presignature_is_never_finished_twice_while_an_honest_signer_remembers_it() {
+    // Three signers of a 2-of-3 key presign, then finish with m1. Party 1's storage is then
+    // restored from a backup (its presignature and its finished-record come back) and party 3,
+    // malicious, asks parties 1 and 2 to finish the same presignature with m2 (two messages on
+    // one R reveal the key). Party 2 remembers it finished and refuses before sending
+    // anything; party 1 then never releases its S3 share for m2, because it waits for every
+    // signer's commitment first.
+    let mut ps = parties(3, 53);
+    let (relay, shares) = key_2_of_3(&mut ps).await;
+    let setup = presign_setup(&ps, &shares[0], &[1, 2, 3], &[], 54);
+    let stored = presign_all(&relay, &mut ps, &shares, &setup, &[1, 2, 3]).await;
+    let m1 = [0x21; 32];
+    let sigs = finish_all(&relay, &mut ps, &shares, &setup, &stored, &[m1, m1, m1]).await;
+    assert!(sigs.iter().all(Result::is_ok), "{sigs:?}");
+
+    // Restore: parties 1 and 3 forget that they finished it (fresh guards), party 2 does not.
+    // The first run's messages have expired at the relay (a fresh one here).
+    let relay = MemoryRelay::new();
+    ps[0].guard = MemoryReplayGuard::new();
+    ps[2].guard = MemoryReplayGuard::new();
+    let m2 = [0x22; 32];
+    let o = dkls23_core::runner::RunOptions {
+        round_timeout: Duration::from_millis(400),
+        ..opts()
+    };
+    let futs = ps.iter_mut().zip(&shares).zip(&stored).map(|((p, share), bytes)| {
+        let (relay, setup, o) = (&relay, &setup, &o);
+        async move {
+            let pre = Presignature::from_bytes(bytes, share).unwrap();
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            run_finish(relay, setup, pre, signer, &p.guard, &m2, &mut p.rng, o).await
+        }
+    });
+    let res = join_all(futs).await;
+    match &res[1] {
+        Err(Error::InvalidInput(m)) => assert!(m.contains("already finished"), "{m}"),
+        other => panic!("the honest signer must refuse a second finish, got {other:?}"),
+    }
+    for who in [0, 2] {
+        match &res[who] {
+            Err(Error::Timeout { missing, .. }) => assert_eq!(missing, &vec![2]),
+            other => panic!("party {}: expected a timeout on party 2, got {other:?}", who + 1),
+        }
+    }
+    // Party 1 published its commitment (round 4) but never its S3 share (round 5).
+    let me = ps[0].signer.public_key();
+    let commit_id = dkls23_core::message::mid(setup.iid(), &me, None, ProtocolId::Sign, 4);
+    let s3_id = dkls23_core::message::mid(setup.iid(), &me, None, ProtocolId::Sign, 5);
+    let ask = |id| {
+        let relay = &relay;
+        async move {
+            use msg_relay_api::Relay as _;
+            tokio::time::timeout(Duration::from_millis(200), relay.ask(msg_relay_api::MessageId(id)))
+                .await
+                .is_ok()
+        }
+    };
+    assert!(ask(commit_id).await, "the commitment round ran");
+    assert!(!ask(s3_id).await, "party 1 released an S3 share for a second message");
 }

@@ -25,7 +25,7 @@ use rand_core::UnwrapErr;
 use tracing::{Instrument, error, info, info_span};
 use zeroize::Zeroizing;
 
-use super::{Node, bad, hex16};
+use super::{Node, bad, banned_conflict, hex16};
 use crate::error::ApiError;
 
 /// Most presignatures one request may create.
@@ -41,15 +41,25 @@ fn sorted_players(players: &[u16]) -> Result<Vec<u16>, ApiError> {
     Ok(v)
 }
 
+/// The key's player behind transport index `t` of a reshare session. A reshare names parties by
+/// their setup (transport) index, new committee first; bans name players of the key's current
+/// epoch, and only a dealer of that epoch can be one (`None` for anybody else).
+pub(crate) fn reshare_culprit_player(spec: &ReshareSpec, t: u16) -> Option<u16> {
+    spec.old_member_at(t).map(|m| m.index)
+}
+
 impl Node {
-    /// This node's decoded share of `key` and the key's bans: from the in-memory cache when it
-    /// holds the record's epoch, else loaded, decrypted and validated off the async threads.
+    /// This node's decoded share of `key` (from the in-memory cache when it holds the record's
+    /// epoch, else loaded, decrypted and validated off the async threads) and the key's bans,
+    /// always read from the store.
     pub(super) async fn load_share(
         &self,
         record: &KeyRecord,
     ) -> Result<(Arc<KeyShare>, Vec<u16>), ApiError> {
         let id = (record.app.clone(), record.key.clone());
-        if let Some((share, bans)) = self.cached_share(&id, record.epoch) {
+        if let Some(share) = self.cached_share(&id, record.epoch) {
+            let (a, k) = id;
+            let bans = self.db_ok(move |s| s.bans(&a, &k)).await?;
             return Ok((share, bans));
         }
         let (a, k) = id.clone();
@@ -64,7 +74,7 @@ impl Node {
             })?;
         let share = Arc::new(share);
         if share.epoch() == record.epoch {
-            self.cache_share(id, share.clone(), bans.clone());
+            self.cache_share(id, share.clone());
         }
         Ok((share, bans))
     }
@@ -99,9 +109,7 @@ impl Node {
             }
             let (share, banned) = self.load_share(&record).await?;
             if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
-                return Err(ApiError::Conflict(format!(
-                    "player {b} is banned for this key; reshare the key to replace it"
-                )));
+                return Err(banned_conflict(*b));
             }
             let mut setups = Vec::with_capacity(usize::from(req.count));
             for k in 0..req.count {
@@ -114,12 +122,29 @@ impl Node {
             let relay = self.relay.clone();
             let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
             let opts = self.run_options();
+            let scope = Self::ban_scope(&record, &signers);
+            let store = self.store.clone();
+            let (a, k) = (app.to_owned(), key.to_owned());
             let made = self
-                .protocol("presign", move || async move {
+                .protocol_scoped("presign", Some(scope), move || async move {
                     let mut rng = UnwrapErr(SysRng);
                     let guard = MemoryReplayGuard::new();
                     let mut out: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
-                    for setup in &setups {
+                    for (n, setup) in setups.iter().enumerate() {
+                        if n > 0 {
+                            // Bans are re-read between sessions (another node process on the
+                            // same store may have recorded one).
+                            let (st, a, k) = (store.clone(), a.clone(), k.clone());
+                            let now = tokio::task::spawn_blocking(move || st.bans(&a, &k))
+                                .await
+                                .map_err(|e| dkls23_core::Error::Transport(e.to_string()))?
+                                .map_err(|e| dkls23_core::Error::Transport(e.to_string()))?;
+                            if let Some(b) = signers.iter().find(|s| now.contains(s)) {
+                                return Err(dkls23_core::Error::InvalidInput(format!(
+                                    "player {b} was banned for this key during the presign batch"
+                                )));
+                            }
+                        }
                         let p = run_presign(
                             &*relay,
                             setup,
@@ -161,8 +186,10 @@ impl Node {
         .await
     }
 
-    /// The online round with a stored presignature (taken from the store before it runs, so
-    /// it can never be used twice).
+    /// The online phase with a stored presignature. The request is checked against the stored
+    /// presignature first (peek: a typo in players or path burns nothing), then the presignature
+    /// is taken from the store (so it can never be used twice) and its finish marker recorded,
+    /// before anything is sent.
     pub(super) async fn finish_presigned(
         &self,
         presignature_id: &str,
@@ -175,28 +202,62 @@ impl Node {
         let iid = raw.ok_or_else(|| {
             ApiError::BadRequest("presignature_id must be 64 hexadecimal digits".into())
         })?;
-        let (share, _) = self.load_share(record).await?;
+        let (share, banned) = self.load_share(record).await?;
+        if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
+            return Err(banned_conflict(*b));
+        }
         let setup = session::presign_setup(iid, &share, signers, path).map_err(bad)?;
         let (a, k) = (record.app.clone(), record.key.clone());
         let id = presignature_id.to_lowercase();
-        let bytes =
-            self.db_ok(move |s| s.take_presignature(&a, &k, &id)).await?.ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "no presignature {presignature_id:?} for this key (unknown or already used)"
-                ))
-            })?;
+        let unknown = || {
+            ApiError::NotFound(format!(
+                "no presignature {presignature_id:?} for this key (unknown or already used)"
+            ))
+        };
+        let peeked = self.db_ok(move |s| s.peek_presignature(&a, &k, &id)).await?;
+        let peeked = peeked.ok_or_else(unknown)?;
+        let stored = Presignature::from_bytes(&peeked, &share).map_err(|e| {
+            error!(error = %e, "stored presignature does not decode");
+            ApiError::Internal
+        })?;
+        drop(peeked);
+        if stored.setup_hash() != setup.hash() {
+            return Err(ApiError::BadRequest(format!(
+                "presignature {presignature_id:?} was made for other signers or another path \
+                 (players {:?}); it is kept",
+                stored.signers()
+            )));
+        }
+        drop(stored);
+        let (a, k) = (record.app.clone(), record.key.clone());
+        let id = presignature_id.to_lowercase();
+        let bytes = self.db_ok(move |s| s.take_presignature(&a, &k, &id)).await?;
+        let bytes = bytes.ok_or_else(unknown)?;
         let presig = Presignature::from_bytes(&bytes, &share).map_err(|e| {
             error!(error = %e, "stored presignature does not decode");
             ApiError::Internal
         })?;
         drop(bytes);
+        // The finish marker goes to the persistent replay table: a second finish of this
+        // presignature (one restored on another signer) is refused here for good.
+        let marker = dkls23_core::runner::finish_marker(setup.hash());
+        if !self.db_ok(move |s| s.record_iid(&marker)).await? {
+            return Err(ApiError::Conflict(
+                "this presignature was already finished by this node; it is never used twice"
+                    .into(),
+            ));
+        }
         let relay = self.relay.clone();
         let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
         let opts = self.run_options();
+        let scope = Self::ban_scope(record, signers);
         let sig = self
-            .protocol("finish", move || async move {
+            .protocol_scoped("finish", Some(scope), move || async move {
                 let mut rng = UnwrapErr(SysRng);
-                run_finish(&*relay, &setup, presig, signer, &message, &mut rng, &opts).await
+                // Recorded in the store above; the run's own guard only sees this one session.
+                let guard = MemoryReplayGuard::new();
+                run_finish(&*relay, &setup, presig, signer, &guard, &message, &mut rng, &opts)
+                    .await
             })
             .await?;
         Ok((sig, share))
@@ -247,7 +308,8 @@ impl Node {
                 Ok(_) => Err(ApiError::Internal),
                 Err(e) => {
                     if let ApiError::Protocol(p) = &e {
-                        self.record_ban(app, key, p).await;
+                        let map = |t| reshare_culprit_player(&spec, t);
+                        self.record_ban_mapped(app, key, p, map).await;
                     }
                     Err(e)
                 }
@@ -382,7 +444,8 @@ impl Node {
                 }
                 Err(e) => {
                     if let ApiError::Protocol(p) = &e {
-                        self.record_ban(app, key, p).await;
+                        let map = |t| reshare_culprit_player(&spec, t);
+                        self.record_ban_mapped(app, key, p, map).await;
                     }
                     Err(e)
                 }
@@ -626,5 +689,54 @@ impl Node {
             path: session::format_path(&path),
             xpub: x.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use dkls23_core::reshare::{NewMember, ReshareSpec};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::reshare_culprit_player;
+
+    #[test]
+    fn a_reshare_ban_names_the_dealer_by_its_player_index() {
+        let mut rngs: BTreeMap<u16, ChaCha20Rng> =
+            (1..=3).map(|i| (i, ChaCha20Rng::seed_from_u64(70 + u64::from(i)))).collect();
+        let (res, _) = dkls23_core::sim::dkg(3, 2, [7; 32], &mut rngs, &mut |_, _, _| {});
+        let share = res.get(&2).unwrap().as_ref().unwrap();
+        // Dealers 2 and 3; the new committee is player 3 (new index 1) and a newcomer (2).
+        let new = vec![
+            NewMember { index: 1, identity: dkls23_core::sim::identity(3) },
+            NewMember { index: 2, identity: dkls23_core::sim::identity(9) },
+        ];
+        let spec = ReshareSpec::from_share(share, &[2, 3], new, 2).unwrap();
+        let t3 = spec
+            .transport_participants()
+            .into_iter()
+            .find(|(_, k)| *k == dkls23_core::sim::identity(3))
+            .unwrap()
+            .0;
+        assert_eq!(t3, 1, "player 3 is transport index 1 in this reshare");
+        assert_eq!(reshare_culprit_player(&spec, t3), Some(3));
+        let t2 = spec
+            .transport_participants()
+            .into_iter()
+            .find(|(_, k)| *k == dkls23_core::sim::identity(2))
+            .unwrap()
+            .0;
+        assert_eq!(reshare_culprit_player(&spec, t2), Some(2));
+        // The newcomer deals nothing: it can never be banned for the current epoch.
+        let t9 = spec
+            .transport_participants()
+            .into_iter()
+            .find(|(_, k)| *k == dkls23_core::sim::identity(9))
+            .unwrap()
+            .0;
+        assert_eq!(reshare_culprit_player(&spec, t9), None);
     }
 }
