@@ -4,6 +4,15 @@
 //!
 //! The phone has no static configuration: every player's identity key (including the server
 //! nodes' static keys) must be in the session's `public_keys`.
+//!
+//! # Bans
+//! A co-signer that fails an OT / RVOLE / Γ check may be probing the phone's long-term OT secret
+//! one bit per session (`protocols.md` §3.7): the phone records it in its [`BanStore`] and from
+//! then on refuses, before sending anything, every signing session of that key with it, also
+//! after a restart (the ban store is the app's secure storage, like the [`KeyStore`]). Tampering
+//! in transit only fails authentication and never bans anybody. The only way out is a refresh or
+//! reshare that re-keys all OT material or excludes the culprit (run by the other parties; the
+//! phone then stores the new share and clears the key's bans), or deleting the share.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -37,6 +46,52 @@ pub trait KeyStore: Send + Sync {
     /// # Errors
     /// A description of the storage failure.
     fn delete(&self, key_id: &str) -> Result<(), String>;
+}
+
+/// Where the embedded party keeps its bans (the phone's keychain / keystore, next to the
+/// shares). `record` must be durable when it returns: a lost ban re-opens the attack.
+pub trait BanStore: Send + Sync {
+    /// Records that `party` must never sign with `key_id`'s current OT material.
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn record(&self, key_id: &str, party: u16, reason: &str) -> Result<(), String>;
+    /// The banned parties of `key_id`, ascending.
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn banned(&self, key_id: &str) -> Result<Vec<u16>, String>;
+    /// Forgets the bans of `key_id` (after a refresh or reshare replaced all OT material, or when
+    /// the share is deleted).
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn clear(&self, key_id: &str) -> Result<(), String>;
+}
+
+/// A [`BanStore`] in memory: for tests only (bans must survive restarts on a device).
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug, Default)]
+pub struct MemoryBanStore {
+    bans: Mutex<HashMap<String, BTreeMap<u16, String>>>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl BanStore for MemoryBanStore {
+    fn record(&self, key_id: &str, party: u16, reason: &str) -> Result<(), String> {
+        let mut m = self.bans.lock().map_err(|_| "lock poisoned".to_owned())?;
+        m.entry(key_id.to_owned()).or_default().entry(party).or_insert_with(|| reason.to_owned());
+        Ok(())
+    }
+    fn banned(&self, key_id: &str) -> Result<Vec<u16>, String> {
+        let m = self.bans.lock().map_err(|_| "lock poisoned".to_owned())?;
+        Ok(m.get(key_id).map(|b| b.keys().copied().collect()).unwrap_or_default())
+    }
+    fn clear(&self, key_id: &str) -> Result<(), String> {
+        let mut m = self.bans.lock().map_err(|_| "lock poisoned".to_owned())?;
+        m.remove(key_id);
+        Ok(())
+    }
 }
 
 /// A [`KeyStore`] in memory (tests, demos).
@@ -84,6 +139,18 @@ pub enum PartyError {
     /// No share for this key id.
     #[error("no share for key {0}")]
     UnknownKey(String),
+    /// A signer of the session is banned for this key: nothing was sent.
+    #[error(
+        "party {party} is banned for key {key_id}: it failed a check that protects this device's \
+         share in an earlier session; nothing was sent. Sign with other parties, or have the key \
+         reshared without it"
+    )]
+    Banned {
+        /// The key.
+        key_id: String,
+        /// The banned party (its index in the key).
+        party: u16,
+    },
 }
 
 /// What key generation produced (public values only).
@@ -102,6 +169,7 @@ pub struct EmbeddedParty {
     signer: Arc<dyn IdentitySigner + Send + Sync>,
     relay: Arc<dyn Relay>,
     store: Arc<dyn KeyStore>,
+    bans: Arc<dyn BanStore>,
     guard: Arc<dyn ReplayGuard + Send + Sync>,
     opts: RunOptions,
 }
@@ -116,14 +184,16 @@ impl std::fmt::Debug for EmbeddedParty {
 
 impl EmbeddedParty {
     /// A party with identity `signer`, reaching the others through `relay`, keeping shares in
-    /// `store` and used instance ids in `guard` (persist it on a real device).
+    /// `store`, bans in `bans` and used instance ids in `guard` (all three persistent on a real
+    /// device).
     pub fn new(
         signer: Arc<dyn IdentitySigner + Send + Sync>,
         relay: Arc<dyn Relay>,
         store: Arc<dyn KeyStore>,
+        bans: Arc<dyn BanStore>,
         guard: Arc<dyn ReplayGuard + Send + Sync>,
     ) -> Self {
-        Self { signer, relay, store, guard, opts: RunOptions::default() }
+        Self { signer, relay, store, bans, guard, opts: RunOptions::default() }
     }
 
     /// Sets round timeout and message TTL.
@@ -189,18 +259,36 @@ impl EmbeddedParty {
             .map_err(|e| PartyError::Store(format!("stored share does not decode: {e}")))?;
         let mut signers = session_cfg.players.clone();
         signers.sort_unstable();
+        let banned = self.bans.banned(key_id).map_err(PartyError::Store)?;
+        if let Some(&party) = signers.iter().find(|s| banned.contains(s)) {
+            return Err(PartyError::Banned { key_id: key_id.to_owned(), party });
+        }
         let setup = session::sign_setup(iid, &share, &signers, path, message)?;
-        Ok(run_sign(
+        let result = run_sign(
             self.relay.as_ref(),
             &setup,
             &share,
             self.signer.clone(),
             &*self.guard,
-            &[],
+            &banned,
             rng,
             &self.opts,
         )
-        .await?)
+        .await;
+        match result {
+            Ok(sig) => Ok(sig),
+            Err(e) => {
+                if let dkls23_core::Error::BanAndAbort { party, reason } = &e {
+                    self.bans.record(key_id, *party, reason).map_err(|why| {
+                        PartyError::Store(format!(
+                            "party {party} must be banned ({reason}) but the ban store failed: \
+                             {why}; do not sign with this key until it is recorded"
+                        ))
+                    })?;
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Receives an exported key as the export's recipient: `setup` is the hex-decoded
@@ -231,11 +319,20 @@ impl EmbeddedParty {
         .await?)
     }
 
-    /// Deletes the share of `key_id`.
+    /// The parties banned for `key_id` on this device.
+    ///
+    /// # Errors
+    /// [`PartyError::Store`].
+    pub fn banned(&self, key_id: &str) -> Result<Vec<u16>, PartyError> {
+        self.bans.banned(key_id).map_err(PartyError::Store)
+    }
+
+    /// Deletes the share of `key_id` (and its bans, which belonged to that share's OT material).
     ///
     /// # Errors
     /// [`PartyError::Store`].
     pub fn delete(&self, key_id: &str) -> Result<(), PartyError> {
-        self.store.delete(key_id).map_err(PartyError::Store)
+        self.store.delete(key_id).map_err(PartyError::Store)?;
+        self.bans.clear(key_id).map_err(PartyError::Store)
     }
 }

@@ -12,5 +12,7 @@ pub mod embedded;
 mod http;
 pub mod session;
 
-pub use embedded::{EmbeddedParty, GeneratedKey, KeyStore, MemoryKeyStore, PartyError};
+#[cfg(any(test, feature = "testing"))]
+pub use embedded::MemoryBanStore;
+pub use embedded::{BanStore, EmbeddedParty, GeneratedKey, KeyStore, MemoryKeyStore, PartyError};
 pub use http::{Client, ClientError};

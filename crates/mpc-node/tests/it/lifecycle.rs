@@ -11,7 +11,7 @@ use mpc_node_client::api::{
     ExportRequestBody, ImportKeyRequest, PresignRequestBody, RefreshRequestBody,
     ReshareRequestBody, SessionConfig, SignRequestBody,
 };
-use mpc_node_client::{EmbeddedParty, MemoryKeyStore};
+use mpc_node_client::{EmbeddedParty, MemoryBanStore, MemoryKeyStore};
 use msg_relay_client::{ClientConfig, WsRelay};
 
 use crate::common::*;
@@ -60,6 +60,7 @@ async fn presign_refresh_and_reshare_keep_the_public_key() {
         recipient_id,
         relay,
         Arc::new(MemoryKeyStore::default()),
+        Arc::new(MemoryBanStore::default()),
         Arc::new(MemoryReplayGuard::new()),
     );
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);

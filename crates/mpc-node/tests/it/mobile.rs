@@ -9,7 +9,7 @@ use dkls23_core::setup::MemoryReplayGuard;
 use k256::ecdsa::VerifyingKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use mpc_node_client::api::{GenerateKeyRequest, SessionConfig, SignRequestBody};
-use mpc_node_client::{EmbeddedParty, MemoryKeyStore};
+use mpc_node_client::{EmbeddedParty, MemoryBanStore, MemoryKeyStore};
 use msg_relay_client::{ClientConfig, WsRelay};
 
 use crate::common::*;
@@ -63,6 +63,7 @@ async fn mobile_and_server_two_party_keygen_and_sign() {
         phone_id.clone(),
         relay,
         Arc::new(MemoryKeyStore::default()),
+        Arc::new(MemoryBanStore::default()),
         Arc::new(MemoryReplayGuard::new()),
     );
     let mut public_keys = BTreeMap::new();
