@@ -249,8 +249,12 @@ impl DkgRound1 {
             sigma_sent.insert(j, sigma);
             alice.insert(j, setup);
         }
-        let (cfg, poly, kappa, salt) =
-            (self.cfg.clone(), std::mem::take(&mut self.poly), Zeroizing::new(self.kappa), self.salt);
+        let (cfg, poly, kappa, salt) = (
+            self.cfg.clone(),
+            std::mem::take(&mut self.poly),
+            Zeroizing::new(self.kappa),
+            self.salt,
+        );
         Ok((
             DkgRound2 {
                 cfg,

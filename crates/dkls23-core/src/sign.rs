@@ -209,7 +209,8 @@ impl<'a> SignRound1<'a> {
             .ok_or_else(|| Error::InvalidInput("invalid signing set".into()))?;
         let seeds = self.share.zero_seeds.iter().map(|(j, s)| (*j, s));
         let zeta = zero_share(me, seeds, &self.signers, &sigid);
-        let sk = zeroize::Zeroizing::new(lambda * (self.share.secret_share + self.derived.tweak) + zeta);
+        let sk =
+            zeroize::Zeroizing::new(lambda * (self.share.secret_share + self.derived.tweak) + zeta);
         let pk = ProjectivePoint::mul_by_generator(&*sk);
         let mut out = Outgoing::default();
         let mut bob = BTreeMap::new();

@@ -514,13 +514,8 @@ impl SqliteStore {
                 GenerationCounter::At(p) => p.clone(),
             },
         };
-        let mut store = Self {
-            conn: Mutex::new(conn),
-            kek,
-            path: path.to_owned(),
-            counter,
-            wiped_at_open: 0,
-        };
+        let mut store =
+            Self { conn: Mutex::new(conn), kek, path: path.to_owned(), counter, wiped_at_open: 0 };
         store.wiped_at_open = store.write(|tx| store.sync_generation(tx))?;
         Ok(store)
     }

@@ -354,7 +354,9 @@ impl Node {
         if m.len() > 4096 {
             m.retain(|_, tx| tx.receiver_count() > 0);
         }
-        m.entry(scope.key.clone()).or_insert_with(|| tokio::sync::watch::Sender::new(Vec::new())).subscribe()
+        m.entry(scope.key.clone())
+            .or_insert_with(|| tokio::sync::watch::Sender::new(Vec::new()))
+            .subscribe()
     }
 
     /// Tells every in-flight session of (app, key) that `party` is banned.
@@ -363,6 +365,13 @@ impl Node {
         if let Some(tx) = m.get(&(app.to_owned(), key.to_owned())) {
             tx.send_modify(|v| v.push(party));
         }
+    }
+
+    /// Drops the in-flight ban signals of (app, key): after a refresh or reshare (whose new OT
+    /// material starts with no bans) or a delete.
+    fn forget_ban_signals(&self, app: &str, key: &str) {
+        let mut m = self.ban_signals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.remove(&(app.to_owned(), key.to_owned()));
     }
 
     /// The scope of a session of `record`'s key with `signers`.
@@ -861,6 +870,7 @@ impl Node {
     pub async fn delete_key(&self, app: &str, key: &str) -> Result<(), ApiError> {
         let _lock = self.write_lock(app, key).await;
         self.forget_share(app, key);
+        self.forget_ban_signals(app, key);
         let (a, k) = (app.to_owned(), key.to_owned());
         match self.db(move |s| s.delete(&a, &k)).await? {
             Ok(()) => {

@@ -233,10 +233,7 @@ async fn a_restored_presignature_is_never_finished_twice_while_an_honest_signer_
     ps[0].guard = MemoryReplayGuard::new();
     ps[2].guard = MemoryReplayGuard::new();
     let m2 = [0x22; 32];
-    let o = dkls23_core::runner::RunOptions {
-        round_timeout: Duration::from_millis(400),
-        ..opts()
-    };
+    let o = dkls23_core::runner::RunOptions { round_timeout: Duration::from_millis(400), ..opts() };
     let futs = ps.iter_mut().zip(&shares).zip(&stored).map(|((p, share), bytes)| {
         let (relay, setup, o) = (&relay, &setup, &o);
         async move {
@@ -264,9 +261,12 @@ async fn a_restored_presignature_is_never_finished_twice_while_an_honest_signer_
         let relay = &relay;
         async move {
             use msg_relay_api::Relay as _;
-            tokio::time::timeout(Duration::from_millis(200), relay.ask(msg_relay_api::MessageId(id)))
-                .await
-                .is_ok()
+            tokio::time::timeout(
+                Duration::from_millis(200),
+                relay.ask(msg_relay_api::MessageId(id)),
+            )
+            .await
+            .is_ok()
         }
     };
     assert!(ask(commit_id).await, "the commitment round ran");

@@ -256,8 +256,7 @@ impl Node {
                 let mut rng = UnwrapErr(SysRng);
                 // Recorded in the store above; the run's own guard only sees this one session.
                 let guard = MemoryReplayGuard::new();
-                run_finish(&*relay, &setup, presig, signer, &guard, &message, &mut rng, &opts)
-                    .await
+                run_finish(&*relay, &setup, presig, signer, &guard, &message, &mut rng, &opts).await
             })
             .await?;
         Ok((sig, share))
@@ -265,6 +264,7 @@ impl Node {
 
     async fn replace(&self, app: &str, key: &str, new: &KeyShare) -> Result<KeyInfo, ApiError> {
         self.forget_share(app, key);
+        self.forget_ban_signals(app, key);
         let bytes = new.to_bytes();
         let (epoch, me, t, n) = (new.epoch(), new.index(), new.threshold(), new.parties());
         let (a, k) = (app.to_owned(), key.to_owned());
@@ -438,6 +438,7 @@ impl Node {
                 Ok(ReshareOutcome::Removed) => {
                     let (a, k) = (app.to_owned(), key.to_owned());
                     self.forget_share(app, key);
+                    self.forget_ban_signals(app, key);
                     self.db_ok(move |s| s.delete(&a, &k)).await?;
                     info!("left the committee: share destroyed");
                     Ok(ReshareResponse { key: None, removed: true })

@@ -8,6 +8,7 @@
 )]
 
 mod api;
+mod bans;
 mod common;
 mod config;
 mod dev;

@@ -69,3 +69,82 @@ async fn restart_sign_and_encryption_at_rest() {
     // The public key is stored in clear (it is public), so the search above can find things.
     assert!(contains(&raw, &hex::decode(&pk).unwrap()));
 }
+
+fn copy_db(from: &Path, from_prefix: &str, to: &Path, to_prefix: &str) {
+    for suffix in ["", "-wal", "-shm"] {
+        let src = from.join(format!("{from_prefix}{suffix}"));
+        let dst = to.join(format!("{to_prefix}{suffix}"));
+        if src.exists() {
+            std::fs::copy(&src, &dst).unwrap();
+        } else if dst.exists() {
+            std::fs::remove_file(&dst).unwrap();
+        }
+    }
+}
+
+fn finish_body(id: &str, m: [u8; 32], path: &str) -> mpc_node_client::api::SignRequestBody {
+    mpc_node_client::api::SignRequestBody {
+        session: mpc_node_client::api::SessionConfig {
+            session_id: id.to_owned(),
+            players: vec![1, 2],
+            public_keys: Default::default(),
+        },
+        message_hash: Some(hex::encode(m)),
+        message: None,
+        hash_algorithm: None,
+        path: Some(path.into()),
+        presignature_id: Some(id.to_owned()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_database_gives_back_no_used_presignature() {
+    let mut cluster = Cluster::start(vec![NodeSpec::new(1, 2), NodeSpec::new(2, 2)]).await;
+    let infos = cluster.generate("app-a", "pk", 2, &[1, 2]).await;
+    assert!(infos.iter().all(Result::is_ok), "{infos:?}");
+    let c = [cluster.client(1, "app-a"), cluster.client(2, "app-a")];
+    let pre = mpc_node_client::api::PresignRequestBody {
+        session: mpc_node_client::api::SessionConfig {
+            session_id: random_sid(),
+            players: vec![1, 2],
+            public_keys: Default::default(),
+        },
+        count: 2,
+        path: None,
+    };
+    let made = futures_join_all(c.iter().map(|cl| cl.presign("pk", &pre))).await;
+    let ids = made[0].as_ref().unwrap().presignature_ids.clone();
+
+    // A request that does not match the presignature (wrong path) is refused and burns nothing.
+    let typo = c[0].sign("pk", &finish_body(&ids[0], [1; 32], "m/5")).await.unwrap_err();
+    assert_eq!(typo.status(), Some(400), "{typo}");
+    assert!(typo.to_string().contains("kept"), "{typo}");
+
+    // Back up node 1's database (the presignature generation counter beside it is not part of
+    // the database backup), then use presignature 0.
+    cluster.stop_node(1).await;
+    let backup = tempfile::tempdir().unwrap();
+    copy_db(cluster.dir.path(), "node1.sqlite", backup.path(), "node1.sqlite");
+    cluster.restart(1).await;
+    let body = finish_body(&ids[0], [1; 32], "m");
+    let sigs = futures_join_all(c.iter().map(|cl| cl.sign("pk", &body))).await;
+    verify(sigs[0].as_ref().unwrap());
+
+    // Restore the backup: presignature 0 is in it again, but the database is now behind its
+    // counter, so the node deletes every presignature when it opens it.
+    cluster.stop_node(1).await;
+    copy_db(backup.path(), "node1.sqlite", cluster.dir.path(), "node1.sqlite");
+    let restored =
+        SqliteStore::open(&cluster.dir.path().join("node1.sqlite"), b"correct horse").unwrap();
+    assert_eq!(restored.presignatures_wiped_at_open(), 2);
+    assert!(restored.list_presignatures("app-a", "pk").unwrap().is_empty());
+    drop(restored);
+    cluster.restart(1).await;
+    for id in &ids {
+        let again = c[0].sign("pk", &finish_body(id, [2; 32], "m")).await.unwrap_err();
+        assert_eq!(again.status(), Some(404), "{again}");
+    }
+    // Signing without presignatures still works.
+    let sigs = cluster.sign("app-a", "pk", &[1, 2], [3; 32], "m").await;
+    verify(sigs[0].as_ref().unwrap());
+}
