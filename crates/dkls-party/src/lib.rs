@@ -15,6 +15,7 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod bans;
 pub mod cli;
 pub mod demo;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod identity_file;
 pub mod lifecycle;
 pub mod local;
 pub mod party_dir;
+pub mod presig_gen;
 pub mod presign;
 pub mod progress;
 pub mod relay;

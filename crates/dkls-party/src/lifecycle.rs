@@ -129,23 +129,25 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
     )
     .await;
     progress.finish();
-    drop(old_share);
     let outcome = match result {
-        Ok(o) => o,
+        Ok(o) => {
+            drop(old_share);
+            o
+        }
         Err(e) => {
             info!(session = %session(&setup), party = me, error = %e, "{what} failed");
             // A banned dealer is recorded under its current (old) index, if this party holds
             // the key; the transport index is what the error names.
-            return Err(ctx.dir.protocol_error(&spec.key_id, &e, |party| {
-                held.is_some().then(|| spec.old_member_at(party).map(|m| m.index)).flatten()
+            return Err(ctx.dir.protocol_error(old_share.as_ref(), &e, |party| {
+                spec.old_member_at(party).map(|m| m.index)
             }));
         }
     };
     let pk = spec.public_key;
     match outcome {
         ReshareOutcome::NewShare(share) => {
+            // The new epoch starts with an empty ban list (all OT material was replaced).
             let info = ctx.dir.save_share(&share, &label, &pass, KdfParams::default())?;
-            ctx.dir.clear_bans(&spec.key_id)?;
             info!(session = %session(&setup), party = me, epoch = info.epoch, "{what} done");
             Ok(Output {
                 text: format!(

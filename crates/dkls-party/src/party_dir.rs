@@ -4,15 +4,19 @@
 //! ```text
 //! $DEST[/$PARTY_ID]/
 //!   identity.pem                 PKCS#8 PEM identity key (0600)
-//!   used-iids                    one hex instance id per line (replay guard)
+//!   .lock                        advisory lock held while bans, the replay guard or the
+//!                                presignature generation are updated (several runs at once)
+//!   used-iids                    one hex instance id per line (replay guard; also the finish
+//!                                markers of used presignatures)
 //!   shares/<key_id>.share        sealed key share (Argon2id + ChaCha20-Poly1305, 0600)
 //!   shares/<key_id>.json         public data of that share (no secret)
-//!   shares/<key_id>.banned       parties banned for this key's OT material, one index a line
-//!   presignatures/<key_id>-<sigid>.presig   sealed presignatures (consumed by use)
+//!   shares/<key_id>.e<epoch>.bans  authenticated ban list of that epoch (see `bans`)
+//!   presignatures/<setup_hash>.presig   sealed presignatures (consumed by use)
+//!   presignatures/GENERATION     presignature generation (see `presig_gen`)
 //! ```
 
 use std::collections::HashSet;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,6 +40,46 @@ const MAX_JSON_FILE: u64 = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct PartyDir {
     root: PathBuf,
+}
+
+/// An exclusive advisory lock (`flock`) on a party directory, released when dropped. Runs of
+/// this program that update the same directory's bans, replay guard or presignature generation
+/// take it, re-read the state under it, and write before releasing it.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    fn acquire(lock_file: &Path) -> CliResult<Self> {
+        let io = |e: std::io::Error| {
+            CliError::internal(format!("locking {}: {e}", lock_file.display()))
+                .hint("check the permissions of the data directory")
+        };
+        if let Some(dir) = lock_file.parent() {
+            create_private_dir(dir)?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(lock_file)
+            .map_err(io)?;
+        f.lock().map_err(io)?;
+        Ok(Self { _file: f })
+    }
+}
+
+/// Creates `dir` (and its parents) with mode 0700 for what this program creates.
+fn create_private_dir(dir: &Path) -> CliResult<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|e| CliError::internal(format!("creating {}: {e}", dir.display())))
 }
 
 /// The public part of a key share, stored beside it in clear.
@@ -182,8 +226,46 @@ impl PartyDir {
         self.shares_dir().join(format!("{}.json", hex::encode(key_id)))
     }
 
-    fn ban_path(&self, key_id: &[u8; 32]) -> PathBuf {
+    /// The unauthenticated ban list of shares from before ban lists were authenticated.
+    fn legacy_ban_path(&self, key_id: &[u8; 32]) -> PathBuf {
         self.shares_dir().join(format!("{}.banned", hex::encode(key_id)))
+    }
+
+    /// The authenticated ban list of `key_id`'s share of epoch `epoch`.
+    fn ban_path(&self, key_id: &[u8; 32], epoch: u32) -> PathBuf {
+        self.shares_dir().join(format!("{}.e{epoch}.bans", hex::encode(key_id)))
+    }
+
+    /// Every ban-list file of `key_id` (any epoch, and the legacy one).
+    fn ban_files(&self, key_id: &[u8; 32]) -> Vec<PathBuf> {
+        let prefix = format!("{}.e", hex::encode(key_id));
+        let mut out = vec![self.legacy_ban_path(key_id)];
+        if let Ok(entries) = std::fs::read_dir(self.shares_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&prefix) && name.ends_with(".bans") {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes this directory's lock (see [`DirLock`]).
+    ///
+    /// # Errors
+    /// Internal errors if the lock file cannot be opened.
+    pub fn lock(&self) -> CliResult<DirLock> {
+        DirLock::acquire(&self.root.join(".lock"))
+    }
+
+    /// The presignature generation of this directory (see [`crate::presig_gen`]).
+    ///
+    /// # Errors
+    /// Bad input without a state directory; I/O failures.
+    pub fn presig_generation(&self) -> CliResult<crate::presig_gen::PresigGeneration> {
+        let state = crate::presig_gen::state_dir()?;
+        crate::presig_gen::PresigGeneration::new(&self.root, self.presig_dir(), &state)
     }
 
     /// Directory of presignatures.
@@ -196,7 +278,7 @@ impl PartyDir {
     /// # Errors
     /// Corrupted data if the file cannot be read.
     pub fn replay_guard(&self) -> CliResult<FileReplayGuard> {
-        FileReplayGuard::open(self.root.join("used-iids"))
+        FileReplayGuard::open(self.root.join("used-iids"), self.root.join(".lock"))
     }
 
     /// Public data of every share, sorted by label then key id.
@@ -268,8 +350,11 @@ impl PartyDir {
         read_info(&path)
     }
 
-    /// Seals and stores `share` (each file atomically: the share first, then its public data,
-    /// which [`Self::load_share`] repairs if a crash fell between the two).
+    /// Seals and stores `share` with an empty authenticated ban list for its epoch (each file
+    /// atomically: the ban list, then the share, then its public data, which
+    /// [`Self::load_share`] repairs if a crash fell in between), then drops the ban lists of
+    /// other epochs. Used for a new share (keygen, import) and a new epoch (refresh, reshare),
+    /// which starts with no bans.
     ///
     /// # Errors
     /// Internal errors for I/O or encryption failures.
@@ -280,13 +365,33 @@ impl PartyDir {
         passphrase: &[u8],
         params: KdfParams,
     ) -> CliResult<ShareInfo> {
+        let _lock = self.lock()?;
+        self.save_share_with_bans(share, &[], label, passphrase, params)
+    }
+
+    fn save_share_with_bans(
+        &self,
+        share: &KeyShare,
+        banned: &[PartyIndex],
+        label: &str,
+        passphrase: &[u8],
+        params: KdfParams,
+    ) -> CliResult<ShareInfo> {
         let info = ShareInfo::of(share, label);
-        let sealed = sealed::seal(sealed::Kind::KeyShare, &share.to_bytes(), passphrase, params)
-            .map_err(|e| CliError::internal(format!("sealing the key share: {e}")))?;
+        let sealed =
+            sealed::seal(sealed::Kind::KeyShareWithBans, &share.to_bytes(), passphrase, params)
+                .map_err(|e| CliError::internal(format!("sealing the key share: {e}")))?;
         let json = serde_json::to_vec_pretty(&info)
             .map_err(|e| CliError::internal(format!("encoding share metadata: {e}")))?;
+        let bans_path = self.ban_path(share.key_id(), share.epoch());
+        files::write_atomic(&bans_path, &crate::bans::encode(share, banned)?, 0o600)?;
         files::write_atomic(&self.share_path(share.key_id()), &sealed, 0o600)?;
         files::write_atomic(&self.info_path(share.key_id()), &json, 0o644)?;
+        for old in self.ban_files(share.key_id()) {
+            if old != bans_path {
+                files::remove_durably(&old)?;
+            }
+        }
         Ok(info)
     }
 
@@ -295,23 +400,77 @@ impl PartyDir {
     /// # Errors
     /// Wrong passphrase, corrupted data, or bad input if there is no such share.
     pub fn load_share(&self, key_id: &[u8; 32], passphrase: &[u8]) -> CliResult<KeyShare> {
+        self.open_share(key_id, passphrase).map(|(share, _)| share)
+    }
+
+    /// Opens the sealed share of `key_id` together with its verified ban list. A share from
+    /// before ban lists were authenticated is upgraded on the way (its legacy list is taken
+    /// over and the share re-sealed), under the directory lock.
+    ///
+    /// # Errors
+    /// As [`Self::load_share`]; corrupted data if the ban list is missing or does not
+    /// authenticate.
+    pub fn load_share_and_bans(
+        &self,
+        key_id: &[u8; 32],
+        passphrase: &[u8],
+    ) -> CliResult<(KeyShare, Vec<PartyIndex>)> {
+        let _lock = self.lock()?;
+        let (share, kind) = self.open_share(key_id, passphrase)?;
+        let path = self.ban_path(key_id, share.epoch());
+        if kind == sealed::Kind::KeyShareWithBans {
+            let what = format!("ban list {}", path.display());
+            let bytes = match files::read_bounded(&path, MAX_JSON_FILE, "ban list") {
+                Ok(b) => b,
+                Err(_) if !path.exists() => {
+                    return Err(CliError::corrupted(format!(
+                        "the ban list of key {} is missing ({what}): it was deleted",
+                        hex::encode(key_id)
+                    ))
+                    .hint(
+                        "restore it from a backup; signing with this share is refused until then",
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
+            let banned = crate::bans::decode_verified(&bytes, &share, &what)?;
+            return Ok((share, banned));
+        }
+        let legacy = self.legacy_banned(key_id)?;
+        let label = read_info(&self.info_path(key_id)).map(|i| i.label).unwrap_or_default();
+        self.save_share_with_bans(&share, &legacy, &label, passphrase, KdfParams::default())?;
+        Ok((share, legacy))
+    }
+
+    fn open_share(
+        &self,
+        key_id: &[u8; 32],
+        passphrase: &[u8],
+    ) -> CliResult<(KeyShare, sealed::Kind)> {
         let path = self.share_path(key_id);
         let file = files::read_bounded(&path, MAX_SHARE_FILE, "key share")?;
-        let plain =
-            sealed::open(sealed::Kind::KeyShare, &file, passphrase).map_err(|e| match e {
-                SealError::WrongPassphrase => CliError::new(
-                    ExitCode::WrongPassphrase,
-                    format!("wrong passphrase for key share {}", path.display()),
-                )
-                .hint("set DKLS_PASSPHRASE to the passphrase used when this share was created"),
-                SealError::Corrupted(why) => {
-                    CliError::corrupted(format!("key share {} is corrupted: {why}", path.display()))
-                        .hint("restore the file from a backup or recover the share with a reshare")
-                }
-                SealError::Crypto(why) => {
-                    CliError::internal(format!("decrypting the share: {why}"))
-                }
-            })?;
+        let kind = match sealed::peek_kind(&file) {
+            Some(k @ (sealed::Kind::KeyShare | sealed::Kind::KeyShareWithBans)) => k,
+            _ => {
+                return Err(CliError::corrupted(format!(
+                    "{} is not a sealed key share",
+                    path.display()
+                ))
+                .hint("restore the file from a backup or recover the share with a reshare"));
+            }
+        };
+        let plain = sealed::open(kind, &file, passphrase).map_err(|e| match e {
+            SealError::WrongPassphrase => CliError::new(
+                ExitCode::WrongPassphrase,
+                format!("wrong passphrase for key share {}", path.display()),
+            )
+            .hint("set DKLS_PASSPHRASE to the passphrase used when this share was created"),
+            SealError::Corrupted(why) => {
+                CliError::corrupted(format!("key share {} is corrupted: {why}", path.display()))
+                    .hint("restore the file from a backup or recover the share with a reshare")
+            }
+            SealError::Crypto(why) => CliError::internal(format!("decrypting the share: {why}")),
+        })?;
         let share = KeyShare::from_bytes(&plain).map_err(|e| {
             CliError::corrupted(format!("key share {} does not decode: {e}", path.display()))
                 .hint("restore the file from a backup or recover the share with a reshare")
@@ -331,15 +490,32 @@ impl PartyDir {
                 .map_err(|e| CliError::internal(format!("encoding share metadata: {e}")))?;
             files::write_atomic(&self.info_path(key_id), &json, 0o644)?;
         }
-        Ok(share)
+        Ok((share, kind))
     }
 
-    /// Parties banned for `key_id`.
+    /// Parties banned for `key_id`, as listed in its current ban list **without** checking the
+    /// list's MAC (for display and to refuse early, before the passphrase is asked; signing
+    /// checks the authenticated list, see [`Self::load_share_and_bans`]).
     ///
     /// # Errors
-    /// Corrupted data if the ban list does not parse.
+    /// Corrupted data if a ban list does not parse.
     pub fn banned(&self, key_id: &[u8; 32]) -> CliResult<Vec<PartyIndex>> {
-        let path = self.ban_path(key_id);
+        let mut out = self.legacy_banned(key_id)?;
+        if let Ok(info) = self.info(key_id) {
+            let path = self.ban_path(key_id, info.epoch);
+            if path.exists() {
+                let bytes = files::read_bounded(&path, MAX_JSON_FILE, "ban list")?;
+                let what = format!("ban list {}", path.display());
+                out.extend(crate::bans::decode_unverified(&bytes, &what)?);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn legacy_banned(&self, key_id: &[u8; 32]) -> CliResult<Vec<PartyIndex>> {
+        let path = self.legacy_ban_path(key_id);
         if !path.exists() {
             return Ok(Vec::new());
         }
@@ -355,51 +531,57 @@ impl PartyDir {
             .collect()
     }
 
-    /// Clears the ban list of `key_id` (after a reshare replaced all OT material).
-    ///
-    /// # Errors
-    /// I/O failures.
-    pub fn clear_bans(&self, key_id: &[u8; 32]) -> CliResult<()> {
-        files::remove_durably(&self.ban_path(key_id))
-    }
-
-    /// Erases the share of `key_id` and its public data (a party removed by a reshare).
+    /// Erases the share of `key_id`, its public data and its ban lists (a party removed by a
+    /// reshare).
     ///
     /// # Errors
     /// I/O failures.
     pub fn remove_share(&self, key_id: &[u8; 32]) -> CliResult<()> {
+        let _lock = self.lock()?;
         files::remove_durably(&self.share_path(key_id))?;
         files::remove_durably(&self.info_path(key_id))?;
-        files::remove_durably(&self.ban_path(key_id))
+        for f in self.ban_files(key_id) {
+            files::remove_durably(&f)?;
+        }
+        Ok(())
     }
 
-    /// Adds `party` to the ban list of `key_id`.
+    /// Adds `party` to the authenticated ban list of `share` (under the directory lock, re-read
+    /// first, so concurrent runs never lose a ban).
     ///
     /// # Errors
     /// I/O failures.
-    pub fn ban(&self, key_id: &[u8; 32], party: PartyIndex) -> CliResult<()> {
-        let mut list = self.banned(key_id)?;
+    pub fn ban(&self, share: &KeyShare, party: PartyIndex) -> CliResult<()> {
+        let _lock = self.lock()?;
+        let path = self.ban_path(share.key_id(), share.epoch());
+        let what = format!("ban list {}", path.display());
+        let mut list = if path.exists() {
+            let bytes = files::read_bounded(&path, MAX_JSON_FILE, "ban list")?;
+            crate::bans::decode_verified(&bytes, share, &what)?
+        } else {
+            self.legacy_banned(share.key_id())?
+        };
         if !list.contains(&party) {
             list.push(party);
-            list.sort_unstable();
         }
-        let text: String = list.iter().map(|p| format!("{p}\n")).collect();
-        files::write_atomic(&self.ban_path(key_id), text.as_bytes(), 0o644)
+        files::write_atomic(&path, &crate::bans::encode(share, &list)?, 0o600)
     }
 
-    /// The CLI error for a failed protocol run on `key_id`. A `BanAndAbort` culprit is recorded
-    /// in the key's ban list under `index_of(culprit)` (the key's own index of that party; `None`
-    /// when it has none here); a failure to record it is appended to the message.
+    /// The CLI error for a failed protocol run with `share` (`None` for a party without a share
+    /// of the key). A `BanAndAbort` culprit is recorded in the share's ban list under
+    /// `index_of(culprit)` (the key's own index of that party; `None` when it has none here);
+    /// a failure to record it is appended to the message.
     pub fn protocol_error(
         &self,
-        key_id: &[u8; 32],
+        share: Option<&KeyShare>,
         e: &dkls23_core::Error,
         index_of: impl FnOnce(PartyIndex) -> Option<PartyIndex>,
     ) -> CliError {
         let mut err = CliError::from_protocol(e);
         if let dkls23_core::Error::BanAndAbort { party, .. } = e
+            && let Some(share) = share
             && let Some(index) = index_of(*party)
-            && let Err(ban) = self.ban(key_id, index)
+            && let Err(ban) = self.ban(share, index)
         {
             err.message.push_str(&format!(" (recording the ban failed: {})", ban.message));
         }
@@ -415,54 +597,75 @@ fn read_info(path: &Path) -> CliResult<ShareInfo> {
 }
 
 /// The replay guard persisted as a file of used instance ids (appended and fsynced before the
-/// session starts).
+/// session starts). Several runs may share the directory: a check takes the directory lock and
+/// re-reads the file under it, so one instance id is accepted by exactly one run.
 #[derive(Debug)]
 pub struct FileReplayGuard {
     path: PathBuf,
+    lock: PathBuf,
     seen: Mutex<HashSet<[u8; 32]>>,
 }
 
+const MAX_USED_IIDS_FILE: u64 = 256 * 1024 * 1024;
+
+fn read_used(path: &Path) -> CliResult<HashSet<[u8; 32]>> {
+    let mut seen = HashSet::new();
+    if path.exists() {
+        let text = files::read_bounded(path, MAX_USED_IIDS_FILE, "used instance ids")?;
+        for line in String::from_utf8_lossy(&text).lines().filter(|l| !l.is_empty()) {
+            let iid = hex_array(line.trim())
+                .ok_or_else(|| CliError::corrupted(format!("{} is damaged", path.display())))?;
+            seen.insert(iid);
+        }
+    }
+    Ok(seen)
+}
+
 impl FileReplayGuard {
-    /// Loads the guard at `path` (a missing file is an empty set).
+    /// Loads the guard at `path`, locking with `lock` (a missing file is an empty set).
     ///
     /// # Errors
     /// Corrupted data if the file does not parse.
-    pub fn open(path: PathBuf) -> CliResult<Self> {
-        let mut seen = HashSet::new();
-        if path.exists() {
-            let text = files::read_bounded(&path, 256 * 1024 * 1024, "used instance ids")?;
-            for line in String::from_utf8_lossy(&text).lines().filter(|l| !l.is_empty()) {
-                let iid = hex_array(line.trim())
-                    .ok_or_else(|| CliError::corrupted(format!("{} is damaged", path.display())))?;
-                seen.insert(iid);
-            }
-        }
-        Ok(Self { path, seen: Mutex::new(seen) })
+    pub fn open(path: PathBuf, lock: PathBuf) -> CliResult<Self> {
+        let seen = read_used(&path)?;
+        Ok(Self { path, lock, seen: Mutex::new(seen) })
     }
 
-    /// Whether `iid` was used (without recording it).
+    /// Whether `iid` was used (without recording it), as of when the guard was opened.
     pub fn was_used(&self, iid: &[u8; 32]) -> bool {
         self.seen.lock().map(|s| s.contains(iid)).unwrap_or(true)
+    }
+
+    fn record(&self, iid: &[u8; 32]) -> Result<(), ReplayError> {
+        let storage = |e: CliError| ReplayError::Storage(e.message);
+        let _lock = DirLock::acquire(&self.lock).map_err(storage)?;
+        // Another run may have recorded ids since this guard was opened.
+        let on_disk = read_used(&self.path).map_err(storage)?;
+        let mut seen =
+            self.seen.lock().map_err(|_| ReplayError::Storage("lock poisoned".into()))?;
+        seen.extend(on_disk);
+        if seen.contains(iid) {
+            return Err(ReplayError::Reused);
+        }
+        let io = |e: std::io::Error| ReplayError::Storage(e.to_string());
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&self.path).map_err(io)?;
+        f.write_all(format!("{}\n", hex::encode(iid)).as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        seen.insert(*iid);
+        Ok(())
     }
 }
 
 impl ReplayGuard for FileReplayGuard {
     fn check_and_record(&self, iid: &[u8; 32]) -> Result<(), ReplayError> {
-        let mut seen =
-            self.seen.lock().map_err(|_| ReplayError::Storage("lock poisoned".into()))?;
-        if seen.contains(iid) {
-            return Err(ReplayError::Reused);
-        }
-        let storage = |e: std::io::Error| ReplayError::Storage(e.to_string());
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(storage)?;
-        }
-        let mut f =
-            OpenOptions::new().create(true).append(true).open(&self.path).map_err(storage)?;
-        f.write_all(format!("{}\n", hex::encode(iid)).as_bytes()).map_err(storage)?;
-        f.sync_all().map_err(storage)?;
-        seen.insert(*iid);
-        Ok(())
+        self.record(iid)
     }
 }
 
@@ -487,12 +690,65 @@ mod tests {
     fn replay_guard_persists() {
         let dir = std::env::temp_dir().join(format!("dkls-party-guard-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let g = FileReplayGuard::open(dir.join("used-iids")).unwrap();
+        let g = FileReplayGuard::open(dir.join("used-iids"), dir.join(".lock")).unwrap();
         g.check_and_record(&[1; 32]).unwrap();
         assert_eq!(g.check_and_record(&[1; 32]), Err(ReplayError::Reused));
-        let g = FileReplayGuard::open(dir.join("used-iids")).unwrap();
+        let g = FileReplayGuard::open(dir.join("used-iids"), dir.join(".lock")).unwrap();
         assert!(g.was_used(&[1; 32]) && !g.was_used(&[2; 32]));
         assert_eq!(g.check_and_record(&[1; 32]), Err(ReplayError::Reused));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_runs_on_one_directory_accept_an_instance_id_once() {
+        // Two guards opened before either recorded anything (two processes started together).
+        let dir = std::env::temp_dir().join(format!("dkls-party-guard2-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let open = || FileReplayGuard::open(dir.join("used-iids"), dir.join(".lock")).unwrap();
+        let (a, b) = (open(), open());
+        let results = std::thread::scope(|s| {
+            let ta = s.spawn(|| {
+                (0..50u8).map(|i| a.check_and_record(&[i; 32]).is_ok()).collect::<Vec<_>>()
+            });
+            let tb = s.spawn(|| {
+                (0..50u8).map(|i| b.check_and_record(&[i; 32]).is_ok()).collect::<Vec<_>>()
+            });
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        for i in 0..50 {
+            assert!(results.0[i] ^ results.1[i], "instance id {i} accepted by both runs or none");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_bans_are_all_kept_and_authenticated() {
+        let base = std::env::temp_dir().join(format!("dkls-party-bans-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = PartyDir::new(&base, None);
+        let share = crate::bans::tests_support::share(3);
+        let fast = KdfParams { m_cost_kib: 64, t_cost: 1, p_cost: 1 };
+        dir.save_share(&share, "k", b"pw", fast).unwrap();
+        std::thread::scope(|s| {
+            for p in 1..=12u16 {
+                let (dir, share) = (&dir, &share);
+                s.spawn(move || dir.ban(share, p).unwrap());
+            }
+        });
+        let (_, bans) = dir.load_share_and_bans(share.key_id(), b"pw").unwrap();
+        assert_eq!(bans, (1..=12).collect::<Vec<u16>>());
+        // Editing the list to lift a ban is detected, and so is deleting it.
+        let path = dir.ban_path(share.key_id(), share.epoch());
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        v["banned"] = serde_json::json!([1]);
+        std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+        let e = dir.load_share_and_bans(share.key_id(), b"pw").unwrap_err();
+        assert!(e.message.contains("does not authenticate"), "{}", e.message);
+        std::fs::remove_file(&path).unwrap();
+        let e = dir.load_share_and_bans(share.key_id(), b"pw").unwrap_err();
+        assert!(e.message.contains("missing"), "{}", e.message);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -48,7 +48,11 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let guard = ctx.dir.replay_guard()?;
     check_fresh(&guard, &setup)?;
     let pass = passphrase(false)?;
-    let share = ctx.dir.load_share(&key_id, &pass)?;
+    let (share, banned) = ctx.dir.load_share_and_bans(&key_id, &pass)?;
+    if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
+        return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
+            .hint("presign with other parties, or replace the banned party with a reshare"));
+    }
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
     let tag = format!("presign {}", party_label(me));
     if !ctx.quiet {
@@ -76,7 +80,7 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let pre = match result {
         Ok(p) => p,
         Err(e) => {
-            return Err(ctx.dir.protocol_error(&key_id, &e, Some));
+            return Err(ctx.dir.protocol_error(Some(&share), &e, Some));
         }
     };
     let setup_bytes = setup.to_bytes();
@@ -88,7 +92,16 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
         .map_err(|e| CliError::internal(format!("sealing the presignature: {e}")))?;
     let id = hex::encode(setup.hash());
     let path = ctx.dir.presig_dir().join(format!("{id}.presig"));
-    files::write_atomic(&path, &sealed, 0o600)?;
+    {
+        // A directory that came back from a backup loses its old presignatures first, so the
+        // new one is stored at the current generation.
+        let _lock = ctx.dir.lock()?;
+        let wiped = ctx.dir.presig_generation()?.reconcile()?;
+        if wiped > 0 && !ctx.quiet {
+            eprintln!("{}", restored_warning(wiped));
+        }
+        files::write_atomic(&path, &sealed, 0o600)?;
+    }
     info!(session = %session(&setup), party = me, "presign done");
     Ok(Output {
         text: format!(
@@ -107,9 +120,27 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     })
 }
 
+fn restored_warning(wiped: u64) -> String {
+    format!(
+        "this party directory is not at its presignature generation (it was restored from a \
+         backup or copied): all {wiped} stored presignature(s) were deleted so that none can be \
+         used twice"
+    )
+}
+
 fn resolve(ctx: &Ctx, what: &str) -> CliResult<PathBuf> {
     let p = PathBuf::from(what);
     if p.is_file() {
+        // Only presignatures of this party's directory: its generation guards them.
+        let dir = std::fs::canonicalize(ctx.dir.presig_dir()).ok();
+        let parent = std::fs::canonicalize(&p).ok().and_then(|f| f.parent().map(PathBuf::from));
+        if dir.is_none() || parent != dir {
+            return Err(CliError::bad_input(format!(
+                "{what} is not in this party's presignature directory {}",
+                ctx.dir.presig_dir().display()
+            ))
+            .hint("use the presignature id printed by `dkls-party presign`"));
+        }
         return Ok(p);
     }
     let want = what.trim().to_ascii_lowercase();
@@ -145,6 +176,13 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         CliError::bad_input("signing with a presignature needs the message")
             .hint("pass --message-hex or --message-file (and --hash)")
     })?;
+    let lock = ctx.dir.lock()?;
+    let generation = ctx.dir.presig_generation()?;
+    let wiped = generation.reconcile()?;
+    if wiped > 0 {
+        return Err(CliError::bad_input(restored_warning(wiped))
+            .hint("make new presignatures with `dkls-party presign`"));
+    }
     let path = resolve(ctx, which)?;
     let file = files::read_bounded(&path, MAX_PRESIG_FILE, "presignature")?;
     let pass = passphrase(false)?;
@@ -191,9 +229,12 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     let me = my_index(&setup, signer.as_ref())?;
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
     let guard = ctx.dir.replay_guard()?;
-    // Single use: the presignature is gone from disk before anything is sent, and the runner
-    // records its finish marker in the fsynced replay file before its first message.
+    // Single use: the generation moves on (outside the directory first) and the presignature
+    // is gone from disk before anything is sent; the runner then records its finish marker in
+    // the fsynced replay file before its first message.
+    generation.bump()?;
     files::remove_durably(&path)?;
+    drop(lock);
     let tag = format!("sign {}", party_label(me));
     if !ctx.quiet {
         eprintln!(

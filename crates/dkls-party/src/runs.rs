@@ -213,8 +213,12 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
             .hint("sign with other parties, or replace the banned party with a reshare"));
     }
     let pass = passphrase(false)?;
-    let share = ctx.dir.load_share(&key_id, &pass)?;
+    let (share, banned) = ctx.dir.load_share_and_bans(&key_id, &pass)?;
     drop(pass);
+    if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
+        return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
+            .hint("sign with other parties, or replace the banned party with a reshare"));
+    }
     let derived = dkls23_core::bip32::derive(share.public_key(), share.chain_code(), &req.path)
         .map_err(|e| CliError::bad_input(e.to_string()))?;
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
@@ -247,7 +251,7 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         Ok(sig) => sig,
         Err(e) => {
             info!(session = %session(&setup), party = me, error = %e, "sign failed");
-            return Err(ctx.dir.protocol_error(&key_id, &e, Some));
+            return Err(ctx.dir.protocol_error(Some(&share), &e, Some));
         }
     };
     if !verify(&derived.public_key, &req.message, &sig) {

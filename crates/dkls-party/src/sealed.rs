@@ -38,6 +38,23 @@ pub enum Kind {
     KeyShare = 1,
     /// A serialised presignature.
     Presignature = 2,
+    /// A serialised `KeyShare` whose authenticated ban list must be present
+    /// ([`crate::bans`]). Every share this version writes is of this kind; a file of kind
+    /// [`Kind::KeyShare`] is a share from before ban lists were authenticated.
+    KeyShareWithBans = 3,
+}
+
+/// The kind of a sealed file (unauthenticated: [`open`] checks it again, under the AEAD).
+pub fn peek_kind(file: &[u8]) -> Option<Kind> {
+    if file.get(..8) != Some(MAGIC.as_slice()) {
+        return None;
+    }
+    match file.get(8) {
+        Some(1) => Some(Kind::KeyShare),
+        Some(2) => Some(Kind::Presignature),
+        Some(3) => Some(Kind::KeyShareWithBans),
+        _ => None,
+    }
 }
 
 /// Argon2id cost parameters.

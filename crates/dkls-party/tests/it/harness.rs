@@ -90,6 +90,7 @@ impl Party {
             .env_remove("PARTY_ID")
             .env_remove("DKLS_IDENTITY")
             .env("DEST", &self.dest)
+            .env("DKLS_STATE_DIR", self.state_dir())
             .env("RELAY_URL", &self.relay_url)
             .env("DKLS_PASSPHRASE", PASSPHRASE)
             .env("DKLS_TIMEOUT_SECS", "60")
@@ -101,6 +102,13 @@ impl Party {
             c.env(k, v);
         }
         c
+    }
+
+    /// Where this party's presignature generation counter lives (outside its directory).
+    pub fn state_dir(&self) -> PathBuf {
+        let mut name = self.dest.file_name().unwrap_or_default().to_os_string();
+        name.push(".state");
+        self.dest.with_file_name(name)
     }
 
     pub fn run(&self, args: &[&str]) -> Out {
@@ -156,7 +164,7 @@ pub fn assert_one_line_error(stderr: &str, needle: &str) {
     assert!(errors[0].contains(" — "), "no hint in {:?}", errors[0]);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();

@@ -203,7 +203,10 @@ fn keygen_and_sign_with_three_processes() {
     assert_ne!(sigs2[0]["rsv"], sigs[0]["rsv"]);
     verify_with_k256(derived["public_key"].as_str().unwrap(), &sigs2[0]);
     // A presignature is consumed: it is gone, and a second use is refused.
-    assert_eq!(fs::read_dir(parties[0].dest.join("presignatures")).unwrap().count(), 0);
+    let presigs = fs::read_dir(parties[0].dest.join("presignatures")).unwrap();
+    let presigs =
+        presigs.filter(|e| e.as_ref().unwrap().path().extension() == Some("presig".as_ref()));
+    assert_eq!(presigs.count(), 0);
     let again = parties[0].run(&[
         "--quiet",
         "sign",
@@ -489,4 +492,93 @@ fn import_bip32_vector_and_export_it_back() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(&result).unwrap().permissions().mode() & 0o777, 0o600);
     }
+}
+
+#[test]
+fn a_restored_directory_never_finishes_a_used_presignature() {
+    let dir = TestDir::new("restore");
+    let relay = RelayProcess::start();
+    let (parties, _) = keygen_2_of_3(&dir, &relay, "vault");
+    let pre_setup = dir.path().join("presign.json");
+    let out = parties[0].run(&[
+        "setup",
+        "new",
+        "--protocol",
+        "presign",
+        "--key",
+        "vault",
+        "--signers",
+        "1,2",
+        "-o",
+        pre_setup.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let outs = harness::run_all_refs(
+        &[&parties[0], &parties[1]],
+        &["--json", "presign", "--setup", pre_setup.to_str().unwrap()],
+    );
+    let id = {
+        let v: Value = serde_json::from_str(&outs[0].stdout).unwrap();
+        v["presignature"].as_str().unwrap().to_owned()
+    };
+
+    // Back up party 1's directory (and, separately, its state directory), then use it.
+    let p1 = &parties[0];
+    let backup = dir.path().join("p1.backup");
+    let state_backup = dir.path().join("p1.state.backup");
+    harness::copy_dir(&p1.dest, &backup);
+    harness::copy_dir(&p1.state_dir(), &state_backup);
+    let finish = |m: &str| -> Vec<String> {
+        ["--json", "sign", "--presignature", &id[..12], "--message-hex", m, "--hash", "keccak256"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = finish(MESSAGE_HEX);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outs = harness::run_all_refs(&[&parties[0], &parties[1]], &args);
+    for o in &outs {
+        assert_eq!(o.code, 0, "sign --presignature failed: {}", o.stderr);
+    }
+    // The finish marker of the presignature is in party 2's fsynced replay file.
+    let setup_hash: [u8; 32] = hex::decode(&id).unwrap().try_into().unwrap();
+    let marker = hex::encode(dkls23_core::runner::finish_marker(&setup_hash));
+    let used = fs::read_to_string(parties[1].dest.join("used-iids")).unwrap();
+    assert!(used.lines().any(|l| l == marker), "finish marker not recorded");
+
+    // Restore the directory alone: the presignature is back on disk, but party 1 sees that
+    // its directory is behind its counter and deletes every presignature instead.
+    let other = hex::encode(b"a second message for the same R");
+    fs::remove_dir_all(&p1.dest).unwrap();
+    harness::copy_dir(&backup, &p1.dest);
+    let args = finish(&other);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let again = p1.run(&args);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("restored from a backup or copied"), "{}", again.stderr);
+    assert!(!again.stdout.contains("rsv"));
+    let left = fs::read_dir(p1.dest.join("presignatures"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".presig"))
+        .count();
+    assert_eq!(left, 0);
+
+    // Restore the directory and the state directory together (a whole-machine snapshot): party
+    // 1 has the presignature again, but party 2 refuses a second finish, so party 1 never
+    // releases its share of a second signature and nothing is signed.
+    fs::remove_dir_all(&p1.dest).unwrap();
+    fs::remove_dir_all(p1.state_dir()).unwrap();
+    harness::copy_dir(&backup, &p1.dest);
+    harness::copy_dir(&state_backup, &p1.state_dir());
+    let children: Vec<_> = [&parties[0], &parties[1]]
+        .iter()
+        .map(|p| p.command(&args, &[("DKLS_TIMEOUT_SECS", "3")]).spawn().unwrap())
+        .collect();
+    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let p2_err = String::from_utf8_lossy(&outs[1].stderr);
+    assert_eq!(outs[1].status.code(), Some(2), "{p2_err}");
+    assert!(p2_err.contains("no presignature"), "{p2_err}");
+    let p1_out = String::from_utf8_lossy(&outs[0].stdout);
+    assert_ne!(outs[0].status.code(), Some(0), "party 1 signed a second message");
+    assert!(!p1_out.contains("rsv"));
 }
