@@ -211,7 +211,7 @@ impl<'a> SignRound1<'a> {
         let zeta = zero_share(me, seeds, &self.signers, &sigid);
         let sk =
             zeroize::Zeroizing::new(lambda * (self.share.secret_share + self.derived.tweak) + zeta);
-        let pk = ProjectivePoint::mul_by_generator(&*sk);
+        let pk = ProjectivePoint::mul_by_generator(&sk);
         let mut out = Outgoing::default();
         let mut bob = BTreeMap::new();
         for &j in &others {

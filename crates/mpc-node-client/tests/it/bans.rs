@@ -108,10 +108,11 @@ impl World {
 /// message to the phone: the selective-abort probe of the phone's Δ.
 fn cheating_server() -> RunHooks {
     RunHooks::tamper(|protocol, round, out| {
-        if protocol == ProtocolId::Sign && round == 2 {
-            if let Some(m) = out.p2p.get_mut(&1) {
-                m[32 + 100] ^= 4;
-            }
+        if protocol == ProtocolId::Sign
+            && round == 2
+            && let Some(m) = out.p2p.get_mut(&1)
+        {
+            m[32 + 100] ^= 4;
         }
     })
 }

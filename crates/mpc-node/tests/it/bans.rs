@@ -154,10 +154,11 @@ fn peer_opts(hooks: RunHooks) -> RunOptions {
 /// The co-signer flips one bit of U in its S1 message to the node (a selective-abort probe).
 fn cheating() -> RunHooks {
     RunHooks::tamper(|protocol, round, out| {
-        if protocol == ProtocolId::Sign && round == 2 {
-            if let Some(m) = out.p2p.get_mut(&1) {
-                m[32 + 100] ^= 4;
-            }
+        if protocol == ProtocolId::Sign
+            && round == 2
+            && let Some(m) = out.p2p.get_mut(&1)
+        {
+            m[32 + 100] ^= 4;
         }
     })
 }
