@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::IdentitySigner;
-use dkls23_core::runner::{RunOptions, run_dkg, run_sign};
+use dkls23_core::runner::{RunOptions, run_dkg, run_finish, run_presign, run_sign};
 use dkls23_core::setup::ReplayGuard;
 use dkls23_core::sign::Signature;
 use msg_relay_api::Relay;
@@ -94,6 +94,137 @@ impl BanStore for MemoryBanStore {
     }
 }
 
+/// Where the embedded party keeps its presignatures (secret: the app's secure storage), together
+/// with the store's own copy of the presignature generation.
+pub trait PresignatureStore: Send + Sync {
+    /// Stores presignature `id` of `key_id`.
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn put(&self, key_id: &str, id: &str, bytes: &[u8]) -> Result<(), String>;
+    /// Presignature `id` of `key_id`, left in place.
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn peek(&self, key_id: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String>;
+    /// Deletes presignature `id` of `key_id` durably and returns it (`None` if absent).
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn take(&self, key_id: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String>;
+    /// Deletes every presignature of every key; returns how many there were.
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn delete_all(&self) -> Result<u64, String>;
+    /// The generation stored with the presignatures (`None` for a new store).
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn generation(&self) -> Result<Option<u64>, String>;
+    /// Sets the generation stored with the presignatures.
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn set_generation(&self, generation: u64) -> Result<(), String>;
+}
+
+/// The presignature generation counter kept *outside* the [`PresignatureStore`] (a keychain
+/// item that is not part of backups, a hardware monotonic counter): it is moved on before a
+/// presignature is taken, so a presignature store that comes back from a backup is recognised
+/// and emptied (`protocols.md` §3.6).
+pub trait GenerationCounter: Send + Sync {
+    /// The counter (`None` before its first use).
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn get(&self) -> Result<Option<u64>, String>;
+    /// Sets the counter durably.
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn set(&self, value: u64) -> Result<(), String>;
+}
+
+/// A [`PresignatureStore`] in memory: for tests only. [`Self::snapshot`] and
+/// [`Self::restore`] stand for a backup and its restore.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug, Default)]
+pub struct MemoryPresignatureStore {
+    inner: Mutex<(BTreeMap<(String, String), Zeroizing<Vec<u8>>>, Option<u64>)>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl MemoryPresignatureStore {
+    /// A copy of the whole store (a backup).
+    pub fn snapshot(&self) -> Self {
+        let g = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self { inner: Mutex::new(g.clone()) }
+    }
+
+    /// Replaces the contents by those of `backup` (a restore).
+    pub fn restore(&self, backup: &Self) {
+        let b = backup.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        *self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = b;
+    }
+
+    /// How many presignatures are stored.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.len()
+    }
+
+    /// Whether no presignature is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl PresignatureStore for MemoryPresignatureStore {
+    fn put(&self, key_id: &str, id: &str, bytes: &[u8]) -> Result<(), String> {
+        let mut g = self.inner.lock().map_err(|_| "lock poisoned".to_owned())?;
+        g.0.insert((key_id.to_owned(), id.to_owned()), Zeroizing::new(bytes.to_vec()));
+        Ok(())
+    }
+    fn peek(&self, key_id: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        let g = self.inner.lock().map_err(|_| "lock poisoned".to_owned())?;
+        Ok(g.0.get(&(key_id.to_owned(), id.to_owned())).cloned())
+    }
+    fn take(&self, key_id: &str, id: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        let mut g = self.inner.lock().map_err(|_| "lock poisoned".to_owned())?;
+        Ok(g.0.remove(&(key_id.to_owned(), id.to_owned())))
+    }
+    fn delete_all(&self) -> Result<u64, String> {
+        let mut g = self.inner.lock().map_err(|_| "lock poisoned".to_owned())?;
+        let n = g.0.len() as u64;
+        g.0.clear();
+        Ok(n)
+    }
+    fn generation(&self) -> Result<Option<u64>, String> {
+        Ok(self.inner.lock().map_err(|_| "lock poisoned".to_owned())?.1)
+    }
+    fn set_generation(&self, generation: u64) -> Result<(), String> {
+        self.inner.lock().map_err(|_| "lock poisoned".to_owned())?.1 = Some(generation);
+        Ok(())
+    }
+}
+
+/// A [`GenerationCounter`] in memory: for tests only.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Debug, Default)]
+pub struct MemoryGenerationCounter(Mutex<Option<u64>>);
+
+#[cfg(any(test, feature = "testing"))]
+impl GenerationCounter for MemoryGenerationCounter {
+    fn get(&self) -> Result<Option<u64>, String> {
+        Ok(*self.0.lock().map_err(|_| "lock poisoned".to_owned())?)
+    }
+    fn set(&self, value: u64) -> Result<(), String> {
+        *self.0.lock().map_err(|_| "lock poisoned".to_owned())? = Some(value);
+        Ok(())
+    }
+}
+
 /// A [`KeyStore`] in memory (tests, demos).
 #[derive(Default)]
 pub struct MemoryKeyStore {
@@ -139,6 +270,22 @@ pub enum PartyError {
     /// No share for this key id.
     #[error("no share for key {0}")]
     UnknownKey(String),
+    /// The presignature store is not at its generation (it was restored from a backup or
+    /// copied): every presignature in it was deleted so that none can be used twice.
+    #[error(
+        "the presignature store was restored or copied: all {deleted} presignature(s) were \
+         deleted so that none can be used twice; make new ones"
+    )]
+    PresignaturesRestored {
+        /// How many were deleted.
+        deleted: u64,
+    },
+    /// No such presignature (unknown, already used, or made for another key).
+    #[error("no presignature {0} for this key (unknown or already used)")]
+    UnknownPresignature(String),
+    /// This party was created without presignature storage.
+    #[error("presignatures need a PresignatureStore and a GenerationCounter (with_presignatures)")]
+    NoPresignatureStore,
     /// A signer of the session is banned for this key: nothing was sent.
     #[error(
         "party {party} is banned for key {key_id}: it failed a check that protects this device's \
@@ -171,6 +318,7 @@ pub struct EmbeddedParty {
     store: Arc<dyn KeyStore>,
     bans: Arc<dyn BanStore>,
     guard: Arc<dyn ReplayGuard + Send + Sync>,
+    presigs: Option<(Arc<dyn PresignatureStore>, Arc<dyn GenerationCounter>)>,
     opts: RunOptions,
 }
 
@@ -193,7 +341,18 @@ impl EmbeddedParty {
         bans: Arc<dyn BanStore>,
         guard: Arc<dyn ReplayGuard + Send + Sync>,
     ) -> Self {
-        Self { signer, relay, store, bans, guard, opts: RunOptions::default() }
+        Self { signer, relay, store, bans, guard, presigs: None, opts: RunOptions::default() }
+    }
+
+    /// Enables presigning: presignatures are kept in `store`, and `counter` (outside it) keeps
+    /// the presignature generation.
+    pub fn with_presignatures(
+        mut self,
+        store: Arc<dyn PresignatureStore>,
+        counter: Arc<dyn GenerationCounter>,
+    ) -> Self {
+        self.presigs = Some((store, counter));
+        self
     }
 
     /// Sets round timeout and message TTL.
@@ -250,19 +409,10 @@ impl EmbeddedParty {
         rng: &mut (impl CryptoRng + ?Sized),
     ) -> Result<Signature, PartyError> {
         let iid = session::session_id(session_cfg)?;
-        let bytes = self
-            .store
-            .get(key_id)
-            .map_err(PartyError::Store)?
-            .ok_or_else(|| PartyError::UnknownKey(key_id.to_owned()))?;
-        let share = KeyShare::from_bytes(&bytes)
-            .map_err(|e| PartyError::Store(format!("stored share does not decode: {e}")))?;
+        let share = self.load(key_id)?;
         let mut signers = session_cfg.players.clone();
         signers.sort_unstable();
-        let banned = self.bans.banned(key_id).map_err(PartyError::Store)?;
-        if let Some(&party) = signers.iter().find(|s| banned.contains(s)) {
-            return Err(PartyError::Banned { key_id: key_id.to_owned(), party });
-        }
+        let banned = self.refuse_banned(key_id, &signers)?;
         let setup = session::sign_setup(iid, &share, &signers, path, message)?;
         let result = run_sign(
             self.relay.as_ref(),
@@ -278,17 +428,178 @@ impl EmbeddedParty {
         match result {
             Ok(sig) => Ok(sig),
             Err(e) => {
-                if let dkls23_core::Error::BanAndAbort { party, reason } = &e {
-                    self.bans.record(key_id, *party, reason).map_err(|why| {
-                        PartyError::Store(format!(
-                            "party {party} must be banned ({reason}) but the ban store failed: \
-                             {why}; do not sign with this key until it is recorded"
-                        ))
-                    })?;
-                }
+                self.record_ban(key_id, &e)?;
                 Err(e.into())
             }
         }
+    }
+
+    fn load(&self, key_id: &str) -> Result<KeyShare, PartyError> {
+        let bytes = self
+            .store
+            .get(key_id)
+            .map_err(PartyError::Store)?
+            .ok_or_else(|| PartyError::UnknownKey(key_id.to_owned()))?;
+        KeyShare::from_bytes(&bytes)
+            .map_err(|e| PartyError::Store(format!("stored share does not decode: {e}")))
+    }
+
+    fn refuse_banned(&self, key_id: &str, signers: &[u16]) -> Result<Vec<u16>, PartyError> {
+        let banned = self.bans.banned(key_id).map_err(PartyError::Store)?;
+        if let Some(&party) = signers.iter().find(|s| banned.contains(s)) {
+            return Err(PartyError::Banned { key_id: key_id.to_owned(), party });
+        }
+        Ok(banned)
+    }
+
+    fn record_ban(&self, key_id: &str, e: &dkls23_core::Error) -> Result<(), PartyError> {
+        if let dkls23_core::Error::BanAndAbort { party, reason } = e {
+            self.bans.record(key_id, *party, reason).map_err(|why| {
+                PartyError::Store(format!(
+                    "party {party} must be banned ({reason}) but the ban store failed: {why}; \
+                     do not sign with this key until it is recorded"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn presig_stores(
+        &self,
+    ) -> Result<(&Arc<dyn PresignatureStore>, &Arc<dyn GenerationCounter>), PartyError> {
+        self.presigs.as_ref().map(|(s, c)| (s, c)).ok_or(PartyError::NoPresignatureStore)
+    }
+
+    /// Brings the presignature store to its generation: when the store's copy differs from the
+    /// outside counter, every presignature is deleted and both move past either value.
+    fn reconcile_generation(&self) -> Result<u64, PartyError> {
+        let (store, counter) = self.presig_stores()?;
+        let inside = store.generation().map_err(PartyError::Store)?;
+        let outside = counter.get().map_err(PartyError::Store)?;
+        match (inside, outside) {
+            (Some(a), Some(b)) if a == b => Ok(0),
+            (None, None) => {
+                counter.set(0).map_err(PartyError::Store)?;
+                store.set_generation(0).map_err(PartyError::Store)?;
+                Ok(0)
+            }
+            _ => {
+                let deleted = store.delete_all().map_err(PartyError::Store)?;
+                let next = inside.unwrap_or(0).max(outside.unwrap_or(0)).saturating_add(1);
+                counter.set(next).map_err(PartyError::Store)?;
+                store.set_generation(next).map_err(PartyError::Store)?;
+                Ok(deleted)
+            }
+        }
+    }
+
+    /// Runs `count` presigning sessions with the signers `session.players`, bound to `path`,
+    /// the `k`-th with instance id [`session::presign_iid`]`(session id, k)` (as a node does),
+    /// and stores the presignatures. Returns their ids.
+    ///
+    /// # Errors
+    /// [`PartyError`]; a ban is recorded as for [`Self::sign`].
+    pub async fn presign(
+        &self,
+        key_id: &str,
+        session_cfg: &SessionConfig,
+        count: u16,
+        path: &[u32],
+        rng: &mut (impl CryptoRng + ?Sized),
+    ) -> Result<Vec<String>, PartyError> {
+        let sid = session::session_id(session_cfg)?;
+        let share = self.load(key_id)?;
+        let mut signers = session_cfg.players.clone();
+        signers.sort_unstable();
+        let mut ids = Vec::with_capacity(usize::from(count));
+        for k in 0..count {
+            let banned = self.refuse_banned(key_id, &signers)?;
+            let setup =
+                session::presign_setup(session::presign_iid(&sid, k), &share, &signers, path)?;
+            let result = run_presign(
+                self.relay.as_ref(),
+                &setup,
+                &share,
+                self.signer.clone(),
+                &*self.guard,
+                &banned,
+                rng,
+                &self.opts,
+            )
+            .await;
+            let pre = match result {
+                Ok(p) => p,
+                Err(e) => {
+                    self.record_ban(key_id, &e)?;
+                    return Err(e.into());
+                }
+            };
+            // A restored store is emptied before anything new goes into it.
+            self.reconcile_generation()?;
+            let (store, _) = self.presig_stores()?;
+            let id = hex::encode(setup.iid());
+            store.put(key_id, &id, &pre.to_bytes()).map_err(PartyError::Store)?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Signs the prehash `message` with the stored presignature `presignature_id` (made with the
+    /// signers `session.players` under `path`): one round online. The request is checked
+    /// against the presignature before it is consumed; the generation moves on and the
+    /// presignature is deleted before anything is sent.
+    ///
+    /// # Errors
+    /// [`PartyError::PresignaturesRestored`] for a restored store (nothing is sent);
+    /// [`PartyError::UnknownPresignature`]; otherwise as [`Self::sign`].
+    pub async fn sign_with_presignature(
+        &self,
+        key_id: &str,
+        presignature_id: &str,
+        session_cfg: &SessionConfig,
+        message: [u8; 32],
+        path: &[u32],
+        rng: &mut (impl CryptoRng + ?Sized),
+    ) -> Result<Signature, PartyError> {
+        let deleted = self.reconcile_generation()?;
+        if deleted > 0 {
+            return Err(PartyError::PresignaturesRestored { deleted });
+        }
+        let (store, counter) = self.presig_stores()?;
+        let id = presignature_id.to_ascii_lowercase();
+        let unknown = || PartyError::UnknownPresignature(presignature_id.to_owned());
+        let iid = hex::decode(&id).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
+        let iid = iid.ok_or_else(unknown)?;
+        let share = self.load(key_id)?;
+        let mut signers = session_cfg.players.clone();
+        signers.sort_unstable();
+        self.refuse_banned(key_id, &signers)?;
+        let setup = session::presign_setup(iid, &share, &signers, path)?;
+        let stored = store.peek(key_id, &id).map_err(PartyError::Store)?.ok_or_else(unknown)?;
+        let pre = dkls23_core::sign::Presignature::from_bytes(&stored, &share)?;
+        if pre.setup_hash() != setup.hash() {
+            return Err(PartyError::Session(SessionError(format!(
+                "presignature {presignature_id} was made for other signers or another path \
+                 (signers {:?}); it is kept",
+                pre.signers()
+            ))));
+        }
+        let now = store.generation().map_err(PartyError::Store)?.unwrap_or(0);
+        counter.set(now.saturating_add(1)).map_err(PartyError::Store)?;
+        store.set_generation(now.saturating_add(1)).map_err(PartyError::Store)?;
+        store.take(key_id, &id).map_err(PartyError::Store)?.ok_or_else(unknown)?;
+        let result = run_finish(
+            self.relay.as_ref(),
+            &setup,
+            pre,
+            self.signer.clone(),
+            &*self.guard,
+            &message,
+            rng,
+            &self.opts,
+        )
+        .await;
+        Ok(result?)
     }
 
     /// Receives an exported key as the export's recipient: `setup` is the hex-decoded

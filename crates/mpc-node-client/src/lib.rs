@@ -12,7 +12,10 @@ pub mod embedded;
 mod http;
 pub mod session;
 
+pub use embedded::{
+    BanStore, EmbeddedParty, GeneratedKey, GenerationCounter, KeyStore, MemoryKeyStore, PartyError,
+    PresignatureStore,
+};
 #[cfg(any(test, feature = "testing"))]
-pub use embedded::MemoryBanStore;
-pub use embedded::{BanStore, EmbeddedParty, GeneratedKey, KeyStore, MemoryKeyStore, PartyError};
+pub use embedded::{MemoryBanStore, MemoryGenerationCounter, MemoryPresignatureStore};
 pub use http::{Client, ClientError};

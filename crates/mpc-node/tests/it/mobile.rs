@@ -111,3 +111,92 @@ async fn mobile_and_server_two_party_keygen_and_sign() {
         .verify_prehash(&m, &sig_phone.to_k256().unwrap())
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_presignatures_finish_once_and_never_come_back_from_a_backup() {
+    use mpc_node_client::api::PresignRequestBody;
+    use mpc_node_client::{MemoryGenerationCounter, MemoryPresignatureStore, PartyError};
+
+    let mut spec = NodeSpec::new(2, 2);
+    spec.static_players = vec![2];
+    let cluster = Cluster::start(vec![NodeSpec::new(1, 1), spec]).await;
+    let server = cluster.client(2, "app-a");
+    let phone_id = Arc::new(Ed25519Identity::from_seed(&[43; 32]));
+    let relay =
+        Arc::new(WsRelay::connect(cluster.relay.url(), ClientConfig::default()).await.unwrap());
+    let presigs = Arc::new(MemoryPresignatureStore::default());
+    let phone = EmbeddedParty::new(
+        phone_id.clone(),
+        relay,
+        Arc::new(MemoryKeyStore::default()),
+        Arc::new(MemoryBanStore::default()),
+        Arc::new(MemoryReplayGuard::new()),
+    )
+    .with_presignatures(presigs.clone(), Arc::new(MemoryGenerationCounter::default()));
+    let mut public_keys = BTreeMap::new();
+    public_keys.insert(1u16, phone_id.public_key().to_string());
+    public_keys.insert(2u16, public(2).to_string());
+    let session = |sid: String| SessionConfig {
+        session_id: sid,
+        players: vec![1, 2],
+        public_keys: public_keys.clone(),
+    };
+    let keygen = session(random_sid());
+    let req = GenerateKeyRequest {
+        key_id: Some("user-8".into()),
+        threshold: 2,
+        curve: "secp256k1".into(),
+        session: keygen.clone(),
+    };
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let (p, s) =
+        tokio::join!(phone.generate("user-8", 2, &keygen, &mut rng), server.generate_key(&req));
+    p.unwrap();
+    s.unwrap();
+
+    // Two presignatures, made by the phone and the server together.
+    let pre_session = session(random_sid());
+    let body = PresignRequestBody { session: pre_session.clone(), count: 2, path: None };
+    let (ids, on_server) = tokio::join!(
+        phone.presign("user-8", &pre_session, 2, &[], &mut rng),
+        server.presign("user-8", &body)
+    );
+    let ids = ids.unwrap();
+    assert_eq!(ids, on_server.unwrap().presignature_ids);
+    let backup = presigs.snapshot();
+
+    // The online round with the first one verifies; the presignature is gone afterwards.
+    let m = [0x61; 32];
+    let finish = |id: &str| SignRequestBody {
+        session: session(id.to_owned()),
+        message_hash: Some(hex::encode(m)),
+        message: None,
+        hash_algorithm: None,
+        path: None,
+        presignature_id: Some(id.to_owned()),
+    };
+    let online = session(ids[0].clone());
+    let server_body = finish(&ids[0]);
+    let (sig, on_server) = tokio::join!(
+        phone.sign_with_presignature("user-8", &ids[0], &online, m, &[], &mut rng),
+        server.sign("user-8", &server_body)
+    );
+    let sig = sig.unwrap();
+    let on_server = on_server.unwrap();
+    assert_eq!(hex::encode(sig.r), on_server.r);
+    verify(&on_server);
+    let again = phone.sign_with_presignature("user-8", &ids[0], &online, m, &[], &mut rng).await;
+    assert!(matches!(again, Err(PartyError::UnknownPresignature(_))), "{again:?}");
+
+    // The app's presignature storage is restored from the backup: the used presignature is in
+    // it again, but the phone sees the store behind its counter and deletes everything first.
+    presigs.restore(&backup);
+    assert_eq!(presigs.len(), 2);
+    let r =
+        phone.sign_with_presignature("user-8", &ids[0], &online, [0x62; 32], &[], &mut rng).await;
+    match r {
+        Err(PartyError::PresignaturesRestored { deleted: 2 }) => {}
+        other => panic!("expected the restored store to be emptied, got {other:?}"),
+    }
+    assert!(presigs.is_empty());
+}
