@@ -151,8 +151,12 @@ pub trait GenerationCounter: Send + Sync {
 #[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Default)]
 pub struct MemoryPresignatureStore {
-    inner: Mutex<(BTreeMap<(String, String), Zeroizing<Vec<u8>>>, Option<u64>)>,
+    inner: Mutex<MemoryPresignatures>,
 }
+
+/// Presignatures by (key id, presignature id), and the store's generation.
+#[cfg(any(test, feature = "testing"))]
+type MemoryPresignatures = (BTreeMap<(String, String), Zeroizing<Vec<u8>>>, Option<u64>);
 
 #[cfg(any(test, feature = "testing"))]
 impl MemoryPresignatureStore {
@@ -318,9 +322,12 @@ pub struct EmbeddedParty {
     store: Arc<dyn KeyStore>,
     bans: Arc<dyn BanStore>,
     guard: Arc<dyn ReplayGuard + Send + Sync>,
-    presigs: Option<(Arc<dyn PresignatureStore>, Arc<dyn GenerationCounter>)>,
+    presigs: Option<PresignatureStores>,
     opts: RunOptions,
 }
+
+/// The presignature store and the generation counter outside it.
+type PresignatureStores = (Arc<dyn PresignatureStore>, Arc<dyn GenerationCounter>);
 
 impl std::fmt::Debug for EmbeddedParty {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -464,10 +471,8 @@ impl EmbeddedParty {
         Ok(())
     }
 
-    fn presig_stores(
-        &self,
-    ) -> Result<(&Arc<dyn PresignatureStore>, &Arc<dyn GenerationCounter>), PartyError> {
-        self.presigs.as_ref().map(|(s, c)| (s, c)).ok_or(PartyError::NoPresignatureStore)
+    fn presig_stores(&self) -> Result<&PresignatureStores, PartyError> {
+        self.presigs.as_ref().ok_or(PartyError::NoPresignatureStore)
     }
 
     /// Brings the presignature store to its generation: when the store's copy differs from the
