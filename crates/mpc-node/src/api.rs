@@ -20,6 +20,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, ErrorMarker};
 use crate::node::Node;
+use crate::outcomes;
 
 type AppState = Arc<Node>;
 
@@ -75,6 +76,23 @@ fn json_rejection(rej: JsonRejection, limit: usize) -> ApiError {
         }
         other => ApiError::BadRequest(other.body_text()),
     }
+}
+
+/// Runs a session-bearing operation detached from this request (see [`crate::outcomes`]).
+async fn detached<T, F>(
+    node: &AppState,
+    app: &str,
+    operation: &'static str,
+    session_id: &str,
+    digest: [u8; 32],
+    make: impl FnOnce(AppState, String) -> F,
+) -> Result<Json<serde_json::Value>, ApiError>
+where
+    T: serde::Serialize + Send + 'static,
+    F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+{
+    let fut = make(node.clone(), app.to_owned());
+    node.outcomes().run(app, operation, session_id, digest, fut).await.map(Json)
 }
 
 fn key_path(key: &str) -> Result<(), ApiError> {
@@ -134,7 +152,9 @@ async fn generate(
     App(app): App,
     Body(req): Body<GenerateKeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(node.generate(&app, req).await?))
+    let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&req));
+    detached(&node, &app, "generate", &sid, digest, |n, a| async move { n.generate(&a, req).await })
+        .await
 }
 
 async fn list_keys(
@@ -170,7 +190,9 @@ async fn sign(
     Body(req): Body<SignRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     key_path(&key)?;
-    Ok(Json(node.sign(&app, &key, req).await?))
+    let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
+    detached(&node, &app, "sign", &sid, digest, |n, a| async move { n.sign(&a, &key, req).await })
+        .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,7 +237,16 @@ async fn presign(
     Body(req): Body<PresignRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     key_path(&key)?;
-    Ok(Json(node.presign(&app, &key, req).await?))
+    let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
+    detached(
+        &node,
+        &app,
+        "presign",
+        &sid,
+        digest,
+        |n, a| async move { n.presign(&a, &key, req).await },
+    )
+    .await
 }
 
 async fn refresh(
@@ -225,7 +256,16 @@ async fn refresh(
     Body(req): Body<RefreshRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     key_path(&key)?;
-    Ok(Json(node.refresh(&app, &key, req).await?))
+    let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
+    detached(
+        &node,
+        &app,
+        "refresh",
+        &sid,
+        digest,
+        |n, a| async move { n.refresh(&a, &key, req).await },
+    )
+    .await
 }
 
 async fn reshare_spec(
@@ -245,7 +285,16 @@ async fn reshare(
     Body(req): Body<ReshareRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     key_path(&key)?;
-    Ok(Json(node.reshare(&app, &key, req).await?))
+    let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
+    detached(
+        &node,
+        &app,
+        "reshare",
+        &sid,
+        digest,
+        |n, a| async move { n.reshare(&a, &key, req).await },
+    )
+    .await
 }
 
 async fn export(
@@ -255,12 +304,23 @@ async fn export(
     Body(req): Body<ExportRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     key_path(&key)?;
-    Ok(Json(node.export(&app, &key, req).await?))
+    let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
+    detached(
+        &node,
+        &app,
+        "export",
+        &sid,
+        digest,
+        |n, a| async move { n.export(&a, &key, req).await },
+    )
+    .await
 }
 async fn import(
     State(node): State<AppState>,
     App(app): App,
     Body(req): Body<ImportKeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(node.import(&app, req).await?))
+    let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&req));
+    detached(&node, &app, "import", &sid, digest, |n, a| async move { n.import(&a, req).await })
+        .await
 }

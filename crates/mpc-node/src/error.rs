@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use mpc_node_client::api::{ErrorBody, ErrorDetail};
 
 /// An error answered to an SDK client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiError {
     /// Missing or unknown API key.

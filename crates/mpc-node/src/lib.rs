@@ -16,6 +16,7 @@ pub mod error;
 pub mod metrics;
 pub mod node;
 pub mod openapi;
+pub mod outcomes;
 pub mod server;
 
 pub use config::{Config, ConfigError};

@@ -67,6 +67,7 @@ pub struct Node {
     locks: Mutex<HashMap<KeyRef, KeyLock>>,
     shares: ShareCache,
     ban_signals: BanSignals,
+    outcomes: crate::outcomes::Outcomes,
     closing: AtomicBool,
     abort: tokio::sync::watch::Sender<bool>,
     protocols: ProtocolRuntime,
@@ -285,6 +286,7 @@ impl Node {
             locks: Mutex::new(HashMap::new()),
             shares: Mutex::new(HashMap::new()),
             ban_signals: Mutex::new(HashMap::new()),
+            outcomes: crate::outcomes::Outcomes::default(),
             closing: AtomicBool::new(false),
             abort: tokio::sync::watch::Sender::new(false),
             protocols: ProtocolRuntime::new().map_err(|e| {
@@ -296,6 +298,11 @@ impl Node {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Remembered outcomes of detached operations (see [`crate::outcomes`]).
+    pub fn outcomes(&self) -> &crate::outcomes::Outcomes {
+        &self.outcomes
     }
 
     /// The metrics.

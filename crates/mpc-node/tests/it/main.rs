@@ -12,6 +12,7 @@ mod bans;
 mod common;
 mod config;
 mod dev;
+mod disconnect;
 mod flows;
 mod lifecycle;
 mod mobile;

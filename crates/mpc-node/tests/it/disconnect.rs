@@ -1,0 +1,98 @@
+//! An API client that disconnects mid-operation changes nothing about the operation's outcome
+//! at its node, and the same request sent again returns that outcome.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use mpc_node_client::Client;
+use mpc_node_client::api::{
+    GenerateKeyRequest, PresignRequestBody, RefreshRequestBody, SessionConfig,
+};
+
+use crate::common::*;
+
+fn session(players: &[u16]) -> SessionConfig {
+    SessionConfig {
+        session_id: random_sid(),
+        players: players.to_vec(),
+        public_keys: BTreeMap::new(),
+    }
+}
+
+/// A client of node `i` that gives up (drops the connection) after a few milliseconds.
+fn impatient(cluster: &Cluster, i: u16) -> Client {
+    Client::new(&cluster.url(i), &api_key("app-a", i))
+        .unwrap()
+        .with_timeout(Duration::from_millis(5))
+}
+
+async fn wait_for_epoch(c: &Client, key: &str, epoch: u32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(k) = c.get_key(key).await
+            && k.status == "READY"
+            && k.epoch == epoch
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "node never reached epoch {epoch} of {key}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnects_during_keygen_presign_and_refresh_change_no_outcome() {
+    let cluster = Cluster::three().await;
+    let c: Vec<Client> = (1..=3).map(|i| cluster.client(i, "app-a")).collect();
+
+    // Keygen: node 1's client hangs up at once; the key still becomes READY there.
+    let req = GenerateKeyRequest {
+        key_id: Some("dc".into()),
+        threshold: 2,
+        curve: "secp256k1".into(),
+        session: session(&[1, 2, 3]),
+    };
+    let gone = impatient(&cluster, 1);
+    let (r1, r2, r3) =
+        tokio::join!(gone.generate_key(&req), c[1].generate_key(&req), c[2].generate_key(&req));
+    assert!(r1.is_err(), "the impatient client should have given up");
+    let pk = r2.unwrap().public_key;
+    assert_eq!(r3.unwrap().public_key, pk);
+    wait_for_epoch(&c[0], "dc", 0).await;
+    // The same request again: the outcome, not a 409 for the used session id.
+    let again = c[0].generate_key(&req).await.unwrap();
+    assert_eq!(again.public_key, pk);
+
+    // Presign: the presignatures are stored on node 1 although its client left.
+    let pre = PresignRequestBody { session: session(&[1, 2]), count: 2, path: None };
+    let gone = impatient(&cluster, 1);
+    let (r1, r2) = tokio::join!(gone.presign("dc", &pre), c[1].presign("dc", &pre));
+    assert!(r1.is_err());
+    let ids = r2.unwrap().presignature_ids;
+    let retried = c[0].presign("dc", &pre).await.unwrap();
+    assert_eq!(retried.presignature_ids, ids);
+
+    // Refresh: node 1 commits epoch 1 like its peers.
+    let refresh = RefreshRequestBody { session: session(&[1, 2, 3]) };
+    let gone = impatient(&cluster, 1);
+    let (r1, r2, r3) = tokio::join!(
+        gone.refresh("dc", &refresh),
+        c[1].refresh("dc", &refresh),
+        c[2].refresh("dc", &refresh)
+    );
+    assert!(r1.is_err());
+    assert_eq!(r2.unwrap().epoch, 1);
+    assert_eq!(r3.unwrap().epoch, 1);
+    wait_for_epoch(&c[0], "dc", 1).await;
+    assert_eq!(c[0].refresh("dc", &refresh).await.unwrap().epoch, 1);
+
+    // Every signer pair still signs.
+    for pair in [[1, 2], [1, 3], [2, 3]] {
+        let sigs = cluster.sign("app-a", "dc", &pair, [pair[0] as u8; 32], "m").await;
+        for s in sigs {
+            let s = s.unwrap();
+            assert_eq!(Some(&s.public_key), pk.as_ref());
+            verify(&s);
+        }
+    }
+}
