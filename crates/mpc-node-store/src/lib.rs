@@ -178,6 +178,13 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::NotFound`] without a record; [`StoreError::Conflict`] for a READY key.
     fn mark_error(&self, app: &str, key: &str, reason: &str) -> Result<(), StoreError>;
 
+    /// Sets every PENDING record (of every application) to ERROR with `reason`: at start-up,
+    /// no session of this node is running, so a PENDING key was interrupted. Returns how many.
+    ///
+    /// # Errors
+    /// Database failures only.
+    fn fail_pending(&self, reason: &str) -> Result<u64, StoreError>;
+
     /// The record of (app, key), if any.
     ///
     /// # Errors

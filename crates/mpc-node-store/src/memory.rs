@@ -126,6 +126,19 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn fail_pending(&self, reason: &str) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let mut n = 0;
+        for e in inner.keys.values_mut() {
+            if e.record.status == KeyStatus::Pending {
+                e.record.status = KeyStatus::Error(truncate_reason(reason));
+                e.record.updated_at = now_secs();
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
         Ok(self.lock()?.keys.get(&id(app, key)).map(|e| e.record.clone()))
     }

@@ -804,6 +804,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn fail_pending(&self, reason: &str) -> Result<u64, StoreError> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE keys SET status = 'ERROR', error = ?1, updated_at = ?2 \
+                     WHERE status = 'PENDING'",
+                    (truncate_reason(reason), now_secs()),
+                )
+                .map_err(db)?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+    }
+
     fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.read(|tx| get_record(tx, app, key))
     }

@@ -54,6 +54,10 @@ pub(crate) struct BanScope {
     signers: Vec<u16>,
 }
 
+/// The ERROR reason of a key whose generation was cut off by a restart.
+const INTERRUPTED: &str = "interrupted by a restart of the node; generate it again under another \
+                           key_id, or DELETE this one first";
+
 /// Most decoded shares kept in memory.
 const SHARE_CACHE_ENTRIES: usize = 1024;
 
@@ -276,6 +280,16 @@ impl Node {
     /// # Errors
     /// [`ConfigError`] if no relay client can be created.
     pub async fn with_store(cfg: Config, store: Arc<dyn Store>) -> Result<Arc<Self>, ConfigError> {
+        // No session of this process runs yet: a PENDING key was interrupted by a crash or a
+        // restart, and its session is gone for good.
+        let st = store.clone();
+        let failed = tokio::task::spawn_blocking(move || st.fail_pending(INTERRUPTED))
+            .await
+            .map_err(|e| ConfigError(vec![format!("store: {e}")]))?
+            .map_err(|e| ConfigError(vec![format!("store: {e}")]))?;
+        if failed > 0 {
+            warn!(keys = failed, "keys left PENDING by an earlier run are now ERROR");
+        }
         let relay = connect_relay(&cfg.relay_urls).await?;
         Ok(Arc::new(Self {
             sessions: Arc::new(Semaphore::new(cfg.limits.max_concurrent_sessions)),
@@ -442,7 +456,12 @@ impl Node {
         T: Send + 'static,
         Fut: Future<Output = Result<T, dkls23_core::Error>> + Send + 'static,
     {
-        self.protocol_scoped(protocol, None, make).await
+        self.protocol_scoped(protocol, None, None, make).await
+    }
+
+    /// A session slot, taken before any state is created for a session (503 when full).
+    fn reserve_session(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.sessions.clone().try_acquire_owned().map_err(|_| ApiError::Busy)
     }
 
     /// [`Node::protocol`] for a session with `scope`'s signers: it is aborted as soon as one of
@@ -451,6 +470,7 @@ impl Node {
         &self,
         protocol: &'static str,
         scope: Option<BanScope>,
+        reserved: Option<tokio::sync::OwnedSemaphorePermit>,
         make: impl FnOnce() -> Fut + Send + 'static,
     ) -> Result<T, ApiError>
     where
@@ -461,7 +481,10 @@ impl Node {
         if self.closing.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
         }
-        let permit = self.sessions.clone().try_acquire_owned().map_err(|_| ApiError::Busy)?;
+        let permit = match reserved {
+            Some(p) => p,
+            None => self.reserve_session()?,
+        };
         self.metrics.in_flight(1);
         let start = Instant::now();
         let mut abort = self.abort.subscribe();
@@ -655,6 +678,11 @@ impl Node {
         if let Some(r) = self.db_ok(move |s| s.get(&a, &k)).await? {
             return Self::existing(&r);
         }
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(ApiError::ShuttingDown);
+        }
+        // Capacity first: a busy node creates no state (the key id stays free for a retry).
+        let permit = self.reserve_session()?;
         self.claim_session_id(iid).await?;
         let (a, k) = (app.to_owned(), key_id.clone());
         let me = self.cfg.index;
@@ -665,7 +693,7 @@ impl Node {
         // Not taken earlier: a concurrent generate must see PENDING (409), not wait.
         let _lock = self.write_lock(app, &key_id).await;
         info!(t, n, protocol, "key creation started");
-        let result = self.protocol(protocol, make).await;
+        let result = self.protocol_scoped(protocol, None, Some(permit), make).await;
         let (a, k) = (app.to_owned(), key_id.clone());
         match result {
             Ok(share) => {
@@ -801,7 +829,7 @@ impl Node {
             let opts = self.run_options();
             let scope = Self::ban_scope(&record, &signers);
             let result = self
-                .protocol_scoped("sign", Some(scope), move || async move {
+                .protocol_scoped("sign", Some(scope), None, move || async move {
                     let mut rng = UnwrapErr(SysRng);
                     let guard = MemoryReplayGuard::new();
                     run_sign(&*relay, &setup, &share, signer, &guard, &banned, &mut rng, &opts)

@@ -63,6 +63,12 @@ async fn wait(mut rx: watch::Receiver<Option<Outcome>>) -> Outcome {
     }
 }
 
+/// Whether a retry must get this outcome: a success, or the failure of a protocol run that took
+/// place (the session id is spent). Refusals that ran nothing are not remembered.
+fn worth_remembering(outcome: &Outcome) -> bool {
+    matches!(outcome, Ok(_) | Err(ApiError::Protocol(_)))
+}
+
 impl Outcomes {
     /// Runs `op` for (app, operation, session id) detached from the caller, or joins the run
     /// (or returns the outcome) of an identical earlier request.
@@ -81,6 +87,7 @@ impl Outcomes {
         let key = (app.to_owned(), operation, session_id.to_ascii_lowercase());
         let mut op = Some(op);
         let existing = {
+            let key = key.clone();
             let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match map.get(&key) {
                 Some(e) if e.digest == digest => Some(e.outcome.clone()),
@@ -103,7 +110,19 @@ impl Outcomes {
             }
         };
         match existing {
-            Some(rx) => wait(rx).await,
+            Some(rx) => {
+                let outcome = wait(rx).await;
+                if !worth_remembering(&outcome) {
+                    // Refused before anything ran (busy, shutting down, a bad or conflicting
+                    // request): a retry must be tried afresh.
+                    let mut map =
+                        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if map.get(&key).is_some_and(|e| e.digest == digest) {
+                        map.remove(&key);
+                    }
+                }
+                outcome
+            }
             None => match op {
                 Some(op) => {
                     op.await.and_then(|v| serde_json::to_value(v).map_err(|_| ApiError::Internal))
@@ -114,6 +133,7 @@ impl Outcomes {
     }
 
     fn evict(map: &mut HashMap<Key, Entry>) {
+        // (see `run`)
         if map.len() < MAX_ENTRIES / 2 {
             return;
         }

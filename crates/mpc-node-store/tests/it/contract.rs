@@ -285,3 +285,32 @@ fn concurrent_create_pending_creates_once() {
         assert_eq!(s.list(APP).unwrap().len(), 1);
     }
 }
+
+#[test]
+fn fail_pending_turns_every_pending_key_into_an_error() {
+    for (name, s, _db) in stores() {
+        assert_eq!(s.create_pending(APP, "p1", 2, 3, 1).unwrap(), CreateOutcome::Created);
+        assert_eq!(s.create_pending("other-app", "p2", 2, 3, 1).unwrap(), CreateOutcome::Created);
+        ready_key(&*s, "r", b"share");
+        assert_eq!(s.fail_pending("interrupted").unwrap(), 2, "{name}");
+        for (app, key) in [(APP, "p1"), ("other-app", "p2")] {
+            let r = s.get(app, key).unwrap().unwrap();
+            assert_eq!(r.status, KeyStatus::Error("interrupted".into()), "{name}");
+        }
+        assert_eq!(s.get(APP, "r").unwrap().unwrap().status, KeyStatus::Ready, "{name}");
+        assert_eq!(s.fail_pending("again").unwrap(), 0, "{name}");
+    }
+}
+
+#[test]
+fn peek_leaves_the_presignature_in_place() {
+    for (name, s, _db) in stores() {
+        ready_key(&*s, "k", b"share");
+        s.put_presignature(APP, "k", "p1", b"presig").unwrap();
+        assert_eq!(&**s.peek_presignature(APP, "k", "p1").unwrap().unwrap(), b"presig", "{name}");
+        assert_eq!(&**s.peek_presignature(APP, "k", "p1").unwrap().unwrap(), b"presig", "{name}");
+        assert!(s.peek_presignature(APP, "k", "p2").unwrap().is_none(), "{name}");
+        assert_eq!(&**s.take_presignature(APP, "k", "p1").unwrap().unwrap(), b"presig");
+        assert!(s.peek_presignature(APP, "k", "p1").unwrap().is_none(), "{name}");
+    }
+}

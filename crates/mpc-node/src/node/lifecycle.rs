@@ -126,7 +126,7 @@ impl Node {
             let store = self.store.clone();
             let (a, k) = (app.to_owned(), key.to_owned());
             let made = self
-                .protocol_scoped("presign", Some(scope), move || async move {
+                .protocol_scoped("presign", Some(scope), None, move || async move {
                     let mut rng = UnwrapErr(SysRng);
                     let guard = MemoryReplayGuard::new();
                     let mut out: Vec<(String, Zeroizing<Vec<u8>>)> = Vec::new();
@@ -252,7 +252,7 @@ impl Node {
         let opts = self.run_options();
         let scope = Self::ban_scope(record, signers);
         let sig = self
-            .protocol_scoped("finish", Some(scope), move || async move {
+            .protocol_scoped("finish", Some(scope), None, move || async move {
                 let mut rng = UnwrapErr(SysRng);
                 // Recorded in the store above; the run's own guard only sees this one session.
                 let guard = MemoryReplayGuard::new();

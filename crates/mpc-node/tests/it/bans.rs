@@ -64,6 +64,9 @@ impl Store for PausingStore {
     fn mark_error(&self, app: &str, key: &str, reason: &str) -> Result<(), StoreError> {
         self.inner.mark_error(app, key, reason)
     }
+    fn fail_pending(&self, reason: &str) -> Result<u64, StoreError> {
+        self.inner.fail_pending(reason)
+    }
     fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.get(app, key)
     }

@@ -47,6 +47,7 @@ pub struct NodeSpec {
     pub master_password: String,
     pub session_timeout_secs: u64,
     pub max_request_bytes: usize,
+    pub max_concurrent_sessions: usize,
     pub port: u16,
 }
 
@@ -60,6 +61,7 @@ impl NodeSpec {
             master_password: "correct horse".into(),
             session_timeout_secs: 20,
             max_request_bytes: 64 * 1024,
+            max_concurrent_sessions: 64,
             port: 0,
         }
     }
@@ -84,8 +86,9 @@ impl NodeSpec {
             ));
         }
         t.push_str(&format!(
-            "\n[limits]\nsession_timeout_secs = {}\nmax_request_bytes = {}\n",
-            self.session_timeout_secs, self.max_request_bytes
+            "\n[limits]\nsession_timeout_secs = {}\nmax_request_bytes = {}\n\
+             max_concurrent_sessions = {}\n",
+            self.session_timeout_secs, self.max_request_bytes, self.max_concurrent_sessions
         ));
         t
     }

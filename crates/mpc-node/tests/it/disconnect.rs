@@ -96,3 +96,66 @@ async fn disconnects_during_keygen_presign_and_refresh_change_no_outcome() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keygen_cut_off_by_a_restart_is_error_not_pending_forever() {
+    let mut cluster = Cluster::three().await;
+    // A crash while a keygen runs leaves its PENDING record in the database (in-process the
+    // session would still end cleanly, so write the record as a crashed process left it).
+    cluster.stop_node(1).await;
+    {
+        use mpc_node_store::Store as _;
+        let path = cluster.dir.path().join("node1.sqlite");
+        let store = mpc_node_store::SqliteStore::open(&path, b"correct horse").unwrap();
+        store.create_pending("app-a", "cut", 2, 3, 1).unwrap();
+    }
+    cluster.restart(1).await;
+    let k = cluster.client(1, "app-a").get_key("cut").await.unwrap();
+    assert_eq!(k.status, "ERROR");
+    assert!(k.error.unwrap_or_default().contains("interrupted by a restart"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_node_refuses_a_keygen_before_creating_any_state() {
+    let mut specs: Vec<NodeSpec> = (1..=3).map(|i| NodeSpec::new(i, 3)).collect();
+    specs[0].max_concurrent_sessions = 1;
+    specs[0].session_timeout_secs = 3;
+    let cluster = Cluster::start(specs).await;
+    let c1 = cluster.client(1, "app-a");
+    // The only slot of node 1 is taken by a keygen whose peers never come.
+    let first = GenerateKeyRequest {
+        key_id: Some("slot".into()),
+        threshold: 2,
+        curve: "secp256k1".into(),
+        session: session(&[1, 2, 3]),
+    };
+    let holder = {
+        let c = cluster.client(1, "app-a");
+        tokio::spawn(async move { c.generate_key(&first).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c1.get_key("slot").await.map(|k| k.status).ok().as_deref() != Some("PENDING") {
+        assert!(Instant::now() < deadline, "the first key never became PENDING");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = GenerateKeyRequest {
+        key_id: Some("later".into()),
+        threshold: 2,
+        curve: "secp256k1".into(),
+        session: session(&[1, 2, 3]),
+    };
+    let busy = c1.generate_key(&second).await.unwrap_err();
+    assert_eq!(busy.status(), Some(503), "{busy}");
+    // Nothing was created: the key id and the session id are still free.
+    assert_eq!(c1.get_key("later").await.unwrap_err().status(), Some(404));
+    let _ = holder.await;
+    let c: Vec<Client> = (1..=3).map(|i| cluster.client(i, "app-a")).collect();
+    let (a, b, d) = tokio::join!(
+        c[0].generate_key(&second),
+        c[1].generate_key(&second),
+        c[2].generate_key(&second)
+    );
+    assert_eq!(a.unwrap().status, "READY");
+    assert_eq!(b.unwrap().status, "READY");
+    assert_eq!(d.unwrap().status, "READY");
+}

@@ -96,9 +96,12 @@ async fn presign_refresh_and_reshare_keep_the_public_key() {
     let sig = sigs[0].as_ref().unwrap();
     assert_eq!(sigs[1].as_ref().unwrap(), sig);
     verify(sig);
-    // A presignature is used once.
-    let again = c[0].sign("life", &body).await.unwrap_err();
-    assert_eq!(again.status(), Some(404), "{again}");
+    // A presignature is used once: the identical request again returns the same signature
+    // (the remembered outcome), another message finds no presignature.
+    let again = c[0].sign("life", &body).await.unwrap();
+    assert_eq!(&again, sig);
+    let other = c[0].sign("life", &finish(&ids[0], [0x78; 32])).await.unwrap_err();
+    assert_eq!(other.status(), Some(404), "{other}");
 
     // Refresh: every player, new epoch, same key; old presignatures are gone.
     let r = RefreshRequestBody { session: session(&[1, 2, 3]) };
