@@ -18,7 +18,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> CliResult<()> {
             .hint("check free space and permissions of the data directory")
     };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| io("cannot create the directory of", e))?;
+    create_private_dir_all(dir).map_err(|e| io("cannot create the directory of", e))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(|e| CliError::internal(format!("OS randomness: {e}")))?;
@@ -45,6 +45,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> CliResult<()> {
         return Err(io("cannot write", e));
     }
     Ok(())
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (existing directories keep theirs):
+/// a party's data directory holds its identity key and its sealed shares.
+///
+/// # Errors
+/// Any I/O failure.
+pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
 }
 
 /// Removes `path` durably (the directory entry is synced). A missing file is not an error.
@@ -123,5 +139,20 @@ mod tests {
         remove_durably(&path).unwrap();
         remove_durably(&path).unwrap();
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn new_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("dkls-files-dirs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let file = base.join("a/b/secret");
+        write_atomic(&file, b"x", 0o600).unwrap();
+        for d in [base.join("a"), base.join("a/b")] {
+            assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700, "{d:?}");
+        }
+        assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        fs::remove_dir_all(&base).unwrap();
     }
 }

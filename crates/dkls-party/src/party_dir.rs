@@ -72,14 +72,8 @@ impl DirLock {
 
 /// Creates `dir` (and its parents) with mode 0700 for what this program creates.
 fn create_private_dir(dir: &Path) -> CliResult<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir).map_err(|e| CliError::internal(format!("creating {}: {e}", dir.display())))
+    files::create_private_dir_all(dir)
+        .map_err(|e| CliError::internal(format!("creating {}: {e}", dir.display())))
 }
 
 /// The public part of a key share, stored beside it in clear.
@@ -693,6 +687,12 @@ mod tests {
         let g = FileReplayGuard::open(dir.join("used-iids"), dir.join(".lock")).unwrap();
         g.check_and_record(&[1; 32]).unwrap();
         assert_eq!(g.check_and_record(&[1; 32]), Err(ReplayError::Reused));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("used-iids")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         let g = FileReplayGuard::open(dir.join("used-iids"), dir.join(".lock")).unwrap();
         assert!(g.was_used(&[1; 32]) && !g.was_used(&[2; 32]));
         assert_eq!(g.check_and_record(&[1; 32]), Err(ReplayError::Reused));

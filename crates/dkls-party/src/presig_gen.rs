@@ -68,7 +68,7 @@ impl PresigGeneration {
     /// # Errors
     /// Internal errors if the directory cannot be created or resolved.
     pub fn new(root: &Path, presig_dir: PathBuf, state: &Path) -> CliResult<Self> {
-        std::fs::create_dir_all(root)
+        files::create_private_dir_all(root)
             .map_err(|e| CliError::internal(format!("creating {}: {e}", root.display())))?;
         let canonical = std::fs::canonicalize(root)
             .map_err(|e| CliError::internal(format!("resolving {}: {e}", root.display())))?;

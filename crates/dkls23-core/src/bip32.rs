@@ -110,6 +110,11 @@ pub fn parse_path(s: &str) -> Result<Vec<u32>, DeriveError> {
         if comp.is_empty() || !comp.bytes().all(|b| b.is_ascii_digit()) {
             return Err(DeriveError::BadPath(format!("invalid path component {comp:?}")));
         }
+        if comp.len() > 1 && comp.starts_with('0') {
+            return Err(DeriveError::BadPath(format!(
+                "path component {comp:?} has a leading zero (write it without)"
+            )));
+        }
         let v: u32 = comp
             .parse()
             .map_err(|_| DeriveError::BadPath(format!("path component {comp:?} is too large")))?;

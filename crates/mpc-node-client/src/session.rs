@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 
 use dkls23_core::KeyShare;
-use dkls23_core::bip32::HARDENED;
 use dkls23_core::identity::IdentityPublicKey;
 use dkls23_core::runner::{PresignRequest, SignRequest};
 use dkls23_core::setup::{ProtocolId, Setup};
@@ -241,28 +240,15 @@ fn signer_identities(
 /// # Errors
 /// Hardened or malformed components, or a path deeper than 255.
 pub fn parse_path(path: &str) -> Result<Vec<u32>, SessionError> {
-    let rest = path.trim();
-    let rest = rest.strip_prefix('m').map(|r| r.strip_prefix('/').unwrap_or(r)).unwrap_or(rest);
-    if rest.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for c in rest.split('/') {
-        if c.ends_with('\'') || c.ends_with('h') || c.ends_with('H') {
-            return Err(err(format!(
-                "path component {c:?} is hardened; threshold keys derive only non-hardened paths"
-            )));
-        }
-        let v: u32 = c.parse().map_err(|_| err(format!("path component {c:?} is not a number")))?;
-        if v >= HARDENED {
-            return Err(err(format!("path component {v} is hardened (≥ 2^31)")));
-        }
-        out.push(v);
-    }
-    if out.len() > MAX_PATH_DEPTH {
-        return Err(err("path deeper than 255"));
-    }
-    Ok(out)
+    use dkls23_core::bip32::DeriveError;
+    dkls23_core::bip32::parse_path(path).map_err(|e| match e {
+        DeriveError::Hardened(v) => err(format!(
+            "path {path:?} has a hardened component ({v}); threshold keys derive only \
+             non-hardened paths"
+        )),
+        DeriveError::BadPath(why) => err(format!("path {path:?}: {why} (use m/44/60/0/0/7)")),
+        other => err(format!("path {path:?}: {other}")),
+    })
 }
 
 /// Formats a path as `m/…`.
@@ -320,6 +306,10 @@ mod tests {
         assert!(parse_path("m/2147483648").is_err());
         assert!(parse_path("m//1").is_err());
         assert!(parse_path("m/x").is_err());
+        // Only the canonical spelling: no "m" glued to a number, no sign, no leading zeros.
+        for bad in ["m12", "m/+5", "m/-1", "m/01", "m/ 1", "m/1/"] {
+            assert!(parse_path(bad).is_err(), "{bad}");
+        }
         assert_eq!(format_path(&[44, 60]), "m/44/60");
     }
 

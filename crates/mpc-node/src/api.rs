@@ -37,10 +37,11 @@ impl FromRequestParts<AppState> for App {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or(ApiError::Unauthorized)?;
-        let key = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(ApiError::Unauthorized)?;
+        // The scheme is case-insensitive (RFC 9110 §11.1): "Bearer", "bearer", "BEARER".
+        let (scheme, key) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::Unauthorized);
+        }
         node.authenticate(key.trim()).map(App).ok_or(ApiError::Unauthorized)
     }
 }
@@ -118,6 +119,7 @@ pub fn router(node: AppState) -> Router {
         .route("/v1/keys/{key_id}/reshare-spec", post(reshare_spec))
         .route("/v1/keys/{key_id}/export", post(export))
         .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response_with_state(node.clone(), count_errors))
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
@@ -133,6 +135,10 @@ async fn count_errors(State(node): State<AppState>, resp: Response) -> Response 
 
 async fn no_route() -> ApiError {
     ApiError::NoRoute
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 async fn healthz() -> impl IntoResponse {

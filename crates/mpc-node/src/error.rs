@@ -37,6 +37,9 @@ pub enum ApiError {
     /// No such route.
     #[error("no such route")]
     NoRoute,
+    /// The route exists, but not with this method.
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
     /// The protocol failed.
     #[error(transparent)]
     Protocol(#[from] dkls23_core::Error),
@@ -59,6 +62,7 @@ impl ApiError {
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Protocol(e) => match e {
                 E::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),

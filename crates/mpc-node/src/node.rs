@@ -130,12 +130,24 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, ConfigError> {
     }
 }
 
+/// Creates `dir` and its missing parents with mode 0700 (the database holds sealed shares).
+fn create_private_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
 async fn open_sqlite(
     path: std::path::PathBuf,
     password: zeroize::Zeroizing<Vec<u8>>,
 ) -> Result<Arc<dyn Store>, ConfigError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Err(e) = std::fs::create_dir_all(dir)
+        && let Err(e) = create_private_dir_all(dir)
     {
         return Err(ConfigError(vec![format!(
             "database {}: cannot create the directory: {e}",

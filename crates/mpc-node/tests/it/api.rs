@@ -172,3 +172,51 @@ async fn auth_tenancy_limits_and_documents() {
     assert_eq!(a.get_key("shared-name").await.unwrap_err().status(), Some(404));
     assert_eq!(cluster.client(2, "app-a").get_key("shared-name").await.unwrap().status, "READY");
 }
+
+/// One raw HTTP/1.1 exchange (for headers the typed client never sends).
+async fn raw_http(url: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_scheme_case_405_bodies_and_canonical_paths() {
+    let cluster = Cluster::start(vec![NodeSpec::new(1, 1)]).await;
+    let url = cluster.url(1);
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let r = raw_http(
+            &url,
+            &format!(
+                "GET /v1/keys HTTP/1.1\r\nHost: n\r\nAuthorization: {scheme} {}\r\n\
+                 Connection: close\r\n\r\n",
+                api_key("app-a", 1)
+            ),
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{scheme}: {r}");
+    }
+    let r = raw_http(
+        &url,
+        &format!(
+            "GET /v1/keys HTTP/1.1\r\nHost: n\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+            api_key("app-a", 1)
+        ),
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 401"), "{r}");
+    // A known route with another method: 405 with a JSON error body.
+    let a = cluster.client(1, "app-a");
+    let (st, body) = raw(&a, Method::PUT, "/v1/keys", None, true).await;
+    assert_eq!((st, code(&body).as_str()), (405, "method_not_allowed"));
+    // Non-canonical derivation paths are refused.
+    for bad in ["m12", "m/+5", "m/01", "m/1/"] {
+        let q = format!("/v1/keys/nope/public-key?path={}", bad.replace('+', "%2B"));
+        let (st, body) = raw(&a, Method::GET, &q, None, true).await;
+        assert_eq!(st, 400, "{bad}: {body}");
+    }
+}
