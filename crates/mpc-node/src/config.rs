@@ -101,11 +101,21 @@ pub struct LimitsSection {
     pub max_request_bytes: usize,
     /// Longest a protocol session may take (and longest wait for one round).
     pub session_timeout_secs: u64,
+    /// Open HTTP connections at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest time to receive a request's headers; slower connections are closed.
+    pub header_read_timeout_secs: u64,
 }
 
 impl Default for LimitsSection {
     fn default() -> Self {
-        Self { max_concurrent_sessions: 64, max_request_bytes: 64 * 1024, session_timeout_secs: 60 }
+        Self {
+            max_concurrent_sessions: 64,
+            max_request_bytes: 64 * 1024,
+            session_timeout_secs: 60,
+            max_connections: 1024,
+            header_read_timeout_secs: 10,
+        }
     }
 }
 
@@ -451,6 +461,12 @@ pub fn validate(
     }
     if limits.max_request_bytes < 1024 {
         errs.push("limits.max_request_bytes must be at least 1024".into());
+    }
+    if limits.max_connections == 0 {
+        errs.push("limits.max_connections must be at least 1".into());
+    }
+    if limits.header_read_timeout_secs == 0 || limits.header_read_timeout_secs > 600 {
+        errs.push("limits.header_read_timeout_secs must be between 1 and 600".into());
     }
     if limits.session_timeout_secs == 0 || limits.session_timeout_secs > 3600 {
         errs.push("limits.session_timeout_secs must be between 1 and 3600".into());

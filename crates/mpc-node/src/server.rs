@@ -26,13 +26,17 @@ pub async fn run(
     let addr = listener.local_addr()?;
     info!(%addr, player = node.config().index, "mpc-node listening");
     let closer = node.clone();
-    axum::serve(listener, router(node))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            info!(%addr, "mpc-node shutting down; finishing in-flight sessions");
-            closer.close();
-        })
-        .await
+    let l = &node.config().limits;
+    let limits = msg_relay_svc::serve::ServeLimits {
+        max_connections: l.max_connections,
+        header_read_timeout: std::time::Duration::from_secs(l.header_read_timeout_secs),
+    };
+    msg_relay_svc::serve::serve(listener, router(node), limits, async move {
+        shutdown.await;
+        info!(%addr, "mpc-node shutting down; finishing in-flight sessions");
+        closer.close();
+    })
+    .await
 }
 
 /// A node serving in this process (tests, `mpc-node dev`).

@@ -17,6 +17,7 @@ pub mod engine;
 mod error;
 mod http_api;
 pub mod metrics;
+pub mod serve;
 mod server;
 pub mod store;
 pub mod testing;

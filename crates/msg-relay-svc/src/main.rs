@@ -62,6 +62,12 @@ struct Args {
     /// Origin allowed by CORS (repeatable); none allows any origin.
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
+    /// Open HTTP/WebSocket connections being served at once (more wait in the backlog).
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds to receive a request's headers before the connection is closed.
+    #[arg(long, default_value_t = 10)]
+    header_read_timeout_secs: u64,
 
     /// Log output format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -133,6 +139,10 @@ async fn main() -> anyhow::Result<()> {
         },
         peers: args.peers.into_iter().filter(|p| !p.is_empty()).collect(),
         cors_origins: args.cors_origins,
+        serve: msg_relay_svc::serve::ServeLimits {
+            max_connections: args.max_connections,
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+        },
         ..RelayConfig::default()
     };
     let state = AppState::new(config).context("invalid relay configuration")?;

@@ -9,7 +9,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use msg_relay_api::Relay;
 use msg_relay_client::{ClientConfig, WsRelay};
 use tokio::net::TcpListener;
@@ -34,6 +33,8 @@ pub struct RelayConfig {
     pub cors_origins: Vec<String>,
     /// How often expired messages are purged.
     pub sweep_interval: Duration,
+    /// Open connections and the header read deadline.
+    pub serve: crate::serve::ServeLimits,
 }
 
 impl Default for RelayConfig {
@@ -43,6 +44,7 @@ impl Default for RelayConfig {
             peers: Vec::new(),
             cors_origins: Vec::new(),
             sweep_interval: Duration::from_secs(1),
+            serve: crate::serve::ServeLimits::default(),
         }
     }
 }
@@ -75,6 +77,7 @@ struct Inner {
     cors: Option<Vec<HeaderValue>>,
     closing: watch::Sender<bool>,
     http_waiters: AskBudget,
+    serve: crate::serve::ServeLimits,
 }
 
 /// Shared state of one relay (cheap to clone).
@@ -116,6 +119,11 @@ impl AppState {
         if limits.max_asks_per_connection == 0 || limits.max_forwarded_asks_per_connection == 0 {
             return Err(ConfigError::Limit("ask limits must be positive"));
         }
+        if config.serve.max_connections == 0 || config.serve.header_read_timeout.is_zero() {
+            return Err(ConfigError::Limit(
+                "max_connections and header_read_timeout must be positive",
+            ));
+        }
         let mut peers: Vec<Arc<dyn Relay>> = Vec::with_capacity(config.peers.len());
         for url in &config.peers {
             let client = WsRelay::new(url, ClientConfig::for_peer())
@@ -134,8 +142,13 @@ impl AppState {
         };
         let http_waiters = AskBudget::new(config.limits.max_http_waiters);
         let engine = Engine::new(store, config.limits, peers);
-        let inner =
-            Arc::new(Inner { engine, cors, closing: watch::channel(false).0, http_waiters });
+        let inner = Arc::new(Inner {
+            engine,
+            cors,
+            closing: watch::channel(false).0,
+            http_waiters,
+            serve: config.serve,
+        });
         runtime.spawn(sweep(Arc::downgrade(&inner), config.sweep_interval));
         Ok(Self { inner })
     }
@@ -143,6 +156,11 @@ impl AppState {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Connection limits of the HTTP server.
+    pub fn serve_limits(&self) -> crate::serve::ServeLimits {
+        self.inner.serve
     }
 
     /// Tells open WebSocket connections and HTTP long-polls to finish (part of shutdown).
@@ -231,15 +249,11 @@ pub async fn run(
     let addr = listener.local_addr()?;
     info!(%addr, "relay listening");
     let closer = state.clone();
-    let listener = listener.tap_io(|tcp| {
-        // Frames are small and latency matters more than packet count.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            info!(%addr, "relay shutting down");
-            closer.close();
-        })
-        .await
+    let limits = state.serve_limits();
+    crate::serve::serve(listener, app(state), limits, async move {
+        shutdown.await;
+        info!(%addr, "relay shutting down");
+        closer.close();
+    })
+    .await
 }

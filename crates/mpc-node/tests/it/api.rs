@@ -220,3 +220,32 @@ async fn auth_scheme_case_405_bodies_and_canonical_paths() {
         assert_eq!(st, 400, "{bad}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_requests_are_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut spec = NodeSpec::new(1, 1);
+    spec.header_read_timeout_secs = 1;
+    let cluster = Cluster::start(vec![spec]).await;
+    let addr = cluster.url(1).trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"POST /v1/keys HTTP/1.1\r\nHost: n\r\nAuthor").await.unwrap();
+        slow.push(s);
+    }
+    let started = std::time::Instant::now();
+    for s in &mut slow {
+        let mut buf = [0u8; 512];
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("a half-sent request was left open"),
+            }
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    let a = cluster.client(1, "app-a");
+    assert!(a.list_keys().await.unwrap().keys.is_empty());
+}

@@ -48,6 +48,7 @@ pub struct NodeSpec {
     pub session_timeout_secs: u64,
     pub max_request_bytes: usize,
     pub max_concurrent_sessions: usize,
+    pub header_read_timeout_secs: u64,
     pub port: u16,
 }
 
@@ -62,6 +63,7 @@ impl NodeSpec {
             session_timeout_secs: 20,
             max_request_bytes: 64 * 1024,
             max_concurrent_sessions: 64,
+            header_read_timeout_secs: 10,
             port: 0,
         }
     }
@@ -87,8 +89,11 @@ impl NodeSpec {
         }
         t.push_str(&format!(
             "\n[limits]\nsession_timeout_secs = {}\nmax_request_bytes = {}\n\
-             max_concurrent_sessions = {}\n",
-            self.session_timeout_secs, self.max_request_bytes, self.max_concurrent_sessions
+             max_concurrent_sessions = {}\nheader_read_timeout_secs = {}\n",
+            self.session_timeout_secs,
+            self.max_request_bytes,
+            self.max_concurrent_sessions,
+            self.header_read_timeout_secs
         ));
         t
     }
