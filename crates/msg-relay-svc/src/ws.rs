@@ -98,6 +98,17 @@ where
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
                     debug!(error = %e, "WebSocket connection error");
+                    // A message over the limit is answered with 1009 (message too big), as the
+                    // protocol document says; anything else is a protocol error.
+                    let text = e.to_string().to_ascii_lowercase();
+                    let frame = if text.contains("too long") || text.contains("too big")
+                        || text.contains("capacity")
+                    {
+                        CloseFrame { code: close_code::SIZE, reason: "message too big".into() }
+                    } else {
+                        CloseFrame { code: close_code::PROTOCOL, reason: "protocol error".into() }
+                    };
+                    conn.send(Message::Close(Some(frame))).await;
                     break;
                 }
             },

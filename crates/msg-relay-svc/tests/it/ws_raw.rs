@@ -214,3 +214,22 @@ async fn shutdown_closes_websockets_with_going_away() {
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_message_over_the_limit_closes_with_1009() {
+    let config = small_config();
+    let limit = msg_relay_svc::ws::ws_message_limit(config.limits.max_message_bytes);
+    let relay = spawn_relay(config).await.unwrap();
+    let mut ws = connect(relay.url()).await;
+    ws.send(Message::Binary(vec![0u8; limit + 1].into())).await.unwrap();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("no close") {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let frame = close.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1009, "{frame:?}");
+    relay.stop().await;
+}
