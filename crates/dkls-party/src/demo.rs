@@ -255,13 +255,14 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
         format!("parties {signers2:?}, verified under the derived key"),
     ));
     text.push_str(&format!(
-        "public key      {} ({})\nchild {}     {} ({})\nsignature r‖s‖v {}\n",
+        "public key      {} ({})\nsignature r‖s‖v {} (under the public key)\nchild {}     {} ({})\nsignature r‖s‖v {} (under the child key)\n",
         hex::encode(point_to_bytes(&pk)),
         eth_address(&pk),
+        hex::encode(sig.to_rsv()),
         format_path(&path),
         hex::encode(point_to_bytes(&derived.public_key)),
         eth_address(&derived.public_key),
-        hex::encode(sig.to_rsv()),
+        hex::encode(sig2.to_rsv()),
     ));
     let json = json!({
         "ok": true,
@@ -283,6 +284,7 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
         "child_path": format_path(&path),
         "child_public_key": hex::encode(point_to_bytes(&derived.public_key)),
         "child_sign_ms": ms(sign2_time),
+        "child_signature_rsv": hex::encode(sig2.to_rsv()),
         "child_verified": ok_child,
     });
     Ok(Output { text, json })

@@ -190,7 +190,10 @@ impl DevCluster {
             );
         }
         let _ = writeln!(s, "wait");
-        let _ = writeln!(s, "\n# 2. Sign a message hash with players 1 and 2 (fresh session id).");
+        let _ = writeln!(
+            s,
+            "\n# 2. Sign a message (its KECCAK256) with players 1 and 2 (fresh session id); for a 32-byte\n#    prehash send \"message_hash\": \"<64 hex digits>\" without hash_algorithm."
+        );
         for k in 0..2 {
             let _ = writeln!(
                 s,

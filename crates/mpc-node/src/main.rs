@@ -41,9 +41,13 @@ enum Cmd {
     GenIdentity,
 }
 
-fn init_logs(format: &str) {
-    let filter = tracing_subscriber::filter::LevelFilter::INFO;
-    let builder = tracing_subscriber::fmt().with_max_level(filter).with_writer(std::io::stderr);
+fn init_logs(format: &str, level: tracing_subscriber::filter::LevelFilter) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, never in files or pipes.
+        .with_ansi(std::io::stderr().is_terminal());
     if format == "json" {
         builder.json().init();
     } else {
@@ -92,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Run { config: path } => {
-            init_logs(&cli.log_format);
+            init_logs(&cli.log_format, tracing_subscriber::filter::LevelFilter::INFO);
             let cfg = match config::load(&path, &config::process_env) {
                 Ok(c) => c,
                 Err(e) => {
@@ -112,7 +116,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Dev { dir, port } => {
-            init_logs(&cli.log_format);
+            // Warnings only, so that the printed examples are not interleaved with request logs.
+            init_logs(&cli.log_format, tracing_subscriber::filter::LevelFilter::WARN);
             let cluster =
                 dev::start(&dev::DevOptions { dir, port, session_timeout_secs: 30 }).await?;
             println!("\nmpc-node dev: relay and three nodes are running (Ctrl-C to stop)\n");

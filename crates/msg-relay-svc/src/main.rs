@@ -87,7 +87,11 @@ fn init_logging(format: LogFormat) -> anyhow::Result<()> {
         .context("RUST_LOG is not a valid target filter")?;
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init()?,
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            let ansi = std::io::stderr().is_terminal();
+            registry.with(tracing_subscriber::fmt::layer().with_ansi(ansi)).try_init()?
+        }
         LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json()).try_init()?,
     }
     Ok(())
