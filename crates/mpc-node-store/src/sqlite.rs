@@ -516,7 +516,12 @@ impl SqliteStore {
         };
         let mut store =
             Self { conn: Mutex::new(conn), kek, path: path.to_owned(), counter, wiped_at_open: 0 };
-        store.wiped_at_open = store.write(|tx| store.sync_generation(tx))?;
+        // Only a database that is not at its counter needs the write lock (an up-to-date one
+        // is only read, so opening never waits for a busy writer).
+        let in_step = store.read(|tx| Ok(store.counter.read()? == Some(db_generation(tx)?)))?;
+        if !in_step {
+            store.wiped_at_open = store.write(|tx| store.sync_generation(tx))?;
+        }
         Ok(store)
     }
 
