@@ -12,7 +12,9 @@
 //! Invariants: nothing panics; everything the server sends on the socket is a close message or
 //! a binary frame that decodes and is of a server kind (ack, deliver, error); every client
 //! publish frame that decodes is answered with an ack or an error carrying its request id; and
-//! no HTTP request gets a 500, and every error response has a JSON body.
+//! no HTTP request gets a 500, and every error response has a JSON body (except the known
+//! plain-text rejection of a non-UTF-8 message id, finding 1 of docs/fuzzing.md, which is
+//! tolerated unless DKLS_FUZZ_STRICT=1).
 #![no_main]
 
 use std::convert::Infallible;
@@ -123,7 +125,8 @@ async fn run(recs: Vec<Record<'_>>) {
         // Finding 1 (docs/fuzzing.md): a `{id}` path segment that percent-decodes to invalid
         // UTF-8 (`GET /v1/msg/%ff`) is rejected by axum's `Path` extractor with a plain-text
         // 400, not the JSON error body the protocol document promises. Tolerated so the run
-        // can look for other failures; DKLS_FUZZ_STRICT=1 asserts it too.
+        // can look for other failures; DKLS_FUZZ_STRICT=1 asserts it too (fixed since: the
+        // relay answers it with the JSON bad_request).
         let known = body.starts_with(b"Invalid URL") && !strict();
         if (status.is_client_error() || status.is_server_error()) && !known {
             assert!(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,13 @@ pub(crate) fn parse_id(text: &str) -> Result<MessageId, ApiError> {
     Ok(MessageId(id))
 }
 
+/// A path segment that does not decode (e.g. invalid UTF-8 after percent-decoding): the JSON
+/// `bad_request` like every other error, never the framework's plain-text body.
+fn bad_path(state: &AppState, e: &PathRejection) -> ApiError {
+    state.engine().metrics().reject(Rejection::Malformed);
+    ApiError::BadRequest(format!("invalid message id in the path: {}", e.body_text()))
+}
+
 fn bad_query(state: &AppState, e: &QueryRejection) -> ApiError {
     state.engine().metrics().reject(Rejection::Malformed);
     ApiError::BadRequest(format!("invalid query: {}", e.body_text()))
@@ -45,11 +52,12 @@ fn bad_query(state: &AppState, e: &QueryRejection) -> ApiError {
 
 pub(crate) async fn put_message(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     params: Result<Query<PublishParams>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| bad_path(&state, &e))?;
     let id = parse_id(&id)?;
     let Query(params) = params.map_err(|e| bad_query(&state, &e))?;
     let ttl_ms = params.ttl_ms.ok_or_else(|| {
@@ -78,9 +86,10 @@ pub(crate) async fn put_message(
 
 pub(crate) async fn get_message(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     params: Result<Query<AskParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| bad_path(&state, &e))?;
     let id = parse_id(&id)?;
     let Query(params) = params.map_err(|e| bad_query(&state, &e))?;
     let engine = state.engine();

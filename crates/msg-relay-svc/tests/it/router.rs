@@ -201,3 +201,15 @@ fn state_needs_a_runtime_and_valid_config() {
         assert!(matches!(AppState::new(bad), Err(msg_relay_svc::ConfigError::Limit(_))));
     });
 }
+
+#[tokio::test]
+async fn an_id_that_is_not_utf8_gets_a_json_error() {
+    // Found by the relay_server fuzz target: `%a0` percent-decodes to invalid UTF-8.
+    let state = AppState::new(small_config()).unwrap();
+    for req in [put("/v1/msg/%a0?ttl_ms=1000", b"x"), get("/v1/msg/%a0")] {
+        let (status, body) = call(&state, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let v: Value = serde_json::from_slice(&body).expect("a JSON error body");
+        assert_eq!(v["error"]["code"], "bad_request", "{v}");
+    }
+}
