@@ -43,7 +43,7 @@ fn fresh_iid() -> CliResult<[u8; 32]> {
 fn opts() -> RunOptions {
     RunOptions {
         round_timeout: Duration::from_secs(60),
-        message_ttl: Duration::from_secs(300),
+        message_ttl: None,
         ..RunOptions::default()
     }
 }

@@ -146,6 +146,8 @@ impl CliError {
             .hint("retry with a new setup; if it repeats, exclude parties one at a time"),
             E::Transport(m) => CliError::new(ExitCode::Relay, format!("relay failure: {m}"))
                 .hint("check that the relay at RELAY_URL is running and reachable"),
+            E::RelayFull { .. } => CliError::new(ExitCode::Relay, e.to_string())
+                .hint("the relay is up but at its byte limit; retry with a new setup later, or raise the relay's --max-total-bytes"),
             E::Timeout { round, missing } => CliError::new(
                 ExitCode::Timeout,
                 format!("timed out in round {round} waiting for parties {missing:?}"),
@@ -192,6 +194,7 @@ mod tests {
             (E::ViewMismatch { round: 2, party: 1 }, ExitCode::PeerMisbehaviour, None, false),
             (E::Unattributable("sum".into()), ExitCode::PeerMisbehaviour, None, false),
             (E::Transport("closed".into()), ExitCode::Relay, None, false),
+            (E::RelayFull { held: 9, limit: 9 }, ExitCode::Relay, None, false),
             (E::Timeout { round: 1, missing: vec![2] }, ExitCode::Timeout, None, false),
         ];
         for (e, code, blamed, banned) in cases {

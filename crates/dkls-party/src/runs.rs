@@ -70,7 +70,7 @@ pub(crate) fn check_fresh(guard: &FileReplayGuard, setup: &Setup) -> CliResult<(
 pub(crate) fn opts(ctx: &Ctx, setup: &Setup) -> RunOptions {
     RunOptions {
         round_timeout: ctx.timeout,
-        message_ttl: Duration::from_secs(u64::from(setup.ttl_secs())),
+        message_ttl: Some(Duration::from_secs(u64::from(setup.ttl_secs()))),
         ..RunOptions::default()
     }
 }

@@ -49,6 +49,15 @@ pub enum Error {
     /// The transport (relay) failed in a way retries did not fix; no blame.
     #[error("transport: {0}")]
     Transport(String),
+    /// The relay is up but holds as many bytes as it may: load, not an outage. Nothing was
+    /// decided; retry the session later (with a fresh instance id). No blame.
+    #[error("the relay is full: it holds {held} of {limit} bytes; retry later")]
+    RelayFull {
+        /// Bytes the relay holds.
+        held: u64,
+        /// Its limit.
+        limit: u64,
+    },
     /// A round timed out; no cryptographic blame.
     #[error("timed out in round {round} waiting for parties {missing:?}")]
     Timeout {

@@ -32,8 +32,12 @@ use crate::transcript::{Tag, th};
 pub struct RunOptions {
     /// How long to wait for every message of one round.
     pub round_timeout: Duration,
-    /// TTL of published messages at the relay.
-    pub message_ttl: Duration,
+    /// TTL of published messages at the relay: only the backstop for receivers that never
+    /// come, since every message is published for its receivers and consumed by them once
+    /// read (the relay drops it then). `None` (the default) sizes it per protocol: the round
+    /// timeout times (the protocol's rounds + 1), the longest a run of it can last; see
+    /// [`RunOptions::ttl_for`].
+    pub message_ttl: Option<Duration>,
     /// Told about every completed round (see [`RoundObserver`]); `None` by default.
     pub observer: Option<Arc<dyn RoundObserver>>,
     /// Test-only hooks; inert (and empty) in every build without the `testing` feature.
@@ -88,10 +92,30 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             round_timeout: Duration::from_secs(60),
-            message_ttl: Duration::from_secs(600),
+            message_ttl: None,
             observer: None,
             hooks: RunHooks::default(),
         }
+    }
+}
+
+impl RunOptions {
+    /// The TTL of the messages a run of `protocol` publishes: [`RunOptions::message_ttl`] when
+    /// set, else `round_timeout × (rounds + 1)` (a phone-paced keygen with a 2-minute round
+    /// timeout keeps its messages up to 10 minutes, a server signing with 10 seconds for
+    /// under a minute).
+    pub fn ttl_for(&self, protocol: ProtocolId) -> Duration {
+        self.message_ttl.unwrap_or_else(|| {
+            let rounds: u32 = match protocol {
+                ProtocolId::Dkg | ProtocolId::Reshare => 4,
+                // Presign (3) and its online finish (2) are separate runs; a full sign has 4.
+                ProtocolId::Sign => 4,
+                // Import rounds 1–2, then the 4 rounds of its built-in refresh.
+                ProtocolId::Import => 6,
+                ProtocolId::Export => 2,
+            };
+            self.round_timeout.saturating_mul(rounds + 1)
+        })
     }
 }
 
@@ -153,7 +177,10 @@ fn from_message(e: MessageError) -> Error {
 }
 
 fn relay_err(e: msg_relay_api::RelayError) -> Error {
-    Error::Transport(e.to_string())
+    match e {
+        msg_relay_api::RelayError::StoreFull { held, limit } => Error::RelayFull { held, limit },
+        other => Error::Transport(other.to_string()),
+    }
 }
 
 /// The counters of the round in progress (the one place where round timing is kept).
@@ -173,6 +200,18 @@ struct Io<'a, R: Relay + ?Sized> {
     p2p_mode: P2pMode,
     protocol: ProtocolId,
     acc: Option<RoundAcc>,
+    /// TTL of this run's messages.
+    ttl: Duration,
+    /// Everything this run published, released to the relay client when the run ends.
+    published: Vec<MessageId>,
+}
+
+impl<R: Relay + ?Sized> Drop for Io<'_, R> {
+    fn drop(&mut self) {
+        // The session is over (done, failed or cancelled): the client need not keep copies of
+        // its messages for re-publishing any more.
+        self.relay.release(&self.published);
+    }
 }
 
 type Inbox = BTreeMap<PartyIndex, Vec<u8>>;
@@ -189,7 +228,16 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
         p2p_mode: P2pMode,
         protocol: ProtocolId,
     ) -> Self {
-        Self { relay, session, opts: opts.clone(), p2p_mode, protocol, acc: None }
+        Self {
+            relay,
+            session,
+            opts: opts.clone(),
+            p2p_mode,
+            protocol,
+            acc: None,
+            ttl: opts.ttl_for(protocol),
+            published: Vec::new(),
+        }
     }
 
     fn me(&self) -> PartyIndex {
@@ -235,13 +283,16 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
         if let Some(b) = &out.broadcast {
             let bytes = self.session.broadcast(round, b).map_err(from_message)?;
             let id = self.session.mid(me, None, round).map_err(from_message)?;
-            self.publish(round, id, bytes).await?;
+            // Every peer may read a broadcast (an upper bound: a peer that does not read it
+            // leaves it to the TTL).
+            let readers = u16::try_from(self.session.peers().count()).unwrap_or(u16::MAX);
+            self.publish(round, id, readers, bytes).await?;
         }
         for (to, payload) in &out.p2p {
             let bytes =
                 self.session.send_p2p(*to, round, payload, self.p2p_mode).map_err(from_message)?;
             let id = self.session.mid(me, Some(*to), round).map_err(from_message)?;
-            self.publish(round, id, bytes).await?;
+            self.publish(round, id, 1, bytes).await?;
         }
         Ok(())
     }
@@ -250,10 +301,13 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
         &mut self,
         round: u16,
         id: [u8; msg_relay_api::MESSAGE_ID_LEN],
+        readers: u16,
         bytes: Vec<u8>,
     ) -> Result<(), Error> {
         let len = byte_len(&bytes);
-        self.relay.publish(MessageId(id), self.opts.message_ttl, bytes).await.map_err(relay_err)?;
+        let id = MessageId(id);
+        self.published.push(id);
+        self.relay.publish_for(id, self.ttl, readers, bytes).await.map_err(relay_err)?;
         let acc = self.track(round);
         acc.sent_messages += 1;
         acc.sent_bytes += len;
@@ -312,6 +366,9 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
                 };
                 match self.session.receive(&raw, &expect).map_err(from_message)? {
                     Some(msg) => {
+                        // Authenticated and taken: the relay may drop it once every receiver
+                        // has it. Best effort; a lost consume leaves it to the TTL.
+                        let _ = self.relay.consume(MessageId(id), me).await;
                         let acc = self.track(round);
                         acc.received_messages += 1;
                         acc.received_bytes += byte_len(&raw);

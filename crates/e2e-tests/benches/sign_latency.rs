@@ -55,7 +55,7 @@ async fn measure<R: Relay + 'static>(
         ps.iter().enumerate().map(|(i, p)| (i as u16 + 1, p.signer.public_key())).collect();
     let opts = RunOptions {
         round_timeout: Duration::from_secs(30),
-        message_ttl: Duration::from_secs(120),
+        message_ttl: Some(Duration::from_secs(120)),
         ..RunOptions::default()
     };
     let setup =

@@ -105,6 +105,7 @@ pub fn router(node: AppState) -> Router {
     let limit = node.config().limits.max_request_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/keys", post(generate).get(list_keys))
@@ -143,6 +144,17 @@ async fn method_not_allowed() -> ApiError {
 
 async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: 200 when the node can run sessions (connected to its relay, not stopping), 503
+/// with the JSON error `not_ready` naming what is missing otherwise.
+async fn readyz(State(node): State<AppState>) -> Response {
+    match node.readiness() {
+        Ok(()) => {
+            Json(serde_json::json!({ "status": "ready", "relay": "connected" })).into_response()
+        }
+        Err(why) => ApiError::NotReady(why).into_response(),
+    }
 }
 
 async fn metrics(State(node): State<AppState>) -> impl IntoResponse {

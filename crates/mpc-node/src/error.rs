@@ -31,6 +31,9 @@ pub enum ApiError {
     /// The node is shutting down.
     #[error("node is shutting down; retry on another replica or later")]
     ShuttingDown,
+    /// Not ready to serve sessions (`/readyz`); the text says what is missing.
+    #[error("not ready: {0}")]
+    NotReady(&'static str),
     /// Not available in this build.
     #[error("{0}")]
     NotImplemented(&'static str),
@@ -60,6 +63,7 @@ impl ApiError {
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -68,6 +72,7 @@ impl ApiError {
                 E::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
                 E::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
                 E::Transport(_) => (StatusCode::BAD_GATEWAY, "relay_unavailable"),
+                E::RelayFull { .. } => (StatusCode::SERVICE_UNAVAILABLE, "relay_full"),
                 E::Blame { .. } => (StatusCode::BAD_GATEWAY, "party_misbehaved"),
                 E::BanAndAbort { .. } => (StatusCode::BAD_GATEWAY, "party_banned"),
                 E::ViewMismatch { .. } => (StatusCode::BAD_GATEWAY, "view_mismatch"),
@@ -89,6 +94,11 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
         let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Busy, relay full, shutting down: all load or restarts that pass.
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
         resp.extensions_mut().insert(ErrorMarker);
         resp
     }

@@ -66,6 +66,8 @@ pub struct Node {
     cfg: Config,
     store: Arc<dyn Store>,
     relay: Arc<dyn Relay>,
+    /// The same client, for its connection state (`/readyz`).
+    relay_link: Arc<WsRelay>,
     metrics: Arc<Metrics>,
     sessions: Arc<Semaphore>,
     locks: Mutex<HashMap<KeyRef, KeyLock>>,
@@ -180,7 +182,7 @@ async fn open_sqlite(
 
 /// Connects to the first reachable relay URL (or, if none answers yet, keeps reconnecting to
 /// the first one in the background).
-async fn connect_relay(urls: &[String]) -> Result<Arc<dyn Relay>, ConfigError> {
+async fn connect_relay(urls: &[String]) -> Result<Arc<WsRelay>, ConfigError> {
     let config = ClientConfig::default();
     for url in urls {
         match WsRelay::new(url, config.clone()) {
@@ -302,12 +304,13 @@ impl Node {
         if failed > 0 {
             warn!(keys = failed, "keys left PENDING by an earlier run are now ERROR");
         }
-        let relay = connect_relay(&cfg.relay_urls).await?;
+        let relay_link = connect_relay(&cfg.relay_urls).await?;
         Ok(Arc::new(Self {
             sessions: Arc::new(Semaphore::new(cfg.limits.max_concurrent_sessions)),
             cfg,
             store,
-            relay,
+            relay: relay_link.clone(),
+            relay_link,
             metrics: Arc::new(Metrics::default()),
             locks: Mutex::new(HashMap::new()),
             shares: Mutex::new(HashMap::new()),
@@ -324,6 +327,18 @@ impl Node {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Whether the node can serve sessions now: not stopping, and connected to its relay.
+    /// `Err` names what is missing (for `/readyz`).
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err("the node is stopping");
+        }
+        if !self.relay_link.is_connected() {
+            return Err("the node is not connected to its relay (reconnecting)");
+        }
+        Ok(())
     }
 
     /// Remembered outcomes of detached operations (see [`crate::outcomes`]).
@@ -451,7 +466,6 @@ impl Node {
     fn run_options(&self) -> RunOptions {
         RunOptions {
             round_timeout: self.cfg.session_timeout(),
-            message_ttl: Duration::from_secs(600),
             observer: Some(self.metrics.clone()),
             ..RunOptions::default()
         }

@@ -6,6 +6,12 @@
 //! of `DESIGN.md`). Publishing the same id twice with identical bytes is idempotent; publishing
 //! different bytes under an existing id is rejected with [`RelayError::Conflict`].
 //!
+//! Message lifecycle: a publisher may say how many receivers a message has
+//! ([`Relay::publish_for`]); each receiver [`consume`](Relay::consume)s it once it has
+//! authenticated it, and the relay drops the message when every receiver has. The TTL is only the
+//! backstop for receivers that never come. A client that keeps its own copies (to publish again
+//! after a relay restart) is told by [`Relay::release`] when the session that sent them is over.
+//!
 //! This crate knows nothing about cryptography or networks: protocol runners depend on the
 //! trait, `msg-relay-client` implements it over WebSocket/HTTP, and [`MemoryRelay`] implements it
 //! in-process for tests and single-process demos.
@@ -77,7 +83,15 @@ pub enum RelayError {
         /// The relay's maximum.
         max: Duration,
     },
-    /// A capacity limit (bytes held, outstanding asks, …) was reached.
+    /// The relay holds as many bytes as it may; retry later (this is load, not an outage).
+    #[error("relay full: it holds {held} of {limit} bytes")]
+    StoreFull {
+        /// Bytes the relay holds.
+        held: u64,
+        /// Its limit.
+        limit: u64,
+    },
+    /// A capacity limit (outstanding asks, …) was reached.
     #[error("relay limit reached: {0}")]
     LimitExceeded(String),
     /// The relay could not be reached or the connection failed in a way retries did not fix.
@@ -100,6 +114,38 @@ pub trait Relay: Send + Sync {
 
     /// Waits for the message `id` and returns its payload.
     fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>>;
+
+    /// Publishes `payload` under `id` for `readers` receivers: the relay may drop it once that
+    /// many distinct readers [consumed](Relay::consume) it, and at the latest after `ttl`.
+    /// `readers == 0` means "unknown": kept for the whole TTL, like [`Relay::publish`].
+    ///
+    /// The default ignores `readers` (a relay without a lifecycle keeps messages for the TTL).
+    fn publish_for(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Vec<u8>,
+    ) -> RelayFuture<'_, ()> {
+        let _ = readers;
+        self.publish(id, ttl, payload)
+    }
+
+    /// Tells the relay that receiver `reader` (an index unique among the message's receivers,
+    /// e.g. its party index) has the message `id` and will not ask for it again. Idempotent per
+    /// reader; unknown ids are ignored. Best effort: a lost consume only means the message waits
+    /// for its TTL. The default does nothing.
+    fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
+        let _ = (id, reader);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The session that published `ids` is over: a client that keeps copies of its published
+    /// messages (to publish them again after a relay restart) may let them go, after at most a
+    /// short grace period for receivers that are one round behind. The default does nothing.
+    fn release(&self, ids: &[MessageId]) {
+        let _ = ids;
+    }
 }
 
 impl<R: Relay + ?Sized> Relay for Arc<R> {
@@ -109,6 +155,24 @@ impl<R: Relay + ?Sized> Relay for Arc<R> {
 
     fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {
         (**self).ask(id)
+    }
+
+    fn publish_for(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Vec<u8>,
+    ) -> RelayFuture<'_, ()> {
+        (**self).publish_for(id, ttl, readers, payload)
+    }
+
+    fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
+        (**self).consume(id, reader)
+    }
+
+    fn release(&self, ids: &[MessageId]) {
+        (**self).release(ids);
     }
 }
 
@@ -129,6 +193,16 @@ struct Slot {
     /// `None` until published; then the payload and its expiry.
     tx: watch::Sender<Option<Arc<Vec<u8>>>>,
     expires: Option<Instant>,
+    /// Receivers announced by the publisher (0: unknown, kept for the TTL).
+    readers: u16,
+    /// Distinct readers that consumed it.
+    consumed: Vec<u16>,
+}
+
+impl Slot {
+    fn empty() -> Self {
+        Self { tx: watch::channel(None).0, expires: None, readers: 0, consumed: Vec::new() }
+    }
 }
 
 #[derive(Default)]
@@ -136,6 +210,7 @@ struct Inner {
     slots: HashMap<MessageId, Slot>,
     published_bytes: u64,
     published_messages: u64,
+    consumed_messages: u64,
 }
 
 /// An in-process relay with the same semantics as the relay service; for tests and demos.
@@ -178,6 +253,19 @@ impl MemoryRelay {
         }
     }
 
+    /// Messages held now (published, not yet consumed by all their readers, not expired), and
+    /// messages dropped because every reader consumed them, since creation.
+    pub fn held(&self) -> (usize, u64) {
+        let now = Instant::now();
+        let g = self.lock();
+        let live = g
+            .slots
+            .values()
+            .filter(|s| s.tx.borrow().is_some() && s.expires.is_some_and(|e| e > now))
+            .count();
+        (live, g.consumed_messages)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A poisoned lock only means another thread panicked while holding it; the map is still
         // structurally valid, so keep serving.
@@ -188,6 +276,7 @@ impl MemoryRelay {
         &self,
         id: MessageId,
         ttl: Duration,
+        readers: u16,
         payload: Vec<u8>,
     ) -> Result<(), RelayError> {
         let payload = match self.fault.as_ref().map(|h| h(&id, &payload)) {
@@ -198,11 +287,11 @@ impl MemoryRelay {
         let now = Instant::now();
         let mut g = self.lock();
         let len = payload.len() as u64;
-        let slot =
-            g.slots.entry(id).or_insert_with(|| Slot { tx: watch::channel(None).0, expires: None });
+        let slot = g.slots.entry(id).or_insert_with(Slot::empty);
         if slot.expires.is_some_and(|e| e <= now) {
             slot.tx.send_replace(None);
             slot.expires = None;
+            slot.consumed.clear();
         }
         let existing = slot.tx.borrow().clone();
         match existing {
@@ -210,6 +299,7 @@ impl MemoryRelay {
             Some(_) => Err(RelayError::Conflict(id)),
             None => {
                 slot.expires = Some(now + ttl);
+                slot.readers = readers;
                 slot.tx.send_replace(Some(Arc::new(payload)));
                 g.published_bytes += len;
                 g.published_messages += 1;
@@ -221,10 +311,7 @@ impl MemoryRelay {
     async fn ask_inner(&self, id: MessageId) -> Result<Vec<u8>, RelayError> {
         let mut rx = {
             let mut g = self.lock();
-            let slot = g
-                .slots
-                .entry(id)
-                .or_insert_with(|| Slot { tx: watch::channel(None).0, expires: None });
+            let slot = g.slots.entry(id).or_insert_with(Slot::empty);
             slot.tx.subscribe()
         };
         loop {
@@ -234,16 +321,47 @@ impl MemoryRelay {
             rx.changed().await.map_err(|_| RelayError::Closed)?;
         }
     }
+
+    fn consume_now(&self, id: MessageId, reader: u16) {
+        let mut g = self.lock();
+        let Some(slot) = g.slots.get_mut(&id) else { return };
+        if slot.readers == 0 || slot.tx.borrow().is_none() || slot.consumed.contains(&reader) {
+            return;
+        }
+        slot.consumed.push(reader);
+        if slot.consumed.len() >= usize::from(slot.readers) {
+            // Every receiver has it. Asks still waiting on this slot (none that any receiver
+            // makes) end with `Closed`; a later ask waits on a fresh, empty slot.
+            g.slots.remove(&id);
+            g.consumed_messages += 1;
+        }
+    }
 }
 
 impl Relay for MemoryRelay {
     fn publish(&self, id: MessageId, ttl: Duration, payload: Vec<u8>) -> RelayFuture<'_, ()> {
-        let r = self.publish_now(id, ttl, payload);
+        let r = self.publish_now(id, ttl, 0, payload);
         Box::pin(async move { r })
     }
 
     fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {
         Box::pin(self.ask_inner(id))
+    }
+
+    fn publish_for(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Vec<u8>,
+    ) -> RelayFuture<'_, ()> {
+        let r = self.publish_now(id, ttl, readers, payload);
+        Box::pin(async move { r })
+    }
+
+    fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
+        self.consume_now(id, reader);
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -279,6 +397,24 @@ mod tests {
             Err(RelayError::Conflict(id(1)))
         );
         assert_eq!(r.stats().0, 1);
+    }
+
+    #[tokio::test]
+    async fn a_message_is_dropped_once_every_reader_consumed_it() {
+        let r = MemoryRelay::new();
+        r.publish_for(id(1), Duration::from_secs(10), 2, b"b".to_vec()).await.unwrap();
+        r.publish(id(2), Duration::from_secs(10), b"kept".to_vec()).await.unwrap();
+        assert_eq!(r.held(), (2, 0));
+        r.consume(id(1), 7).await.unwrap();
+        r.consume(id(1), 7).await.unwrap();
+        assert_eq!(r.held(), (2, 0), "the same reader twice counts once");
+        assert_eq!(r.ask(id(1)).await.unwrap(), b"b");
+        r.consume(id(1), 8).await.unwrap();
+        assert_eq!(r.held(), (1, 1));
+        r.consume(id(2), 7).await.unwrap();
+        assert_eq!(r.held(), (1, 1), "a message of unknown readers waits for its TTL");
+        let gone = tokio::time::timeout(Duration::from_millis(20), r.ask(id(1))).await;
+        assert!(gone.is_err(), "a consumed message is gone");
     }
 
     #[tokio::test]

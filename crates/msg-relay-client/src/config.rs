@@ -26,6 +26,10 @@ pub struct ClientConfig {
     /// TTL has not run out (the client keeps them until then). Makes a relay restart with an
     /// empty memory store transparent, at the cost of holding one's own messages.
     pub republish_on_reconnect: bool,
+    /// How long a published message is still kept for re-publishing after its session
+    /// [released](msg_relay_api::Relay::release) it: covers a receiver that is one round
+    /// behind when the relay restarts just after this party finished.
+    pub release_grace: Duration,
     /// A publish whose connection dropped this many times while it was in flight fails with
     /// `RelayError::Unavailable` (protects against a publish the relay cannot accept at all,
     /// e.g. one larger than its WebSocket message limit, which makes it close the connection).
@@ -47,6 +51,7 @@ impl Default for ClientConfig {
             keepalive: Duration::from_secs(20),
             poll_wait: Duration::from_secs(25),
             republish_on_reconnect: true,
+            release_grace: Duration::from_secs(5),
             max_resends: 5,
             forwarded: false,
         }

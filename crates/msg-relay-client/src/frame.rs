@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! offset 0  u8   version      (1)
-//! offset 1  u8   kind         (0x01 publish, 0x02 ask, 0x03 cancel,
+//! offset 1  u8   kind         (0x01 publish, 0x02 ask, 0x03 cancel, 0x04 consume,
+//!                              0x05 publish with readers,
 //!                              0x81 ack, 0x82 deliver, 0x83 error)
 //! offset 2  u32  request id   (chosen by the client, echoed by the server)
 //! ```
@@ -22,8 +23,8 @@ pub const FRAME_VERSION: u8 = 1;
 /// Length of the common header (version, kind, request id).
 pub const HEADER_LEN: usize = 6;
 
-/// Bytes a publish frame adds around its payload.
-pub const PUBLISH_OVERHEAD: usize = HEADER_LEN + MESSAGE_ID_LEN + 4;
+/// Bytes a publish frame adds around its payload (the largest, with readers).
+pub const PUBLISH_OVERHEAD: usize = HEADER_LEN + MESSAGE_ID_LEN + 4 + 2;
 
 /// Bytes a deliver frame adds around its payload.
 pub const DELIVER_OVERHEAD: usize = HEADER_LEN + MESSAGE_ID_LEN;
@@ -43,6 +44,10 @@ pub mod kind {
     pub const ASK: u8 = 0x02;
     /// Client → server: withdraw an outstanding ask.
     pub const CANCEL: u8 = 0x03;
+    /// Client → server: this receiver has the message and will not ask for it again.
+    pub const CONSUME: u8 = 0x04;
+    /// Client → server: store a message for a number of receivers.
+    pub const PUBLISH_FOR: u8 = 0x05;
     /// Server → client: a publish was accepted.
     pub const ACK: u8 = 0x81;
     /// Server → client: the answer to an ask.
@@ -147,7 +152,10 @@ impl ErrorCode {
 /// One decoded frame; payloads borrow from the buffer that was decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame<'a> {
-    /// `id[32] ttl_ms:u32 payload[..]` — store `payload` under `id` for `ttl_ms` milliseconds.
+    /// `id[32] ttl_ms:u32 payload[..]` (kind 0x01, `readers == 0`) or
+    /// `id[32] ttl_ms:u32 readers:u16 payload[..]` (kind 0x05, `readers >= 1`) — store
+    /// `payload` under `id` for `ttl_ms` milliseconds, or until `readers` distinct receivers
+    /// consumed it.
     Publish {
         /// Request id, echoed in the ack or error.
         req: u32,
@@ -155,6 +163,8 @@ pub enum Frame<'a> {
         id: MessageId,
         /// Time to live in milliseconds (must be at least 1).
         ttl_ms: u32,
+        /// Receivers that will consume the message; 0 = unknown (kept for the TTL).
+        readers: u16,
         /// The opaque message.
         payload: &'a [u8],
     },
@@ -172,6 +182,15 @@ pub enum Frame<'a> {
     Cancel {
         /// Request id of the ask to withdraw.
         req: u32,
+    },
+    /// `id[32] reader:u16` — receiver `reader` has message `id`; the server sends nothing back.
+    Consume {
+        /// Request id (only echoed in an error about this frame).
+        req: u32,
+        /// Message id.
+        id: MessageId,
+        /// The receiver's index among the message's receivers.
+        reader: u16,
     },
     /// `id[32] status:u8` — the publish `req` landed (0 stored, 1 identical duplicate).
     Ack {
@@ -247,6 +266,9 @@ pub enum FrameError {
     /// A publish asks for a TTL of zero.
     #[error("TTL must be at least 1 ms")]
     ZeroTtl,
+    /// A publish-for frame names zero readers (kind 0x01 is the form without readers).
+    #[error("a publish for readers must name at least 1 reader")]
+    ZeroReaders,
     /// An error frame's text is not UTF-8.
     #[error("error text is not valid UTF-8")]
     BadText,
@@ -347,7 +369,27 @@ impl<'a> Frame<'a> {
                 if ttl_ms == 0 {
                     return Err(FrameError::ZeroTtl);
                 }
-                Ok(Frame::Publish { req, id, ttl_ms, payload: b.rest() })
+                Ok(Frame::Publish { req, id, ttl_ms, readers: 0, payload: b.rest() })
+            }
+            kind::PUBLISH_FOR => {
+                let mut b = Body::new("publish-for", body, MESSAGE_ID_LEN + 4 + 2)?;
+                let id = b.id()?;
+                let ttl_ms = b.u32()?;
+                let readers = b.u16()?;
+                if ttl_ms == 0 {
+                    return Err(FrameError::ZeroTtl);
+                }
+                if readers == 0 {
+                    return Err(FrameError::ZeroReaders);
+                }
+                Ok(Frame::Publish { req, id, ttl_ms, readers, payload: b.rest() })
+            }
+            kind::CONSUME => {
+                let mut b = Body::new("consume", body, MESSAGE_ID_LEN + 2)?;
+                let id = b.id()?;
+                let reader = b.u16()?;
+                b.finish()?;
+                Ok(Frame::Consume { req, id, reader })
             }
             kind::ASK => {
                 let mut b = Body::new("ask", body, MESSAGE_ID_LEN + 1)?;
@@ -395,6 +437,7 @@ impl<'a> Frame<'a> {
             Frame::Publish { req, .. }
             | Frame::Ask { req, .. }
             | Frame::Cancel { req }
+            | Frame::Consume { req, .. }
             | Frame::Ack { req, .. }
             | Frame::Deliver { req, .. }
             | Frame::Error { req, .. } => *req,
@@ -403,9 +446,11 @@ impl<'a> Frame<'a> {
 
     fn kind_byte(&self) -> u8 {
         match self {
-            Frame::Publish { .. } => kind::PUBLISH,
+            Frame::Publish { readers: 0, .. } => kind::PUBLISH,
+            Frame::Publish { .. } => kind::PUBLISH_FOR,
             Frame::Ask { .. } => kind::ASK,
             Frame::Cancel { .. } => kind::CANCEL,
+            Frame::Consume { .. } => kind::CONSUME,
             Frame::Ack { .. } => kind::ACK,
             Frame::Deliver { .. } => kind::DELIVER,
             Frame::Error { .. } => kind::ERROR,
@@ -416,8 +461,10 @@ impl<'a> Frame<'a> {
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN
             + match self {
-                Frame::Publish { payload, .. } => MESSAGE_ID_LEN + 4 + payload.len(),
+                Frame::Publish { payload, readers: 0, .. } => MESSAGE_ID_LEN + 4 + payload.len(),
+                Frame::Publish { payload, .. } => MESSAGE_ID_LEN + 4 + 2 + payload.len(),
                 Frame::Ask { .. } | Frame::Ack { .. } => MESSAGE_ID_LEN + 1,
+                Frame::Consume { .. } => MESSAGE_ID_LEN + 2,
                 Frame::Cancel { .. } => 0,
                 Frame::Deliver { payload, .. } => MESSAGE_ID_LEN + payload.len(),
                 Frame::Error { text, .. } => 2 + 8 + 8 + clip_text(text).len(),
@@ -431,10 +478,17 @@ impl<'a> Frame<'a> {
         out.push(self.kind_byte());
         out.extend_from_slice(&self.req().to_be_bytes());
         match self {
-            Frame::Publish { id, ttl_ms, payload, .. } => {
+            Frame::Publish { id, ttl_ms, readers, payload, .. } => {
                 out.extend_from_slice(id.as_bytes());
                 out.extend_from_slice(&ttl_ms.to_be_bytes());
+                if *readers != 0 {
+                    out.extend_from_slice(&readers.to_be_bytes());
+                }
                 out.extend_from_slice(payload);
+            }
+            Frame::Consume { id, reader, .. } => {
+                out.extend_from_slice(id.as_bytes());
+                out.extend_from_slice(&reader.to_be_bytes());
             }
             Frame::Ask { id, forwarded, .. } => {
                 out.extend_from_slice(id.as_bytes());
@@ -495,8 +549,16 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips() {
-        round_trip(Frame::Publish { req: 7, id: id(1), ttl_ms: 60_000, payload: b"hello" });
-        round_trip(Frame::Publish { req: 7, id: id(1), ttl_ms: 1, payload: b"" });
+        round_trip(Frame::Publish {
+            req: 7,
+            id: id(1),
+            ttl_ms: 60_000,
+            readers: 0,
+            payload: b"hello",
+        });
+        round_trip(Frame::Publish { req: 7, id: id(1), ttl_ms: 1, readers: 0, payload: b"" });
+        round_trip(Frame::Publish { req: 7, id: id(1), ttl_ms: 5, readers: 2, payload: b"x" });
+        round_trip(Frame::Consume { req: 12, id: id(5), reader: 3 });
         round_trip(Frame::Ask { req: 8, id: id(2), forwarded: false });
         round_trip(Frame::Ask { req: 8, id: id(2), forwarded: true });
         round_trip(Frame::Cancel { req: u32::MAX });
@@ -522,7 +584,7 @@ mod tests {
     /// The worked example of `docs/relay-protocol.md`, pinned byte for byte.
     #[test]
     fn publish_matches_the_documented_example() {
-        let f = Frame::Publish { req: 1, id: id(0xab), ttl_ms: 60_000, payload: b"hi" };
+        let f = Frame::Publish { req: 1, id: id(0xab), ttl_ms: 60_000, readers: 0, payload: b"hi" };
         let hex: String = f.encode().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, format!("010100000001{}0000ea606869", "ab".repeat(32)));
     }
@@ -568,7 +630,7 @@ mod tests {
     #[test]
     fn every_truncation_is_rejected_without_panic() {
         let frames = [
-            Frame::Publish { req: 1, id: id(1), ttl_ms: 5, payload: b"" }.encode(),
+            Frame::Publish { req: 1, id: id(1), ttl_ms: 5, readers: 0, payload: b"" }.encode(),
             Frame::Ask { req: 1, id: id(1), forwarded: false }.encode(),
             Frame::Ack { req: 1, id: id(1), status: AckStatus::Stored }.encode(),
             Frame::Deliver { req: 1, id: id(1), payload: b"" }.encode(),
@@ -593,7 +655,8 @@ mod tests {
         let mut ask = Frame::Ask { req: 1, id: id(1), forwarded: false }.encode();
         *ask.last_mut().unwrap() = 0x80;
         assert_eq!(Frame::decode(&ask), Err(FrameError::UnknownFlags(0x80)));
-        let mut publish = Frame::Publish { req: 1, id: id(1), ttl_ms: 5, payload: b"" }.encode();
+        let mut publish =
+            Frame::Publish { req: 1, id: id(1), ttl_ms: 5, readers: 0, payload: b"" }.encode();
         publish[38..42].copy_from_slice(&[0; 4]);
         assert_eq!(Frame::decode(&publish), Err(FrameError::ZeroTtl));
         let mut err =

@@ -1,4 +1,5 @@
-//! The HTTP client: `PUT /v1/msg/{id}` to publish, long-poll `GET /v1/msg/{id}?wait_ms=` to ask.
+//! The HTTP client: `PUT /v1/msg/{id}` to publish, long-poll `GET /v1/msg/{id}?wait_ms=` to ask,
+//! `DELETE /v1/msg/{id}?reader=` to consume.
 //!
 //! For parties that cannot hold a WebSocket open. HTTP/1.1 over hyper's low-level connection
 //! API with a small pool of idle keep-alive connections.
@@ -141,9 +142,11 @@ impl HttpRelay {
         &self,
         id: MessageId,
         ttl: Duration,
+        readers: u16,
         payload: Vec<u8>,
     ) -> Result<(), RelayError> {
-        let path = format!("/v1/msg/{id}?ttl_ms={}", ttl_to_wire_ms(ttl));
+        let readers = if readers == 0 { String::new() } else { format!("&readers={readers}") };
+        let path = format!("/v1/msg/{id}?ttl_ms={}{readers}", ttl_to_wire_ms(ttl));
         let body = Bytes::from(payload);
         let deadline = Instant::now() + self.config.request_timeout;
         let mut attempt = 0u32;
@@ -151,7 +154,9 @@ impl HttpRelay {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let why = match self.call(Method::PUT, &path, body.clone(), remaining).await {
                 Ok((status, _)) if status.is_success() => return Ok(()),
-                Ok((status, body)) if is_final(status) => {
+                Ok((status, body))
+                    if is_final(status) || status == StatusCode::INSUFFICIENT_STORAGE =>
+                {
                     return Err(error_from_response(status, &body, id));
                 }
                 Ok((status, _)) => format!("HTTP {status}"),
@@ -205,7 +210,32 @@ impl HttpRelay {
 
 impl Relay for HttpRelay {
     fn publish(&self, id: MessageId, ttl: Duration, payload: Vec<u8>) -> RelayFuture<'_, ()> {
-        Box::pin(self.publish_inner(id, ttl, payload))
+        Box::pin(self.publish_inner(id, ttl, 0, payload))
+    }
+
+    fn publish_for(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Vec<u8>,
+    ) -> RelayFuture<'_, ()> {
+        Box::pin(self.publish_inner(id, ttl, readers, payload))
+    }
+
+    /// One `DELETE` without retries (best effort: a lost consume only means the message waits
+    /// for its TTL).
+    fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
+        Box::pin(async move {
+            let path = format!("/v1/msg/{id}?reader={reader}");
+            match self.call(Method::DELETE, &path, Bytes::new(), self.config.request_timeout).await
+            {
+                Ok((status, _)) if status.is_success() => {}
+                Ok((status, _)) => debug!(%id, %status, "consume refused"),
+                Err(e) => debug!(%id, error = %e, "consume failed"),
+            }
+            Ok(())
+        })
     }
 
     fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {

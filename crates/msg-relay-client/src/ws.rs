@@ -31,9 +31,33 @@ type PublishReply = oneshot::Sender<Result<(), RelayError>>;
 type AskReply = oneshot::Sender<Result<Vec<u8>, RelayError>>;
 
 enum Command {
-    Publish { req: u32, id: MessageId, ttl_ms: u32, payload: Bytes, reply: PublishReply },
-    Ask { req: u32, id: MessageId, reply: AskReply },
-    Cancel { req: u32 },
+    Publish {
+        req: u32,
+        id: MessageId,
+        ttl_ms: u32,
+        readers: u16,
+        payload: Bytes,
+        reply: PublishReply,
+    },
+    Ask {
+        req: u32,
+        id: MessageId,
+        reply: AskReply,
+    },
+    Cancel {
+        req: u32,
+    },
+    Consume {
+        req: u32,
+        id: MessageId,
+        reader: u16,
+    },
+    Release {
+        ids: Vec<MessageId>,
+    },
+    CountRetained {
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 /// A [`Relay`] over the relay's WebSocket route, with transparent reconnect.
@@ -55,6 +79,9 @@ impl std::fmt::Debug for Command {
             Command::Publish { req, id, .. } => write!(f, "Publish({req}, {id})"),
             Command::Ask { req, id, .. } => write!(f, "Ask({req}, {id})"),
             Command::Cancel { req } => write!(f, "Cancel({req})"),
+            Command::Consume { req, id, reader } => write!(f, "Consume({req}, {id}, {reader})"),
+            Command::Release { ids } => write!(f, "Release({} ids)", ids.len()),
+            Command::CountRetained { .. } => f.write_str("CountRetained"),
         }
     }
 }
@@ -125,10 +152,20 @@ impl WsRelay {
         }
     }
 
+    /// Messages kept for re-publishing after a reconnect (for tests and metrics).
+    pub async fn retained(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.cmds.send(Command::CountRetained { reply }).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
     async fn publish_inner(
         &self,
         id: MessageId,
         ttl: Duration,
+        readers: u16,
         payload: Vec<u8>,
     ) -> Result<(), RelayError> {
         let req = self.next_req();
@@ -137,6 +174,7 @@ impl WsRelay {
             req,
             id,
             ttl_ms: ttl_to_wire_ms(ttl),
+            readers,
             payload: Bytes::from(payload),
             reply,
         };
@@ -171,11 +209,34 @@ impl WsRelay {
 
 impl Relay for WsRelay {
     fn publish(&self, id: MessageId, ttl: Duration, payload: Vec<u8>) -> RelayFuture<'_, ()> {
-        Box::pin(self.publish_inner(id, ttl, payload))
+        Box::pin(self.publish_inner(id, ttl, 0, payload))
     }
 
     fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {
         Box::pin(self.ask_inner(id))
+    }
+
+    fn publish_for(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Vec<u8>,
+    ) -> RelayFuture<'_, ()> {
+        Box::pin(self.publish_inner(id, ttl, readers, payload))
+    }
+
+    /// Sent without waiting for an answer (the relay sends none); while disconnected the
+    /// consume is dropped and the message waits for its TTL.
+    fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
+        let req = self.next_req();
+        let sent = self.cmds.send(Command::Consume { req, id, reader });
+        Box::pin(async move { sent.map_err(|_| RelayError::Closed) })
+    }
+
+    fn release(&self, ids: &[MessageId]) {
+        // The driver may be gone; then nothing is retained either.
+        let _ = self.cmds.send(Command::Release { ids: ids.to_vec() });
     }
 }
 
@@ -198,6 +259,7 @@ impl Drop for CancelOnDrop<'_> {
 struct PendingPublish {
     id: MessageId,
     ttl_ms: u32,
+    readers: u16,
     payload: Bytes,
     /// `None` for the driver's own re-publishes of retained messages.
     reply: Option<PublishReply>,
@@ -215,6 +277,7 @@ struct PendingAsk {
 /// A message this client published, kept to publish again after a reconnect.
 struct Retained {
     payload: Bytes,
+    readers: u16,
     expires: Instant,
 }
 
@@ -391,10 +454,11 @@ impl Driver {
     /// Registers a command and, when connected, sends its frame.
     fn accept(&mut self, cmd: Command, link: Option<&Link>) {
         match cmd {
-            Command::Publish { req, id, ttl_ms, payload, reply } => {
+            Command::Publish { req, id, ttl_ms, readers, payload, reply } => {
                 let mut p = PendingPublish {
                     id,
                     ttl_ms,
+                    readers,
                     payload,
                     reply: Some(reply),
                     in_flight: false,
@@ -420,6 +484,23 @@ impl Driver {
                     link.send(&Frame::Cancel { req });
                 }
             }
+            Command::Consume { req, id, reader } => {
+                if let Some(link) = link {
+                    link.send(&Frame::Consume { req, id, reader });
+                }
+            }
+            Command::Release { ids } => {
+                let until = Instant::now() + self.config.release_grace;
+                for id in ids {
+                    if let Some(kept) = self.retained.get_mut(&id) {
+                        kept.expires = kept.expires.min(until);
+                    }
+                }
+            }
+            Command::CountRetained { reply } => {
+                self.prune_retained();
+                let _ = reply.send(self.retained.len());
+            }
         }
     }
 
@@ -439,6 +520,7 @@ impl Driver {
             let p = PendingPublish {
                 id,
                 ttl_ms: ttl_to_wire_ms(remaining),
+                readers: kept.readers,
                 payload: kept.payload,
                 reply: None,
                 in_flight: false,
@@ -515,7 +597,8 @@ impl Driver {
                 let Some(p) = self.publishes.remove(&req) else { return };
                 if self.config.republish_on_reconnect {
                     let expires = Instant::now() + Duration::from_millis(u64::from(p.ttl_ms));
-                    self.retained.insert(p.id, Retained { payload: p.payload, expires });
+                    let kept = Retained { payload: p.payload, readers: p.readers, expires };
+                    self.retained.insert(p.id, kept);
                 }
                 if let Some(reply) = p.reply {
                     let _ = reply.send(Ok(()));
@@ -535,7 +618,10 @@ impl Driver {
             Frame::Error { req, code, actual, limit, text } => {
                 self.on_error(req, code, actual, limit, text, link);
             }
-            Frame::Publish { .. } | Frame::Ask { .. } | Frame::Cancel { .. } => {
+            Frame::Publish { .. }
+            | Frame::Ask { .. }
+            | Frame::Cancel { .. }
+            | Frame::Consume { .. } => {
                 warn!("relay sent a client-to-server frame; ignored");
             }
         }
@@ -573,7 +659,13 @@ impl Driver {
 }
 
 fn send_publish(link: &Link, req: u32, p: &mut PendingPublish) {
-    link.send(&Frame::Publish { req, id: p.id, ttl_ms: p.ttl_ms, payload: &p.payload });
+    link.send(&Frame::Publish {
+        req,
+        id: p.id,
+        ttl_ms: p.ttl_ms,
+        readers: p.readers,
+        payload: &p.payload,
+    });
     p.in_flight = true;
 }
 
@@ -593,7 +685,8 @@ pub(crate) fn map_error(
             requested: Duration::from_millis(actual),
             max: Duration::from_millis(limit),
         },
-        ErrorCode::StoreFull | ErrorCode::TooManyAsks => RelayError::LimitExceeded(text.to_owned()),
+        ErrorCode::StoreFull => RelayError::StoreFull { held: actual, limit },
+        ErrorCode::TooManyAsks => RelayError::LimitExceeded(text.to_owned()),
         _ => RelayError::Unavailable(format!("relay rejected the request ({code:?}): {text}")),
     }
 }

@@ -207,7 +207,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Stores a message.
+    /// Stores a message for `readers` receivers (0: unknown, kept for the whole TTL).
     ///
     /// # Errors
     /// A limit error, [`EngineError::Conflict`] for a different payload under an existing id,
@@ -216,11 +216,12 @@ impl Engine {
         &self,
         id: MessageId,
         ttl: Duration,
+        readers: u16,
         payload: Bytes,
     ) -> Result<PutOutcome, EngineError> {
         self.check_publish(payload.len(), ttl)?;
         let size = payload.len();
-        match self.store.put(id, ttl, payload).await {
+        match self.store.put(id, ttl, readers, payload).await {
             Ok(outcome) => {
                 self.metrics.published(outcome, size);
                 Ok(outcome)
@@ -302,6 +303,25 @@ impl Engine {
             }
         }
         std::future::pending().await
+    }
+
+    /// Receiver `reader` has message `id`: drops the message once all its readers have it.
+    ///
+    /// # Errors
+    /// [`EngineError::Internal`] when the store fails.
+    pub async fn consume(&self, id: MessageId, reader: u16) -> Result<(), EngineError> {
+        match self.store.consume(id, reader).await {
+            Ok(removed) => {
+                if removed {
+                    debug!(%id, "message consumed by all its readers");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                error!(error = %e, "store failed on consume");
+                Err(EngineError::Internal)
+            }
+        }
     }
 
     /// Removes expired messages.

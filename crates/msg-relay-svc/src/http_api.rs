@@ -1,5 +1,6 @@
-//! The HTTP front end: `PUT /v1/msg/{id}?ttl_ms=N` publishes the request body,
-//! `GET /v1/msg/{id}?wait_ms=N[&forwarded=1]` long-polls for a message.
+//! The HTTP front end: `PUT /v1/msg/{id}?ttl_ms=N[&readers=K]` publishes the request body,
+//! `GET /v1/msg/{id}?wait_ms=N[&forwarded=1]` long-polls for a message, and
+//! `DELETE /v1/msg/{id}?reader=R` consumes it.
 
 use std::time::Duration;
 
@@ -21,6 +22,12 @@ use crate::store::PutOutcome;
 #[derive(Debug, Deserialize)]
 pub(crate) struct PublishParams {
     ttl_ms: Option<u64>,
+    readers: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConsumeParams {
+    reader: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,12 +83,28 @@ pub(crate) async fn put_message(
             ApiError::BadRequest("could not read the request body".into())
         }
     })?;
-    let outcome = state.engine().publish(id, Duration::from_millis(ttl_ms), body).await?;
+    let readers = params.readers.unwrap_or(0);
+    let outcome = state.engine().publish(id, Duration::from_millis(ttl_ms), readers, body).await?;
     let (status, word) = match outcome {
         PutOutcome::Stored => (StatusCode::CREATED, "stored"),
         PutOutcome::Duplicate => (StatusCode::OK, "duplicate"),
     };
     Ok((status, axum::Json(json!({ "status": word }))).into_response())
+}
+
+pub(crate) async fn delete_message(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    params: Result<Query<ConsumeParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id.map_err(|e| bad_path(&state, &e))?;
+    let id = parse_id(&id)?;
+    let Query(params) = params.map_err(|e| bad_query(&state, &e))?;
+    let reader = params.reader.ok_or_else(|| {
+        ApiError::BadRequest("query parameter reader (0 ..= 65535) is required".into())
+    })?;
+    state.engine().consume(id, reader).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(crate) async fn get_message(

@@ -156,6 +156,12 @@ impl Metrics {
             "Messages removed because their TTL ran out.",
             store.expired_total,
         );
+        metric(
+            "relay_consumed_total",
+            "counter",
+            "Messages removed because every announced reader consumed them.",
+            store.consumed_total,
+        );
         metric("relay_published_total", "counter", "New messages stored.", get(&self.published));
         metric(
             "relay_published_bytes_total",

@@ -201,13 +201,16 @@ pub fn app(state: AppState) -> Router {
     };
     let cors = CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::PUT])
+        .allow_methods([Method::GET, Method::PUT, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(Duration::from_secs(3600));
     let body_limit = state.engine().limits().max_message_bytes;
     Router::new()
         .route(ws::ROUTE, get(ws::upgrade))
-        .route("/v1/msg/{id}", get(http_api::get_message).put(http_api::put_message))
+        .route(
+            "/v1/msg/{id}",
+            get(http_api::get_message).put(http_api::put_message).delete(http_api::delete_message),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(no_route)

@@ -65,14 +65,27 @@ pub struct StoreStats {
     pub waiters: u64,
     /// Messages removed because their TTL ran out, since start.
     pub expired_total: u64,
+    /// Messages removed because every announced reader consumed them, since start.
+    pub consumed_total: u64,
 }
 
 /// Storage of messages by id with expiry, and waiting for a message to appear.
 pub trait MessageStore: Send + Sync + 'static {
-    /// Stores `payload` under `id` for `ttl`. An identical payload already stored is a
-    /// [`PutOutcome::Duplicate`]; a different one is [`StoreError::Conflict`]. An expired
-    /// message does not count as stored.
-    fn put(&self, id: MessageId, ttl: Duration, payload: Bytes) -> StoreFuture<'_, PutOutcome>;
+    /// Stores `payload` under `id` for `ttl`, for `readers` receivers (0: unknown). An
+    /// identical payload already stored is a [`PutOutcome::Duplicate`]; a different one is
+    /// [`StoreError::Conflict`]. An expired message does not count as stored.
+    fn put(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Bytes,
+    ) -> StoreFuture<'_, PutOutcome>;
+
+    /// Records that receiver `reader` has message `id`; once as many distinct readers as the
+    /// publisher announced have, the message is removed. Returns whether it was removed.
+    /// Messages without announced readers, unknown ids and repeated readers change nothing.
+    fn consume(&self, id: MessageId, reader: u16) -> StoreFuture<'_, bool>;
 
     /// The message under `id` if it is stored and not expired.
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Bytes>>;
@@ -91,6 +104,10 @@ pub trait MessageStore: Send + Sync + 'static {
 struct Entry {
     payload: Bytes,
     expires: Instant,
+    /// Announced receivers (0: unknown, kept for the TTL).
+    readers: u16,
+    /// Distinct readers that consumed it (a handful at most: one per receiver).
+    consumed: Vec<u16>,
 }
 
 type Waiter = (u64, oneshot::Sender<Bytes>);
@@ -138,6 +155,7 @@ pub struct MemoryStore {
     max_bytes: u64,
     next_waiter: AtomicU64,
     expired_total: AtomicU64,
+    consumed_total: AtomicU64,
 }
 
 impl std::fmt::Debug for State {
@@ -159,6 +177,7 @@ impl MemoryStore {
             max_bytes,
             next_waiter: AtomicU64::new(0),
             expired_total: AtomicU64::new(0),
+            consumed_total: AtomicU64::new(0),
         }
     }
 
@@ -172,6 +191,7 @@ impl MemoryStore {
         &self,
         id: MessageId,
         ttl: Duration,
+        readers: u16,
         payload: Bytes,
     ) -> Result<PutOutcome, StoreError> {
         let now = Instant::now();
@@ -201,8 +221,25 @@ impl MemoryStore {
                 let _ = tx.send(payload.clone());
             }
         }
-        state.messages.insert(id, Entry { payload, expires });
+        state.messages.insert(id, Entry { payload, expires, readers, consumed: Vec::new() });
         Ok(PutOutcome::Stored)
+    }
+
+    fn consume_now(&self, id: MessageId, reader: u16) -> bool {
+        let mut state = self.lock();
+        let Some(entry) = state.messages.get_mut(&id) else { return false };
+        if entry.readers == 0 || entry.consumed.contains(&reader) {
+            return false;
+        }
+        entry.consumed.push(reader);
+        if entry.consumed.len() < usize::from(entry.readers) {
+            return false;
+        }
+        // Its expiry-index entry stays behind and is skipped when it comes up.
+        state.remove(&id);
+        drop(state);
+        self.consumed_total.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     async fn wait_inner(&self, id: MessageId, timeout: Duration) -> Option<Bytes> {
@@ -265,9 +302,20 @@ impl Drop for WaiterGuard<'_> {
 }
 
 impl MessageStore for MemoryStore {
-    fn put(&self, id: MessageId, ttl: Duration, payload: Bytes) -> StoreFuture<'_, PutOutcome> {
-        let result = self.put_now(id, ttl, payload);
+    fn put(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Bytes,
+    ) -> StoreFuture<'_, PutOutcome> {
+        let result = self.put_now(id, ttl, readers, payload);
         Box::pin(async move { result })
+    }
+
+    fn consume(&self, id: MessageId, reader: u16) -> StoreFuture<'_, bool> {
+        let removed = self.consume_now(id, reader);
+        Box::pin(async move { Ok(removed) })
     }
 
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Bytes>> {
@@ -293,6 +341,7 @@ impl MessageStore for MemoryStore {
             charged_bytes: state.charged_bytes,
             waiters: state.waiter_count,
             expired_total: self.expired_total.load(Ordering::Relaxed),
+            consumed_total: self.consumed_total.load(Ordering::Relaxed),
         }
     }
 }

@@ -177,10 +177,10 @@ impl Connection {
             }
         };
         match frame {
-            Frame::Publish { req, id, ttl_ms, payload } => {
+            Frame::Publish { req, id, ttl_ms, readers, payload } => {
                 let ttl = Duration::from_millis(u64::from(ttl_ms));
                 let payload = buf.slice_ref(payload);
-                match self.state.engine().publish(id, ttl, payload).await {
+                match self.state.engine().publish(id, ttl, readers, payload).await {
                     Ok(outcome) => {
                         let status = match outcome {
                             PutOutcome::Stored => AckStatus::Stored,
@@ -228,6 +228,12 @@ impl Connection {
             Frame::Cancel { req } => {
                 if let Some(task) = self.asks.remove(&req) {
                     task.abort();
+                }
+            }
+            Frame::Consume { req, id, reader } => {
+                // No answer on success (like cancel); a failing store is reported.
+                if let Err(e) = self.state.engine().consume(id, reader).await {
+                    self.send_error(&error_frame(req, &e)).await;
                 }
             }
             Frame::Ack { req, .. } | Frame::Deliver { req, .. } | Frame::Error { req, .. } => {

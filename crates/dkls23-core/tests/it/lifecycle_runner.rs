@@ -65,6 +65,7 @@ async fn refresh_and_quorum_change_through_the_relay() {
         .collect();
     assert_eq!(new[0].public_key(), shares[0].public_key());
     assert_eq!(new[1].epoch(), 1);
+    assert_eq!(relay.held().0, 0, "a refresh leaves nothing at the relay");
     let sigs = sign_over(&relays, &mut ps, &new, &[1, 3], &[], [7; 32], 3).await;
     assert!(sigs.into_iter().all(|s| s.is_ok()));
 
@@ -85,6 +86,7 @@ async fn refresh_and_quorum_change_through_the_relay() {
     let smaller: Vec<KeyShare> = res.into_iter().map(unwrap_new).collect();
     assert_eq!((smaller[1].index(), smaller[1].parties()), (2, 2));
     assert_eq!(smaller[1].public_key(), shares[0].public_key());
+    assert_eq!(relay.held().0, 0, "a quorum change leaves nothing at the relay");
 }
 
 #[tokio::test]
@@ -108,7 +110,7 @@ async fn a_tampering_relay_during_reshare_times_out_without_blame_or_ban() {
     let spec = ReshareSpec::refresh(&shares[0]).unwrap();
     let o = RunOptions {
         round_timeout: Duration::from_millis(500),
-        message_ttl: Duration::from_secs(60),
+        message_ttl: Some(Duration::from_secs(60)),
         ..RunOptions::default()
     };
     let (a, b) = ps.split_at_mut(1);

@@ -37,7 +37,7 @@ pub fn keys(ps: &[Party]) -> Vec<(u16, IdentityPublicKey)> {
 pub fn opts() -> RunOptions {
     RunOptions {
         round_timeout: Duration::from_secs(20),
-        message_ttl: Duration::from_secs(60),
+        message_ttl: Some(Duration::from_secs(60)),
         ..RunOptions::default()
     }
 }
@@ -135,8 +135,15 @@ async fn dkg_and_signing_through_the_memory_relay() {
     let shares: Vec<KeyShare> =
         dkg_over(&relays, &mut ps, 2, 1).await.into_iter().map(|r| r.unwrap()).collect();
     crate::dkg::check_invariants(&shares);
+    // Every message was consumed by all its receivers: the relay holds nothing.
+    let (held, consumed) = relay.held();
+    assert_eq!(held, 0, "DKG messages left at the relay");
+    assert_eq!(consumed, relay.stats().0, "every DKG message was consumed");
     let m32 = [0x5a; 32];
     let sigs = sign_over(&relays, &mut ps, &shares, &[1, 3], &[1, 2], m32, 2).await;
+    let (held, consumed) = relay.held();
+    assert_eq!(held, 0, "signing messages left at the relay");
+    assert_eq!(consumed, relay.stats().0, "every signing message was consumed");
     let derived =
         dkls23_core::bip32::derive(shares[0].public_key(), shares[0].chain_code(), &[1, 2])
             .unwrap();
@@ -178,7 +185,7 @@ async fn tampering_relay_causes_timeout_never_blame_or_ban() {
         let setup = Setup::new(ProtocolId::Sign, [4; 32], 2, 2, all, req.to_bytes(), 600).unwrap();
         let o = RunOptions {
             round_timeout: Duration::from_millis(500),
-            message_ttl: Duration::from_secs(60),
+            message_ttl: Some(Duration::from_secs(60)),
             ..RunOptions::default()
         };
         let futs = o_ps.iter_mut().zip(&relays).zip(&shares).map(|((p, r), share)| {

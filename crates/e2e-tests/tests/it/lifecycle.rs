@@ -36,7 +36,7 @@ async fn reshare_2_of_3_to_3_of_4_then_sign_through_the_real_relay() {
         parties.iter().enumerate().map(|(i, p)| (i as u16 + 1, p.signer.public_key())).collect();
     let opts = RunOptions {
         round_timeout: Duration::from_secs(30),
-        message_ttl: Duration::from_secs(120),
+        message_ttl: Some(Duration::from_secs(120)),
         ..RunOptions::default()
     };
 

@@ -44,7 +44,7 @@ async fn dkg_2_of_3_and_signing_through_the_real_relay() {
         parties.iter().enumerate().map(|(i, p)| (i as u16 + 1, p.signer.public_key())).collect();
     let opts = RunOptions {
         round_timeout: Duration::from_secs(30),
-        message_ttl: Duration::from_secs(120),
+        message_ttl: Some(Duration::from_secs(120)),
         ..RunOptions::default()
     };
 
@@ -120,7 +120,7 @@ async fn dkg_survives_a_relay_restart() {
         parties.iter().enumerate().map(|(i, p)| (i as u16 + 1, p.signer.public_key())).collect();
     let opts = RunOptions {
         round_timeout: Duration::from_secs(30),
-        message_ttl: Duration::from_secs(120),
+        message_ttl: Some(Duration::from_secs(120)),
         ..RunOptions::default()
     };
     let setup = Setup::new(ProtocolId::Dkg, [3; 32], 3, 2, keys, vec![], 600).unwrap();

@@ -112,7 +112,12 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(specs: Vec<NodeSpec>) -> Self {
-        let relay = spawn_relay(Default::default()).await.unwrap();
+        Self::start_with_relay(specs, Default::default()).await
+    }
+
+    /// Like [`Cluster::start`], with a relay of this configuration.
+    pub async fn start_with_relay(specs: Vec<NodeSpec>, relay: msg_relay_svc::RelayConfig) -> Self {
+        let relay = spawn_relay(relay).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         let mut specs = specs;

@@ -17,3 +17,4 @@ mod flows;
 mod lifecycle;
 mod mobile;
 mod persistence;
+mod relay;

@@ -127,7 +127,8 @@ async fn error_frames_map_to_relay_errors() {
                 max: Duration::from_secs(5),
             },
         ),
-        (ErrorCode::StoreFull, 1, 1, RelayError::LimitExceeded("full".into())),
+        (ErrorCode::StoreFull, 1, 2, RelayError::StoreFull { held: 1, limit: 2 }),
+        (ErrorCode::TooManyAsks, 0, 2, RelayError::LimitExceeded("full".into())),
     ];
     let script = async {
         let mut conn = fake.accept().await;
@@ -224,4 +225,45 @@ fn constructors_check_url_and_runtime() {
         Err(ClientError::NoRuntime)
     ));
     assert!(HttpRelay::new("http://127.0.0.1:1", ClientConfig::default()).is_ok());
+}
+
+#[tokio::test]
+async fn released_messages_are_not_republished_and_readers_are_kept() {
+    let fake = FakeRelay::bind().await;
+    let config = ClientConfig { release_grace: Duration::ZERO, ..fast() };
+    let client = WsRelay::new(&fake.url(), config).unwrap();
+    let script = async {
+        let mut first = fake.accept().await;
+        for _ in 0..2 {
+            let Frame::Publish { req, id, .. } = Frame::decode(&first.recv().await).unwrap() else {
+                panic!()
+            };
+            first.send(Frame::Ack { req, id, status: AckStatus::Stored }).await;
+        }
+        first
+    };
+    let publishes = async {
+        client.publish_for(id(4), TTL, 2, b"over".to_vec()).await.unwrap();
+        client.publish_for(id(5), TTL, 3, b"live".to_vec()).await.unwrap();
+    };
+    let ((), mut first) = tokio::join!(publishes, script);
+    assert_eq!(client.retained().await, 2);
+    client.release(&[id(4)]);
+    assert_eq!(client.retained().await, 1, "a released message is let go");
+
+    client.consume(id(9), 1).await.unwrap();
+    let Frame::Consume { id: got, reader, .. } = Frame::decode(&first.recv().await).unwrap() else {
+        panic!()
+    };
+    assert_eq!((got, reader), (id(9), 1));
+
+    first.kill();
+    let mut second = fake.accept().await;
+    let Frame::Publish { id: got, readers, .. } = Frame::decode(&second.recv().await).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((got, readers), (id(5), 3), "only the live message comes back, for its readers");
+    let nothing = tokio::time::timeout(Duration::from_millis(200), second.recv()).await;
+    assert!(nothing.is_err(), "the released message must not be re-published");
 }

@@ -25,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(30);
 #[tokio::test(start_paused = true)]
 async fn publish_then_ask() {
     let e = engine(Limits::default());
-    assert_eq!(e.publish(id(1), TTL, Bytes::from_static(b"one")).await, Ok(PutOutcome::Stored));
+    assert_eq!(e.publish(id(1), TTL, 0, Bytes::from_static(b"one")).await, Ok(PutOutcome::Stored));
     assert_eq!(e.ask(permit(), id(1), WAIT, true).await.unwrap(), &b"one"[..]);
     // Asking again still finds it: messages are kept until their TTL, not consumed.
     assert_eq!(e.ask(permit(), id(1), WAIT, true).await.unwrap(), &b"one"[..]);
@@ -40,7 +40,7 @@ async fn ask_then_publish() {
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(e.store().stats().waiters, 1);
-    e.publish(id(2), TTL, Bytes::from_static(b"two")).await.unwrap();
+    e.publish(id(2), TTL, 0, Bytes::from_static(b"two")).await.unwrap();
     assert_eq!(asker.await.unwrap().unwrap(), &b"two"[..]);
     assert_eq!(e.store().stats().waiters, 0);
 }
@@ -55,7 +55,7 @@ async fn many_waiters_for_one_id_all_get_it() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(10)).await;
-    e.publish(id(3), TTL, Bytes::from_static(b"x")).await.unwrap();
+    e.publish(id(3), TTL, 0, Bytes::from_static(b"x")).await.unwrap();
     for a in askers {
         assert_eq!(a.await.unwrap().unwrap(), &b"x"[..]);
     }
@@ -64,9 +64,9 @@ async fn many_waiters_for_one_id_all_get_it() {
 #[tokio::test(start_paused = true)]
 async fn ttl_expiry_lazy_and_swept() {
     let e = engine(Limits::default());
-    e.publish(id(1), Duration::from_secs(1), Bytes::from_static(b"short")).await.unwrap();
-    e.publish(id(2), Duration::from_secs(1), Bytes::from_static(b"short")).await.unwrap();
-    e.publish(id(3), Duration::from_secs(100), Bytes::from_static(b"long")).await.unwrap();
+    e.publish(id(1), Duration::from_secs(1), 0, Bytes::from_static(b"short")).await.unwrap();
+    e.publish(id(2), Duration::from_secs(1), 0, Bytes::from_static(b"short")).await.unwrap();
+    e.publish(id(3), Duration::from_secs(100), 0, Bytes::from_static(b"long")).await.unwrap();
     tokio::time::advance(Duration::from_secs(2)).await;
     // Lazy: an ask does not see the expired message.
     assert_eq!(
@@ -80,16 +80,16 @@ async fn ttl_expiry_lazy_and_swept() {
     assert_eq!(stats.expired_total, 2);
     assert_eq!(stats.payload_bytes, 4);
     // After expiry the id is free again, even for different bytes.
-    assert_eq!(e.publish(id(1), TTL, Bytes::from_static(b"new")).await, Ok(PutOutcome::Stored));
+    assert_eq!(e.publish(id(1), TTL, 0, Bytes::from_static(b"new")).await, Ok(PutOutcome::Stored));
 }
 
 #[tokio::test(start_paused = true)]
 async fn duplicate_identical_is_idempotent_and_conflict_is_rejected() {
     let e = engine(Limits::default());
-    assert_eq!(e.publish(id(1), TTL, Bytes::from_static(b"a")).await, Ok(PutOutcome::Stored));
-    assert_eq!(e.publish(id(1), TTL, Bytes::from_static(b"a")).await, Ok(PutOutcome::Duplicate));
+    assert_eq!(e.publish(id(1), TTL, 0, Bytes::from_static(b"a")).await, Ok(PutOutcome::Stored));
+    assert_eq!(e.publish(id(1), TTL, 0, Bytes::from_static(b"a")).await, Ok(PutOutcome::Duplicate));
     assert_eq!(
-        e.publish(id(1), TTL, Bytes::from_static(b"b")).await,
+        e.publish(id(1), TTL, 0, Bytes::from_static(b"b")).await,
         Err(EngineError::Conflict(id(1)))
     );
     assert_eq!(e.ask(permit(), id(1), WAIT, true).await.unwrap(), &b"a"[..]);
@@ -104,16 +104,16 @@ async fn size_and_ttl_limits() {
     let limits = Limits { max_message_bytes: 10, max_ttl: TTL, ..Limits::default() };
     let e = engine(limits);
     assert_eq!(
-        e.publish(id(1), TTL, Bytes::from(vec![0; 11])).await,
+        e.publish(id(1), TTL, 0, Bytes::from(vec![0; 11])).await,
         Err(EngineError::TooLarge { size: 11, max: 10 })
     );
-    e.publish(id(1), TTL, Bytes::from(vec![0; 10])).await.unwrap();
+    e.publish(id(1), TTL, 0, Bytes::from(vec![0; 10])).await.unwrap();
     assert_eq!(
-        e.publish(id(2), TTL + Duration::from_millis(1), Bytes::new()).await,
+        e.publish(id(2), TTL + Duration::from_millis(1), 0, Bytes::new()).await,
         Err(EngineError::BadTtl { requested: TTL + Duration::from_millis(1), max: TTL })
     );
     assert!(matches!(
-        e.publish(id(2), Duration::ZERO, Bytes::new()).await,
+        e.publish(id(2), Duration::ZERO, 0, Bytes::new()).await,
         Err(EngineError::BadTtl { .. })
     ));
 }
@@ -123,18 +123,21 @@ async fn total_bytes_limit() {
     // Room for exactly two 100-byte messages (each charged 100 + 64).
     let limits = Limits { max_total_bytes: 2 * 164, ..Limits::default() };
     let e = engine(limits);
-    e.publish(id(1), Duration::from_secs(1), Bytes::from(vec![1; 100])).await.unwrap();
-    e.publish(id(2), TTL, Bytes::from(vec![2; 100])).await.unwrap();
+    e.publish(id(1), Duration::from_secs(1), 0, Bytes::from(vec![1; 100])).await.unwrap();
+    e.publish(id(2), TTL, 0, Bytes::from(vec![2; 100])).await.unwrap();
     assert_eq!(
-        e.publish(id(3), TTL, Bytes::from(vec![3; 100])).await,
+        e.publish(id(3), TTL, 0, Bytes::from(vec![3; 100])).await,
         Err(EngineError::StoreFull { held: 328, limit: 328 })
     );
     // Identical re-publish of a stored message is still fine when full.
-    assert_eq!(e.publish(id(2), TTL, Bytes::from(vec![2; 100])).await, Ok(PutOutcome::Duplicate));
+    assert_eq!(
+        e.publish(id(2), TTL, 0, Bytes::from(vec![2; 100])).await,
+        Ok(PutOutcome::Duplicate)
+    );
     // Expiry frees room.
     tokio::time::advance(Duration::from_secs(2)).await;
     e.purge_expired().await;
-    assert_eq!(e.publish(id(3), TTL, Bytes::from(vec![3; 100])).await, Ok(PutOutcome::Stored));
+    assert_eq!(e.publish(id(3), TTL, 0, Bytes::from(vec![3; 100])).await, Ok(PutOutcome::Stored));
 }
 
 #[tokio::test(start_paused = true)]
@@ -190,16 +193,16 @@ async fn unanswered_asks_go_to_peers_once() {
         tokio::spawn(async move { e.ask(permit(), id(6), WAIT, true).await })
     };
     tokio::time::sleep(Duration::from_millis(10)).await;
-    e.publish(id(6), TTL, Bytes::from_static(b"local")).await.unwrap();
+    e.publish(id(6), TTL, 0, Bytes::from_static(b"local")).await.unwrap();
     assert_eq!(asker.await.unwrap().unwrap(), &b"local"[..]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn memory_store_directly() {
     let store = MemoryStore::new(1000);
-    assert_eq!(store.put(id(1), TTL, Bytes::from_static(b"a")).await, Ok(PutOutcome::Stored));
+    assert_eq!(store.put(id(1), TTL, 0, Bytes::from_static(b"a")).await, Ok(PutOutcome::Stored));
     assert_eq!(
-        store.put(id(1), TTL, Bytes::from_static(b"b")).await,
+        store.put(id(1), TTL, 0, Bytes::from_static(b"b")).await,
         Err(StoreError::Conflict(id(1)))
     );
     assert_eq!(store.get(id(1)).await.unwrap(), Some(Bytes::from_static(b"a")));
@@ -207,4 +210,51 @@ async fn memory_store_directly() {
     assert_eq!(store.wait(id(2), Duration::from_millis(5)).await.unwrap(), None);
     assert_eq!(store.stats().waiters, 0);
     assert_eq!(store.stats().charged_bytes, 65);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_for_readers_is_dropped_once_all_consumed_it() {
+    let e = engine(Limits::default());
+    e.publish(id(1), TTL, 2, Bytes::from_static(b"bcast")).await.unwrap();
+    e.publish(id(2), TTL, 1, Bytes::from_static(b"p2p")).await.unwrap();
+    e.publish(id(3), TTL, 0, Bytes::from_static(b"ttl only")).await.unwrap();
+    assert_eq!(e.store().stats().messages, 3);
+
+    e.consume(id(2), 5).await.unwrap();
+    assert_eq!(e.store().stats().messages, 2, "a p2p message goes with its only reader");
+
+    e.consume(id(1), 1).await.unwrap();
+    e.consume(id(1), 1).await.unwrap();
+    assert_eq!(e.ask(permit(), id(1), WAIT, true).await.unwrap(), &b"bcast"[..]);
+    e.consume(id(1), 3).await.unwrap();
+    let stats = e.store().stats();
+    assert_eq!((stats.messages, stats.consumed_total), (1, 2));
+    assert_eq!(stats.charged_bytes, 8 + 64, "the bytes of consumed messages are released");
+
+    // Unknown readers: kept for the TTL whatever is consumed; unknown ids are ignored.
+    e.consume(id(3), 1).await.unwrap();
+    e.consume(id(9), 1).await.unwrap();
+    assert_eq!(e.store().stats().messages, 1);
+    let metrics = e.metrics().render(&e.store().stats());
+    assert!(metrics.contains("relay_consumed_total 2\n"), "{metrics}");
+
+    // The expiry index entries of consumed messages are skipped, not double-counted.
+    tokio::time::advance(TTL + Duration::from_secs(1)).await;
+    e.purge_expired().await;
+    let stats = e.store().stats();
+    assert_eq!((stats.messages, stats.expired_total, stats.charged_bytes), (0, 1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn consuming_frees_room_in_a_full_store() {
+    let limits = Limits { max_total_bytes: 2 * 164, ..Limits::default() };
+    let e = engine(limits);
+    e.publish(id(1), TTL, 1, Bytes::from(vec![1; 100])).await.unwrap();
+    e.publish(id(2), TTL, 1, Bytes::from(vec![2; 100])).await.unwrap();
+    assert!(matches!(
+        e.publish(id(3), TTL, 1, Bytes::from(vec![3; 100])).await,
+        Err(EngineError::StoreFull { .. })
+    ));
+    e.consume(id(1), 0).await.unwrap();
+    assert_eq!(e.publish(id(3), TTL, 1, Bytes::from(vec![3; 100])).await, Ok(PutOutcome::Stored));
 }

@@ -101,3 +101,72 @@ async fn dropped_asks_are_withdrawn_from_the_relay() {
     assert_eq!(ws.ask(round_id(7, 99, 0, 0)).await.unwrap(), b"still fine");
     relay.stop().await;
 }
+
+/// The same exchange with the message lifecycle: every message is published for its readers
+/// and consumed once read, so the relay ends empty (and no message lingers for its TTL).
+#[tokio::test]
+async fn consumed_messages_leave_the_relay_over_websocket_and_http() {
+    let relay = spawn_relay(small_config()).await.unwrap();
+    let mut parties = Vec::new();
+    for me in 0..PARTIES {
+        let client: Arc<dyn Relay> = if me == 2 {
+            Arc::new(HttpRelay::new(relay.url(), ClientConfig::default()).unwrap())
+        } else {
+            Arc::new(WsRelay::connect(relay.url(), ClientConfig::default()).await.unwrap())
+        };
+        parties.push(tokio::spawn(async move {
+            for round in 0..ROUNDS {
+                // A broadcast every other party reads, and one p2p message per party.
+                let bcast = round_id(2, me, 0xff, round);
+                client.publish_for(bcast, TTL, 2, format!("b{me}").into_bytes()).await.unwrap();
+                for to in (0..PARTIES).filter(|p| *p != me) {
+                    let id = round_id(2, me, to, round);
+                    client.publish_for(id, TTL, 1, round_payload(me, to, round)).await.unwrap();
+                }
+                for from in (0..PARTIES).filter(|p| *p != me) {
+                    let id = round_id(2, from, me, round);
+                    assert_eq!(client.ask(id).await.unwrap(), round_payload(from, me, round));
+                    client.consume(id, u16::from(me)).await.unwrap();
+                    let bcast = round_id(2, from, 0xff, round);
+                    assert_eq!(client.ask(bcast).await.unwrap(), format!("b{from}").into_bytes());
+                    client.consume(bcast, u16::from(me)).await.unwrap();
+                }
+            }
+        }));
+    }
+    for p in parties {
+        tokio::time::timeout(Duration::from_secs(30), p).await.unwrap().unwrap();
+    }
+    // Consumes are not answered: give the last ones a moment to land.
+    let engine = relay.state().engine();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while engine.store().stats().messages > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = engine.store().stats();
+    let sent = u64::from(PARTIES) * u64::from(PARTIES) * u64::from(ROUNDS);
+    assert_eq!((stats.messages, stats.charged_bytes, stats.consumed_total), (0, 0, sent));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_relay_is_reported_as_full_over_both_clients() {
+    use msg_relay_api::RelayError;
+    let mut config = small_config();
+    config.limits.max_total_bytes = 1000 + 64;
+    let relay = spawn_relay(config).await.unwrap();
+    let ws = WsRelay::connect(relay.url(), ClientConfig::default()).await.unwrap();
+    let http = HttpRelay::new(relay.url(), ClientConfig::default()).unwrap();
+    ws.publish_for(id_of(1), TTL, 1, vec![7; 1000]).await.unwrap();
+    let full = RelayError::StoreFull { held: 1064, limit: 1064 };
+    assert_eq!(ws.publish(id_of(2), TTL, b"x".to_vec()).await, Err(full.clone()));
+    assert_eq!(http.publish(id_of(2), TTL, b"x".to_vec()).await, Err(full));
+    // Once its reader consumed the message there is room again.
+    http.consume(id_of(1), 0).await.unwrap();
+    http.publish(id_of(2), TTL, b"x".to_vec()).await.unwrap();
+    relay.stop().await;
+}
+
+fn id_of(n: u8) -> msg_relay_api::MessageId {
+    round_id(3, n, 0, 0)
+}

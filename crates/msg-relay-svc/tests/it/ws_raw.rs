@@ -42,7 +42,11 @@ async fn publish_ack_ask_deliver() {
     // Ask first: the deliver comes once the message is published on another connection.
     send(&mut ws, Frame::Ask { req: 1, id: id(1), forwarded: false }).await;
     let mut other = connect(relay.url()).await;
-    send(&mut other, Frame::Publish { req: 9, id: id(1), ttl_ms: 60_000, payload: b"hi" }).await;
+    send(
+        &mut other,
+        Frame::Publish { req: 9, id: id(1), ttl_ms: 60_000, readers: 0, payload: b"hi" },
+    )
+    .await;
     assert_eq!(
         Frame::decode(&recv(&mut other).await).unwrap(),
         Frame::Ack { req: 9, id: id(1), status: AckStatus::Stored }
@@ -52,12 +56,14 @@ async fn publish_ack_ask_deliver() {
         Frame::Deliver { req: 1, id: id(1), payload: b"hi" }
     );
     // Publish again: duplicate; ask again: delivered at once.
-    send(&mut ws, Frame::Publish { req: 2, id: id(1), ttl_ms: 60_000, payload: b"hi" }).await;
+    send(&mut ws, Frame::Publish { req: 2, id: id(1), ttl_ms: 60_000, readers: 0, payload: b"hi" })
+        .await;
     assert_eq!(
         Frame::decode(&recv(&mut ws).await).unwrap(),
         Frame::Ack { req: 2, id: id(1), status: AckStatus::Duplicate }
     );
-    send(&mut ws, Frame::Publish { req: 3, id: id(1), ttl_ms: 60_000, payload: b"ho" }).await;
+    send(&mut ws, Frame::Publish { req: 3, id: id(1), ttl_ms: 60_000, readers: 0, payload: b"ho" })
+        .await;
     let buf = recv(&mut ws).await;
     let Frame::Error { req: 3, code: ErrorCode::Conflict, .. } = Frame::decode(&buf).unwrap()
     else {
@@ -82,7 +88,8 @@ async fn malformed_and_oversized_frames_get_errors_and_the_connection_survives()
             ErrorCode::UnknownKind,
         ),
         (
-            Frame::Publish { req: 10, id: id(1), ttl_ms: 601_000, payload: b"x" }.encode(),
+            Frame::Publish { req: 10, id: id(1), ttl_ms: 601_000, readers: 0, payload: b"x" }
+                .encode(),
             10,
             ErrorCode::BadTtl,
         ),
@@ -98,7 +105,8 @@ async fn malformed_and_oversized_frames_get_errors_and_the_connection_survives()
 
     // Oversized payload: a clear error naming size and limit.
     let big = vec![0u8; 1500];
-    send(&mut ws, Frame::Publish { req: 11, id: id(2), ttl_ms: 1000, payload: &big }).await;
+    send(&mut ws, Frame::Publish { req: 11, id: id(2), ttl_ms: 1000, readers: 0, payload: &big })
+        .await;
     assert_eq!(
         Frame::decode(&recv(&mut ws).await).unwrap(),
         Frame::Error {
@@ -119,7 +127,8 @@ async fn malformed_and_oversized_frames_get_errors_and_the_connection_survives()
     ));
 
     // Still alive: a normal exchange works on the same connection.
-    send(&mut ws, Frame::Publish { req: 12, id: id(3), ttl_ms: 1000, payload: b"ok" }).await;
+    send(&mut ws, Frame::Publish { req: 12, id: id(3), ttl_ms: 1000, readers: 0, payload: b"ok" })
+        .await;
     assert!(matches!(Frame::decode(&recv(&mut ws).await).unwrap(), Frame::Ack { req: 12, .. }));
     let metrics = relay.state().engine().metrics().render(&relay.state().engine().store().stats());
     assert!(metrics.contains("relay_rejections_total{reason=\"malformed\"} 5"), "{metrics}");
@@ -166,7 +175,11 @@ async fn ask_limit_cancel_and_duplicate_request_ids() {
     assert_eq!(relay.state().engine().store().stats().waiters, 8);
     send(&mut ws, Frame::Ask { req: 11, id: id(11), forwarded: false }).await;
     let mut publisher = connect(relay.url()).await;
-    send(&mut publisher, Frame::Publish { req: 1, id: id(11), ttl_ms: 1000, payload: b"z" }).await;
+    send(
+        &mut publisher,
+        Frame::Publish { req: 1, id: id(11), ttl_ms: 1000, readers: 0, payload: b"z" },
+    )
+    .await;
     assert_eq!(
         Frame::decode(&recv(&mut ws).await).unwrap(),
         Frame::Deliver { req: 11, id: id(11), payload: b"z" }
