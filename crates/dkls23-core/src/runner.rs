@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use msg_relay_api::{MessageId, Relay};
+use msg_relay_api::{MessageId, Relay, Release};
 use rand_core::CryptoRng;
 use tokio::time::Instant;
 
@@ -202,15 +202,17 @@ struct Io<'a, R: Relay + ?Sized> {
     acc: Option<RoundAcc>,
     /// TTL of this run's messages.
     ttl: Duration,
-    /// Everything this run published, released to the relay client when the run ends.
-    published: Vec<MessageId>,
+    /// What this run published and the relay client may still keep for re-publishing:
+    /// (round, id), released as soon as every receiver provably has them.
+    published: Vec<(u16, MessageId)>,
 }
 
 impl<R: Relay + ?Sized> Drop for Io<'_, R> {
     fn drop(&mut self) {
-        // The session is over (done, failed or cancelled): the client need not keep copies of
-        // its messages for re-publishing any more.
-        self.relay.release(&self.published);
+        // The session is over here (done, failed or cancelled). A peer may still be collecting
+        // our last messages: the client keeps them for its grace period only.
+        let ids: Vec<MessageId> = self.published.drain(..).map(|(_, id)| id).collect();
+        self.relay.release(&ids, Release::AfterGrace);
     }
 }
 
@@ -257,8 +259,19 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
         self.acc.insert(acc)
     }
 
-    /// Ends `round`: reports it to the observer (if any) and resets the counters.
+    /// Ends `round`: releases what every peer provably has, reports the round to the observer
+    /// (if any) and resets the counters.
     fn end_round(&mut self, round: u16) {
+        // Every peer published its `round` message, so it was past collecting `round - 2` (a
+        // party publishes a round at most one round before it finished collecting the one
+        // before): our messages up to `round - 2` have been read by everyone.
+        if round > 2 && self.published.iter().any(|(r, _)| *r <= round - 2) {
+            let (read, kept): (Vec<_>, Vec<_>) =
+                self.published.drain(..).partition(|(r, _)| *r <= round - 2);
+            self.published = kept;
+            let ids: Vec<MessageId> = read.into_iter().map(|(_, id)| id).collect();
+            self.relay.release(&ids, Release::Now);
+        }
         let Some(acc) = self.acc.take().filter(|a| a.round == round) else {
             return;
         };
@@ -306,7 +319,7 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
     ) -> Result<(), Error> {
         let len = byte_len(&bytes);
         let id = MessageId(id);
-        self.published.push(id);
+        self.published.push((round, id));
         self.relay.publish_for(id, self.ttl, readers, bytes).await.map_err(relay_err)?;
         let acc = self.track(round);
         acc.sent_messages += 1;

@@ -23,7 +23,11 @@ use mpc_node::config;
 use mpc_node_client::Client;
 use mpc_node_client::api::{GenerateKeyRequest, SessionConfig, SignRequestBody};
 
-const REPORT_EVERY: Duration = Duration::from_secs(30);
+/// Seconds between rows (`SOAK_REPORT_SECS`, default 30).
+fn report_every() -> Duration {
+    let secs = std::env::var("SOAK_REPORT_SECS").ok().and_then(|s| s.parse().ok());
+    Duration::from_secs(secs.unwrap_or(30))
+}
 
 fn sid() -> String {
     let mut b = [0u8; 32];
@@ -164,12 +168,14 @@ fn main() {
         let port = free_port();
         let path = dir.path().join(format!("node{i}.toml"));
         std::fs::write(&path, node_toml(i, port, &relay_url, dir.path())).unwrap();
+        // The node logs every session at INFO: keep that in a file, out of the table.
+        let log = std::fs::File::create(dir.path().join(format!("node{i}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mpc-node"))
             .arg("run")
             .arg("--config")
             .arg(&path)
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         nodes.push(child);
@@ -177,7 +183,7 @@ fn main() {
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let failed = rt.block_on(async move {
+    let failed = rt.block_on(async {
         let clients: Arc<Vec<Client>> = Arc::new(
             ports
                 .iter()
@@ -265,8 +271,8 @@ fn main() {
             if now >= end {
                 break;
             }
-            let tick = (last_t + REPORT_EVERY).min(end);
-            if !restarted && start + Duration::from_secs(seconds / 2) <= tick {
+            let tick = (last_t + report_every()).min(end);
+            if !restarted && start + Duration::from_secs(seconds / 2) < tick {
                 tokio::time::sleep_until((start + Duration::from_secs(seconds / 2)).into()).await;
                 let old = std::mem::replace(&mut relay, spawn_relay_placeholder());
                 let t0 = Instant::now();
@@ -319,6 +325,16 @@ fn main() {
         for mut n in nodes {
             let _ = n.kill();
             let _ = n.wait();
+        }
+        for i in 1..=3 {
+            let log = std::fs::read_to_string(dir.path().join(format!("node{i}.log")))
+                .unwrap_or_default();
+            let warnings: Vec<&str> =
+                log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+            println!("node {i}: {} warning/error log lines", warnings.len());
+            for l in warnings.iter().take(3) {
+                println!("  {l}");
+            }
         }
         f
     });

@@ -87,13 +87,14 @@ async fn detached<T, F>(
     session_id: &str,
     digest: [u8; 32],
     make: impl FnOnce(AppState, String) -> F,
-) -> Result<Json<serde_json::Value>, ApiError>
+) -> Result<Response, ApiError>
 where
     T: serde::Serialize + Send + 'static,
     F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
 {
     let fut = make(node.clone(), app.to_owned());
-    node.outcomes().run(app, operation, session_id, digest, fut).await.map(Json)
+    let body = node.outcomes().run(app, operation, session_id, digest, fut).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn key_path(key: &str) -> Result<(), ApiError> {

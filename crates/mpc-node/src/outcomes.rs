@@ -9,7 +9,7 @@
 //! a 409 for a used session id. A request that reuses a session id with a different body runs
 //! as usual (and is refused for the used session id).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,8 +20,9 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 
-/// What an operation ended with: its JSON answer or its error.
-pub type Outcome = Result<serde_json::Value, ApiError>;
+/// What an operation ended with: its JSON answer (encoded once, kept compact: a remembered
+/// signature costs a few hundred bytes) or its error.
+pub type Outcome = Result<axum::body::Bytes, ApiError>;
 
 /// (application, operation, session id in lowercase).
 type Key = (String, &'static str, String);
@@ -35,7 +36,14 @@ struct Entry {
 /// Remembered outcomes (bounded by count and age).
 #[derive(Default)]
 pub struct Outcomes {
-    map: Mutex<HashMap<Key, Entry>>,
+    map: Mutex<Remembered>,
+}
+
+/// The outcomes and their keys in insertion (= age) order, for eviction from the oldest.
+#[derive(Default)]
+struct Remembered {
+    entries: HashMap<Key, Entry>,
+    order: VecDeque<Key>,
 }
 
 impl std::fmt::Debug for Outcomes {
@@ -46,13 +54,18 @@ impl std::fmt::Debug for Outcomes {
 
 /// How long an outcome is kept for a retry.
 const KEEP: Duration = Duration::from_secs(15 * 60);
-/// Most outcomes kept.
-const MAX_ENTRIES: usize = 50_000;
+/// Most outcomes kept (about 1 KiB each); the oldest finished ones go first. At a sustained
+/// 150 operations/s this still answers retries for two minutes.
+const MAX_ENTRIES: usize = 20_000;
 
 /// The digest a retry must match: SHA-256 of the request's JSON encoding.
 pub fn digest_of(req: &impl Serialize) -> [u8; 32] {
     let bytes = serde_json::to_vec(req).unwrap_or_default();
     Sha256::digest(&bytes).into()
+}
+
+fn encode(v: &impl Serialize) -> Outcome {
+    serde_json::to_vec(v).map(axum::body::Bytes::from).map_err(|_| ApiError::Internal)
 }
 
 async fn wait(mut rx: watch::Receiver<Option<Outcome>>) -> Outcome {
@@ -89,19 +102,21 @@ impl Outcomes {
         let existing = {
             let key = key.clone();
             let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match map.get(&key) {
+            match map.entries.get(&key) {
                 Some(e) if e.digest == digest => Some(e.outcome.clone()),
                 // Same session id, other request: run it (the session id check refuses it).
                 Some(_) => None,
                 None => {
                     let (tx, rx) = watch::channel(None);
-                    Self::evict(&mut map);
-                    map.insert(key, Entry { digest, outcome: rx.clone(), started: Instant::now() });
+                    map.evict();
+                    map.order.push_back(key.clone());
+                    map.entries.insert(
+                        key,
+                        Entry { digest, outcome: rx.clone(), started: Instant::now() },
+                    );
                     if let Some(op) = op.take() {
                         tokio::spawn(async move {
-                            let outcome = op.await.and_then(|v| {
-                                serde_json::to_value(v).map_err(|_| ApiError::Internal)
-                            });
+                            let outcome = op.await.and_then(|v| encode(&v));
                             let _ = tx.send(Some(outcome));
                         });
                     }
@@ -117,31 +132,65 @@ impl Outcomes {
                     // request): a retry must be tried afresh.
                     let mut map =
                         self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if map.get(&key).is_some_and(|e| e.digest == digest) {
-                        map.remove(&key);
+                    if map.entries.get(&key).is_some_and(|e| e.digest == digest) {
+                        // Its place in `order` goes when it reaches the front.
+                        map.entries.remove(&key);
                     }
                 }
                 outcome
             }
             None => match op {
-                Some(op) => {
-                    op.await.and_then(|v| serde_json::to_value(v).map_err(|_| ApiError::Internal))
-                }
+                Some(op) => op.await.and_then(|v| encode(&v)),
                 None => Err(ApiError::Internal),
             },
         }
     }
+}
 
-    fn evict(map: &mut HashMap<Key, Entry>) {
-        // (see `run`)
-        if map.len() < MAX_ENTRIES / 2 {
-            return;
+impl Remembered {
+    /// Drops, oldest first, outcomes older than [`KEEP`] and finished ones beyond
+    /// [`MAX_ENTRIES`]; a running operation is never forgotten (it moves to the back).
+    fn evict(&mut self) {
+        let mut looked = 0;
+        while let Some(key) = self.order.pop_front() {
+            looked += 1;
+            let Some(e) = self.entries.get(&key) else { continue };
+            let finished = e.outcome.borrow().is_some();
+            let too_old = e.started.elapsed() >= KEEP;
+            if finished && (too_old || self.entries.len() >= MAX_ENTRIES) {
+                self.entries.remove(&key);
+                continue;
+            }
+            self.order.push_front(key);
+            if !finished && self.entries.len() >= MAX_ENTRIES && looked <= self.order.len() {
+                // Running at the front of a full map: look behind it (bounded by one pass).
+                if let Some(k) = self.order.pop_front() {
+                    self.order.push_back(k);
+                }
+                continue;
+            }
+            break;
         }
-        let finished = |e: &Entry| e.outcome.borrow().is_some();
-        map.retain(|_, e| !finished(e) || e.started.elapsed() < KEEP);
-        if map.len() >= MAX_ENTRIES {
-            // Still full of recent entries: drop the finished ones (retries then get the 409).
-            map.retain(|_, e| !finished(e));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_oldest_finished_outcomes_go_first_and_the_count_stays_bounded() {
+        let outcomes = Outcomes::default();
+        for n in 0..MAX_ENTRIES + 100 {
+            let sid = format!("{n:064x}");
+            let got = outcomes.run("app", "sign", &sid, [1; 32], async move { Ok(n) }).await;
+            assert_eq!(got.unwrap(), n.to_string().as_bytes());
         }
+        let map = outcomes.map.lock().unwrap();
+        assert_eq!(map.entries.len(), MAX_ENTRIES);
+        assert!(!map.entries.contains_key(&("app".into(), "sign", format!("{:064x}", 0))));
+        let newest = format!("{:064x}", MAX_ENTRIES + 99);
+        assert!(map.entries.contains_key(&("app".into(), "sign", newest)));
     }
 }

@@ -102,6 +102,15 @@ pub enum RelayError {
     Closed,
 }
 
+/// When a client may drop its copies of published messages (see [`Relay::release`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Every receiver has them.
+    Now,
+    /// After the client's grace period.
+    AfterGrace,
+}
+
 /// A boxed future returned by [`Relay`] methods (keeps the trait object-safe).
 pub type RelayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RelayError>> + Send + 'a>>;
 
@@ -140,11 +149,13 @@ pub trait Relay: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
-    /// The session that published `ids` is over: a client that keeps copies of its published
-    /// messages (to publish them again after a relay restart) may let them go, after at most a
-    /// short grace period for receivers that are one round behind. The default does nothing.
-    fn release(&self, ids: &[MessageId]) {
-        let _ = ids;
+    /// The messages `ids` need not be published again: a client that keeps copies of its
+    /// published messages (to publish them again after a relay restart) lets them go, at once
+    /// ([`Release::Now`]: every receiver provably has them) or after a short grace period
+    /// ([`Release::AfterGrace`]: the session is over here, but a receiver may still be one
+    /// round behind). The default does nothing.
+    fn release(&self, ids: &[MessageId], when: Release) {
+        let _ = (ids, when);
     }
 }
 
@@ -171,8 +182,8 @@ impl<R: Relay + ?Sized> Relay for Arc<R> {
         (**self).consume(id, reader)
     }
 
-    fn release(&self, ids: &[MessageId]) {
-        (**self).release(ids);
+    fn release(&self, ids: &[MessageId], when: Release) {
+        (**self).release(ids, when);
     }
 }
 

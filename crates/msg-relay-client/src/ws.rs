@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, StreamExt};
-use msg_relay_api::{MessageId, Relay, RelayError, RelayFuture};
+use std::collections::VecDeque;
+
+use msg_relay_api::{MessageId, Relay, RelayError, RelayFuture, Release};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -54,6 +56,7 @@ enum Command {
     },
     Release {
         ids: Vec<MessageId>,
+        when: Release,
     },
     CountRetained {
         reply: oneshot::Sender<usize>,
@@ -80,7 +83,7 @@ impl std::fmt::Debug for Command {
             Command::Ask { req, id, .. } => write!(f, "Ask({req}, {id})"),
             Command::Cancel { req } => write!(f, "Cancel({req})"),
             Command::Consume { req, id, reader } => write!(f, "Consume({req}, {id}, {reader})"),
-            Command::Release { ids } => write!(f, "Release({} ids)", ids.len()),
+            Command::Release { ids, when } => write!(f, "Release({} ids, {when:?})", ids.len()),
             Command::CountRetained { .. } => f.write_str("CountRetained"),
         }
     }
@@ -107,6 +110,7 @@ impl WsRelay {
             publishes: HashMap::new(),
             asks: HashMap::new(),
             retained: HashMap::new(),
+            releasing: VecDeque::new(),
             down_since: Instant::now(),
         };
         runtime.spawn(driver.run());
@@ -234,9 +238,9 @@ impl Relay for WsRelay {
         Box::pin(async move { sent.map_err(|_| RelayError::Closed) })
     }
 
-    fn release(&self, ids: &[MessageId]) {
+    fn release(&self, ids: &[MessageId], when: Release) {
         // The driver may be gone; then nothing is retained either.
-        let _ = self.cmds.send(Command::Release { ids: ids.to_vec() });
+        let _ = self.cmds.send(Command::Release { ids: ids.to_vec(), when });
     }
 }
 
@@ -303,6 +307,8 @@ struct Driver {
     publishes: HashMap<u32, PendingPublish>,
     asks: HashMap<u32, PendingAsk>,
     retained: HashMap<MessageId, Retained>,
+    /// Messages released after the grace period, in release (= expiry) order.
+    releasing: VecDeque<(Instant, MessageId)>,
     /// When the last connection ended (or the driver started).
     down_since: Instant,
 }
@@ -489,11 +495,32 @@ impl Driver {
                     link.send(&Frame::Consume { req, id, reader });
                 }
             }
-            Command::Release { ids } => {
-                let until = Instant::now() + self.config.release_grace;
-                for id in ids {
-                    if let Some(kept) = self.retained.get_mut(&id) {
-                        kept.expires = kept.expires.min(until);
+            Command::Release { ids, when } => {
+                let now = Instant::now();
+                match when {
+                    Release::Now => {
+                        for id in &ids {
+                            self.retained.remove(id);
+                        }
+                    }
+                    Release::AfterGrace => {
+                        let until = now + self.config.release_grace;
+                        for id in ids {
+                            if let Some(kept) = self.retained.get_mut(&id) {
+                                kept.expires = kept.expires.min(until);
+                                self.releasing.push_back((until, id));
+                            }
+                        }
+                    }
+                }
+                // Graces end in release order: drop the copies whose grace is over.
+                while let Some(&(until, id)) = self.releasing.front() {
+                    if until > now {
+                        break;
+                    }
+                    self.releasing.pop_front();
+                    if self.retained.get(&id).is_some_and(|k| k.expires <= now) {
+                        self.retained.remove(&id);
                     }
                 }
             }
@@ -582,6 +609,7 @@ impl Driver {
     fn prune_retained(&mut self) {
         let now = Instant::now();
         self.retained.retain(|_, kept| kept.expires > now);
+        self.releasing.retain(|(until, _)| *until > now);
     }
 
     fn on_frame(&mut self, buf: &[u8], link: &Link) {

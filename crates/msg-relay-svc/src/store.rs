@@ -67,6 +67,9 @@ pub struct StoreStats {
     pub expired_total: u64,
     /// Messages removed because every announced reader consumed them, since start.
     pub consumed_total: u64,
+    /// Entries of the expiry index (live messages plus those consumed since the last
+    /// compaction); bounded by about twice the live messages.
+    pub index_entries: u64,
 }
 
 /// Storage of messages by id with expiry, and waiting for a message to appear.
@@ -274,6 +277,13 @@ impl MemoryStore {
                 purged += 1;
             }
         }
+        // Consumed messages leave their index entries behind until their TTL; when those
+        // outnumber the live ones, rebuild the index from the live messages (amortised O(1)).
+        if state.expiry.len() > 2 * state.messages.len() + 1024 {
+            let live: Vec<_> =
+                state.messages.iter().map(|(id, e)| Reverse((e.expires, *id))).collect();
+            state.expiry = BinaryHeap::from(live);
+        }
         drop(state);
         self.expired_total.fetch_add(purged, Ordering::Relaxed);
         purged
@@ -342,6 +352,7 @@ impl MessageStore for MemoryStore {
             waiters: state.waiter_count,
             expired_total: self.expired_total.load(Ordering::Relaxed),
             consumed_total: self.consumed_total.load(Ordering::Relaxed),
+            index_entries: state.expiry.len() as u64,
         }
     }
 }

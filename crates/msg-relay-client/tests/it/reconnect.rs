@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use msg_relay_api::{MessageId, Relay, RelayError};
+use msg_relay_api::{MessageId, Relay, RelayError, Release};
 use msg_relay_client::frame::{AckStatus, ErrorCode, Frame};
 use msg_relay_client::{ClientConfig, ClientError, HttpRelay, WsRelay};
 
@@ -230,11 +230,11 @@ fn constructors_check_url_and_runtime() {
 #[tokio::test]
 async fn released_messages_are_not_republished_and_readers_are_kept() {
     let fake = FakeRelay::bind().await;
-    let config = ClientConfig { release_grace: Duration::ZERO, ..fast() };
+    let config = ClientConfig { release_grace: Duration::from_millis(100), ..fast() };
     let client = WsRelay::new(&fake.url(), config).unwrap();
     let script = async {
         let mut first = fake.accept().await;
-        for _ in 0..2 {
+        for _ in 0..3 {
             let Frame::Publish { req, id, .. } = Frame::decode(&first.recv().await).unwrap() else {
                 panic!()
             };
@@ -245,11 +245,16 @@ async fn released_messages_are_not_republished_and_readers_are_kept() {
     let publishes = async {
         client.publish_for(id(4), TTL, 2, b"over".to_vec()).await.unwrap();
         client.publish_for(id(5), TTL, 3, b"live".to_vec()).await.unwrap();
+        client.publish_for(id(6), TTL, 1, b"read".to_vec()).await.unwrap();
     };
     let ((), mut first) = tokio::join!(publishes, script);
-    assert_eq!(client.retained().await, 2);
-    client.release(&[id(4)]);
-    assert_eq!(client.retained().await, 1, "a released message is let go");
+    assert_eq!(client.retained().await, 3);
+    client.release(&[id(6)], Release::Now);
+    assert_eq!(client.retained().await, 2, "a message every receiver has is let go at once");
+    client.release(&[id(4)], Release::AfterGrace);
+    assert_eq!(client.retained().await, 2, "kept during the grace period");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(client.retained().await, 1, "let go after the grace period");
 
     client.consume(id(9), 1).await.unwrap();
     let Frame::Consume { id: got, reader, .. } = Frame::decode(&first.recv().await).unwrap() else {

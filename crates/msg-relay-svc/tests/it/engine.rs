@@ -258,3 +258,20 @@ async fn consuming_frees_room_in_a_full_store() {
     e.consume(id(1), 0).await.unwrap();
     assert_eq!(e.publish(id(3), TTL, 1, Bytes::from(vec![3; 100])).await, Ok(PutOutcome::Stored));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_expiry_index_does_not_keep_consumed_messages() {
+    let e = engine(Limits::default());
+    for n in 0..5000u32 {
+        let mut raw = [0u8; 32];
+        raw[..4].copy_from_slice(&n.to_be_bytes());
+        let id = msg_relay_api::MessageId(raw);
+        e.publish(id, TTL, 1, Bytes::from_static(b"m")).await.unwrap();
+        e.consume(id, 0).await.unwrap();
+    }
+    e.publish(id(1), TTL, 0, Bytes::from_static(b"live")).await.unwrap();
+    assert_eq!(e.store().stats().index_entries, 5001);
+    e.purge_expired().await;
+    let stats = e.store().stats();
+    assert_eq!((stats.messages, stats.index_entries), (1, 1), "compacted at the next sweep");
+}
