@@ -153,6 +153,8 @@ impl CliError {
                 format!("timed out in round {round} waiting for parties {missing:?}"),
             )
             .hint("make sure every listed party runs the same setup against the same relay, or raise --timeout-secs"),
+            E::PeerAborted { party, .. } => CliError::new(ExitCode::Timeout, e.to_string())
+                .hint(format!("party {party} stopped this session and said why; fix that there, then retry with a new setup")),
             other => CliError::internal(other.to_string()),
         }
     }
@@ -195,6 +197,12 @@ mod tests {
             (E::Unattributable("sum".into()), ExitCode::PeerMisbehaviour, None, false),
             (E::Transport("closed".into()), ExitCode::Relay, None, false),
             (E::RelayFull { held: 9, limit: 9 }, ExitCode::Relay, None, false),
+            (
+                E::PeerAborted { party: 2, round: 1, reason: dkls23_core::AbortReason::Busy },
+                ExitCode::Timeout,
+                None,
+                false,
+            ),
             (E::Timeout { round: 1, missing: vec![2] }, ExitCode::Timeout, None, false),
         ];
         for (e, code, blamed, banned) in cases {

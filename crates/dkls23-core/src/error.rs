@@ -66,6 +66,86 @@ pub enum Error {
         /// Parties whose messages never arrived.
         missing: Vec<PartyIndex>,
     },
+    /// Party `party` announced (in a signed abort message) that it left the session, so the
+    /// session cannot complete; seen while collecting `round`. No blame: the notice is
+    /// authenticated, but a party that stops is not provably cheating.
+    #[error("party {party} aborted the session in round {round}: {reason}")]
+    PeerAborted {
+        /// Who aborted.
+        party: PartyIndex,
+        /// The round this party was collecting when the notice arrived.
+        round: u8,
+        /// Why, as the aborting party announced it.
+        reason: AbortReason,
+    },
+}
+
+/// Why a party aborted a session (the reason code of its signed abort message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AbortReason {
+    /// At its session limit: it refused the session before creating any state (1).
+    Busy,
+    /// It refused the request (a bad or conflicting request there, a banned signer, …) (2).
+    Refused,
+    /// Its run failed (a peer misbehaved, views differ, …) (3).
+    Failed,
+    /// A round timed out there (4).
+    Timeout,
+    /// It is shutting down (5).
+    Stopping,
+    /// A code this version does not know.
+    Other(u16),
+}
+
+impl AbortReason {
+    /// The wire code.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            Self::Busy => 1,
+            Self::Refused => 2,
+            Self::Failed => 3,
+            Self::Timeout => 4,
+            Self::Stopping => 5,
+            Self::Other(n) => n,
+        }
+    }
+
+    /// The reason of a wire code.
+    pub fn from_u16(n: u16) -> Self {
+        match n {
+            1 => Self::Busy,
+            2 => Self::Refused,
+            3 => Self::Failed,
+            4 => Self::Timeout,
+            5 => Self::Stopping,
+            n => Self::Other(n),
+        }
+    }
+
+    /// What this party announces when its run ends with `e`; `None` when the relay itself
+    /// failed (the notice could not get through) or a peer aborted first.
+    pub fn for_error(e: &Error) -> Option<Self> {
+        match e {
+            Error::InvalidInput(_) => Some(Self::Refused),
+            Error::Timeout { .. } => Some(Self::Timeout),
+            Error::Transport(_) | Error::RelayFull { .. } | Error::PeerAborted { .. } => None,
+            _ => Some(Self::Failed),
+        }
+    }
+}
+
+impl std::fmt::Display for AbortReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Busy => f.write_str("it is busy (at its session limit) and never started"),
+            Self::Refused => f.write_str("it refused the request"),
+            Self::Failed => f.write_str("its run failed"),
+            Self::Timeout => f.write_str("a round timed out there"),
+            Self::Stopping => f.write_str("it is shutting down"),
+            Self::Other(n) => write!(f, "reason code {n}"),
+        }
+    }
 }
 
 impl Error {

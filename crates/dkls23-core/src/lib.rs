@@ -56,7 +56,7 @@ pub mod sign;
 pub mod sim;
 pub mod transcript;
 
-pub use error::Error;
+pub use error::{AbortReason, Error};
 pub use keyshare::KeyShare;
 pub use math::PartyIndex;
 

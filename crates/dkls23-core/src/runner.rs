@@ -13,16 +13,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use msg_relay_api::{MessageId, Relay, Release};
+use msg_relay_api::{MessageId, Relay, RelayFuture, Release};
 use rand_core::CryptoRng;
 use tokio::time::Instant;
 
 use crate::dkg::{self, DkgConfig, Outgoing};
-use crate::error::Error;
+use crate::error::{AbortReason, Error};
 use crate::identity::IdentitySigner;
 use crate::keyshare::KeyShare;
 use crate::math::PartyIndex;
-use crate::message::{Expect, MessageError, P2pMode, Session};
+use crate::message::{ABORT_ROUND, AbortNotice, Expect, MessageError, P2pMode, Session};
 use crate::setup::{ProtocolId, ReplayError, ReplayGuard, Setup};
 use crate::sign::{self, Presignature, SignConfig, Signature};
 use crate::transcript::{Tag, th};
@@ -205,14 +205,58 @@ struct Io<'a, R: Relay + ?Sized> {
     /// What this run published and the relay client may still keep for re-publishing:
     /// (round, id), released as soon as every receiver provably has them.
     published: Vec<(u16, MessageId)>,
+    /// Outstanding asks for every peer's abort message, watched while collecting.
+    aborts: AbortWatch<'a>,
+    /// The last round whose messages were collected from every peer.
+    last_collected: u16,
+}
+
+/// Asks for the peers' abort messages: (peer, message id, the ask).
+struct AbortWatch<'a> {
+    asks: Vec<(PartyIndex, MessageId, RelayFuture<'a, Vec<u8>>)>,
+}
+
+impl AbortWatch<'_> {
+    /// The next answered ask: (peer, id, answer). Pends forever when none is left.
+    async fn next(
+        &mut self,
+    ) -> (PartyIndex, MessageId, Result<Vec<u8>, msg_relay_api::RelayError>) {
+        std::future::poll_fn(|cx| {
+            let ready = self.asks.iter_mut().enumerate().find_map(|(k, (_, _, ask))| {
+                match ask.as_mut().poll(cx) {
+                    std::task::Poll::Ready(answer) => Some((k, answer)),
+                    std::task::Poll::Pending => None,
+                }
+            });
+            match ready {
+                Some((k, answer)) => {
+                    let (from, id, _) = self.asks.swap_remove(k);
+                    std::task::Poll::Ready((from, id, answer))
+                }
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// What ended the wait for one message.
+enum Waited {
+    Message(Result<Result<Vec<u8>, msg_relay_api::RelayError>, tokio::time::error::Elapsed>),
+    Abort(PartyIndex, MessageId, Result<Vec<u8>, msg_relay_api::RelayError>),
 }
 
 impl<R: Relay + ?Sized> Drop for Io<'_, R> {
     fn drop(&mut self) {
-        // The session is over here (done, failed or cancelled). A peer may still be collecting
-        // our last messages: the client keeps them for its grace period only.
-        let ids: Vec<MessageId> = self.published.drain(..).map(|(_, id)| id).collect();
-        self.relay.release(&ids, Release::AfterGrace);
+        // The session is over here (done, failed or cancelled). Every peer that sent us its
+        // messages of the last collected round had read ours of the round before; a peer may
+        // still be collecting our later messages: the client keeps those for its grace period.
+        let last = self.last_collected;
+        let (read, rest): (Vec<_>, Vec<_>) =
+            self.published.drain(..).partition(|(r, _)| last > 0 && *r < last);
+        let ids = |v: Vec<(u16, MessageId)>| v.into_iter().map(|(_, id)| id).collect::<Vec<_>>();
+        self.relay.release(&ids(read), Release::Now);
+        self.relay.release(&ids(rest), Release::AfterGrace);
     }
 }
 
@@ -230,7 +274,16 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
         p2p_mode: P2pMode,
         protocol: ProtocolId,
     ) -> Self {
+        let asks = session
+            .peers()
+            .filter_map(|j| {
+                let id = MessageId(session.mid(j, None, ABORT_ROUND).ok()?);
+                Some((j, id, relay.ask(id)))
+            })
+            .collect();
         Self {
+            aborts: AbortWatch { asks },
+            last_collected: 0,
             relay,
             session,
             opts: opts.clone(),
@@ -262,6 +315,7 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
     /// Ends `round`: releases what every peer provably has, reports the round to the observer
     /// (if any) and resets the counters.
     fn end_round(&mut self, round: u16) {
+        self.last_collected = self.last_collected.max(round);
         // Every peer published its `round` message, so it was past collecting `round - 2` (a
         // party publishes a round at most one round before it finished collecting the one
         // before): our messages up to `round - 2` have been read by everyone.
@@ -327,6 +381,26 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
         Ok(())
     }
 
+    /// The reason of an authenticated abort message from `from`; `None` for bytes that do not
+    /// authenticate (dropped, like any unauthenticated message).
+    async fn check_abort(
+        &mut self,
+        from: PartyIndex,
+        id: MessageId,
+        raw: &[u8],
+    ) -> Option<AbortReason> {
+        let notice = self.session.receive(raw, &Expect::abort(from)).ok()??.abort()?;
+        let _ = self.relay.consume(id, self.me()).await;
+        Some(AbortReason::from_u16(notice.reason))
+    }
+
+    /// Tells every peer that this run failed with `e` (a signed abort message), so that they
+    /// fail at once instead of at their round timeout. Best effort and bounded in time.
+    async fn announce_failure(&mut self, e: &Error) {
+        let Some(reason) = AbortReason::for_error(e) else { return };
+        let _ = announce(self.relay, &self.session, reason, self.ttl).await;
+    }
+
     /// Collects the broadcasts and/or p2p messages of `round` from `from`, then ends the round.
     async fn collect(
         &mut self,
@@ -363,8 +437,40 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
                 let id = self.session.mid(j, to, round).map_err(from_message)?;
                 // After the deadline, still give already-published messages a moment to arrive.
                 let until = deadline.max(Instant::now() + Duration::from_millis(20));
-                let raw = match tokio::time::timeout_at(until, self.relay.ask(MessageId(id))).await
-                {
+                let relay = self.relay;
+                let mut ask =
+                    std::pin::pin!(tokio::time::timeout_at(until, relay.ask(MessageId(id))));
+                // A peer's abort notice ends the wait (and the run) at once.
+                let answer = loop {
+                    let waited = {
+                        let mut abort = std::pin::pin!(self.aborts.next());
+                        std::future::poll_fn(|cx| {
+                            if let std::task::Poll::Ready(r) = ask.as_mut().poll(cx) {
+                                return std::task::Poll::Ready(Waited::Message(r));
+                            }
+                            abort
+                                .as_mut()
+                                .poll(cx)
+                                .map(|(from, aid, r)| Waited::Abort(from, aid, r))
+                        })
+                        .await
+                    };
+                    match waited {
+                        Waited::Message(r) => break r,
+                        Waited::Abort(from, aid, Ok(raw)) => {
+                            if let Some(reason) = self.check_abort(from, aid, &raw).await {
+                                return Err(Error::PeerAborted {
+                                    party: from,
+                                    round: round as u8,
+                                    reason,
+                                });
+                            }
+                        }
+                        // That peer's abort ask failed: stop watching it.
+                        Waited::Abort(..) => {}
+                    }
+                };
+                let raw = match answer {
                     Ok(Ok(raw)) => raw,
                     Ok(Err(e)) => return Err(relay_err(e)),
                     Err(_) => {
@@ -405,6 +511,44 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
     }
 }
 
+/// Publishes this party's signed abort notice for `session`, for every peer.
+async fn announce<R: Relay + ?Sized>(
+    relay: &R,
+    session: &Session,
+    reason: AbortReason,
+    ttl: Duration,
+) -> Result<(), Error> {
+    let notice = AbortNotice { reason: reason.to_u16(), accused: None };
+    let bytes = session.abort(notice).map_err(from_message)?;
+    let id = MessageId(session.mid(session.my_index(), None, ABORT_ROUND).map_err(from_message)?);
+    let readers = u16::try_from(session.peers().count()).unwrap_or(u16::MAX);
+    match tokio::time::timeout(Duration::from_secs(2), relay.publish_for(id, ttl, readers, bytes))
+        .await
+    {
+        Ok(r) => r.map_err(relay_err),
+        Err(_) => Err(Error::Transport("abort notice not acknowledged in time".into())),
+    }
+}
+
+/// Tells the other parties of `setup` that this party will not take part (e.g. it is busy),
+/// in a signed abort message, so that their runs fail at once with [`Error::PeerAborted`]
+/// instead of at their round timeout. Does not touch the replay guard: nothing ran.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `signer` is not a participant of `setup`; [`Error::Transport`]
+/// or [`Error::RelayFull`] when the notice could not be published.
+pub async fn announce_abort<R: Relay + ?Sized>(
+    relay: &R,
+    setup: &Setup,
+    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    reason: AbortReason,
+    rng: &mut (impl CryptoRng + ?Sized),
+    opts: &RunOptions,
+) -> Result<(), Error> {
+    let session = Session::resume(setup, signer, rng).map_err(from_message)?;
+    announce(relay, &session, reason, opts.ttl_for(setup.protocol())).await
+}
+
 /// Runs a DKG for `setup` (protocol `Dkg`) as the party whose identity `signer` holds.
 ///
 /// # Errors
@@ -433,22 +577,29 @@ pub async fn run_dkg<R: Relay + ?Sized>(
     };
     let others: Vec<PartyIndex> = session.peers().collect();
     let mut io = Io::new(relay, session, opts, P2pMode::Signed, setup.protocol());
-    let (r1, k1) = dkg::start(rng, cfg)?;
-    io.send(1, &Outgoing { broadcast: Some(k1), p2p: BTreeMap::new() }).await?;
-    let (k1s, _) = io.collect(1, &others, true, false).await?;
-    let (r2, out) = r1.next(rng, &k1s)?;
-    for (j, e) in r2.peer_ephemeral_keys() {
-        io.session.establish(j, &e).map_err(from_message)?;
+    let result = async {
+        let (r1, k1) = dkg::start(rng, cfg)?;
+        io.send(1, &Outgoing { broadcast: Some(k1), p2p: BTreeMap::new() }).await?;
+        let (k1s, _) = io.collect(1, &others, true, false).await?;
+        let (r2, out) = r1.next(rng, &k1s)?;
+        for (j, e) in r2.peer_ephemeral_keys() {
+            io.session.establish(j, &e).map_err(from_message)?;
+        }
+        io.send(2, &out).await?;
+        let (b2, p2) = io.collect(2, &others, true, true).await?;
+        let (r3, out) = r2.next(rng, &b2, &p2)?;
+        io.send(3, &out).await?;
+        let (b3, p3) = io.collect(3, &others, true, true).await?;
+        let (r4, out) = r3.next(&b3, &p3)?;
+        io.send(4, &out).await?;
+        let (acks, _) = io.collect(4, &others, true, false).await?;
+        r4.finish(&acks)
     }
-    io.send(2, &out).await?;
-    let (b2, p2) = io.collect(2, &others, true, true).await?;
-    let (r3, out) = r2.next(rng, &b2, &p2)?;
-    io.send(3, &out).await?;
-    let (b3, p3) = io.collect(3, &others, true, true).await?;
-    let (r4, out) = r3.next(&b3, &p3)?;
-    io.send(4, &out).await?;
-    let (acks, _) = io.collect(4, &others, true, false).await?;
-    r4.finish(&acks)
+    .await;
+    if let Err(e) = &result {
+        io.announce_failure(e).await;
+    }
+    result
 }
 
 /// What a signing setup carries in its `extra` field (so it is bound into `setup_hash`).
@@ -684,8 +835,15 @@ pub async fn run_sign<R: Relay + ?Sized>(
     let session =
         open_sign_session(setup, share, &req.key_id, &req.keygen_sid, signer, guard, rng)?;
     let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
-    let pre = presign_rounds(&mut io, share, setup, &req.path, banned, rng).await?;
-    finish_round(&mut io, S3_ROUND, pre, &req.message).await
+    let result = async {
+        let pre = presign_rounds(&mut io, share, setup, &req.path, banned, rng).await?;
+        finish_round(&mut io, S3_ROUND, pre, &req.message).await
+    }
+    .await;
+    if let Err(e) = &result {
+        io.announce_failure(e).await;
+    }
+    result
 }
 
 /// Runs presigning (S0–S2) for `setup` (protocol `Sign`; its `extra` is a [`PresignRequest`]).
@@ -713,7 +871,11 @@ pub async fn run_presign<R: Relay + ?Sized>(
     let session =
         open_sign_session(setup, share, &req.key_id, &req.keygen_sid, signer, guard, rng)?;
     let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
-    presign_rounds(&mut io, share, setup, &req.path, banned, rng).await
+    let result = presign_rounds(&mut io, share, setup, &req.path, banned, rng).await;
+    if let Err(e) = &result {
+        io.announce_failure(e).await;
+    }
+    result
 }
 
 /// The online phase for a stored presignature: consumes it, signs the 32-byte prehash `message`
@@ -766,16 +928,23 @@ pub async fn run_finish<R: Relay + ?Sized>(
     let session = Session::resume(setup, signer, rng).map_err(from_message)?;
     let others: Vec<PartyIndex> = session.peers().collect();
     let mut io = Io::new(relay, session, opts, P2pMode::Plain, setup.protocol());
-    let commitment = finish_commitment(setup.hash(), message);
-    let out = Outgoing { broadcast: Some(commitment.to_vec()), p2p: BTreeMap::new() };
-    io.send(FINISH_COMMIT_ROUND, &out).await?;
-    let (commits, _) = io.collect(FINISH_COMMIT_ROUND, &others, true, false).await?;
-    for j in &others {
-        if commits.get(j).map(Vec::as_slice) != Some(&commitment[..]) {
-            return Err(Error::ViewMismatch { round: FINISH_COMMIT_ROUND as u8, party: *j });
+    let result = async {
+        let commitment = finish_commitment(setup.hash(), message);
+        let out = Outgoing { broadcast: Some(commitment.to_vec()), p2p: BTreeMap::new() };
+        io.send(FINISH_COMMIT_ROUND, &out).await?;
+        let (commits, _) = io.collect(FINISH_COMMIT_ROUND, &others, true, false).await?;
+        for j in &others {
+            if commits.get(j).map(Vec::as_slice) != Some(&commitment[..]) {
+                return Err(Error::ViewMismatch { round: FINISH_COMMIT_ROUND as u8, party: *j });
+            }
         }
+        finish_round(&mut io, FINISH_S3_ROUND, presignature, message).await
     }
-    finish_round(&mut io, FINISH_S3_ROUND, presignature, message).await
+    .await;
+    if let Err(e) = &result {
+        io.announce_failure(e).await;
+    }
+    result
 }
 
 #[path = "runner_lifecycle.rs"]

@@ -111,22 +111,29 @@ async fn run_reshare_inner<R: Relay + ?Sized>(
         ephemeral_public: session.ephemeral_public(),
     };
     let mut io = Io::new(relay, session, opts, P2pMode::Signed, setup.protocol());
-    let (r1, q1) = reshare::start(rng, cfg, old)?;
-    io.send(1, &Outgoing { broadcast: Some(q1), p2p: BTreeMap::new() }).await?;
-    let (b1, _) = io.collect_expected(1, &r1.expects()).await?;
-    let (r2, out) = r1.next(rng, &b1)?;
-    for (j, e) in r2.peer_ephemeral_keys() {
-        io.session.establish(j, &e).map_err(from_message)?;
+    let result = async {
+        let (r1, q1) = reshare::start(rng, cfg, old)?;
+        io.send(1, &Outgoing { broadcast: Some(q1), p2p: BTreeMap::new() }).await?;
+        let (b1, _) = io.collect_expected(1, &r1.expects()).await?;
+        let (r2, out) = r1.next(rng, &b1)?;
+        for (j, e) in r2.peer_ephemeral_keys() {
+            io.session.establish(j, &e).map_err(from_message)?;
+        }
+        io.send(2, &out).await?;
+        let (b2, p2) = io.collect_expected(2, &r2.expects()).await?;
+        let (r3, out) = r2.next(rng, &b2, &p2)?;
+        io.send(3, &out).await?;
+        let (b3, p3) = io.collect_expected(3, &r3.expects()).await?;
+        let (r4, out) = r3.next(&b3, &p3)?;
+        io.send(4, &out).await?;
+        let (acks, _) = io.collect_expected(4, &r4.expects()).await?;
+        r4.finish(&acks)
     }
-    io.send(2, &out).await?;
-    let (b2, p2) = io.collect_expected(2, &r2.expects()).await?;
-    let (r3, out) = r2.next(rng, &b2, &p2)?;
-    io.send(3, &out).await?;
-    let (b3, p3) = io.collect_expected(3, &r3.expects()).await?;
-    let (r4, out) = r3.next(&b3, &p3)?;
-    io.send(4, &out).await?;
-    let (acks, _) = io.collect_expected(4, &r4.expects()).await?;
-    r4.finish(&acks)
+    .await;
+    if let Err(e) = &result {
+        io.announce_failure(e).await;
+    }
+    result
 }
 
 /// [`run_reshare`] with the ban-list hook: a ban-requiring failure is recorded under the dealer's

@@ -324,6 +324,7 @@ pub struct EmbeddedParty {
     guard: Arc<dyn ReplayGuard + Send + Sync>,
     presigs: Option<PresignatureStores>,
     opts: RunOptions,
+    application: String,
 }
 
 /// The presignature store and the generation counter outside it.
@@ -348,7 +349,25 @@ impl EmbeddedParty {
         bans: Arc<dyn BanStore>,
         guard: Arc<dyn ReplayGuard + Send + Sync>,
     ) -> Self {
-        Self { signer, relay, store, bans, guard, presigs: None, opts: RunOptions::default() }
+        Self {
+            signer,
+            relay,
+            store,
+            bans,
+            guard,
+            presigs: None,
+            opts: RunOptions::default(),
+            application: String::new(),
+        }
+    }
+
+    /// The application (tenant) this party's keys belong to: bound into every key generation,
+    /// so it must be the application name the server nodes know this app by (their
+    /// `[[api_keys]].app`). A mismatch makes the key generation fail (the parties compute
+    /// different setups and time out in round 1); nothing is stored. Empty by default.
+    pub fn for_application(mut self, application: &str) -> Self {
+        application.clone_into(&mut self.application);
+        self
     }
 
     /// Enables presigning: presignatures are kept in `store`, and `counter` (outside it) keeps
@@ -382,7 +401,7 @@ impl EmbeddedParty {
     ) -> Result<GeneratedKey, PartyError> {
         let iid = session::session_id(session_cfg)?;
         let players = session::resolve_players(session_cfg, &BTreeMap::new())?;
-        let setup = session::dkg_setup(iid, threshold, players, key_id)?;
+        let setup = session::dkg_setup(iid, threshold, players, key_id, &self.application)?;
         let me = setup.my_index(&self.signer.public_key()).ok_or_else(|| {
             SessionError("our identity key is not among the session's players".into())
         })?;

@@ -21,8 +21,8 @@ use crate::api::SessionConfig;
 
 /// TTL written into every setup (all participants must agree on it).
 pub const SESSION_TTL_SECS: u32 = 3600;
-/// Domain prefix of a key-generation setup's `extra`.
-pub const DKG_EXTRA_DOMAIN: &[u8] = b"mpc-node/v1/dkg";
+/// Domain prefix of a key-generation setup's `extra` (v2: the application is bound in).
+pub const DKG_EXTRA_DOMAIN: &[u8] = b"mpc-node/v2/dkg";
 /// Longest key id.
 pub const MAX_KEY_ID_LEN: usize = 128;
 /// Longest derivation path.
@@ -111,12 +111,19 @@ pub fn resolve_players(
     Ok(out)
 }
 
-/// The `extra` of a key-generation setup.
-pub fn dkg_extra(key_id: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(DKG_EXTRA_DOMAIN.len() + 1 + key_id.len());
+/// The `extra` of a key-generation setup: the key id and the application (tenant) the key
+/// belongs to, `DOMAIN ‖ u8 len ‖ key id ‖ u16 len ‖ application`. Binding the application
+/// means one key generation cannot be split across tenants: a node called by application A
+/// and one called by application B compute different setups and never complete together.
+pub fn dkg_extra(key_id: &str, application: &str) -> Vec<u8> {
+    let app = application.as_bytes();
+    let app = app.get(..usize::from(u16::MAX)).unwrap_or(app);
+    let mut out = Vec::with_capacity(DKG_EXTRA_DOMAIN.len() + 3 + key_id.len() + app.len());
     out.extend_from_slice(DKG_EXTRA_DOMAIN);
     out.push(key_id.len().min(255) as u8);
     out.extend_from_slice(key_id.as_bytes());
+    out.extend_from_slice(&(app.len() as u16).to_be_bytes());
+    out.extend_from_slice(app);
     out
 }
 
@@ -129,6 +136,7 @@ pub fn dkg_setup(
     threshold: u16,
     players: Vec<(u16, IdentityPublicKey)>,
     key_id: &str,
+    application: &str,
 ) -> Result<Setup, SessionError> {
     check_key_id(key_id)?;
     let n = u16::try_from(players.len()).map_err(|_| err("too many players"))?;
@@ -138,7 +146,8 @@ pub fn dkg_setup(
     if threshold < 2 || threshold > n {
         return Err(err(format!("threshold must be between 2 and the number of players ({n})")));
     }
-    Setup::new(ProtocolId::Dkg, iid, n, threshold, players, dkg_extra(key_id), SESSION_TTL_SECS)
+    let extra = dkg_extra(key_id, application);
+    Setup::new(ProtocolId::Dkg, iid, n, threshold, players, extra, SESSION_TTL_SECS)
         .map_err(|e| err(format!("invalid session: {e}")))
 }
 

@@ -31,6 +31,17 @@ pub enum ApiError {
     /// The node is shutting down.
     #[error("node is shutting down; retry on another replica or later")]
     ShuttingDown,
+    /// Another player refused the session before it started (busy or stopping); nothing was
+    /// created here either.
+    #[error(
+        "player {player} refused the session ({reason}); nothing was created: retry with a new session id"
+    )]
+    PeerBusy {
+        /// The player that refused.
+        player: u16,
+        /// Its announced reason.
+        reason: String,
+    },
     /// Not ready to serve sessions (`/readyz`); the text says what is missing.
     #[error("not ready: {0}")]
     NotReady(&'static str),
@@ -64,6 +75,7 @@ impl ApiError {
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::PeerBusy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "peer_busy"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -73,6 +85,14 @@ impl ApiError {
                 E::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
                 E::Transport(_) => (StatusCode::BAD_GATEWAY, "relay_unavailable"),
                 E::RelayFull { .. } => (StatusCode::SERVICE_UNAVAILABLE, "relay_full"),
+                E::PeerAborted {
+                    reason: dkls23_core::AbortReason::Busy | dkls23_core::AbortReason::Stopping,
+                    ..
+                } => (StatusCode::SERVICE_UNAVAILABLE, "peer_busy"),
+                E::PeerAborted { reason: dkls23_core::AbortReason::Timeout, .. } => {
+                    (StatusCode::GATEWAY_TIMEOUT, "peer_aborted")
+                }
+                E::PeerAborted { .. } => (StatusCode::BAD_GATEWAY, "peer_aborted"),
                 E::Blame { .. } => (StatusCode::BAD_GATEWAY, "party_misbehaved"),
                 E::BanAndAbort { .. } => (StatusCode::BAD_GATEWAY, "party_banned"),
                 E::ViewMismatch { .. } => (StatusCode::BAD_GATEWAY, "view_mismatch"),

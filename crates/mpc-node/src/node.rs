@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dkls23_core::AbortReason;
 use dkls23_core::encoding::point_from_bytes;
 use dkls23_core::hashing::{HashAlgorithm, prehash};
 use dkls23_core::identity::IdentitySigner;
-use dkls23_core::runner::{RunOptions, run_dkg, run_sign};
+use dkls23_core::runner::{RunOptions, announce_abort, run_dkg, run_sign};
 use dkls23_core::setup::MemoryReplayGuard;
 use getrandom::SysRng;
 use mpc_node_client::api::{
@@ -490,6 +491,30 @@ impl Node {
         self.sessions.clone().try_acquire_owned().map_err(|_| ApiError::Busy)
     }
 
+    /// A session slot for `setup`'s session. When the node is full (503) the other parties
+    /// are told at once, in a signed abort notice, so that their runs fail now with "player i
+    /// is busy" instead of at their round timeout.
+    pub(crate) fn reserve_for(
+        &self,
+        setup: &dkls23_core::setup::Setup,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.reserve_session().inspect_err(|_| {
+            let relay = self.relay.clone();
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+            let opts = self.run_options();
+            let setup = setup.clone();
+            tokio::spawn(async move {
+                let mut rng = UnwrapErr(SysRng);
+                let reason = dkls23_core::AbortReason::Busy;
+                if let Err(e) =
+                    announce_abort(&*relay, &setup, signer, reason, &mut rng, &opts).await
+                {
+                    warn!(error = %e, "could not tell the other parties that this node is busy");
+                }
+            });
+        })
+    }
+
     /// [`Node::protocol`] for a session with `scope`'s signers: it is aborted as soon as one of
     /// them is banned for the key (by any session of this node), as `protocols.md` §3.7 asks.
     async fn protocol_scoped<T, Fut>(
@@ -667,13 +692,14 @@ impl Node {
                 self.cfg.index
             )));
         }
-        let setup = session::dkg_setup(iid, req.threshold, players, &key_id).map_err(bad)?;
+        let setup = session::dkg_setup(iid, req.threshold, players, &key_id, app).map_err(bad)?;
         let span = info_span!("keygen", session = %hex16(&iid), app, key = %key_id);
         let relay = self.relay.clone();
         let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
         let opts = self.run_options();
         let (t, n) = (setup.t(), setup.n());
-        self.create_key(app, &key_id, iid, t, n, "dkg", move || async move {
+        let shape = setup.clone();
+        self.create_key(app, &key_id, &shape, t, n, "dkg", move || async move {
             let mut rng = UnwrapErr(SysRng);
             // The session id is recorded in the persistent store before the run.
             let guard = MemoryReplayGuard::new();
@@ -690,7 +716,7 @@ impl Node {
         &self,
         app: &str,
         key_id: &str,
-        iid: [u8; 32],
+        setup: &dkls23_core::setup::Setup,
         t: u16,
         n: u16,
         protocol: &'static str,
@@ -707,9 +733,17 @@ impl Node {
         if self.closing.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
         }
-        // Capacity first: a busy node creates no state (the key id stays free for a retry).
-        let permit = self.reserve_session()?;
-        self.claim_session_id(iid).await?;
+        // Capacity first: a busy node creates no key record (the key id stays free for a
+        // retry). The session id is spent everywhere: its peers were told this node is busy.
+        let permit = match self.reserve_for(setup) {
+            Ok(p) => p,
+            Err(e) => {
+                let iid = *setup.iid();
+                let _ = self.db(move |s| s.record_iid(&iid)).await;
+                return Err(e);
+            }
+        };
+        self.claim_session_id(*setup.iid()).await?;
         let (a, k) = (app.to_owned(), key_id.clone());
         let me = self.cfg.index;
         match self.db_ok(move |s| s.create_pending(&a, &k, t, n, me)).await? {
@@ -731,6 +765,19 @@ impl Node {
                 let (a, k) = (app.to_owned(), key_id.clone());
                 let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or(ApiError::Internal)?;
                 Ok(key_info(&r))
+            }
+            Err(ApiError::Protocol(dkls23_core::Error::PeerAborted {
+                party,
+                round: 1,
+                reason: why @ (AbortReason::Busy | AbortReason::Stopping),
+            })) => {
+                // A player refused before the first round: nobody can hold a share of this
+                // run, so the key id is free again (deleted, not ERROR) for a retry.
+                if let Err(se) = self.db_ok(move |s| s.delete(&a, &k)).await {
+                    error!("could not release the key id after a peer refused");
+                    return Err(se);
+                }
+                Err(ApiError::PeerBusy { player: party, reason: why.to_string() })
             }
             Err(e) => {
                 let reason = match &e {
@@ -847,6 +894,14 @@ impl Node {
             if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
                 return Err(banned_conflict(*b));
             }
+            // Capacity first (a busy node tells the other signers; the session id is spent).
+            let permit = match self.reserve_for(&setup) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = self.db(move |s| s.record_iid(&iid)).await;
+                    return Err(e);
+                }
+            };
             self.claim_session_id(iid).await?;
             let derived = dkls23_core::bip32::derive(share.public_key(), share.chain_code(), &path)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -855,7 +910,7 @@ impl Node {
             let opts = self.run_options();
             let scope = Self::ban_scope(&record, &signers);
             let result = self
-                .protocol_scoped("sign", Some(scope), None, move || async move {
+                .protocol_scoped("sign", Some(scope), Some(permit), move || async move {
                     let mut rng = UnwrapErr(SysRng);
                     let guard = MemoryReplayGuard::new();
                     run_sign(&*relay, &setup, &share, signer, &guard, &banned, &mut rng, &opts)

@@ -207,3 +207,99 @@ async fn tampering_relay_causes_timeout_never_blame_or_ban() {
         assert!(e.culprits().is_empty());
     }
 }
+
+/// A party that will not take part says so in a signed abort notice: the others fail at once
+/// with its reason, well before their round timeout. A notice that does not authenticate (from
+/// someone else, or tampered with) is ignored.
+#[tokio::test]
+async fn an_abort_notice_ends_the_peers_runs_at_once() {
+    use dkls23_core::AbortReason;
+    use dkls23_core::runner::announce_abort;
+    let relay = MemoryRelay::new();
+    let mut ps = parties(3, 9);
+    let setup = Setup::new(ProtocolId::Dkg, [77; 32], 3, 2, keys(&ps), vec![], 600).unwrap();
+    let o = RunOptions { round_timeout: Duration::from_secs(30), ..opts() };
+    // An outsider's "notice" under party 3's abort id is not authenticated: ignored.
+    let outsider = Arc::new(Ed25519Identity::generate(&mut ChaCha20Rng::seed_from_u64(5)));
+    let bogus = Setup::new(
+        ProtocolId::Dkg,
+        [77; 32],
+        3,
+        2,
+        vec![keys(&ps)[0], keys(&ps)[1], (3, outsider.public_key())],
+        vec![],
+        600,
+    )
+    .unwrap();
+    let signer: Arc<dyn IdentitySigner + Send + Sync> = outsider;
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    announce_abort(&relay, &bogus, signer, AbortReason::Busy, &mut rng, &o).await.unwrap();
+
+    let third = ps.pop().unwrap();
+    let start = std::time::Instant::now();
+    let runs = ps.iter_mut().map(|p| {
+        let (setup, o, relay) = (&setup, &o, &relay);
+        async move {
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            run_dkg(relay, setup, signer, &p.guard, &mut p.rng, o).await
+        }
+    });
+    let announce = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let signer: Arc<dyn IdentitySigner + Send + Sync> = third.signer.clone();
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        announce_abort(&relay, &setup, signer, AbortReason::Busy, &mut rng, &o).await.unwrap();
+    };
+    let (results, ()) = tokio::join!(join_all(runs), announce);
+    for r in results {
+        assert_eq!(
+            r.unwrap_err(),
+            Error::PeerAborted { party: 3, round: 1, reason: AbortReason::Busy }
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+}
+
+/// A party whose run fails tells the others: they end with its reason instead of a timeout.
+#[tokio::test]
+async fn a_failing_party_takes_its_peers_down_with_the_reason() {
+    use dkls23_core::AbortReason;
+    let relay = MemoryRelay::new();
+    let mut ps = parties(3, 10);
+    let shares: Vec<KeyShare> =
+        dkg_over(&[relay.clone(), relay.clone(), relay.clone()], &mut ps, 2, 40)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+    // Party 1 runs a signing with 3 signers whose setup does not name its share's key: it
+    // refuses at once (invalid input); parties 2 and 3 hear it instead of timing out.
+    let all = keys(&ps);
+    let req = SignRequest {
+        key_id: *shares[0].key_id(),
+        keygen_sid: *shares[0].keygen_sid(),
+        path: vec![],
+        message: [3; 32],
+    };
+    let setup = Setup::new(ProtocolId::Sign, [41; 32], 3, 2, all, req.to_bytes(), 600).unwrap();
+    let o = RunOptions { round_timeout: Duration::from_secs(30), ..opts() };
+    let start = std::time::Instant::now();
+    let futs = ps.iter_mut().zip(&shares).enumerate().map(|(k, (p, share))| {
+        let (setup, o, relay) = (&setup, &o, &relay);
+        async move {
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            // Party 1 bans party 3 for this run: it refuses before its first message.
+            let banned: &[u16] = if k == 0 { &[3] } else { &[] };
+            run_sign(relay, setup, share, signer, &p.guard, banned, &mut p.rng, o).await
+        }
+    });
+    let results = join_all(futs).await;
+    assert!(matches!(results[0], Err(Error::InvalidInput(_))), "{:?}", results[0]);
+    for r in &results[1..] {
+        assert!(
+            matches!(r, Err(Error::PeerAborted { party: 1, reason: AbortReason::Refused, .. })),
+            "{r:?}"
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+}

@@ -64,7 +64,7 @@ impl World {
         let cfg = self.session(1);
         let phone = self.phone(self.relay.clone());
         let players = session::resolve_players(&cfg, &BTreeMap::new()).unwrap();
-        let setup = session::dkg_setup([1; 32], 2, players, KEY).unwrap();
+        let setup = session::dkg_setup([1; 32], 2, players, KEY, "").unwrap();
         let server_id: Arc<dyn IdentitySigner + Send + Sync> = self.server_id.clone();
         let relay = self.relay.clone();
         let server = async move {

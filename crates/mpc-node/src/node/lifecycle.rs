@@ -483,11 +483,12 @@ impl Node {
             .to_setup(iid, SESSION_TTL_SECS)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let (t, n) = (spec.new_threshold, spec.new_parties());
+        let shape = setup.clone();
         let relay = self.relay.clone();
         let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
         let opts = self.run_options();
         let info = self
-            .create_key(app, key, iid, t, n, "reshare", move || async move {
+            .create_key(app, key, &shape, t, n, "reshare", move || async move {
                 let mut rng = UnwrapErr(SysRng);
                 let guard = MemoryReplayGuard::new();
                 match run_reshare(&*relay, &setup, None, signer, &guard, &mut rng, &opts).await? {
@@ -644,10 +645,11 @@ impl Node {
             .to_setup(iid, holders, req.threshold, SESSION_TTL_SECS)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let span = info_span!("import", session = %hex16(&iid), app, key = %req.key_id);
+        let shape = setup.clone();
         let relay = self.relay.clone();
         let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
         let opts = self.run_options();
-        self.create_key(app, &req.key_id, iid, req.threshold, n, "import", move || async move {
+        self.create_key(app, &req.key_id, &shape, req.threshold, n, "import", move || async move {
             let mut rng = UnwrapErr(SysRng);
             let guard = MemoryReplayGuard::new();
             run_import(&*relay, &setup, secret, signer, &guard, &mut rng, &opts).await

@@ -162,6 +162,7 @@ async fn auth_tenancy_limits_and_documents() {
         "/v1/keys/{key_id}/xpub",
         "/v1/keys/import",
         "/healthz",
+        "/readyz",
         "/metrics",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from openapi.json");

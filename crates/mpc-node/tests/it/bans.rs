@@ -196,7 +196,8 @@ impl Rig {
         let peer_id = Arc::new(identity(2));
         let sid = random_sid();
         let iid = session::session_id(&session_cfg(&sid)).unwrap();
-        let setup = session::dkg_setup(iid, 2, vec![(1, public(1)), (2, public(2))], KEY).unwrap();
+        let setup =
+            session::dkg_setup(iid, 2, vec![(1, public(1)), (2, public(2))], KEY, APP).unwrap();
         let req = GenerateKeyRequest {
             key_id: Some(KEY.into()),
             threshold: 2,

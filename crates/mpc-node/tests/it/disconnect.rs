@@ -146,9 +146,13 @@ async fn a_busy_node_refuses_a_keygen_before_creating_any_state() {
     };
     let busy = c1.generate_key(&second).await.unwrap_err();
     assert_eq!(busy.status(), Some(503), "{busy}");
-    // Nothing was created: the key id and the session id are still free.
+    // No key record was created: the key id is still free. The session id is spent (the
+    // peers were told node 1 is busy): the same request again is refused at once.
     assert_eq!(c1.get_key("later").await.unwrap_err().status(), Some(404));
     let _ = holder.await;
+    let again = c1.generate_key(&second).await.unwrap_err();
+    assert_eq!(again.status(), Some(409), "{again}");
+    let second = GenerateKeyRequest { session: session(&[1, 2, 3]), ..second };
     let c: Vec<Client> = (1..=3).map(|i| cluster.client(i, "app-a")).collect();
     let (a, b, d) = tokio::join!(
         c[0].generate_key(&second),

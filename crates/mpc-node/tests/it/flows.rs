@@ -100,7 +100,10 @@ async fn pending_conflict_then_error_then_retry_with_a_new_key_id() {
         n.abort_sessions();
     };
     let (results, ()) = tokio::join!(all, kill);
-    assert!(results[..2].iter().all(|r| r.as_ref().unwrap_err().status() == Some(504)));
+    assert!(
+        results[..2].iter().all(|r| r.as_ref().unwrap_err().status() == Some(504)),
+        "{results:?}"
+    );
     assert!(results[2].is_err());
     cluster.kill(3).await;
     for i in [1, 2] {
@@ -114,4 +117,41 @@ async fn pending_conflict_then_error_then_retry_with_a_new_key_id() {
     for r in results {
         assert_eq!(r.unwrap().status, "READY");
     }
+}
+
+/// The application is bound into the key-generation setup: a keygen whose nodes are called by
+/// different applications (same key id and session id) never completes, and no node holds a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keygen_split_across_applications_fails_everywhere() {
+    use mpc_node_client::api::{GenerateKeyRequest, SessionConfig};
+    use std::collections::BTreeMap;
+    let specs = (1..=3)
+        .map(|i| {
+            let mut s = NodeSpec::new(i, 3);
+            s.session_timeout_secs = 3;
+            s
+        })
+        .collect();
+    let cluster = Cluster::start(specs).await;
+    let session = SessionConfig {
+        session_id: random_sid(),
+        players: vec![1, 2, 3],
+        public_keys: BTreeMap::new(),
+    };
+    let req = GenerateKeyRequest {
+        key_id: Some("split".into()),
+        threshold: 2,
+        curve: "secp256k1".into(),
+        session,
+    };
+    let (a, b, c) =
+        (cluster.client(1, "app-a"), cluster.client(2, "app-b"), cluster.client(3, "app-b"));
+    let (ra, rb, rc) =
+        tokio::join!(a.generate_key(&req), b.generate_key(&req), c.generate_key(&req));
+    for (who, r) in [("node 1 (app-a)", ra), ("node 2 (app-b)", rb), ("node 3 (app-b)", rc)] {
+        let e = r.expect_err(who);
+        assert!(matches!(e.status(), Some(504 | 502)), "{who}: {e}");
+    }
+    assert_ne!(a.get_key("split").await.unwrap().status, "READY");
+    assert_ne!(b.get_key("split").await.unwrap().status, "READY");
 }

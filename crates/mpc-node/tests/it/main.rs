@@ -9,6 +9,7 @@
 
 mod api;
 mod bans;
+mod capacity;
 mod common;
 mod config;
 mod dev;

@@ -65,7 +65,8 @@ async fn mobile_and_server_two_party_keygen_and_sign() {
         Arc::new(MemoryKeyStore::default()),
         Arc::new(MemoryBanStore::default()),
         Arc::new(MemoryReplayGuard::new()),
-    );
+    )
+    .for_application("app-a");
     let mut public_keys = BTreeMap::new();
     public_keys.insert(1u16, phone_id.public_key().to_string());
     public_keys.insert(2u16, public(2).to_string());
@@ -132,7 +133,8 @@ async fn phone_presignatures_finish_once_and_never_come_back_from_a_backup() {
         Arc::new(MemoryBanStore::default()),
         Arc::new(MemoryReplayGuard::new()),
     )
-    .with_presignatures(presigs.clone(), Arc::new(MemoryGenerationCounter::default()));
+    .with_presignatures(presigs.clone(), Arc::new(MemoryGenerationCounter::default()))
+    .for_application("app-a");
     let mut public_keys = BTreeMap::new();
     public_keys.insert(1u16, phone_id.public_key().to_string());
     public_keys.insert(2u16, public(2).to_string());
