@@ -74,9 +74,9 @@ fn generate(req: &GenerateKeyRequest) {
     json_round_trip(req);
     let Some((sid, players)) = check_session(&req.session) else { return };
     let key_id = req.key_id.clone().unwrap_or_else(|| req.session.session_id.clone());
-    if let Ok(setup) = session::dkg_setup(sid, req.threshold, players, &key_id) {
+    if let Ok(setup) = session::dkg_setup(sid, req.threshold, players, &key_id, "fuzz-app") {
         assert!(session::check_key_id(&key_id).is_ok());
-        assert_eq!(setup.extra(), session::dkg_extra(&key_id).as_slice());
+        assert_eq!(setup.extra(), session::dkg_extra(&key_id, "fuzz-app").as_slice());
         setup_round_trip(&setup);
     }
 }

@@ -59,7 +59,12 @@ fn frames(out: &mut Out) {
     let id = MessageId([0xab; 32]);
     let long = "é".repeat(300);
     let list: Vec<(&str, Frame<'_>)> = vec![
-        ("publish", Frame::Publish { req: 1, id, ttl_ms: 60_000, payload: b"hello" }),
+        ("publish", Frame::Publish { req: 1, id, ttl_ms: 60_000, readers: 0, payload: b"hello" }),
+        (
+            "publish-for",
+            Frame::Publish { req: 1, id, ttl_ms: 60_000, readers: 2, payload: b"hello" },
+        ),
+        ("consume", Frame::Consume { req: 8, id, reader: 3 }),
         ("ask", Frame::Ask { req: 2, id, forwarded: false }),
         ("ask-forwarded", Frame::Ask { req: 3, id, forwarded: true }),
         ("cancel", Frame::Cancel { req: 2 }),
@@ -95,8 +100,9 @@ fn record(kind: u8, bytes: &[u8]) -> Vec<u8> {
 fn relay_server(out: &mut Out) {
     let a = MessageId([0x0a; 32]);
     let b = MessageId([0x0b; 32]);
-    let pubf =
-        |req, id, ttl_ms, payload: &[u8]| Frame::Publish { req, id, ttl_ms, payload }.encode();
+    let pubf = |req, id, ttl_ms, payload: &[u8]| {
+        Frame::Publish { req, id, ttl_ms, readers: 0, payload }.encode()
+    };
     let mut ws = Vec::new();
     ws.extend(record(0, &pubf(1, a, 60_000, b"payload-a")));
     ws.extend(record(0, &pubf(2, a, 60_000, b"payload-a")));
@@ -106,6 +112,9 @@ fn relay_server(out: &mut Out) {
     ws.extend(record(0, &Frame::Ask { req: 6, id: b, forwarded: true }.encode()));
     ws.extend(record(0, &Frame::Ask { req: 6, id: b, forwarded: false }.encode()));
     ws.extend(record(0, &Frame::Cancel { req: 6 }.encode()));
+    let for_readers = Frame::Publish { req: 8, id: b, ttl_ms: 1000, readers: 1, payload: b"r" };
+    ws.extend(record(0, &for_readers.encode()));
+    ws.extend(record(0, &Frame::Consume { req: 9, id: b, reader: 1 }.encode()));
     ws.extend(record(0, &Frame::Deliver { req: 7, id: a, payload: b"x" }.encode()));
     ws.extend(record(0, &[2, 1, 0, 0, 0, 9]));
     ws.extend(record(0, &[1, 0x44, 0, 0, 0, 8]));
