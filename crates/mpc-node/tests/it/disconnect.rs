@@ -163,3 +163,64 @@ async fn a_busy_node_refuses_a_keygen_before_creating_any_state() {
     assert_eq!(b.unwrap().status, "READY");
     assert_eq!(d.unwrap().status, "READY");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnects_during_import_and_reshare_change_no_outcome() {
+    use mpc_node_client::api::{ImportKeyRequest, ReshareRequestBody};
+    let cluster = Cluster::three().await;
+    let c: Vec<Client> = (1..=3).map(|i| cluster.client(i, "app-a")).collect();
+
+    // Import: the dealer's client hangs up at once; the key still becomes READY there.
+    let sk = k256::SecretKey::from_slice(&[0x31; 32]).unwrap();
+    let pk = hex::encode(mpc_node_client::session::compressed(&sk.public_key().to_projective()));
+    let base = ImportKeyRequest {
+        key_id: "dc-import".into(),
+        threshold: 2,
+        session: session(&[1, 2, 3]),
+        dealer: 1,
+        public_key: pk.clone(),
+        chain_code: hex::encode([0x32; 32]),
+        private_key: None,
+    };
+    let to_dealer = ImportKeyRequest { private_key: Some(hex::encode([0x31; 32])), ..base.clone() };
+    let gone = impatient(&cluster, 1);
+    let (r1, r2, r3) =
+        tokio::join!(gone.import_key(&to_dealer), c[1].import_key(&base), c[2].import_key(&base));
+    assert!(r1.is_err(), "the impatient client should have given up");
+    let epoch = r2.unwrap().epoch;
+    assert_eq!(r3.unwrap().epoch, epoch);
+    wait_for_epoch(&c[0], "dc-import", epoch).await;
+    let again = c[0].import_key(&to_dealer).await.unwrap();
+    assert_eq!(again.public_key.as_deref(), Some(pk.as_str()));
+
+    // Reshare (same committee, threshold kept): node 2's client hangs up; node 2 still ends at
+    // the new epoch with its peers, and the same request again returns that outcome.
+    let rs = ReshareRequestBody {
+        session: session(&[1, 2, 3]),
+        old_players: vec![1, 2, 3],
+        new_threshold: 2,
+        spec: None,
+    };
+    let gone = impatient(&cluster, 2);
+    let (r1, r2, r3) = tokio::join!(
+        c[0].reshare("dc-import", &rs),
+        gone.reshare("dc-import", &rs),
+        c[2].reshare("dc-import", &rs)
+    );
+    assert!(r2.is_err(), "the impatient client should have given up");
+    let new_epoch = r1.unwrap().key.unwrap().epoch;
+    assert_eq!(new_epoch, epoch + 1);
+    assert_eq!(r3.unwrap().key.unwrap().epoch, new_epoch);
+    wait_for_epoch(&c[1], "dc-import", new_epoch).await;
+    assert_eq!(c[1].reshare("dc-import", &rs).await.unwrap().key.unwrap().epoch, new_epoch);
+
+    // Every signer pair signs under the imported key.
+    for pair in [[1, 2], [1, 3], [2, 3]] {
+        let sigs = cluster.sign("app-a", "dc-import", &pair, [pair[1] as u8; 32], "m").await;
+        for s in sigs {
+            let s = s.unwrap();
+            assert_eq!(s.public_key, pk);
+            verify(&s);
+        }
+    }
+}
