@@ -10,36 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use mpc_node::config;
 use mpc_node::server::RunningNode;
 use mpc_node_client::Client;
 use mpc_node_client::api::{GenerateKeyRequest, SessionConfig, SignRequestBody};
-
-fn sid() -> String {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).unwrap();
-    hex::encode(b)
-}
-
-fn node_toml(i: u16, relay: &str, dir: &std::path::Path) -> String {
-    use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
-    let mut t = format!(
-        "listen = \"127.0.0.1:0\"\nrelay_urls = [\"{relay}\"]\n\
-         database_url = \"sqlite://{}/node{i}.sqlite\"\nmaster_password = \"bench\"\n\
-         [node]\nindex = {i}\nidentity_key = \"ed25519:{}\"\n",
-        dir.display(),
-        hex::encode([i as u8; 32])
-    );
-    for j in 1..=3u8 {
-        let pk = Ed25519Identity::from_seed(&[j; 32]).public_key();
-        t.push_str(&format!("[[players]]\nindex = {j}\npublic_key = \"{pk}\"\n"));
-    }
-    t.push_str(&format!(
-        "[[api_keys]]\napp = \"bench\"\nsha256 = \"{}\"\n[limits]\nmax_concurrent_sessions = 256\n",
-        config::hash_api_key(&format!("bench-{i}"))
-    ));
-    t
-}
+use support::{node_toml, sid};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let k = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -84,8 +61,12 @@ fn main() {
         let relay = msg_relay_svc::testing::spawn_relay(Default::default()).await.unwrap();
         let mut nodes = Vec::new();
         for i in 1..=3u16 {
-            let cfg = config::parse(&node_toml(i, relay.url(), dir.path()), dir.path(), &|_| None)
-                .unwrap();
+            let cfg = config::parse(
+                &node_toml(i, "127.0.0.1:0", relay.url(), dir.path()),
+                dir.path(),
+                &|_| None,
+            )
+            .unwrap();
             nodes.push(RunningNode::start(cfg).await.unwrap());
         }
         let clients: Arc<Vec<Client>> = Arc::new(

@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mpc_node::config;
+mod support;
+
 use mpc_node_client::Client;
 use mpc_node_client::api::{GenerateKeyRequest, SessionConfig, SignRequestBody};
+use support::{node_toml, sid};
 
 /// Seconds between rows (`SOAK_REPORT_SECS`, default 30).
 fn report_every() -> Duration {
@@ -29,34 +31,8 @@ fn report_every() -> Duration {
     Duration::from_secs(secs.unwrap_or(30))
 }
 
-fn sid() -> String {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).unwrap();
-    hex::encode(b)
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn node_toml(i: u16, port: u16, relay: &str, dir: &std::path::Path) -> String {
-    use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
-    let mut t = format!(
-        "listen = \"127.0.0.1:{port}\"\nrelay_urls = [\"{relay}\"]\n\
-         database_url = \"sqlite://{}/node{i}.sqlite\"\nmaster_password = \"bench\"\n\
-         [node]\nindex = {i}\nidentity_key = \"ed25519:{}\"\n",
-        dir.display(),
-        hex::encode([i as u8; 32])
-    );
-    for j in 1..=3u8 {
-        let pk = Ed25519Identity::from_seed(&[j; 32]).public_key();
-        t.push_str(&format!("[[players]]\nindex = {j}\npublic_key = \"{pk}\"\n"));
-    }
-    t.push_str(&format!(
-        "[[api_keys]]\napp = \"bench\"\nsha256 = \"{}\"\n[limits]\nmax_concurrent_sessions = 256\n",
-        config::hash_api_key(&format!("bench-{i}"))
-    ));
-    t
 }
 
 /// The relay child: serves until its stdin closes, then stops gracefully.
@@ -167,7 +143,8 @@ fn main() {
     for i in 1..=3u16 {
         let port = free_port();
         let path = dir.path().join(format!("node{i}.toml"));
-        std::fs::write(&path, node_toml(i, port, &relay_url, dir.path())).unwrap();
+        std::fs::write(&path, node_toml(i, &format!("127.0.0.1:{port}"), &relay_url, dir.path()))
+            .unwrap();
         // The node logs every session at INFO: keep that in a file, out of the table.
         let log = std::fs::File::create(dir.path().join(format!("node{i}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mpc-node"))

@@ -493,26 +493,32 @@ impl Node {
 
     /// A session slot for `setup`'s session. When the node is full (503) the other parties
     /// are told at once, in a signed abort notice, so that their runs fail now with "player i
-    /// is busy" instead of at their round timeout.
-    pub(crate) fn reserve_for(
+    /// is busy" instead of at their round timeout; the session id is then spent here too (no
+    /// key record is created, so a key id stays free).
+    pub(crate) async fn reserve_for(
         &self,
         setup: &dkls23_core::setup::Setup,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        self.reserve_session().inspect_err(|_| {
-            let relay = self.relay.clone();
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
-            let opts = self.run_options();
-            let setup = setup.clone();
-            tokio::spawn(async move {
-                let mut rng = UnwrapErr(SysRng);
-                let reason = dkls23_core::AbortReason::Busy;
-                if let Err(e) =
-                    announce_abort(&*relay, &setup, signer, reason, &mut rng, &opts).await
-                {
-                    warn!(error = %e, "could not tell the other parties that this node is busy");
-                }
-            });
-        })
+        let busy = match self.reserve_session() {
+            Ok(permit) => return Ok(permit),
+            Err(e) => e,
+        };
+        let iid = *setup.iid();
+        if !matches!(self.db(move |s| s.record_iid(&iid)).await, Ok(Ok(_))) {
+            warn!("could not record the refused session id");
+        }
+        let relay = self.relay.clone();
+        let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
+        let opts = self.run_options();
+        let setup = setup.clone();
+        tokio::spawn(async move {
+            let mut rng = UnwrapErr(SysRng);
+            let reason = AbortReason::Busy;
+            if let Err(e) = announce_abort(&*relay, &setup, signer, reason, &mut rng, &opts).await {
+                warn!(error = %e, "could not tell the other parties that this node is busy");
+            }
+        });
+        Err(busy)
     }
 
     /// [`Node::protocol`] for a session with `scope`'s signers: it is aborted as soon as one of
@@ -733,16 +739,8 @@ impl Node {
         if self.closing.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
         }
-        // Capacity first: a busy node creates no key record (the key id stays free for a
-        // retry). The session id is spent everywhere: its peers were told this node is busy.
-        let permit = match self.reserve_for(setup) {
-            Ok(p) => p,
-            Err(e) => {
-                let iid = *setup.iid();
-                let _ = self.db(move |s| s.record_iid(&iid)).await;
-                return Err(e);
-            }
-        };
+        // Capacity first: a busy node creates no key record (the key id stays free).
+        let permit = self.reserve_for(setup).await?;
         self.claim_session_id(*setup.iid()).await?;
         let (a, k) = (app.to_owned(), key_id.clone());
         let me = self.cfg.index;
@@ -894,14 +892,8 @@ impl Node {
             if let Some(b) = signers.iter().find(|s| banned.contains(s)) {
                 return Err(banned_conflict(*b));
             }
-            // Capacity first (a busy node tells the other signers; the session id is spent).
-            let permit = match self.reserve_for(&setup) {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = self.db(move |s| s.record_iid(&iid)).await;
-                    return Err(e);
-                }
-            };
+            // Capacity before the session id is claimed (a busy node tells the other signers).
+            let permit = self.reserve_for(&setup).await?;
             self.claim_session_id(iid).await?;
             let derived = dkls23_core::bip32::derive(share.public_key(), share.chain_code(), &path)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
