@@ -64,13 +64,16 @@ fn frames(out: &mut Out) {
             "publish-for",
             Frame::Publish { req: 1, id, ttl_ms: 60_000, readers: 2, payload: b"hello" },
         ),
-        ("consume", Frame::Consume { req: 8, id, reader: 3 }),
-        ("ask", Frame::Ask { req: 2, id, forwarded: false }),
-        ("ask-forwarded", Frame::Ask { req: 3, id, forwarded: true }),
+        ("consume", Frame::Consume { req: 8, id, reader: 3, candidate: None }),
+        ("ask", Frame::Ask { req: 2, id, forwarded: false, from: None }),
+        ("ask-forwarded", Frame::Ask { req: 3, id, forwarded: true, from: None }),
+        ("ask-candidate", Frame::Ask { req: 4, id, forwarded: false, from: Some(2) }),
+        ("consume-candidate", Frame::Consume { req: 8, id, reader: 3, candidate: Some(1) }),
+        ("deliver-candidate", Frame::Deliver { req: 4, id, candidate: Some(2), payload: b"hi" }),
         ("cancel", Frame::Cancel { req: 2 }),
         ("ack", Frame::Ack { req: 1, id, status: AckStatus::Stored }),
         ("ack-dup", Frame::Ack { req: 1, id, status: AckStatus::Duplicate }),
-        ("deliver", Frame::Deliver { req: 2, id, payload: b"hello" }),
+        ("deliver", Frame::Deliver { req: 2, id, candidate: None, payload: b"hello" }),
         (
             "error",
             Frame::Error { req: 4, code: ErrorCode::TooLarge, actual: 9, limit: 8, text: "big" },
@@ -108,14 +111,15 @@ fn relay_server(out: &mut Out) {
     ws.extend(record(0, &pubf(2, a, 60_000, b"payload-a")));
     ws.extend(record(0, &pubf(3, a, 60_000, b"different")));
     ws.extend(record(0, &pubf(4, b, u32::MAX, b"ttl too long")));
-    ws.extend(record(0, &Frame::Ask { req: 5, id: a, forwarded: false }.encode()));
-    ws.extend(record(0, &Frame::Ask { req: 6, id: b, forwarded: true }.encode()));
-    ws.extend(record(0, &Frame::Ask { req: 6, id: b, forwarded: false }.encode()));
+    ws.extend(record(0, &Frame::Ask { req: 5, id: a, forwarded: false, from: None }.encode()));
+    ws.extend(record(0, &Frame::Ask { req: 6, id: b, forwarded: true, from: None }.encode()));
+    ws.extend(record(0, &Frame::Ask { req: 6, id: b, forwarded: false, from: None }.encode()));
+    ws.extend(record(0, &Frame::Ask { req: 10, id: b, forwarded: false, from: Some(1) }.encode()));
     ws.extend(record(0, &Frame::Cancel { req: 6 }.encode()));
     let for_readers = Frame::Publish { req: 8, id: b, ttl_ms: 1000, readers: 1, payload: b"r" };
     ws.extend(record(0, &for_readers.encode()));
-    ws.extend(record(0, &Frame::Consume { req: 9, id: b, reader: 1 }.encode()));
-    ws.extend(record(0, &Frame::Deliver { req: 7, id: a, payload: b"x" }.encode()));
+    ws.extend(record(0, &Frame::Consume { req: 9, id: b, reader: 1, candidate: Some(1) }.encode()));
+    ws.extend(record(0, &Frame::Deliver { req: 7, id: a, candidate: None, payload: b"x" }.encode()));
     ws.extend(record(0, &[2, 1, 0, 0, 0, 9]));
     ws.extend(record(0, &[1, 0x44, 0, 0, 0, 8]));
     ws.extend(record(1, b"text is refused"));

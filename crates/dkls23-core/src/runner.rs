@@ -213,14 +213,18 @@ struct Io<'a, R: Relay + ?Sized> {
 
 /// Asks for the peers' abort messages: (peer, message id, the ask).
 struct AbortWatch<'a> {
-    asks: Vec<(PartyIndex, MessageId, RelayFuture<'a, Vec<u8>>)>,
+    asks: Vec<(PartyIndex, MessageId, CandidateAsk<'a>)>,
 }
+
+/// An outstanding ask for a candidate.
+type CandidateAsk<'a> = RelayFuture<'a, (u16, Vec<u8>)>;
+
+/// A relay's answer for one candidate: (its number, payload).
+type CandidateAnswer = Result<(u16, Vec<u8>), msg_relay_api::RelayError>;
 
 impl AbortWatch<'_> {
     /// The next answered ask: (peer, id, answer). Pends forever when none is left.
-    async fn next(
-        &mut self,
-    ) -> (PartyIndex, MessageId, Result<Vec<u8>, msg_relay_api::RelayError>) {
+    async fn next(&mut self) -> (PartyIndex, MessageId, CandidateAnswer) {
         std::future::poll_fn(|cx| {
             let ready = self.asks.iter_mut().enumerate().find_map(|(k, (_, _, ask))| {
                 match ask.as_mut().poll(cx) {
@@ -242,8 +246,8 @@ impl AbortWatch<'_> {
 
 /// What ended the wait for one message.
 enum Waited {
-    Message(Result<Result<Vec<u8>, msg_relay_api::RelayError>, tokio::time::error::Elapsed>),
-    Abort(PartyIndex, MessageId, Result<Vec<u8>, msg_relay_api::RelayError>),
+    Message(Result<CandidateAnswer, tokio::time::error::Elapsed>),
+    Abort(PartyIndex, MessageId, CandidateAnswer),
 }
 
 impl<R: Relay + ?Sized> Drop for Io<'_, R> {
@@ -278,7 +282,7 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
             .peers()
             .filter_map(|j| {
                 let id = MessageId(session.mid(j, None, ABORT_ROUND).ok()?);
-                Some((j, id, relay.ask(id)))
+                Some((j, id, relay.ask_candidate(id, 0)))
             })
             .collect();
         Self {
@@ -387,10 +391,18 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
         &mut self,
         from: PartyIndex,
         id: MessageId,
-        raw: &[u8],
+        (n, raw): (u16, Vec<u8>),
     ) -> Option<AbortReason> {
-        let notice = self.session.receive(raw, &Expect::abort(from)).ok()??.abort()?;
-        let _ = self.relay.consume(id, self.me()).await;
+        let notice = self.session.receive(&raw, &Expect::abort(from)).ok().flatten();
+        let Some(notice) = notice.and_then(|m| m.abort()) else {
+            // Not from that peer (anyone can publish under its abort id): watch the next
+            // candidate instead.
+            if let Some(next) = n.checked_add(1) {
+                self.aborts.asks.push((from, id, self.relay.ask_candidate(id, next)));
+            }
+            return None;
+        };
+        let _ = self.relay.consume_candidate(id, n, self.me()).await;
         Some(AbortReason::from_u16(notice.reason))
     }
 
@@ -399,6 +411,49 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
     async fn announce_failure(&mut self, e: &Error) {
         let Some(reason) = AbortReason::for_error(e) else { return };
         let _ = announce(self.relay, &self.session, reason, self.ttl).await;
+    }
+
+    /// Waits until `deadline` for a candidate of `id` numbered `from` or later, watching the
+    /// peers' abort notices meanwhile. `None` when the deadline passed.
+    async fn wait_candidate(
+        &mut self,
+        round: u16,
+        id: MessageId,
+        from: u16,
+        deadline: Instant,
+    ) -> Result<Option<(u16, Vec<u8>)>, Error> {
+        // After the deadline, still give already-published messages a moment to arrive.
+        let until = deadline.max(Instant::now() + Duration::from_millis(20));
+        let relay = self.relay;
+        let mut ask = std::pin::pin!(tokio::time::timeout_at(until, relay.ask_candidate(id, from)));
+        // A peer's abort notice ends the wait (and the run) at once.
+        let answer = loop {
+            let waited = {
+                let mut abort = std::pin::pin!(self.aborts.next());
+                std::future::poll_fn(|cx| {
+                    if let std::task::Poll::Ready(r) = ask.as_mut().poll(cx) {
+                        return std::task::Poll::Ready(Waited::Message(r));
+                    }
+                    abort.as_mut().poll(cx).map(|(from, aid, r)| Waited::Abort(from, aid, r))
+                })
+                .await
+            };
+            match waited {
+                Waited::Message(r) => break r,
+                Waited::Abort(from, aid, Ok(answer)) => {
+                    if let Some(reason) = self.check_abort(from, aid, answer).await {
+                        return Err(Error::PeerAborted { party: from, round: round as u8, reason });
+                    }
+                }
+                // That peer's abort ask failed: stop watching it.
+                Waited::Abort(..) => {}
+            }
+        };
+        match answer {
+            Ok(Ok(found)) => Ok(Some(found)),
+            Ok(Err(e)) => Err(relay_err(e)),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Collects the broadcasts and/or p2p messages of `round` from `from`, then ends the round.
@@ -434,72 +489,44 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
                     continue;
                 }
                 let to = if is_p2p { Some(me) } else { None };
-                let id = self.session.mid(j, to, round).map_err(from_message)?;
-                // After the deadline, still give already-published messages a moment to arrive.
-                let until = deadline.max(Instant::now() + Duration::from_millis(20));
-                let relay = self.relay;
-                let mut ask =
-                    std::pin::pin!(tokio::time::timeout_at(until, relay.ask(MessageId(id))));
-                // A peer's abort notice ends the wait (and the run) at once.
-                let answer = loop {
-                    let waited = {
-                        let mut abort = std::pin::pin!(self.aborts.next());
-                        std::future::poll_fn(|cx| {
-                            if let std::task::Poll::Ready(r) = ask.as_mut().poll(cx) {
-                                return std::task::Poll::Ready(Waited::Message(r));
-                            }
-                            abort
-                                .as_mut()
-                                .poll(cx)
-                                .map(|(from, aid, r)| Waited::Abort(from, aid, r))
-                        })
-                        .await
-                    };
-                    match waited {
-                        Waited::Message(r) => break r,
-                        Waited::Abort(from, aid, Ok(raw)) => {
-                            if let Some(reason) = self.check_abort(from, aid, &raw).await {
-                                return Err(Error::PeerAborted {
-                                    party: from,
-                                    round: round as u8,
-                                    reason,
-                                });
-                            }
-                        }
-                        // That peer's abort ask failed: stop watching it.
-                        Waited::Abort(..) => {}
-                    }
-                };
-                let raw = match answer {
-                    Ok(Ok(raw)) => raw,
-                    Ok(Err(e)) => return Err(relay_err(e)),
-                    Err(_) => {
-                        missing.push(j);
-                        continue;
-                    }
-                };
+                let id = MessageId(self.session.mid(j, to, round).map_err(from_message)?);
                 let expect = if is_p2p {
                     Expect::p2p(j, round, MAX_PAYLOAD, self.p2p_mode)
                 } else {
                     Expect::broadcast(j, round, MAX_PAYLOAD)
                 };
-                match self.session.receive(&raw, &expect).map_err(from_message)? {
-                    Some(msg) => {
-                        // Authenticated and taken: the relay may drop it once every receiver
-                        // has it. Best effort; a lost consume leaves it to the TTL.
-                        let _ = self.relay.consume(MessageId(id), me).await;
-                        let acc = self.track(round);
-                        acc.received_messages += 1;
-                        acc.received_bytes += byte_len(&raw);
-                        let payload = msg.into_payload().to_vec();
-                        if is_p2p {
-                            got_p.insert(j, payload);
-                        } else {
-                            got_b.insert(j, payload);
-                        }
+                // Anyone can publish under `id`; the relay keeps every publisher's payload as
+                // a numbered candidate. Take the first that authenticates as `j`'s.
+                let mut from_candidate = 0u16;
+                let taken = loop {
+                    let Some((n, raw)) =
+                        self.wait_candidate(round, id, from_candidate, deadline).await?
+                    else {
+                        break None;
+                    };
+                    if let Some(msg) = self.session.receive(&raw, &expect).map_err(from_message)? {
+                        break Some((n, raw, msg));
                     }
-                    // Unauthenticated bytes occupy this id: the real message can never arrive.
-                    None => missing.push(j),
+                    match n.checked_add(1) {
+                        Some(next) => from_candidate = next,
+                        None => break None,
+                    }
+                };
+                let Some((n, raw, msg)) = taken else {
+                    missing.push(j);
+                    continue;
+                };
+                // Authenticated and taken: the relay may drop it once every receiver has it.
+                // Best effort; a lost consume leaves it to the TTL.
+                let _ = self.relay.consume_candidate(id, n, me).await;
+                let acc = self.track(round);
+                acc.received_messages += 1;
+                acc.received_bytes += byte_len(&raw);
+                let payload = msg.into_payload().to_vec();
+                if is_p2p {
+                    got_p.insert(j, payload);
+                } else {
+                    got_b.insert(j, payload);
                 }
             }
         }

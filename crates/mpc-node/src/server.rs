@@ -30,6 +30,7 @@ pub async fn run(
     let limits = msg_relay_svc::serve::ServeLimits {
         max_connections: l.max_connections,
         header_read_timeout: std::time::Duration::from_secs(l.header_read_timeout_secs),
+        ..msg_relay_svc::serve::ServeLimits::default()
     };
     msg_relay_svc::serve::serve(listener, router(node), limits, async move {
         shutdown.await;

@@ -91,6 +91,15 @@ pub enum RelayError {
         /// Its limit.
         limit: u64,
     },
+    /// This client (its connection or address) holds as many bytes on the relay as it may;
+    /// retry later.
+    #[error("relay quota of this client used up: it holds {held} of {limit} bytes")]
+    QuotaExceeded {
+        /// Bytes this client's messages hold.
+        held: u64,
+        /// Its quota.
+        limit: u64,
+    },
     /// A capacity limit (outstanding asks, …) was reached.
     #[error("relay limit reached: {0}")]
     LimitExceeded(String),
@@ -140,6 +149,30 @@ pub trait Relay: Send + Sync {
         self.publish(id, ttl, payload)
     }
 
+    /// Waits for a *candidate* of message `id` numbered `from` or later and returns (its
+    /// number, payload).
+    ///
+    /// Message ids follow from data that is not secret, so a relay may hold several payloads
+    /// under one id in arrival order (one per publishing client): the real one and whatever
+    /// others published first. A receiver asks from 0, authenticates the answer, and asks
+    /// from the next number when it does not authenticate.
+    ///
+    /// The default serves candidate 0 through [`Relay::ask`] and never answers for later
+    /// numbers (a relay that keeps one payload per id has no others).
+    fn ask_candidate(&self, id: MessageId, from: u16) -> RelayFuture<'_, (u16, Vec<u8>)> {
+        if from == 0 {
+            Box::pin(async move { self.ask(id).await.map(|payload| (0, payload)) })
+        } else {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    /// [`Relay::consume`] for candidate `candidate` of `id` (the one the receiver
+    /// authenticated). The default consumes candidate 0 through [`Relay::consume`].
+    fn consume_candidate(&self, id: MessageId, candidate: u16, reader: u16) -> RelayFuture<'_, ()> {
+        if candidate == 0 { self.consume(id, reader) } else { Box::pin(async { Ok(()) }) }
+    }
+
     /// Tells the relay that receiver `reader` (an index unique among the message's receivers,
     /// e.g. its party index) has the message `id` and will not ask for it again. Idempotent per
     /// reader; unknown ids are ignored. Best effort: a lost consume only means the message waits
@@ -180,6 +213,14 @@ impl<R: Relay + ?Sized> Relay for Arc<R> {
 
     fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
         (**self).consume(id, reader)
+    }
+
+    fn ask_candidate(&self, id: MessageId, from: u16) -> RelayFuture<'_, (u16, Vec<u8>)> {
+        (**self).ask_candidate(id, from)
+    }
+
+    fn consume_candidate(&self, id: MessageId, candidate: u16, reader: u16) -> RelayFuture<'_, ()> {
+        (**self).consume_candidate(id, candidate, reader)
     }
 
     fn release(&self, ids: &[MessageId], when: Release) {

@@ -38,6 +38,48 @@ pub struct ClientConfig {
     /// Mark every ask as forwarded (so the relay does not forward it to its peers). Set by
     /// relays that use this client to reach their peers; ordinary parties leave it off.
     pub forwarded: bool,
+    /// The shared secret a relay presents to its peer relays (`Authorization: Bearer …` on
+    /// the WebSocket upgrade and on HTTP requests); relays accept forwarded asks only from
+    /// clients that present theirs.
+    pub peer_token: Option<PeerToken>,
+}
+
+/// A peer relays' shared secret: compared in constant time, wiped on drop, never printed.
+#[derive(Clone, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct PeerToken(String);
+
+impl PeerToken {
+    /// Wraps a token; `None` when it is empty or not a valid header value (visible ASCII).
+    pub fn new(token: impl Into<String>) -> Option<Self> {
+        let token = token.into();
+        let valid = !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic());
+        valid.then_some(Self(token))
+    }
+
+    /// The token itself (to put it in a request header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` is this token, in time independent of where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.0.as_bytes().ct_eq(presented).into()
+    }
+}
+
+impl PartialEq for PeerToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(other.0.as_bytes())
+    }
+}
+
+impl Eq for PeerToken {}
+
+impl std::fmt::Debug for PeerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerToken(<redacted>)")
+    }
 }
 
 impl Default for ClientConfig {
@@ -54,6 +96,7 @@ impl Default for ClientConfig {
             release_grace: Duration::from_secs(5),
             max_resends: 5,
             forwarded: false,
+            peer_token: None,
         }
     }
 }
@@ -61,7 +104,12 @@ impl Default for ClientConfig {
 impl ClientConfig {
     /// The configuration a relay uses to reach its peers: asks are marked forwarded and own
     /// messages are not republished (a relay publishes nothing through it).
-    pub fn for_peer() -> Self {
-        Self { forwarded: true, republish_on_reconnect: false, ..Self::default() }
+    pub fn for_peer(token: PeerToken) -> Self {
+        Self {
+            forwarded: true,
+            republish_on_reconnect: false,
+            peer_token: Some(token),
+            ..Self::default()
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! offset 0  u8   version      (1)
 //! offset 1  u8   kind         (0x01 publish, 0x02 ask, 0x03 cancel, 0x04 consume,
 //!                              0x05 publish with readers,
-//!                              0x81 ack, 0x82 deliver, 0x83 error)
+//!                              0x81 ack, 0x82 deliver, 0x83 error, 0x84 deliver candidate)
 //! offset 2  u32  request id   (chosen by the client, echoed by the server)
 //! ```
 //!
@@ -36,6 +36,10 @@ pub const MAX_ERROR_TEXT: usize = 512;
 /// again.
 pub const ASK_FLAG_FORWARDED: u8 = 0x01;
 
+/// Flag bit in an ask frame: the body carries `from:u16` and the answer is a deliver-candidate
+/// frame naming the candidate's number (see [`Frame::Ask`]).
+pub const ASK_FLAG_CANDIDATE: u8 = 0x02;
+
 /// Frame kind byte values.
 pub mod kind {
     /// Client → server: store a message.
@@ -54,6 +58,8 @@ pub mod kind {
     pub const DELIVER: u8 = 0x82;
     /// Server → client: a request (or an undecodable frame) was rejected.
     pub const ERROR: u8 = 0x83;
+    /// Server → client: the answer to a candidate ask, with the candidate's number.
+    pub const DELIVER_CANDIDATE: u8 = 0x84;
 }
 
 /// How a publish was accepted.
@@ -107,6 +113,11 @@ pub enum ErrorCode {
     DuplicateRequest,
     /// The relay failed internally or is shutting down (11); retry later.
     Unavailable,
+    /// The publishing connection or client address holds as many bytes as it may (12);
+    /// `actual` = bytes held, `limit` = the quota.
+    QuotaExceeded,
+    /// The request needs an authenticated peer relay (13): a forwarded ask from a client.
+    Forbidden,
     /// A code this version does not know.
     Other(u16),
 }
@@ -126,6 +137,8 @@ impl ErrorCode {
             Self::AskExpired => 9,
             Self::DuplicateRequest => 10,
             Self::Unavailable => 11,
+            Self::QuotaExceeded => 12,
+            Self::Forbidden => 13,
             Self::Other(n) => n,
         }
     }
@@ -144,6 +157,8 @@ impl ErrorCode {
             9 => Self::AskExpired,
             10 => Self::DuplicateRequest,
             11 => Self::Unavailable,
+            12 => Self::QuotaExceeded,
+            13 => Self::Forbidden,
             other => Self::Other(other),
         }
     }
@@ -168,7 +183,10 @@ pub enum Frame<'a> {
         /// The opaque message.
         payload: &'a [u8],
     },
-    /// `id[32] flags:u8` — wait for `id`; answered by a deliver or an error with the same `req`.
+    /// `id[32] flags:u8` — wait for `id` (its first candidate); answered by a deliver or an
+    /// error with the same `req`. With [`ASK_FLAG_CANDIDATE`]: `id[32] flags:u8 from:u16` —
+    /// wait for a candidate under `id` numbered `from` or later; answered by a deliver
+    /// candidate frame.
     Ask {
         /// Request id, echoed in the deliver or error; unique among this connection's
         /// outstanding asks.
@@ -177,13 +195,16 @@ pub enum Frame<'a> {
         id: MessageId,
         /// Set when a peer relay forwards the ask ([`ASK_FLAG_FORWARDED`]).
         forwarded: bool,
+        /// The first candidate number wanted (`None`: the form without candidates).
+        from: Option<u16>,
     },
     /// (empty body) — withdraw the outstanding ask `req`; the server sends nothing back.
     Cancel {
         /// Request id of the ask to withdraw.
         req: u32,
     },
-    /// `id[32] reader:u16` — receiver `reader` has message `id`; the server sends nothing back.
+    /// `id[32] reader:u16` or `id[32] reader:u16 candidate:u16` — receiver `reader` has
+    /// candidate `candidate` (0 when absent) of message `id`; the server sends nothing back.
     Consume {
         /// Request id (only echoed in an error about this frame).
         req: u32,
@@ -191,6 +212,8 @@ pub enum Frame<'a> {
         id: MessageId,
         /// The receiver's index among the message's receivers.
         reader: u16,
+        /// The candidate it authenticated (`None`: the short form, candidate 0).
+        candidate: Option<u16>,
     },
     /// `id[32] status:u8` — the publish `req` landed (0 stored, 1 identical duplicate).
     Ack {
@@ -201,12 +224,16 @@ pub enum Frame<'a> {
         /// Whether it was new.
         status: AckStatus,
     },
-    /// `id[32] payload[..]` — the message asked for by `req`.
+    /// `id[32] payload[..]` (kind 0x82) — the message asked for by `req`; or
+    /// `id[32] candidate:u16 payload[..]` (kind 0x84) — candidate `candidate` of it, the answer
+    /// to a candidate ask.
     Deliver {
         /// Request id of the ask.
         req: u32,
         /// Message id.
         id: MessageId,
+        /// The candidate's number (`None`: kind 0x82).
+        candidate: Option<u16>,
         /// The opaque message.
         payload: &'a [u8],
     },
@@ -388,18 +415,25 @@ impl<'a> Frame<'a> {
                 let mut b = Body::new("consume", body, MESSAGE_ID_LEN + 2)?;
                 let id = b.id()?;
                 let reader = b.u16()?;
+                let candidate = if b.rest.is_empty() { None } else { Some(b.u16()?) };
                 b.finish()?;
-                Ok(Frame::Consume { req, id, reader })
+                Ok(Frame::Consume { req, id, reader, candidate })
             }
             kind::ASK => {
                 let mut b = Body::new("ask", body, MESSAGE_ID_LEN + 1)?;
                 let id = b.id()?;
                 let flags = b.u8()?;
-                b.finish()?;
-                if flags & !ASK_FLAG_FORWARDED != 0 {
+                if flags & !(ASK_FLAG_FORWARDED | ASK_FLAG_CANDIDATE) != 0 {
                     return Err(FrameError::UnknownFlags(flags));
                 }
-                Ok(Frame::Ask { req, id, forwarded: flags & ASK_FLAG_FORWARDED != 0 })
+                let from = if flags & ASK_FLAG_CANDIDATE != 0 {
+                    b.needed += 2;
+                    Some(b.u16()?)
+                } else {
+                    None
+                };
+                b.finish()?;
+                Ok(Frame::Ask { req, id, forwarded: flags & ASK_FLAG_FORWARDED != 0, from })
             }
             kind::CANCEL => {
                 Body::new("cancel", body, 0)?.finish()?;
@@ -417,7 +451,13 @@ impl<'a> Frame<'a> {
             kind::DELIVER => {
                 let mut b = Body::new("deliver", body, MESSAGE_ID_LEN)?;
                 let id = b.id()?;
-                Ok(Frame::Deliver { req, id, payload: b.rest() })
+                Ok(Frame::Deliver { req, id, candidate: None, payload: b.rest() })
+            }
+            kind::DELIVER_CANDIDATE => {
+                let mut b = Body::new("deliver-candidate", body, MESSAGE_ID_LEN + 2)?;
+                let id = b.id()?;
+                let candidate = b.u16()?;
+                Ok(Frame::Deliver { req, id, candidate: Some(candidate), payload: b.rest() })
             }
             kind::ERROR => {
                 let mut b = Body::new("error", body, 2 + 8 + 8)?;
@@ -452,7 +492,8 @@ impl<'a> Frame<'a> {
             Frame::Cancel { .. } => kind::CANCEL,
             Frame::Consume { .. } => kind::CONSUME,
             Frame::Ack { .. } => kind::ACK,
-            Frame::Deliver { .. } => kind::DELIVER,
+            Frame::Deliver { candidate: None, .. } => kind::DELIVER,
+            Frame::Deliver { .. } => kind::DELIVER_CANDIDATE,
             Frame::Error { .. } => kind::ERROR,
         }
     }
@@ -463,10 +504,13 @@ impl<'a> Frame<'a> {
             + match self {
                 Frame::Publish { payload, readers: 0, .. } => MESSAGE_ID_LEN + 4 + payload.len(),
                 Frame::Publish { payload, .. } => MESSAGE_ID_LEN + 4 + 2 + payload.len(),
-                Frame::Ask { .. } | Frame::Ack { .. } => MESSAGE_ID_LEN + 1,
-                Frame::Consume { .. } => MESSAGE_ID_LEN + 2,
+                Frame::Ask { from: None, .. } | Frame::Ack { .. } => MESSAGE_ID_LEN + 1,
+                Frame::Ask { .. } => MESSAGE_ID_LEN + 1 + 2,
+                Frame::Consume { candidate: None, .. } => MESSAGE_ID_LEN + 2,
+                Frame::Consume { .. } => MESSAGE_ID_LEN + 2 + 2,
                 Frame::Cancel { .. } => 0,
-                Frame::Deliver { payload, .. } => MESSAGE_ID_LEN + payload.len(),
+                Frame::Deliver { payload, candidate: None, .. } => MESSAGE_ID_LEN + payload.len(),
+                Frame::Deliver { payload, .. } => MESSAGE_ID_LEN + 2 + payload.len(),
                 Frame::Error { text, .. } => 2 + 8 + 8 + clip_text(text).len(),
             }
     }
@@ -486,21 +530,34 @@ impl<'a> Frame<'a> {
                 }
                 out.extend_from_slice(payload);
             }
-            Frame::Consume { id, reader, .. } => {
+            Frame::Consume { id, reader, candidate, .. } => {
                 out.extend_from_slice(id.as_bytes());
                 out.extend_from_slice(&reader.to_be_bytes());
+                if let Some(n) = candidate {
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
             }
-            Frame::Ask { id, forwarded, .. } => {
+            Frame::Ask { id, forwarded, from, .. } => {
                 out.extend_from_slice(id.as_bytes());
-                out.push(if *forwarded { ASK_FLAG_FORWARDED } else { 0 });
+                let mut flags = if *forwarded { ASK_FLAG_FORWARDED } else { 0 };
+                if from.is_some() {
+                    flags |= ASK_FLAG_CANDIDATE;
+                }
+                out.push(flags);
+                if let Some(n) = from {
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
             }
             Frame::Cancel { .. } => {}
             Frame::Ack { id, status, .. } => {
                 out.extend_from_slice(id.as_bytes());
                 out.push(status.to_byte());
             }
-            Frame::Deliver { id, payload, .. } => {
+            Frame::Deliver { id, candidate, payload, .. } => {
                 out.extend_from_slice(id.as_bytes());
+                if let Some(n) = candidate {
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
                 out.extend_from_slice(payload);
             }
             Frame::Error { code, actual, limit, text, .. } => {
@@ -558,13 +615,17 @@ mod tests {
         });
         round_trip(Frame::Publish { req: 7, id: id(1), ttl_ms: 1, readers: 0, payload: b"" });
         round_trip(Frame::Publish { req: 7, id: id(1), ttl_ms: 5, readers: 2, payload: b"x" });
-        round_trip(Frame::Consume { req: 12, id: id(5), reader: 3 });
-        round_trip(Frame::Ask { req: 8, id: id(2), forwarded: false });
-        round_trip(Frame::Ask { req: 8, id: id(2), forwarded: true });
+        round_trip(Frame::Consume { req: 12, id: id(5), reader: 3, candidate: None });
+        round_trip(Frame::Ask { req: 8, id: id(2), forwarded: false, from: None });
+        round_trip(Frame::Ask { req: 8, id: id(2), forwarded: true, from: None });
+        round_trip(Frame::Consume { req: 12, id: id(5), reader: 3, candidate: Some(2) });
+        round_trip(Frame::Ask { req: 8, id: id(2), forwarded: true, from: Some(3) });
+        round_trip(Frame::Ask { req: 8, id: id(2), forwarded: false, from: Some(0) });
+        round_trip(Frame::Deliver { req: 10, id: id(4), candidate: Some(7), payload: b"x" });
         round_trip(Frame::Cancel { req: u32::MAX });
         round_trip(Frame::Ack { req: 9, id: id(3), status: AckStatus::Stored });
         round_trip(Frame::Ack { req: 9, id: id(3), status: AckStatus::Duplicate });
-        round_trip(Frame::Deliver { req: 10, id: id(4), payload: &[0u8; 300] });
+        round_trip(Frame::Deliver { req: 10, id: id(4), candidate: None, payload: &[0u8; 300] });
         round_trip(Frame::Error {
             req: 11,
             code: ErrorCode::TooLarge,
@@ -600,11 +661,11 @@ mod tests {
             format!("018100000001{ab}00")
         );
         assert_eq!(
-            hex(Frame::Ask { req: 2, id: id(0xab), forwarded: false }),
+            hex(Frame::Ask { req: 2, id: id(0xab), forwarded: false, from: None }),
             format!("010200000002{ab}00")
         );
         assert_eq!(
-            hex(Frame::Deliver { req: 2, id: id(0xab), payload: b"hi" }),
+            hex(Frame::Deliver { req: 2, id: id(0xab), candidate: None, payload: b"hi" }),
             format!("018200000002{ab}6869")
         );
         assert_eq!(hex(Frame::Cancel { req: 2 }), "010300000002");
@@ -631,9 +692,11 @@ mod tests {
     fn every_truncation_is_rejected_without_panic() {
         let frames = [
             Frame::Publish { req: 1, id: id(1), ttl_ms: 5, readers: 0, payload: b"" }.encode(),
-            Frame::Ask { req: 1, id: id(1), forwarded: false }.encode(),
+            Frame::Ask { req: 1, id: id(1), forwarded: false, from: None }.encode(),
             Frame::Ack { req: 1, id: id(1), status: AckStatus::Stored }.encode(),
-            Frame::Deliver { req: 1, id: id(1), payload: b"" }.encode(),
+            Frame::Ask { req: 1, id: id(1), forwarded: false, from: Some(1) }.encode(),
+            Frame::Deliver { req: 1, id: id(1), candidate: Some(1), payload: b"" }.encode(),
+            Frame::Deliver { req: 1, id: id(1), candidate: None, payload: b"" }.encode(),
             Frame::Error { req: 1, code: ErrorCode::Conflict, actual: 0, limit: 0, text: "" }
                 .encode(),
         ];
@@ -649,10 +712,10 @@ mod tests {
         assert_eq!(Frame::decode(&[]), Err(FrameError::TooShort(0)));
         assert_eq!(Frame::decode(&[2, 1, 0, 0, 0, 1]), Err(FrameError::UnsupportedVersion(2)));
         assert_eq!(Frame::decode(&[1, 0x44, 0, 0, 0, 1]), Err(FrameError::UnknownKind(0x44)));
-        let mut ask = Frame::Ask { req: 1, id: id(1), forwarded: false }.encode();
+        let mut ask = Frame::Ask { req: 1, id: id(1), forwarded: false, from: None }.encode();
         ask.push(0);
         assert_eq!(Frame::decode(&ask), Err(FrameError::TrailingBytes { kind: "ask", extra: 1 }));
-        let mut ask = Frame::Ask { req: 1, id: id(1), forwarded: false }.encode();
+        let mut ask = Frame::Ask { req: 1, id: id(1), forwarded: false, from: None }.encode();
         *ask.last_mut().unwrap() = 0x80;
         assert_eq!(Frame::decode(&ask), Err(FrameError::UnknownFlags(0x80)));
         let mut publish =
@@ -678,7 +741,7 @@ mod tests {
         /// Frames with a valid header and kind and a random body.
         #[test]
         fn random_bodies_never_panic(
-            kind in proptest::sample::select(vec![1u8, 2, 3, 0x81, 0x82, 0x83]),
+            kind in proptest::sample::select(vec![1u8, 2, 3, 4, 5, 0x81, 0x82, 0x83, 0x84]),
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
         ) {
             let mut bytes = vec![FRAME_VERSION, kind, 0, 0, 0, 1];

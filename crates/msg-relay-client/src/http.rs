@@ -1,5 +1,6 @@
-//! The HTTP client: `PUT /v1/msg/{id}` to publish, long-poll `GET /v1/msg/{id}?wait_ms=` to ask,
-//! `DELETE /v1/msg/{id}?reader=` to consume.
+//! The HTTP client: `PUT /v1/msg/{id}` to publish, long-poll `GET /v1/msg/{id}?wait_ms=` to ask
+//! (`&candidate=N` for the candidates numbered N or later, answered with a `Relay-Candidate`
+//! header), `DELETE /v1/msg/{id}?reader=` to consume.
 //!
 //! For parties that cannot hold a WebSocket open. HTTP/1.1 over hyper's low-level connection
 //! API with a small pool of idle keep-alive connections.
@@ -110,30 +111,35 @@ impl HttpRelay {
         path_and_query: &str,
         body: Bytes,
         timeout: Duration,
-    ) -> Result<(StatusCode, Bytes), CallError> {
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), CallError> {
         let uri = self.url.http_path(path_and_query);
         let exchange = async {
             let mut sender = match self.take_idle() {
                 Some(sender) => sender,
                 None => self.open().await?,
             };
-            let request = Request::builder()
+            let mut request = Request::builder()
                 .method(method)
                 .uri(uri)
                 .header(header::HOST, self.url.authority())
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(Full::new(body))
-                .map_err(|e| CallError::Io(e.to_string()))?;
+                .header(header::CONTENT_TYPE, "application/octet-stream");
+            if let Some(token) = &self.config.peer_token {
+                request =
+                    request.header(header::AUTHORIZATION, format!("Bearer {}", token.expose()));
+            }
+            let request =
+                request.body(Full::new(body)).map_err(|e| CallError::Io(e.to_string()))?;
             let response =
                 sender.send_request(request).await.map_err(|e| CallError::Io(e.to_string()))?;
             let status = response.status();
+            let headers = response.headers().clone();
             let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
                 .map_err(|e| CallError::Io(e.to_string()))?
                 .to_bytes();
             self.put_back(sender);
-            Ok((status, bytes))
+            Ok((status, headers, bytes))
         };
         tokio::time::timeout(timeout, exchange).await.map_err(|_| CallError::Timeout)?
     }
@@ -153,13 +159,13 @@ impl HttpRelay {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let why = match self.call(Method::PUT, &path, body.clone(), remaining).await {
-                Ok((status, _)) if status.is_success() => return Ok(()),
-                Ok((status, body))
+                Ok((status, _, _)) if status.is_success() => return Ok(()),
+                Ok((status, _, body))
                     if is_final(status) || status == StatusCode::INSUFFICIENT_STORAGE =>
                 {
                     return Err(error_from_response(status, &body, id));
                 }
-                Ok((status, _)) => format!("HTTP {status}"),
+                Ok((status, _, _)) => format!("HTTP {status}"),
                 Err(e) => e.to_string(),
             };
             let pause =
@@ -173,26 +179,42 @@ impl HttpRelay {
         }
     }
 
-    async fn ask_inner(&self, id: MessageId) -> Result<Vec<u8>, RelayError> {
+    async fn ask_inner(
+        &self,
+        id: MessageId,
+        from: Option<u16>,
+    ) -> Result<(u16, Vec<u8>), RelayError> {
         let wait_ms = self.config.poll_wait.as_millis();
         let forwarded = if self.config.forwarded { "&forwarded=1" } else { "" };
-        let path = format!("/v1/msg/{id}?wait_ms={wait_ms}{forwarded}");
+        let candidate = from.map_or_else(String::new, |n| format!("&candidate={n}"));
+        let path = format!("/v1/msg/{id}?wait_ms={wait_ms}{forwarded}{candidate}");
         let timeout = self.config.poll_wait + self.config.request_timeout;
         let mut failing_since: Option<Instant> = None;
         let mut attempt = 0u32;
         loop {
             let why = match self.call(Method::GET, &path, Bytes::new(), timeout).await {
-                Ok((StatusCode::OK, body)) => return Ok(body.to_vec()),
-                Ok((StatusCode::NOT_FOUND, body)) if error_code(&body) == Some("not_found") => {
+                Ok((StatusCode::OK, headers, body)) => {
+                    let number = headers
+                        .get(CANDIDATE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u16>().ok());
+                    match (from, number) {
+                        (None, _) => return Ok((0, body.to_vec())),
+                        (Some(from), Some(n)) if n >= from => return Ok((n, body.to_vec())),
+                        _ => "the relay's answer names no candidate at or after the one asked"
+                            .to_owned(),
+                    }
+                }
+                Ok((StatusCode::NOT_FOUND, _, body)) if error_code(&body) == Some("not_found") => {
                     // The long-poll ended without the message: poll again.
                     failing_since = None;
                     attempt = 0;
                     continue;
                 }
-                Ok((status, body)) if is_final(status) => {
+                Ok((status, _, body)) if is_final(status) => {
                     return Err(error_from_response(status, &body, id));
                 }
-                Ok((status, _)) => format!("HTTP {status}"),
+                Ok((status, _, _)) => format!("HTTP {status}"),
                 Err(e) => e.to_string(),
             };
             let since = *failing_since.get_or_insert_with(Instant::now);
@@ -226,12 +248,18 @@ impl Relay for HttpRelay {
     /// One `DELETE` without retries (best effort: a lost consume only means the message waits
     /// for its TTL).
     fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
+        self.consume_candidate(id, 0, reader)
+    }
+
+    /// One `DELETE` without retries (best effort: a lost consume only means the message waits
+    /// for its TTL).
+    fn consume_candidate(&self, id: MessageId, candidate: u16, reader: u16) -> RelayFuture<'_, ()> {
         Box::pin(async move {
-            let path = format!("/v1/msg/{id}?reader={reader}");
+            let path = format!("/v1/msg/{id}?reader={reader}&candidate={candidate}");
             match self.call(Method::DELETE, &path, Bytes::new(), self.config.request_timeout).await
             {
-                Ok((status, _)) if status.is_success() => {}
-                Ok((status, _)) => debug!(%id, %status, "consume refused"),
+                Ok((status, _, _)) if status.is_success() => {}
+                Ok((status, _, _)) => debug!(%id, %status, "consume refused"),
                 Err(e) => debug!(%id, error = %e, "consume failed"),
             }
             Ok(())
@@ -239,7 +267,11 @@ impl Relay for HttpRelay {
     }
 
     fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {
-        Box::pin(self.ask_inner(id))
+        Box::pin(async move { self.ask_inner(id, None).await.map(|(_, payload)| payload) })
+    }
+
+    fn ask_candidate(&self, id: MessageId, from: u16) -> RelayFuture<'_, (u16, Vec<u8>)> {
+        Box::pin(self.ask_inner(id, Some(from)))
     }
 }
 
@@ -255,8 +287,13 @@ fn error_code(body: &[u8]) -> Option<&'static str> {
     KNOWN_CODES.iter().copied().find(|known| *known == code)
 }
 
-const KNOWN_CODES: [&str; 9] = [
+/// The response header naming the candidate an ask was answered with.
+pub const CANDIDATE_HEADER: &str = "relay-candidate";
+
+const KNOWN_CODES: [&str; 11] = [
     "not_found",
+    "quota_exceeded",
+    "forbidden",
     "conflict",
     "too_large",
     "bad_ttl",
@@ -280,6 +317,8 @@ fn error_from_response(status: StatusCode, body: &[u8], id: MessageId) -> RelayE
         Some("too_large") => ErrorCode::TooLarge,
         Some("bad_ttl") => ErrorCode::BadTtl,
         Some("store_full") => ErrorCode::StoreFull,
+        Some("quota_exceeded") => ErrorCode::QuotaExceeded,
+        Some("forbidden") => ErrorCode::Forbidden,
         Some("too_many_asks") => ErrorCode::TooManyAsks,
         _ => ErrorCode::Malformed,
     };

@@ -31,8 +31,8 @@ mod http;
 mod url;
 mod ws;
 
-pub use config::ClientConfig;
-pub use http::HttpRelay;
+pub use config::{ClientConfig, PeerToken};
+pub use http::{CANDIDATE_HEADER, HttpRelay};
 pub use url::RelayUrl;
 pub use ws::WsRelay;
 

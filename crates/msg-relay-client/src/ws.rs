@@ -30,7 +30,7 @@ const STABLE_CONNECTION: Duration = Duration::from_secs(1);
 const WRITE_BATCH: usize = 128;
 
 type PublishReply = oneshot::Sender<Result<(), RelayError>>;
-type AskReply = oneshot::Sender<Result<Vec<u8>, RelayError>>;
+type AskReply = oneshot::Sender<Result<(u16, Vec<u8>), RelayError>>;
 
 enum Command {
     Publish {
@@ -44,6 +44,8 @@ enum Command {
     Ask {
         req: u32,
         id: MessageId,
+        /// `None`: the plain ask (first candidate, no number in the answer).
+        from: Option<u16>,
         reply: AskReply,
     },
     Cancel {
@@ -52,6 +54,7 @@ enum Command {
     Consume {
         req: u32,
         id: MessageId,
+        candidate: u16,
         reader: u16,
     },
     Release {
@@ -82,7 +85,9 @@ impl std::fmt::Debug for Command {
             Command::Publish { req, id, .. } => write!(f, "Publish({req}, {id})"),
             Command::Ask { req, id, .. } => write!(f, "Ask({req}, {id})"),
             Command::Cancel { req } => write!(f, "Cancel({req})"),
-            Command::Consume { req, id, reader } => write!(f, "Consume({req}, {id}, {reader})"),
+            Command::Consume { req, id, candidate, reader } => {
+                write!(f, "Consume({req}, {id}#{candidate}, {reader})")
+            }
             Command::Release { ids, when } => write!(f, "Release({} ids, {when:?})", ids.len()),
             Command::CountRetained { .. } => f.write_str("CountRetained"),
         }
@@ -200,10 +205,14 @@ impl WsRelay {
         }
     }
 
-    async fn ask_inner(&self, id: MessageId) -> Result<Vec<u8>, RelayError> {
+    async fn ask_inner(
+        &self,
+        id: MessageId,
+        from: Option<u16>,
+    ) -> Result<(u16, Vec<u8>), RelayError> {
         let req = self.next_req();
         let (reply, rx) = oneshot::channel();
-        self.cmds.send(Command::Ask { req, id, reply }).map_err(|_| RelayError::Closed)?;
+        self.cmds.send(Command::Ask { req, id, from, reply }).map_err(|_| RelayError::Closed)?;
         let mut guard = CancelOnDrop { cmds: &self.cmds, req, armed: true };
         let result = rx.await.unwrap_or(Err(RelayError::Closed));
         guard.armed = false;
@@ -217,7 +226,11 @@ impl Relay for WsRelay {
     }
 
     fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {
-        Box::pin(self.ask_inner(id))
+        Box::pin(async move { self.ask_inner(id, None).await.map(|(_, payload)| payload) })
+    }
+
+    fn ask_candidate(&self, id: MessageId, from: u16) -> RelayFuture<'_, (u16, Vec<u8>)> {
+        Box::pin(self.ask_inner(id, Some(from)))
     }
 
     fn publish_for(
@@ -233,8 +246,12 @@ impl Relay for WsRelay {
     /// Sent without waiting for an answer (the relay sends none); while disconnected the
     /// consume is dropped and the message waits for its TTL.
     fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
+        self.consume_candidate(id, 0, reader)
+    }
+
+    fn consume_candidate(&self, id: MessageId, candidate: u16, reader: u16) -> RelayFuture<'_, ()> {
         let req = self.next_req();
-        let sent = self.cmds.send(Command::Consume { req, id, reader });
+        let sent = self.cmds.send(Command::Consume { req, id, candidate, reader });
         Box::pin(async move { sent.map_err(|_| RelayError::Closed) })
     }
 
@@ -275,7 +292,14 @@ struct PendingPublish {
 
 struct PendingAsk {
     id: MessageId,
+    from: Option<u16>,
     reply: AskReply,
+}
+
+impl PendingAsk {
+    fn frame(&self, req: u32, forwarded: bool) -> Frame<'static> {
+        Frame::Ask { req, id: self.id, forwarded, from: self.from }
+    }
 }
 
 /// A message this client published, kept to publish again after a reconnect.
@@ -359,10 +383,17 @@ impl Driver {
     /// handle is gone.
     async fn connect(&mut self, attempt: &mut u32) -> Option<WsStream> {
         loop {
-            let url = self.ws_url.clone();
+            let request = match upgrade_request(&self.ws_url, &self.config) {
+                Ok(request) => request,
+                Err(e) => {
+                    // Cannot happen for a URL that parsed; reported rather than spun on.
+                    warn!(url = %self.ws_url, error = %e, "cannot build the WebSocket request");
+                    return None;
+                }
+            };
             let connecting = tokio::time::timeout(
                 self.config.connect_timeout,
-                tokio_tungstenite::connect_async_with_config(url, None, true),
+                tokio_tungstenite::connect_async_with_config(request, None, true),
             );
             tokio::pin!(connecting);
             let outcome = loop {
@@ -475,11 +506,12 @@ impl Driver {
                 }
                 self.publishes.insert(req, p);
             }
-            Command::Ask { req, id, reply } => {
+            Command::Ask { req, id, from, reply } => {
+                let ask = PendingAsk { id, from, reply };
                 if let Some(link) = link {
-                    link.send(&Frame::Ask { req, id, forwarded: self.config.forwarded });
+                    link.send(&ask.frame(req, self.config.forwarded));
                 }
-                self.asks.insert(req, PendingAsk { id, reply });
+                self.asks.insert(req, ask);
             }
             Command::Cancel { req } => {
                 // A publish keeps its place on the relay if it got there; nothing to withdraw.
@@ -490,9 +522,10 @@ impl Driver {
                     link.send(&Frame::Cancel { req });
                 }
             }
-            Command::Consume { req, id, reader } => {
+            Command::Consume { req, id, candidate, reader } => {
                 if let Some(link) = link {
-                    link.send(&Frame::Consume { req, id, reader });
+                    let candidate = (candidate != 0).then_some(candidate);
+                    link.send(&Frame::Consume { req, id, reader, candidate });
                 }
             }
             Command::Release { ids, when } => {
@@ -559,7 +592,7 @@ impl Driver {
             send_publish(link, *req, p);
         }
         for (req, a) in &self.asks {
-            link.send(&Frame::Ask { req: *req, id: a.id, forwarded: self.config.forwarded });
+            link.send(&a.frame(*req, self.config.forwarded));
         }
     }
 
@@ -632,13 +665,14 @@ impl Driver {
                     let _ = reply.send(Ok(()));
                 }
             }
-            Frame::Deliver { req, id, payload } => {
+            Frame::Deliver { req, id, candidate, payload } => {
                 if let Some(a) = self.asks.remove(&req) {
-                    if a.id == id {
-                        let _ = a.reply.send(Ok(payload.to_vec()));
+                    let number = candidate.unwrap_or(0);
+                    if a.id == id && a.from.is_none_or(|from| number >= from) {
+                        let _ = a.reply.send(Ok((number, payload.to_vec())));
                     } else {
-                        warn!(%id, expected = %a.id, "relay delivered the wrong id; asking again");
-                        link.send(&Frame::Ask { req, id: a.id, forwarded: self.config.forwarded });
+                        warn!(%id, expected = %a.id, "relay delivered the wrong message; asking again");
+                        link.send(&a.frame(req, self.config.forwarded));
                         self.asks.insert(req, a);
                     }
                 }
@@ -675,7 +709,7 @@ impl Driver {
         } else if let Some(a) = self.asks.remove(&req) {
             if code == ErrorCode::AskExpired {
                 // The relay bounds how long it holds a waiter; the caller bounds the ask.
-                link.send(&Frame::Ask { req, id: a.id, forwarded: self.config.forwarded });
+                link.send(&a.frame(req, self.config.forwarded));
                 self.asks.insert(req, a);
             } else {
                 let _ = a.reply.send(Err(map_error(code, actual, limit, text, a.id)));
@@ -714,9 +748,31 @@ pub(crate) fn map_error(
             max: Duration::from_millis(limit),
         },
         ErrorCode::StoreFull => RelayError::StoreFull { held: actual, limit },
+        ErrorCode::QuotaExceeded => RelayError::QuotaExceeded { held: actual, limit },
         ErrorCode::TooManyAsks => RelayError::LimitExceeded(text.to_owned()),
         _ => RelayError::Unavailable(format!("relay rejected the request ({code:?}): {text}")),
     }
+}
+
+/// The WebSocket upgrade request for `url`, with the peer token when one is configured.
+fn upgrade_request(
+    url: &str,
+    config: &ClientConfig,
+) -> Result<
+    tokio_tungstenite::tungstenite::handshake::client::Request,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let mut request = url.into_client_request()?;
+    if let Some(token) = &config.peer_token {
+        let value = tokio_tungstenite::tungstenite::http::HeaderValue::from_str(&format!(
+            "Bearer {}",
+            token.expose()
+        ))
+        .map_err(|e| tokio_tungstenite::tungstenite::Error::HttpFormat(e.into()))?;
+        request.headers_mut().insert("authorization", value);
+    }
+    Ok(request)
 }
 
 type WsStream =

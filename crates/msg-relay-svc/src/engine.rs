@@ -13,7 +13,10 @@ use msg_relay_api::{MessageId, Relay};
 use tracing::{debug, error, warn};
 
 use crate::metrics::{Metrics, Rejection};
-use crate::store::{MessageStore, PutOutcome, StoreError};
+use crate::store::{MessageStore, PutOutcome, QuotaScope, Source, StoreError, StoreQuotas};
+
+/// How long a message fetched from a peer relay is kept here for further local receivers.
+const PEER_IMPORT_TTL: Duration = Duration::from_secs(60);
 
 /// The relay's limits. Every one of them produces a clear error when exceeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +27,11 @@ pub struct Limits {
     pub max_ttl: Duration,
     /// Bytes the store may hold (payloads plus a per-message overhead).
     pub max_total_bytes: u64,
+    /// Bytes the messages published over one WebSocket connection may hold.
+    pub max_bytes_per_connection: u64,
+    /// Bytes the messages published from one client address may hold (all its connections
+    /// and HTTP requests), so that no single client can fill the relay.
+    pub max_bytes_per_address: u64,
     /// Outstanding asks one connection may have.
     pub max_asks_per_connection: usize,
     /// Outstanding *forwarded* asks one connection may have: a peer relay funnels all of its
@@ -39,6 +47,17 @@ pub struct Limits {
     pub max_http_waiters: usize,
 }
 
+impl Limits {
+    /// The store quotas these limits describe.
+    pub fn quotas(&self) -> StoreQuotas {
+        StoreQuotas {
+            total: self.max_total_bytes,
+            per_connection: self.max_bytes_per_connection,
+            per_address: self.max_bytes_per_address,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         let max_ttl = Duration::from_secs(3600);
@@ -46,6 +65,8 @@ impl Default for Limits {
             max_message_bytes: 1024 * 1024,
             max_ttl,
             max_total_bytes: 1024 * 1024 * 1024,
+            max_bytes_per_connection: 128 * 1024 * 1024,
+            max_bytes_per_address: 256 * 1024 * 1024,
             max_asks_per_connection: 1024,
             max_forwarded_asks_per_connection: 16 * 1024,
             max_wait: max_ttl,
@@ -86,6 +107,19 @@ pub enum EngineError {
         /// The limit.
         limit: u64,
     },
+    /// The publisher's connection or address holds as many bytes as it may.
+    #[error("{scope} quota exceeded: holds {held} of {limit} bytes")]
+    QuotaExceeded {
+        /// Whose quota.
+        scope: QuotaScope,
+        /// Bytes held.
+        held: u64,
+        /// The quota.
+        limit: u64,
+    },
+    /// A forwarded ask from a client that did not authenticate as a peer relay.
+    #[error("forwarded asks are accepted only from authenticated peer relays")]
+    ForwardNotAllowed,
     /// Too many outstanding asks on this connection (or HTTP long-polls overall).
     #[error("too many outstanding asks (limit {limit})")]
     TooManyAsks {
@@ -207,11 +241,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Stores a message for `readers` receivers (0: unknown, kept for the whole TTL).
+    /// Stores a message for `readers` receivers (0: unknown, kept for the whole TTL), as if
+    /// published in-process ([`Source::LOCAL`]).
     ///
     /// # Errors
-    /// A limit error, [`EngineError::Conflict`] for a different payload under an existing id,
-    /// [`EngineError::StoreFull`], or [`EngineError::Internal`].
+    /// As [`Engine::publish_from`].
     pub async fn publish(
         &self,
         id: MessageId,
@@ -219,9 +253,27 @@ impl Engine {
         readers: u16,
         payload: Bytes,
     ) -> Result<PutOutcome, EngineError> {
+        self.publish_from(Source::LOCAL, id, ttl, readers, payload).await
+    }
+
+    /// Stores `source`'s candidate under `id` for `readers` receivers (0: unknown, kept for
+    /// the whole TTL).
+    ///
+    /// # Errors
+    /// A limit error, [`EngineError::Conflict`] when this source already placed a different
+    /// payload under the id, [`EngineError::StoreFull`], [`EngineError::QuotaExceeded`], or
+    /// [`EngineError::Internal`].
+    pub async fn publish_from(
+        &self,
+        source: Source,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Bytes,
+    ) -> Result<PutOutcome, EngineError> {
         self.check_publish(payload.len(), ttl)?;
         let size = payload.len();
-        match self.store.put(id, ttl, readers, payload).await {
+        match self.store.put(id, source, ttl, readers, payload).await {
             Ok(outcome) => {
                 self.metrics.published(outcome, size);
                 Ok(outcome)
@@ -236,6 +288,11 @@ impl Engine {
                 self.metrics.reject(Rejection::StoreFull);
                 Err(EngineError::StoreFull { held, limit })
             }
+            Err(StoreError::Quota { scope, held, limit }) => {
+                warn!(%scope, addr = %source.addr, held, limit, "publish rejected: quota");
+                self.metrics.reject(Rejection::Quota);
+                Err(EngineError::QuotaExceeded { scope, held, limit })
+            }
             Err(e) => {
                 error!(error = %e, "store failed on publish");
                 Err(EngineError::Internal)
@@ -243,43 +300,61 @@ impl Engine {
         }
     }
 
-    /// Waits up to `wait` (capped at [`Limits::max_wait`]) for message `id`.
-    ///
-    /// When `forward` is set and the message is not here, configured peer relays are asked
-    /// too (their answer wins if it comes first). Callers pass `forward = false` for asks
-    /// that were themselves forwarded, so asks never travel more than one hop.
+    /// Waits up to `wait` (capped at [`Limits::max_wait`]) for message `id` (its first
+    /// candidate); see [`Engine::ask_from`].
     ///
     /// # Errors
-    /// [`EngineError::WaitExpired`] when the time ran out, [`EngineError::Internal`].
+    /// As [`Engine::ask_from`].
     pub async fn ask(
         &self,
-        _permit: AskPermit,
+        permit: AskPermit,
         id: MessageId,
         wait: Duration,
         forward: bool,
     ) -> Result<Bytes, EngineError> {
+        self.ask_from(permit, id, 0, wait, forward).await.map(|(_, payload)| payload)
+    }
+
+    /// Waits up to `wait` (capped at [`Limits::max_wait`]) for a candidate under `id`
+    /// numbered `from` or later: (its number, payload).
+    ///
+    /// When `forward` is set and no such candidate is here, configured peer relays are asked
+    /// too: what they hold is stored here as further candidates (so numbers stay this relay's)
+    /// and answers the ask. Callers pass `forward = false` for asks that were themselves
+    /// forwarded, so asks never travel more than one hop.
+    ///
+    /// # Errors
+    /// [`EngineError::WaitExpired`] when the time ran out, [`EngineError::Internal`].
+    pub async fn ask_from(
+        &self,
+        _permit: AskPermit,
+        id: MessageId,
+        from: u16,
+        wait: Duration,
+        forward: bool,
+    ) -> Result<(u16, Bytes), EngineError> {
         let wait = wait.min(self.limits.max_wait);
         let store_error = |e: StoreError| {
             error!(error = %e, "store failed on ask");
             EngineError::Internal
         };
-        if let Some(payload) = self.store.get(id).await.map_err(store_error)? {
+        if let Some(found) = self.store.get(id, from).await.map_err(store_error)? {
             self.metrics.delivered();
-            return Ok(payload);
+            return Ok(found);
         }
-        let local = self.store.wait(id, wait);
+        let local = self.store.wait(id, from, wait);
         let found = if forward && !self.peers.is_empty() {
             tokio::select! {
                 found = local => found.map_err(store_error)?,
-                payload = self.ask_peers(id) => Some(payload),
+                never = self.import_from_peers(id) => match never {},
             }
         } else {
             local.await.map_err(store_error)?
         };
         match found {
-            Some(payload) => {
+            Some(found) => {
                 self.metrics.delivered();
-                Ok(payload)
+                Ok(found)
             }
             None => {
                 self.metrics.ask_expired();
@@ -288,29 +363,64 @@ impl Engine {
         }
     }
 
-    /// Resolves with the first payload any peer returns; pends forever if none does.
-    async fn ask_peers(&self, id: MessageId) -> Bytes {
+    /// Walks every peer's candidates under `id` and stores each here (an identical payload
+    /// is a duplicate and adds nothing), which wakes the local waiters. Runs until dropped.
+    async fn import_from_peers(&self, id: MessageId) -> std::convert::Infallible {
         self.metrics.peer_forward();
-        let mut asks: FuturesUnordered<_> = self.peers.iter().map(|peer| peer.ask(id)).collect();
-        while let Some(answer) = asks.next().await {
-            match answer {
-                Ok(payload) => {
-                    debug!(%id, "message served by a peer relay");
-                    self.metrics.peer_hit();
-                    return Bytes::from(payload);
-                }
-                Err(e) => debug!(%id, error = %e, "peer relay ask failed"),
-            }
-        }
+        let walks: FuturesUnordered<_> =
+            self.peers.iter().enumerate().map(|(p, peer)| self.walk_peer(p, peer, id)).collect();
+        walks.collect::<Vec<()>>().await;
         std::future::pending().await
     }
 
-    /// Receiver `reader` has message `id`: drops the message once all its readers have it.
+    async fn walk_peer(&self, p: usize, peer: &Arc<dyn Relay>, id: MessageId) {
+        // Each peer's imports are charged to a source of their own.
+        let source = Source {
+            addr: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            conn: u64::MAX - p as u64,
+        };
+        let mut from = 0u16;
+        loop {
+            match peer.ask_candidate(id, from).await {
+                Ok((n, payload)) => {
+                    debug!(%id, candidate = n, "message served by a peer relay");
+                    self.metrics.peer_hit();
+                    let imported =
+                        self.store.put(id, source, PEER_IMPORT_TTL, 0, Bytes::from(payload)).await;
+                    if let Err(e) = imported {
+                        debug!(%id, error = %e, "message from a peer relay not stored");
+                    }
+                    let Some(next) = n.checked_add(1) else { return };
+                    from = next;
+                }
+                Err(e) => {
+                    debug!(%id, error = %e, "peer relay ask failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Receiver `reader` has candidate 0 of `id`; see [`Engine::consume_candidate`].
     ///
     /// # Errors
     /// [`EngineError::Internal`] when the store fails.
     pub async fn consume(&self, id: MessageId, reader: u16) -> Result<(), EngineError> {
-        match self.store.consume(id, reader).await {
+        self.consume_candidate(id, 0, reader).await
+    }
+
+    /// Receiver `reader` has candidate `candidate` of `id`: drops that candidate once all its
+    /// readers have it.
+    ///
+    /// # Errors
+    /// [`EngineError::Internal`] when the store fails.
+    pub async fn consume_candidate(
+        &self,
+        id: MessageId,
+        candidate: u16,
+        reader: u16,
+    ) -> Result<(), EngineError> {
+        match self.store.consume(id, candidate, reader).await {
             Ok(removed) => {
                 if removed {
                     debug!(%id, "message consumed by all its readers");

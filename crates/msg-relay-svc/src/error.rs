@@ -52,6 +52,10 @@ impl ApiError {
                 EngineError::StoreFull { held, limit } => {
                     (StatusCode::INSUFFICIENT_STORAGE, "store_full", *held, *limit)
                 }
+                EngineError::QuotaExceeded { held, limit, .. } => {
+                    (StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", *held, *limit)
+                }
+                EngineError::ForwardNotAllowed => (StatusCode::FORBIDDEN, "forbidden", 0, 0),
                 EngineError::TooManyAsks { limit } => {
                     (StatusCode::TOO_MANY_REQUESTS, "too_many_asks", 0, n(*limit))
                 }

@@ -1,12 +1,18 @@
 //! The HTTP front end: `PUT /v1/msg/{id}?ttl_ms=N[&readers=K]` publishes the request body,
-//! `GET /v1/msg/{id}?wait_ms=N[&forwarded=1]` long-polls for a message, and
-//! `DELETE /v1/msg/{id}?reader=R` consumes it.
+//! `GET /v1/msg/{id}?wait_ms=N[&candidate=C][&forwarded=1]` long-polls for a message (with
+//! `candidate`, for the candidates numbered C or later; the answer's `Relay-Candidate` header
+//! names the one returned; `forwarded` only from authenticated peer relays), and
+//! `DELETE /v1/msg/{id}?reader=R[&candidate=C]` consumes it.
+//!
+//! HTTP publishes are charged to, and keyed by, the client's address.
+
+use std::net::SocketAddr;
 
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use msg_relay_api::{MESSAGE_ID_LEN, MessageId};
@@ -17,7 +23,13 @@ use crate::engine::EngineError;
 use crate::error::ApiError;
 use crate::metrics::Rejection;
 use crate::server::AppState;
-use crate::store::PutOutcome;
+use crate::store::{PutOutcome, Source};
+
+type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
+
+fn source_of(peer: &Peer) -> Source {
+    peer.as_ref().map_or(Source::LOCAL, |c| Source::http(c.0.0.ip()))
+}
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PublishParams {
@@ -28,12 +40,14 @@ pub(crate) struct PublishParams {
 #[derive(Debug, Deserialize)]
 pub(crate) struct ConsumeParams {
     reader: Option<u16>,
+    candidate: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct AskParams {
     wait_ms: Option<u64>,
     forwarded: Option<String>,
+    candidate: Option<u16>,
 }
 
 /// Parses a message id written as 64 hex digits.
@@ -59,6 +73,7 @@ fn bad_query(state: &AppState, e: &QueryRejection) -> ApiError {
 
 pub(crate) async fn put_message(
     State(state): State<AppState>,
+    peer: Peer,
     id: Result<Path<String>, PathRejection>,
     params: Result<Query<PublishParams>, QueryRejection>,
     headers: HeaderMap,
@@ -84,7 +99,8 @@ pub(crate) async fn put_message(
         }
     })?;
     let readers = params.readers.unwrap_or(0);
-    let outcome = state.engine().publish(id, Duration::from_millis(ttl_ms), readers, body).await?;
+    let ttl = Duration::from_millis(ttl_ms);
+    let outcome = state.engine().publish_from(source_of(&peer), id, ttl, readers, body).await?;
     let (status, word) = match outcome {
         PutOutcome::Stored => (StatusCode::CREATED, "stored"),
         PutOutcome::Duplicate => (StatusCode::OK, "duplicate"),
@@ -103,7 +119,7 @@ pub(crate) async fn delete_message(
     let reader = params.reader.ok_or_else(|| {
         ApiError::BadRequest("query parameter reader (0 ..= 65535) is required".into())
     })?;
-    state.engine().consume(id, reader).await?;
+    state.engine().consume_candidate(id, params.candidate.unwrap_or(0), reader).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -111,6 +127,7 @@ pub(crate) async fn get_message(
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     params: Result<Query<AskParams>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path(id) = id.map_err(|e| bad_path(&state, &e))?;
     let id = parse_id(&id)?;
@@ -118,18 +135,30 @@ pub(crate) async fn get_message(
     let engine = state.engine();
     let wait = Duration::from_millis(params.wait_ms.unwrap_or(0)).min(engine.limits().max_poll);
     let forwarded = matches!(params.forwarded.as_deref(), Some("1" | "true"));
+    if forwarded && !state.is_peer(&headers) {
+        engine.metrics().reject(Rejection::Forbidden);
+        return Err(EngineError::ForwardNotAllowed.into());
+    }
     let permit = state.http_waiters().try_acquire().inspect_err(|_| {
         engine.metrics().reject(Rejection::TooManyAsks);
     })?;
     let _waiting = engine.metrics().http_waiter();
     let answer = tokio::select! {
-        answer = engine.ask(permit, id, wait, !forwarded) => answer,
+        answer = engine.ask_from(permit, id, params.candidate.unwrap_or(0), wait, !forwarded) => answer,
         () = state.closed() => return Err(ApiError::ShuttingDown),
     };
     match answer {
-        Ok(payload) => {
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], payload).into_response())
-        }
+        Ok((n, payload)) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+                (
+                    header::HeaderName::from_static(msg_relay_client::CANDIDATE_HEADER),
+                    n.to_string(),
+                ),
+            ],
+            payload,
+        )
+            .into_response()),
         Err(EngineError::WaitExpired(id)) => Err(ApiError::Engine(EngineError::WaitExpired(id))),
         Err(e) => Err(e.into()),
     }

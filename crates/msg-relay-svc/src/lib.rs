@@ -13,6 +13,7 @@
 //! The wire format is specified in `docs/relay-protocol.md`; the frame codec lives in
 //! [`msg_relay_client::frame`].
 
+mod auth;
 pub mod engine;
 mod error;
 mod http_api;

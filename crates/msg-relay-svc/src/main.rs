@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use msg_relay_client::PeerToken;
 use msg_relay_svc::{AppState, Limits, RelayConfig, run};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,6 +32,12 @@ struct Args {
     #[arg(long = "peer", env = "RELAY_PEERS", value_delimiter = ' ')]
     peers: Vec<String>,
 
+    /// File holding the secret peer relays share (one line of visible ASCII). Required with
+    /// --peer; forwarded asks are accepted only from clients presenting it. RELAY_PEER_TOKEN
+    /// may hold the secret itself instead.
+    #[arg(long, env = "RELAY_PEER_TOKEN_FILE")]
+    peer_token_file: Option<std::path::PathBuf>,
+
     /// Largest message payload in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     max_message_bytes: usize,
@@ -42,6 +49,19 @@ struct Args {
     /// Bytes the relay may hold in total (payloads plus 64 bytes per message).
     #[arg(long, default_value_t = 1024 * 1024 * 1024)]
     max_total_bytes: u64,
+
+    /// Bytes the messages of one WebSocket connection may hold.
+    #[arg(long, default_value_t = 128 * 1024 * 1024)]
+    max_bytes_per_conn: u64,
+
+    /// Bytes the messages of one client address may hold (all its connections and HTTP
+    /// requests); keeps one client from filling the relay.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    max_bytes_per_address: u64,
+
+    /// Open connections from one client address.
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_address: usize,
 
     /// Outstanding asks per WebSocket connection.
     #[arg(long, default_value_t = 1024)]
@@ -124,6 +144,21 @@ async fn shutdown_signal() {
     }
 }
 
+/// The peer token from `file`, else from `RELAY_PEER_TOKEN`; `None` when neither is set.
+fn peer_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<PeerToken>> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the peer token file {}", path.display()))?,
+        None => match std::env::var("RELAY_PEER_TOKEN") {
+            Ok(text) => text,
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = PeerToken::new(text.trim())
+        .context("the peer token must be a non-empty line of visible ASCII characters")?;
+    Ok(Some(token))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -135,6 +170,8 @@ async fn main() -> anyhow::Result<()> {
             max_message_bytes: args.max_message_bytes,
             max_ttl,
             max_total_bytes: args.max_total_bytes,
+            max_bytes_per_connection: args.max_bytes_per_conn,
+            max_bytes_per_address: args.max_bytes_per_address,
             max_asks_per_connection: args.max_asks_per_conn,
             max_forwarded_asks_per_connection: args.max_forwarded_asks_per_conn,
             max_wait: max_ttl,
@@ -142,10 +179,12 @@ async fn main() -> anyhow::Result<()> {
             max_http_waiters: args.max_http_waiters,
         },
         peers: args.peers.into_iter().filter(|p| !p.is_empty()).collect(),
+        peer_token: peer_token(args.peer_token_file.as_deref())?,
         cors_origins: args.cors_origins,
         serve: msg_relay_svc::serve::ServeLimits {
             max_connections: args.max_connections,
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+            max_connections_per_address: args.max_connections_per_address,
         },
         ..RelayConfig::default()
     };

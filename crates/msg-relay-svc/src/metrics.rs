@@ -20,16 +20,22 @@ pub enum Rejection {
     TooManyAsks,
     /// Undecodable frame or request.
     Malformed,
+    /// The publisher's connection or address quota is used up.
+    Quota,
+    /// A forwarded ask from a client that is not an authenticated peer relay.
+    Forbidden,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 6] = [
+    const ALL: [Rejection; 8] = [
         Rejection::TooLarge,
         Rejection::BadTtl,
         Rejection::Conflict,
         Rejection::StoreFull,
         Rejection::TooManyAsks,
         Rejection::Malformed,
+        Rejection::Quota,
+        Rejection::Forbidden,
     ];
 
     fn label(self) -> &'static str {
@@ -40,6 +46,8 @@ impl Rejection {
             Rejection::StoreFull => "store_full",
             Rejection::TooManyAsks => "too_many_asks",
             Rejection::Malformed => "malformed",
+            Rejection::Quota => "quota",
+            Rejection::Forbidden => "forbidden",
         }
     }
 
@@ -51,6 +59,8 @@ impl Rejection {
             Rejection::StoreFull => 3,
             Rejection::TooManyAsks => 4,
             Rejection::Malformed => 5,
+            Rejection::Quota => 6,
+            Rejection::Forbidden => 7,
         }
     }
 }
@@ -65,7 +75,7 @@ pub struct Metrics {
     asks_expired: AtomicU64,
     peer_forwards: AtomicU64,
     peer_hits: AtomicU64,
-    rejections: [AtomicU64; 6],
+    rejections: [AtomicU64; 8],
     ws_connections: AtomicU64,
     http_waiters: AtomicU64,
 }
@@ -161,6 +171,12 @@ impl Metrics {
             "counter",
             "Messages removed because every announced reader consumed them.",
             store.consumed_total,
+        );
+        metric(
+            "relay_contested_ids",
+            "gauge",
+            "Message ids holding more than one candidate (someone published under another party's id).",
+            store.contested_ids,
         );
         metric("relay_published_total", "counter", "New messages stored.", get(&self.published));
         metric(

@@ -2,8 +2,10 @@
 //! deadline for reading a request's headers (slow or half-sent requests are closed instead of
 //! holding a connection forever), keep-alive, WebSocket upgrades and graceful shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,11 +27,73 @@ pub struct ServeLimits {
     /// Longest time to receive a request's headers (from the connection's start or the end of
     /// the previous response); the connection is closed after it.
     pub header_read_timeout: Duration,
+    /// Open connections from one client address; a further one is closed at once, so that a
+    /// single client cannot take every connection slot.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for ServeLimits {
     fn default() -> Self {
-        Self { max_connections: 4096, header_read_timeout: Duration::from_secs(10) }
+        Self {
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections_per_address: 256,
+        }
+    }
+}
+
+/// Holds a connection's slots (the server-wide one and its address's) while any clone lives.
+/// The server puts one in every request's extensions: a WebSocket handler keeps it for the
+/// socket's lifetime (an upgraded connection outlives its HTTP connection task).
+#[derive(Clone)]
+pub struct ConnectionGuard(
+    #[allow(dead_code)] Arc<(tokio::sync::OwnedSemaphorePermit, AddressSlot)>,
+);
+
+impl std::fmt::Debug for ConnectionGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionGuard")
+    }
+}
+
+/// Open connections per client address.
+#[derive(Debug, Default)]
+struct PerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A slot for `addr`, or `None` when it has `limit` connections open.
+    fn try_take(self: &Arc<Self>, addr: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let mut open = self.lock();
+        let n = open.entry(addr).or_default();
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { table: Arc::clone(self), addr })
+    }
+}
+
+/// One open connection of an address; released on drop.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    addr: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.lock();
+        if let Some(n) = open.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.addr);
+            }
+        }
     }
 }
 
@@ -46,6 +110,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let per_address = Arc::new(PerAddress::default());
+    let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let shutdown = std::pin::pin!(shutdown);
@@ -67,16 +133,31 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(address_slot) =
+            per_address.try_take(peer.ip(), limits.max_connections_per_address.max(1))
+        else {
+            // Closed at once; logged at most once a second (a flood must not flood the log).
+            if refused_logged.elapsed() >= Duration::from_secs(1) {
+                refused_logged = tokio::time::Instant::now();
+                warn!(addr = %peer.ip(), limit = limits.max_connections_per_address,
+                    "connection refused: too many open connections from this address");
+            }
+            drop(stream);
+            continue;
+        };
         // Frames are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
+        let guard = ConnectionGuard(Arc::new((permit, address_slot)));
+        let for_requests = guard.clone();
         let svc = router.clone().map_request(move |mut req: axum::extract::Request<_>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(for_requests.clone());
             req
         });
         let svc = TowerToHyperService::new(svc);
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
-            let _permit = permit;
+            let _guard = guard;
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

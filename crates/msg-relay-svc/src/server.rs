@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use msg_relay_api::Relay;
-use msg_relay_client::{ClientConfig, WsRelay};
+use msg_relay_client::{ClientConfig, PeerToken, WsRelay};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -29,6 +29,10 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// Peer relay URLs (`http://host:port`); asks this relay cannot answer are forwarded there.
     pub peers: Vec<String>,
+    /// The secret peer relays share: presented on every forwarded ask this relay sends, and
+    /// required of every forwarded ask it accepts. Without it, no forwarded ask is accepted
+    /// (and configuring peers is refused).
+    pub peer_token: Option<PeerToken>,
     /// Origins allowed by CORS; empty allows any origin (the relay holds no credentials).
     pub cors_origins: Vec<String>,
     /// How often expired messages are purged.
@@ -42,6 +46,7 @@ impl Default for RelayConfig {
         Self {
             limits: Limits::default(),
             peers: Vec::new(),
+            peer_token: None,
             cors_origins: Vec::new(),
             sweep_interval: Duration::from_secs(1),
             serve: crate::serve::ServeLimits::default(),
@@ -67,6 +72,9 @@ pub enum ConfigError {
     /// A limit is zero where it must not be.
     #[error("invalid limit: {0}")]
     Limit(&'static str),
+    /// Peers are configured without the shared peer token.
+    #[error("peer relays are configured but no peer token is: peers must authenticate")]
+    PeerTokenMissing,
     /// Called outside a Tokio runtime (the sweeper and peer clients need one).
     #[error("no Tokio runtime: create the relay state from within a Tokio runtime")]
     NoRuntime,
@@ -78,6 +86,7 @@ struct Inner {
     closing: watch::Sender<bool>,
     http_waiters: AskBudget,
     serve: crate::serve::ServeLimits,
+    peer_token: Option<PeerToken>,
 }
 
 /// Shared state of one relay (cheap to clone).
@@ -99,7 +108,7 @@ impl AppState {
     /// # Errors
     /// [`ConfigError`] for an unusable peer URL, CORS origin or limit, or outside a runtime.
     pub fn new(config: RelayConfig) -> Result<Self, ConfigError> {
-        let store = Arc::new(MemoryStore::new(config.limits.max_total_bytes));
+        let store = Arc::new(MemoryStore::with_quotas(config.limits.quotas()));
         Self::with_store(store, config)
     }
 
@@ -124,9 +133,23 @@ impl AppState {
                 "max_connections and header_read_timeout must be positive",
             ));
         }
+        if limits.max_bytes_per_connection == 0 || limits.max_bytes_per_address == 0 {
+            return Err(ConfigError::Limit(
+                "per-connection and per-address quotas must be positive",
+            ));
+        }
+        if config.serve.max_connections_per_address == 0 {
+            return Err(ConfigError::Limit("max_connections_per_address must be positive"));
+        }
         let mut peers: Vec<Arc<dyn Relay>> = Vec::with_capacity(config.peers.len());
+        if !config.peers.is_empty() && config.peer_token.is_none() {
+            return Err(ConfigError::PeerTokenMissing);
+        }
         for url in &config.peers {
-            let client = WsRelay::new(url, ClientConfig::for_peer())
+            let Some(token) = config.peer_token.clone() else {
+                return Err(ConfigError::PeerTokenMissing);
+            };
+            let client = WsRelay::new(url, ClientConfig::for_peer(token))
                 .map_err(|source| ConfigError::Peer { url: url.clone(), source })?;
             peers.push(Arc::new(client));
         }
@@ -148,6 +171,7 @@ impl AppState {
             closing: watch::channel(false).0,
             http_waiters,
             serve: config.serve,
+            peer_token: config.peer_token,
         });
         runtime.spawn(sweep(Arc::downgrade(&inner), config.sweep_interval));
         Ok(Self { inner })
@@ -179,6 +203,16 @@ impl AppState {
 
     pub(crate) fn http_waiters(&self) -> &AskBudget {
         &self.inner.http_waiters
+    }
+
+    /// Whether `headers` carry `Authorization: Bearer <the peer token>`.
+    pub(crate) fn is_peer(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(token) = &self.inner.peer_token else { return false };
+        headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .filter_map(|v| crate::auth::bearer(v.as_bytes()))
+            .any(|presented| token.matches(presented))
     }
 }
 

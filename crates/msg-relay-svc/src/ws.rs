@@ -7,11 +7,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -26,7 +29,25 @@ use crate::engine::EngineError;
 use crate::error::ApiError;
 use crate::metrics::Rejection;
 use crate::server::AppState;
-use crate::store::PutOutcome;
+use crate::store::{PutOutcome, Source};
+
+/// Connection numbers (sources of WebSocket publishes); 0 is reserved for HTTP.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The client's address (publishes are charged to it).
+    pub addr: IpAddr,
+    /// Whether it authenticated as a peer relay (only peers may send forwarded asks).
+    pub peer: bool,
+}
+
+impl ClientInfo {
+    /// An in-process client on loopback that is not a peer relay.
+    pub const LOCAL: ClientInfo =
+        ClientInfo { addr: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), peer: false };
+}
 
 /// The route of the WebSocket endpoint.
 pub const ROUTE: &str = "/v1/msg-relay";
@@ -46,8 +67,13 @@ pub fn ws_message_limit(max_message_bytes: usize) -> usize {
 
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
+    connect: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    slots: Option<axum::Extension<crate::serve::ConnectionGuard>>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let addr = connect.map_or(ClientInfo::LOCAL.addr, |c| c.0.0.ip());
+    let client = ClientInfo { addr, peer: state.is_peer(&headers) };
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => {
@@ -58,13 +84,31 @@ pub(crate) async fn upgrade(
     let limit = ws_message_limit(state.engine().limits().max_message_bytes);
     ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| {
         let (sink, stream) = socket.split();
-        serve_connection(state, sink, stream)
+        async move {
+            // The upgraded socket keeps the connection's slots until it closes.
+            let _slots = slots;
+            serve_connection_from(state, client, sink, stream).await;
+        }
     })
 }
 
-/// Serves one client connection until it closes or the relay shuts down.
-pub async fn serve_connection<S, R, E>(state: AppState, sink: S, mut stream: R)
+/// Serves one client connection of an in-process, non-peer client ([`ClientInfo::LOCAL`]).
+pub async fn serve_connection<S, R, E>(state: AppState, sink: S, stream: R)
 where
+    S: Sink<Message> + Send + Unpin + 'static,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: Display,
+{
+    serve_connection_from(state, ClientInfo::LOCAL, sink, stream).await;
+}
+
+/// Serves one connection of `client` until it closes or the relay shuts down.
+pub async fn serve_connection_from<S, R, E>(
+    state: AppState,
+    client: ClientInfo,
+    sink: S,
+    mut stream: R,
+) where
     S: Sink<Message> + Send + Unpin + 'static,
     R: Stream<Item = Result<Message, E>> + Unpin,
     E: Display,
@@ -74,7 +118,7 @@ where
     debug!("WebSocket connection opened");
     let (out, out_rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(write_loop(sink, out_rx));
-    let mut conn = Connection::new(state.clone(), out);
+    let mut conn = Connection::new(state.clone(), client, out);
     let closed = state.closed();
     tokio::pin!(closed);
     loop {
@@ -125,6 +169,9 @@ where
 /// Per-connection state.
 struct Connection {
     state: AppState,
+    client: ClientInfo,
+    /// This connection as the source of its publishes.
+    source: Source,
     out: mpsc::Sender<Message>,
     own: crate::engine::AskBudget,
     forwarded: crate::engine::AskBudget,
@@ -134,9 +181,20 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(state: AppState, out: mpsc::Sender<Message>) -> Self {
+    fn new(state: AppState, client: ClientInfo, out: mpsc::Sender<Message>) -> Self {
         let (own, forwarded) = state.engine().connection_budgets();
-        Self { state, out, own, forwarded, asks: HashMap::new(), tasks: JoinSet::new() }
+        let source =
+            Source { addr: client.addr, conn: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed) };
+        Self {
+            state,
+            client,
+            source,
+            out,
+            own,
+            forwarded,
+            asks: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
     }
 
     async fn send(&self, msg: Message) {
@@ -180,7 +238,8 @@ impl Connection {
             Frame::Publish { req, id, ttl_ms, readers, payload } => {
                 let ttl = Duration::from_millis(u64::from(ttl_ms));
                 let payload = buf.slice_ref(payload);
-                match self.state.engine().publish(id, ttl, readers, payload).await {
+                match self.state.engine().publish_from(self.source, id, ttl, readers, payload).await
+                {
                     Ok(outcome) => {
                         let status = match outcome {
                             PutOutcome::Stored => AckStatus::Stored,
@@ -191,7 +250,13 @@ impl Connection {
                     Err(e) => self.send_error(&error_frame(req, &e)).await,
                 }
             }
-            Frame::Ask { req, id, forwarded } => {
+            Frame::Ask { req, id, forwarded, from } => {
+                if forwarded && !self.client.peer {
+                    self.state.engine().metrics().reject(Rejection::Forbidden);
+                    warn!(addr = %self.client.addr, "forwarded ask from a client that is not an authenticated peer relay");
+                    self.send_error(&error_frame(req, &EngineError::ForwardNotAllowed)).await;
+                    return;
+                }
                 if let Some(previous) = self.asks.get(&req) {
                     if !previous.is_finished() {
                         self.reject(req, ErrorCode::DuplicateRequest, 0, 0, "request id in use")
@@ -215,9 +280,14 @@ impl Connection {
                 let handle = self.tasks.spawn(async move {
                     let engine = state.engine();
                     let wait = engine.limits().max_wait;
-                    let answer = engine.ask(permit, id, wait, !forwarded).await;
+                    let answer =
+                        engine.ask_from(permit, id, from.unwrap_or(0), wait, !forwarded).await;
                     let encoded = match &answer {
-                        Ok(payload) => Frame::Deliver { req, id, payload }.encode(),
+                        Ok((n, payload)) => {
+                            // The plain ask form gets the plain answer (no candidate number).
+                            let candidate = from.map(|_| *n);
+                            Frame::Deliver { req, id, candidate, payload }.encode()
+                        }
                         Err(e) => error_frame(req, e).encode(),
                     };
                     let _ = out.send(Message::Binary(Bytes::from(encoded))).await;
@@ -230,9 +300,10 @@ impl Connection {
                     task.abort();
                 }
             }
-            Frame::Consume { req, id, reader } => {
+            Frame::Consume { req, id, reader, candidate } => {
                 // No answer on success (like cancel); a failing store is reported.
-                if let Err(e) = self.state.engine().consume(id, reader).await {
+                let engine = self.state.engine();
+                if let Err(e) = engine.consume_candidate(id, candidate.unwrap_or(0), reader).await {
                     self.send_error(&error_frame(req, &e)).await;
                 }
             }
@@ -260,6 +331,8 @@ fn error_frame(req: u32, e: &EngineError) -> ErrorFrame {
         EngineError::BadTtl { requested, max } => (ErrorCode::BadTtl, ms(*requested), ms(*max)),
         EngineError::Conflict(_) => (ErrorCode::Conflict, 0, 0),
         EngineError::StoreFull { held, limit } => (ErrorCode::StoreFull, *held, *limit),
+        EngineError::QuotaExceeded { held, limit, .. } => (ErrorCode::QuotaExceeded, *held, *limit),
+        EngineError::ForwardNotAllowed => (ErrorCode::Forbidden, 0, 0),
         EngineError::TooManyAsks { limit } => (ErrorCode::TooManyAsks, 0, n(*limit)),
         EngineError::WaitExpired(_) => (ErrorCode::AskExpired, 0, 0),
         _ => (ErrorCode::Unavailable, 0, 0),

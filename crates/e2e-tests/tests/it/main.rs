@@ -8,6 +8,7 @@
     missing_docs
 )]
 
+mod attacks;
 mod lifecycle;
 
 use std::sync::Arc;

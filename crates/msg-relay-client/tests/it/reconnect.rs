@@ -50,7 +50,9 @@ async fn unacknowledged_publish_and_outstanding_ask_are_reissued_after_reconnect
                     second.send(Frame::Ack { req, id, status: AckStatus::Stored }).await;
                 }
                 Frame::Ask { req, id, .. } => {
-                    second.send(Frame::Deliver { req, id, payload: b"answer" }).await;
+                    second
+                        .send(Frame::Deliver { req, id, candidate: None, payload: b"answer" })
+                        .await;
                 }
                 other => panic!("unexpected {other:?}"),
             }

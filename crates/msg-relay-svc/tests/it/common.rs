@@ -34,12 +34,15 @@ pub fn small_config() -> RelayConfig {
             max_message_bytes: 1024,
             max_ttl: Duration::from_secs(600),
             max_total_bytes: 1024 * 1024,
+            max_bytes_per_connection: 256 * 1024,
+            max_bytes_per_address: 512 * 1024,
             max_asks_per_connection: 8,
             max_forwarded_asks_per_connection: 64,
             max_wait: Duration::from_secs(600),
             max_poll: Duration::from_secs(5),
             max_http_waiters: 4,
         },
+        peer_token: msg_relay_client::PeerToken::new("peer-secret-for-tests"),
         ..RelayConfig::default()
     }
 }

@@ -36,7 +36,11 @@ const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: relay\r\nConnection: close\r
 #[tokio::test]
 async fn half_sent_requests_are_closed_at_the_header_deadline() {
     let config = RelayConfig {
-        serve: ServeLimits { max_connections: 64, header_read_timeout: Duration::from_millis(300) },
+        serve: ServeLimits {
+            max_connections: 64,
+            header_read_timeout: Duration::from_millis(300),
+            ..ServeLimits::default()
+        },
         ..small_config()
     };
     let relay = spawn_relay(config).await.unwrap();
@@ -63,7 +67,11 @@ async fn half_sent_requests_are_closed_at_the_header_deadline() {
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     let config = RelayConfig {
-        serve: ServeLimits { max_connections: 2, header_read_timeout: Duration::from_secs(30) },
+        serve: ServeLimits {
+            max_connections: 2,
+            header_read_timeout: Duration::from_secs(30),
+            ..ServeLimits::default()
+        },
         ..small_config()
     };
     let relay = spawn_relay(config).await.unwrap();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use msg_relay_api::{MemoryRelay, Relay};
 use msg_relay_svc::engine::{AskBudget, Engine, EngineError, Limits};
-use msg_relay_svc::store::{MemoryStore, MessageStore, PutOutcome, StoreError};
+use msg_relay_svc::store::{MemoryStore, MessageStore, PutOutcome, QuotaScope, Source, StoreError};
 
 use crate::common::id;
 
@@ -181,10 +181,13 @@ async fn unanswered_asks_go_to_peers_once() {
     let store = Arc::new(MemoryStore::new(1 << 20));
     let e = Engine::new(store, Limits::default(), vec![Arc::new(peer.clone())]);
     assert_eq!(e.ask(permit(), id(5), WAIT, true).await.unwrap(), &b"from peer"[..]);
+    // What a peer served is kept here as a local candidate for further receivers.
+    assert_eq!(e.ask(permit(), id(5), WAIT, false).await.unwrap(), &b"from peer"[..]);
     // A forwarded ask (forward = false) is answered locally only.
+    peer.publish(id(7), TTL, b"only on the peer".to_vec()).await.unwrap();
     assert_eq!(
-        e.ask(permit(), id(5), Duration::from_secs(1), false).await,
-        Err(EngineError::WaitExpired(id(5)))
+        e.ask(permit(), id(7), Duration::from_secs(1), false).await,
+        Err(EngineError::WaitExpired(id(7)))
     );
     // The local store still wins when the message is published here.
     let e = Arc::new(e);
@@ -200,14 +203,19 @@ async fn unanswered_asks_go_to_peers_once() {
 #[tokio::test(start_paused = true)]
 async fn memory_store_directly() {
     let store = MemoryStore::new(1000);
-    assert_eq!(store.put(id(1), TTL, 0, Bytes::from_static(b"a")).await, Ok(PutOutcome::Stored));
+    let me = Source::LOCAL;
     assert_eq!(
-        store.put(id(1), TTL, 0, Bytes::from_static(b"b")).await,
+        store.put(id(1), me, TTL, 0, Bytes::from_static(b"a")).await,
+        Ok(PutOutcome::Stored)
+    );
+    assert_eq!(
+        store.put(id(1), me, TTL, 0, Bytes::from_static(b"b")).await,
         Err(StoreError::Conflict(id(1)))
     );
-    assert_eq!(store.get(id(1)).await.unwrap(), Some(Bytes::from_static(b"a")));
-    assert_eq!(store.get(id(2)).await.unwrap(), None);
-    assert_eq!(store.wait(id(2), Duration::from_millis(5)).await.unwrap(), None);
+    assert_eq!(store.get(id(1), 0).await.unwrap(), Some((0, Bytes::from_static(b"a"))));
+    assert_eq!(store.get(id(1), 1).await.unwrap(), None);
+    assert_eq!(store.get(id(2), 0).await.unwrap(), None);
+    assert_eq!(store.wait(id(2), 0, Duration::from_millis(5)).await.unwrap(), None);
     assert_eq!(store.stats().waiters, 0);
     assert_eq!(store.stats().charged_bytes, 65);
 }
@@ -274,4 +282,100 @@ async fn the_expiry_index_does_not_keep_consumed_messages() {
     e.purge_expired().await;
     let stats = e.store().stats();
     assert_eq!((stats.messages, stats.index_entries), (1, 1), "compacted at the next sweep");
+}
+
+fn conn(addr: [u8; 4], conn: u64) -> Source {
+    Source { addr: std::net::IpAddr::from(addr), conn }
+}
+
+/// Every source may place one payload under an id; they are numbered in arrival order, a
+/// waiter for "candidate N or later" is woken by the next one, and consuming a candidate
+/// removes only it.
+#[tokio::test(start_paused = true)]
+async fn candidates_per_source() {
+    let e = Arc::new(engine(Limits::default()));
+    let (squatter, party) = (conn([10, 0, 0, 1], 1), conn([10, 0, 0, 2], 2));
+    let b = Bytes::from_static;
+    assert_eq!(e.publish_from(squatter, id(1), TTL, 1, b(b"junk")).await, Ok(PutOutcome::Stored));
+    let waiter = {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { e.ask_from(permit(), id(1), 1, WAIT, false).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(e.publish_from(party, id(1), TTL, 1, b(b"real")).await, Ok(PutOutcome::Stored));
+    assert_eq!(waiter.await.unwrap().unwrap(), (1, b(b"real")));
+    // Identical bytes from anyone are a duplicate; the same source with other bytes conflicts.
+    assert_eq!(
+        e.publish_from(squatter, id(1), TTL, 1, b(b"real")).await,
+        Ok(PutOutcome::Duplicate)
+    );
+    assert_eq!(
+        e.publish_from(squatter, id(1), TTL, 1, b(b"more junk")).await,
+        Err(EngineError::Conflict(id(1)))
+    );
+    assert_eq!(e.ask(permit(), id(1), WAIT, false).await.unwrap(), b(b"junk"));
+    assert_eq!(e.store().stats().contested_ids, 1);
+    e.consume_candidate(id(1), 1, 1).await.unwrap();
+    assert_eq!(e.store().stats().messages, 1);
+    assert_eq!(
+        e.ask_from(permit(), id(1), 1, Duration::from_millis(5), false).await,
+        Err(EngineError::WaitExpired(id(1)))
+    );
+    assert_eq!(e.ask_from(permit(), id(1), 0, WAIT, false).await.unwrap(), (0, b(b"junk")));
+}
+
+/// Publishes are charged to their connection and their address: one client stops at its
+/// quotas while others still publish; removed messages give the quota back.
+#[tokio::test(start_paused = true)]
+async fn quotas_per_connection_and_address() {
+    let limits = Limits {
+        max_total_bytes: 10_000,
+        max_bytes_per_connection: 1_000,
+        max_bytes_per_address: 2_500,
+        ..Limits::default()
+    };
+    let store = Arc::new(MemoryStore::with_quotas(limits.quotas()));
+    let e = Engine::new(store, limits, Vec::new());
+    let payload = Bytes::from(vec![0u8; 436]); // 500 bytes charged
+    let mut n = 0u8;
+    let mut publish = |source| {
+        n += 1;
+        e.publish_from(source, id(n), Duration::from_secs(1), 1, payload.clone())
+    };
+    let first = conn([10, 0, 0, 1], 1);
+    publish(first).await.unwrap();
+    publish(first).await.unwrap();
+    let refused = publish(first).await;
+    assert!(
+        matches!(
+            refused,
+            Err(EngineError::QuotaExceeded {
+                scope: QuotaScope::Connection,
+                held: 1000,
+                limit: 1000
+            })
+        ),
+        "{refused:?}"
+    );
+    for c in 2..=4 {
+        let _ = publish(conn([10, 0, 0, 1], c)).await;
+        let _ = publish(conn([10, 0, 0, 1], c)).await;
+    }
+    let refused = publish(conn([10, 0, 0, 1], 9)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(EngineError::QuotaExceeded { scope: QuotaScope::Address, limit: 2500, .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(e.store().stats().charged_bytes, 2500);
+    // Another client is not affected; over HTTP (conn 0) only the address quota applies.
+    publish(Source::http(std::net::IpAddr::from([10, 0, 0, 2]))).await.unwrap();
+    publish(Source::http(std::net::IpAddr::from([10, 0, 0, 2]))).await.unwrap();
+    publish(Source::http(std::net::IpAddr::from([10, 0, 0, 2]))).await.unwrap();
+    // Expired messages free their quota.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    e.purge_expired().await;
+    publish(first).await.unwrap();
 }

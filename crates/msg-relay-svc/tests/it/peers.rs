@@ -80,3 +80,35 @@ async fn forwarded_asks_are_not_forwarded_again() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn peers_must_share_a_token() {
+    // Configuring peers without a token is refused at start.
+    let config = RelayConfig {
+        peers: vec!["http://127.0.0.1:9".to_owned()],
+        peer_token: None,
+        ..small_config()
+    };
+    assert!(matches!(
+        msg_relay_svc::AppState::new(config),
+        Err(msg_relay_svc::ConfigError::PeerTokenMissing)
+    ));
+
+    // A relay presenting a different token is not served forwarded asks.
+    let a = spawn_relay(small_config()).await.unwrap();
+    let b = spawn_relay(RelayConfig {
+        peers: vec![a.url().to_owned()],
+        peer_token: msg_relay_client::PeerToken::new("not-the-shared-secret"),
+        ..small_config()
+    })
+    .await
+    .unwrap();
+    let on_a = WsRelay::connect(a.url(), ClientConfig::default()).await.unwrap();
+    let on_b = WsRelay::connect(b.url(), ClientConfig::default()).await.unwrap();
+    on_a.publish(id(1), TTL, b"only on a".to_vec()).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(500), on_b.ask(id(1))).await.is_err());
+    let text = a.state().engine().metrics().render(&a.state().engine().store().stats());
+    assert!(text.contains("relay_rejections_total{reason=\"forbidden\"} 1"), "{text}");
+    a.stop().await;
+    b.stop().await;
+}

@@ -213,3 +213,70 @@ async fn an_id_that_is_not_utf8_gets_a_json_error() {
         assert_eq!(v["error"]["code"], "bad_request", "{v}");
     }
 }
+
+fn get_with(path: &str, authorization: Option<&str>) -> Request<Body> {
+    let mut req = Request::builder().uri(path);
+    if let Some(value) = authorization {
+        req = req.header(header::AUTHORIZATION, value);
+    }
+    req.body(Body::empty()).unwrap()
+}
+
+/// A forwarded ask (which a relay answers from its own store only, with a larger budget) is
+/// accepted only with the peer relays' shared token.
+#[tokio::test]
+async fn forwarded_asks_need_the_peer_token() {
+    let state = AppState::new(small_config()).unwrap();
+    call(&state, put(&format!("/v1/msg/{HEX_ID}?ttl_ms=60000"), b"hello")).await;
+    let path = format!("/v1/msg/{HEX_ID}?forwarded=1");
+    for auth in [None, Some("Bearer wrong-secret"), Some("Basic peer-secret-for-tests")] {
+        let (status, body) = call(&state, get_with(&path, auth)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{auth:?}");
+        assert_eq!(error_code(&body), "forbidden");
+    }
+    let (status, body) = call(&state, get_with(&path, Some("Bearer peer-secret-for-tests"))).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"hello"[..]));
+    // Ordinary asks need no token.
+    let (status, _) = call(&state, get(&format!("/v1/msg/{HEX_ID}"))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Several clients publishing under one id: each payload is a numbered candidate, asked for
+/// with `candidate=N` and named in the `Relay-Candidate` header; a consume names its candidate.
+#[tokio::test]
+async fn candidates_over_http() {
+    let state = AppState::new(small_config()).unwrap();
+    // In-process requests all come from the same (unknown) address: one candidate each.
+    call(&state, put(&format!("/v1/msg/{HEX_ID}?ttl_ms=60000&readers=1"), b"first")).await;
+    let (status, body) =
+        call(&state, put(&format!("/v1/msg/{HEX_ID}?ttl_ms=60000"), b"second")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "one source, one candidate per id");
+    assert_eq!(error_code(&body), "conflict");
+    state
+        .engine()
+        .publish_from(
+            msg_relay_svc::store::Source::http("10.0.0.9".parse().unwrap()),
+            msg_relay_api::MessageId([0xab; 32]),
+            std::time::Duration::from_secs(60),
+            1,
+            bytes::Bytes::from_static(b"second"),
+        )
+        .await
+        .unwrap();
+    let resp =
+        app(state.clone()).oneshot(get(&format!("/v1/msg/{HEX_ID}?candidate=1"))).await.unwrap();
+    assert_eq!(resp.headers()["relay-candidate"], "1");
+    assert_eq!(&resp.into_body().collect().await.unwrap().to_bytes()[..], b"second");
+    let resp = app(state.clone()).oneshot(get(&format!("/v1/msg/{HEX_ID}"))).await.unwrap();
+    assert_eq!(resp.headers()["relay-candidate"], "0");
+    // Consuming candidate 1 drops it alone.
+    let del = Request::builder()
+        .method(Method::DELETE)
+        .uri(format!("/v1/msg/{HEX_ID}?reader=2&candidate=1"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&state, del).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(state.engine().store().stats().messages, 1);
+    let (status, _) = call(&state, get(&format!("/v1/msg/{HEX_ID}?candidate=1&wait_ms=10"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

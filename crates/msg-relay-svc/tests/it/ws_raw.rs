@@ -40,7 +40,7 @@ async fn publish_ack_ask_deliver() {
     let relay = spawn_relay(small_config()).await.unwrap();
     let mut ws = connect(relay.url()).await;
     // Ask first: the deliver comes once the message is published on another connection.
-    send(&mut ws, Frame::Ask { req: 1, id: id(1), forwarded: false }).await;
+    send(&mut ws, Frame::Ask { req: 1, id: id(1), forwarded: false, from: None }).await;
     let mut other = connect(relay.url()).await;
     send(
         &mut other,
@@ -53,7 +53,7 @@ async fn publish_ack_ask_deliver() {
     );
     assert_eq!(
         Frame::decode(&recv(&mut ws).await).unwrap(),
-        Frame::Deliver { req: 1, id: id(1), payload: b"hi" }
+        Frame::Deliver { req: 1, id: id(1), candidate: None, payload: b"hi" }
     );
     // Publish again: duplicate; ask again: delivered at once.
     send(&mut ws, Frame::Publish { req: 2, id: id(1), ttl_ms: 60_000, readers: 0, payload: b"hi" })
@@ -62,10 +62,29 @@ async fn publish_ack_ask_deliver() {
         Frame::decode(&recv(&mut ws).await).unwrap(),
         Frame::Ack { req: 2, id: id(1), status: AckStatus::Duplicate }
     );
+    // A different payload from another connection is a second candidate, not a conflict: a
+    // plain ask still gets the first, a candidate ask from 1 gets the second.
     send(&mut ws, Frame::Publish { req: 3, id: id(1), ttl_ms: 60_000, readers: 0, payload: b"ho" })
         .await;
+    assert_eq!(
+        Frame::decode(&recv(&mut ws).await).unwrap(),
+        Frame::Ack { req: 3, id: id(1), status: AckStatus::Stored }
+    );
+    send(&mut ws, Frame::Ask { req: 4, id: id(1), forwarded: false, from: None }).await;
+    assert_eq!(
+        Frame::decode(&recv(&mut ws).await).unwrap(),
+        Frame::Deliver { req: 4, id: id(1), candidate: None, payload: b"hi" }
+    );
+    send(&mut ws, Frame::Ask { req: 5, id: id(1), forwarded: false, from: Some(1) }).await;
+    assert_eq!(
+        Frame::decode(&recv(&mut ws).await).unwrap(),
+        Frame::Deliver { req: 5, id: id(1), candidate: Some(1), payload: b"ho" }
+    );
+    // The same connection publishing yet another payload under the id is a conflict.
+    send(&mut ws, Frame::Publish { req: 6, id: id(1), ttl_ms: 60_000, readers: 0, payload: b"hu" })
+        .await;
     let buf = recv(&mut ws).await;
-    let Frame::Error { req: 3, code: ErrorCode::Conflict, .. } = Frame::decode(&buf).unwrap()
+    let Frame::Error { req: 6, code: ErrorCode::Conflict, .. } = Frame::decode(&buf).unwrap()
     else {
         panic!("expected a conflict error");
     };
@@ -138,7 +157,7 @@ async fn malformed_and_oversized_frames_get_errors_and_the_connection_survives()
     let huge = vec![0u8; 64 * 1024];
     let _ = send_raw(&mut ws, &huge).await;
     let mut fresh = connect(relay.url()).await;
-    send(&mut fresh, Frame::Ask { req: 1, id: id(3), forwarded: false }).await;
+    send(&mut fresh, Frame::Ask { req: 1, id: id(3), forwarded: false, from: None }).await;
     assert!(matches!(Frame::decode(&recv(&mut fresh).await).unwrap(), Frame::Deliver { .. }));
     relay.stop().await;
 }
@@ -152,28 +171,33 @@ async fn ask_limit_cancel_and_duplicate_request_ids() {
     let relay = spawn_relay(small_config()).await.unwrap(); // 8 asks per connection
     let mut ws = connect(relay.url()).await;
     for req in 1..=8u32 {
-        send(&mut ws, Frame::Ask { req, id: id(req as u8), forwarded: false }).await;
+        send(&mut ws, Frame::Ask { req, id: id(req as u8), forwarded: false, from: None }).await;
     }
-    send(&mut ws, Frame::Ask { req: 1, id: id(1), forwarded: false }).await;
+    send(&mut ws, Frame::Ask { req: 1, id: id(1), forwarded: false, from: None }).await;
     let Frame::Error { req: 1, code: ErrorCode::DuplicateRequest, .. } =
         Frame::decode(&recv(&mut ws).await).unwrap()
     else {
         panic!("expected duplicate request");
     };
-    send(&mut ws, Frame::Ask { req: 9, id: id(9), forwarded: false }).await;
+    send(&mut ws, Frame::Ask { req: 9, id: id(9), forwarded: false, from: None }).await;
     let buf = recv(&mut ws).await;
     let Frame::Error { req: 9, code: ErrorCode::TooManyAsks, limit: 8, .. } =
         Frame::decode(&buf).unwrap()
     else {
         panic!("expected too many asks, got {:?}", Frame::decode(&buf));
     };
-    // Forwarded asks have their own budget.
-    send(&mut ws, Frame::Ask { req: 10, id: id(10), forwarded: true }).await;
+    // A forwarded ask from a client that did not authenticate as a peer relay is refused.
+    send(&mut ws, Frame::Ask { req: 10, id: id(10), forwarded: true, from: None }).await;
+    let buf = recv(&mut ws).await;
+    let Frame::Error { req: 10, code: ErrorCode::Forbidden, .. } = Frame::decode(&buf).unwrap()
+    else {
+        panic!("expected forbidden, got {:?}", Frame::decode(&buf));
+    };
     // Cancelling one frees a slot.
     send(&mut ws, Frame::Cancel { req: 1 }).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(relay.state().engine().store().stats().waiters, 8);
-    send(&mut ws, Frame::Ask { req: 11, id: id(11), forwarded: false }).await;
+    assert_eq!(relay.state().engine().store().stats().waiters, 7);
+    send(&mut ws, Frame::Ask { req: 11, id: id(11), forwarded: false, from: None }).await;
     let mut publisher = connect(relay.url()).await;
     send(
         &mut publisher,
@@ -182,7 +206,7 @@ async fn ask_limit_cancel_and_duplicate_request_ids() {
     .await;
     assert_eq!(
         Frame::decode(&recv(&mut ws).await).unwrap(),
-        Frame::Deliver { req: 11, id: id(11), payload: b"z" }
+        Frame::Deliver { req: 11, id: id(11), candidate: None, payload: b"z" }
     );
     // Closing the connection withdraws all its waiters.
     drop(ws);
@@ -204,7 +228,7 @@ async fn ask_is_released_at_the_wait_limit() {
     config.limits.max_wait = Duration::from_millis(200);
     let relay = spawn_relay(config).await.unwrap();
     let mut ws = connect(relay.url()).await;
-    send(&mut ws, Frame::Ask { req: 4, id: id(4), forwarded: false }).await;
+    send(&mut ws, Frame::Ask { req: 4, id: id(4), forwarded: false, from: None }).await;
     let Frame::Error { req: 4, code: ErrorCode::AskExpired, .. } =
         Frame::decode(&recv(&mut ws).await).unwrap()
     else {
@@ -218,7 +242,7 @@ async fn ask_is_released_at_the_wait_limit() {
 async fn shutdown_closes_websockets_with_going_away() {
     let relay = spawn_relay(small_config()).await.unwrap();
     let mut ws = connect(relay.url()).await;
-    send(&mut ws, Frame::Ask { req: 1, id: id(1), forwarded: false }).await;
+    send(&mut ws, Frame::Ask { req: 1, id: id(1), forwarded: false, from: None }).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     relay.stop().await;
     let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
