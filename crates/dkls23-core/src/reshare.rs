@@ -1018,7 +1018,27 @@ pub struct ReshareRound4 {
     pending: Option<KeyShare>,
 }
 
+/// The acknowledgement (the round-4 payload) every new member of the reshare that produced
+/// `share` broadcasts: the session id and a digest of the new public data. A staged share is
+/// confirmed by finding this from every other new member.
+pub fn acknowledgement(share: &KeyShare) -> [u8; 64] {
+    let sid = share.keygen_sid;
+    let ack =
+        public_ack(Tag::RsAck, &sid, &share.public_key, &share.chain_code, &share.public_shares);
+    let mut out = [0u8; 64];
+    let (head, tail) = out.split_at_mut(32);
+    head.copy_from_slice(&sid);
+    tail.copy_from_slice(&ack);
+    out
+}
+
 impl ReshareRound4 {
+    /// The share this party holds once every acknowledgement is in (`None` for a member that
+    /// leaves): what it must keep (staged) before its own acknowledgement goes out.
+    pub fn pending_share(&self) -> Option<&KeyShare> {
+        self.pending.as_ref()
+    }
+
     /// Who acknowledgements are expected from (every new member but this party).
     pub fn expects(&self) -> Expected {
         Expected { bcast: self.others.clone(), p2p: Vec::new() }

@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub observer: Option<Arc<dyn RoundObserver>>,
     /// Test-only hooks; inert (and empty) in every build without the `testing` feature.
     pub hooks: RunHooks,
+    /// Where a refresh/reshare keeps its new share before its acknowledgement goes out (see
+    /// [`StageShare`] and [`confirm_staged`]); `None`: the caller commits the outcome itself.
+    pub stage: Option<Arc<dyn StageShare>>,
 }
 
 /// A tamper function: `(protocol, message-id round, this party's outgoing payloads)`.
@@ -95,6 +98,7 @@ impl Default for RunOptions {
             message_ttl: None,
             observer: None,
             hooks: RunHooks::default(),
+            stage: None,
         }
     }
 }
@@ -126,6 +130,7 @@ impl std::fmt::Debug for RunOptions {
             .field("message_ttl", &self.message_ttl)
             .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
             .field("hooks", &self.hooks)
+            .field("stage", &self.stage.as_ref().map(|_| "<stage>"))
             .finish()
     }
 }
@@ -209,6 +214,9 @@ struct Io<'a, R: Relay + ?Sized> {
     aborts: AbortWatch<'a>,
     /// The last round whose messages were collected from every peer.
     last_collected: u16,
+    /// A round whose messages are left at the relay after reading (not consumed), so that
+    /// they can be read again to confirm a staged share.
+    keep_round: Option<u16>,
 }
 
 /// Asks for the peers' abort messages: (peer, message id, the ask).
@@ -288,6 +296,7 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
         Self {
             aborts: AbortWatch { asks },
             last_collected: 0,
+            keep_round: None,
             relay,
             session,
             opts: opts.clone(),
@@ -518,7 +527,9 @@ impl<'a, R: Relay + ?Sized> Io<'a, R> {
                 };
                 // Authenticated and taken: the relay may drop it once every receiver has it.
                 // Best effort; a lost consume leaves it to the TTL.
-                let _ = self.relay.consume_candidate(id, n, me).await;
+                if self.keep_round != Some(round) {
+                    let _ = self.relay.consume_candidate(id, n, me).await;
+                }
                 let acc = self.track(round);
                 acc.received_messages += 1;
                 acc.received_bytes += byte_len(&raw);

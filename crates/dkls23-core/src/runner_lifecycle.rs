@@ -125,6 +125,17 @@ async fn run_reshare_inner<R: Relay + ?Sized>(
         io.send(3, &out).await?;
         let (b3, p3) = io.collect_expected(3, &r3.expects()).await?;
         let (r4, out) = r3.next(&b3, &p3)?;
+        if let Some(stage) = &opts.stage {
+            // Kept before the acknowledgement leaves: a peer that commits on it can count on
+            // this party holding the new share too. The acknowledgements stay at the relay
+            // (for their TTL) so the staged share can be confirmed later.
+            if let Some(share) = r4.pending_share() {
+                stage.stage(share).await.map_err(|e| {
+                    Error::Unattributable(format!("could not stage the new key share: {e}"))
+                })?;
+            }
+            io.keep_round = Some(4);
+        }
         io.send(4, &out).await?;
         let (acks, _) = io.collect_expected(4, &r4.expects()).await?;
         r4.finish(&acks)
@@ -134,6 +145,89 @@ async fn run_reshare_inner<R: Relay + ?Sized>(
         io.announce_failure(e).await;
     }
     result
+}
+
+/// Where a refresh or reshare keeps the new share it computed until it knows every member
+/// has it (implemented by the caller's storage; see [`RunOptions::stage`]).
+///
+/// A reshare commits safely across parties only if no party can end at a different epoch
+/// than its peers without knowing it: a party that collected every acknowledgement commits,
+/// but one whose run failed after sending its own (a lost connection, a crash) does not know
+/// whether the others did. So the new share is *staged* before the acknowledgement leaves,
+/// and a party that holds a staged share and no confirmed outcome calls [`confirm_staged`]
+/// (at start-up, and before using the key): every other new member's acknowledgement proves
+/// that all of them hold the new share, so it can be activated.
+pub trait StageShare: Send + Sync {
+    /// Persists `share` as staged (not yet active). An error fails the run before this
+    /// party's acknowledgement is sent (so no peer commits on it).
+    fn stage<'a>(
+        &'a self,
+        share: &'a KeyShare,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+}
+
+/// What [`confirm_staged`] found out about a staged share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Every other new member acknowledged this share: activate it.
+    Confirmed,
+    /// These new members' acknowledgements were not found within the round timeout: nobody
+    /// can have committed without them if they never sent them, but they may also have been
+    /// sent and dropped since; undecided.
+    Missing(Vec<PartyIndex>),
+}
+
+/// Looks for the acknowledgements of the reshare `setup` that produced `staged` (this party's
+/// new share, kept by [`StageShare`]), waiting at most `opts.round_timeout`. Publishes
+/// nothing. The acknowledgements are signed broadcasts, so they prove their senders hold the
+/// same new public data.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `staged` does not belong to `setup` or this identity;
+/// [`Error::ViewMismatch`] naming a member whose acknowledgement differs (the staged share
+/// must not be activated); relay errors.
+pub async fn confirm_staged<R: Relay + ?Sized>(
+    relay: &R,
+    setup: &Setup,
+    staged: &KeyShare,
+    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    rng: &mut (impl CryptoRng + ?Sized),
+    opts: &RunOptions,
+) -> Result<Confirmation, Error> {
+    let spec = ReshareSpec::from_setup(setup)?;
+    let me = setup
+        .my_index(&signer.public_key())
+        .ok_or_else(|| Error::InvalidInput("this identity is not a participant".into()))?;
+    if staged.key_id() != &spec.key_id
+        || staged.epoch() != spec.new_epoch
+        || staged.index() != me
+        || !spec.is_new(me)
+    {
+        return Err(Error::InvalidInput(
+            "the staged share is not this party's share of that reshare".into(),
+        ));
+    }
+    let expected = reshare::acknowledgement(staged);
+    // The session's instance id was used by the run; reading its messages again is not a new
+    // run, so the replay guard of this look-up is a fresh one.
+    let fresh = crate::setup::MemoryReplayGuard::new();
+    let session = Session::new(setup, signer, &fresh, rng).map_err(from_message)?;
+    let mut io = Io::new(relay, session, opts, P2pMode::Signed, setup.protocol());
+    io.keep_round = Some(4);
+    let mut missing = Vec::new();
+    for j in (1..=spec.new_parties()).filter(|&j| j != me) {
+        match io.collect_part(4, &[j], true, false).await {
+            Ok((acks, _)) => {
+                let ack = acks.get(&j).map_or(&[][..], Vec::as_slice);
+                if ack != expected.as_slice() {
+                    return Err(Error::ViewMismatch { round: 4, party: j });
+                }
+            }
+            Err(Error::Timeout { .. }) => missing.push(j),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(if missing.is_empty() { Confirmation::Confirmed } else { Confirmation::Missing(missing) })
 }
 
 /// [`run_reshare`] with the ban-list hook: a ban-requiring failure is recorded under the dealer's

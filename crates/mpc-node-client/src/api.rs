@@ -94,6 +94,12 @@ pub struct KeyInfo {
     /// EIP-55 Ethereum address of the root key, once READY.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ethereum_address: Option<String>,
+    /// The epoch of a new share from a refresh or reshare that this node holds staged but could
+    /// not confirm yet (not every member's acknowledgement was found): its peers may be at
+    /// that epoch. The node activates it as soon as the acknowledgements are found (it looks
+    /// at start-up and before each use of the key, at most every 30 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_epoch: Option<u32>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.

@@ -31,6 +31,7 @@ pub(crate) const DOMAIN_CHECK: &str = "mpc-node-store/v1/password-check";
 pub(crate) const DOMAIN_DATA_KEY: &str = "mpc-node-store/v1/data-key";
 pub(crate) const DOMAIN_SHARE: &str = "mpc-node-store/v1/share";
 pub(crate) const DOMAIN_PRESIG: &str = "mpc-node-store/v1/presignature";
+pub(crate) const DOMAIN_STAGED: &str = "mpc-node-store/v1/staged-share";
 
 /// Argon2id parameters of the key-encryption key. Stored in the database when it is created;
 /// later opens use the stored values.

@@ -106,6 +106,29 @@ pub struct KeyRecord {
     pub updated_at: i64,
 }
 
+/// A refresh/reshare's new share, kept between this node's acknowledgement and the commit
+/// (see `dkls23_core::runner::StageShare`): it becomes the key's share once the other members
+/// proved they hold theirs, or is dropped when a later refresh, reshare or delete replaces it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StagedShare {
+    /// The new share's epoch.
+    pub epoch: u32,
+    /// The encoded setup of the reshare session that produced it.
+    pub setup: Vec<u8>,
+    /// The encoded new share.
+    pub share: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for StagedShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedShare")
+            .field("epoch", &self.epoch)
+            .field("setup", &format_args!("{} bytes", self.setup.len()))
+            .field("share", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Result of [`Store::create_pending`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
@@ -205,7 +228,7 @@ pub trait Store: Send + Sync + 'static {
     fn load_share(&self, app: &str, key: &str) -> Result<Zeroizing<Vec<u8>>, StoreError>;
 
     /// Refresh/reshare: atomically replace the share with a new epoch (new data key), drop all
-    /// presignatures and bans of the key. `player`/threshold/parties may change on reshare.
+    /// presignatures, bans and the staged share of the key. `player`/threshold/parties may change on reshare.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] without a record; [`StoreError::Conflict`] unless the key is
@@ -222,6 +245,40 @@ pub trait Store: Send + Sync + 'static {
         threshold: u16,
         parties: u16,
     ) -> Result<(), StoreError>;
+
+    /// Keeps `share` (epoch `epoch`, produced by the reshare session `setup`) as the key's
+    /// staged share, replacing an earlier one. [`Store::replace_share`] and [`Store::delete`]
+    /// drop it.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] without a record; [`StoreError::Conflict`] unless the key is
+    /// READY and `epoch` is greater than its current epoch.
+    fn stage_share(
+        &self,
+        app: &str,
+        key: &str,
+        epoch: u32,
+        setup: &[u8],
+        share: &[u8],
+    ) -> Result<(), StoreError>;
+
+    /// The key's staged share, if any (decrypted).
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if it fails authentication; database failures.
+    fn staged_share(&self, app: &str, key: &str) -> Result<Option<StagedShare>, StoreError>;
+
+    /// Drops the key's staged share (no error without one).
+    ///
+    /// # Errors
+    /// Database failures only.
+    fn clear_staged(&self, app: &str, key: &str) -> Result<(), StoreError>;
+
+    /// `(app, key)` of every key with a staged share (checked at start-up).
+    ///
+    /// # Errors
+    /// Database failures only.
+    fn list_staged(&self) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Crypto-shredding: delete data key, ciphertext, presignatures, bans, record.
     ///

@@ -10,13 +10,14 @@ use crate::rules::{
     check_app_key, check_can_mark_error, check_can_mark_ready, check_new_epoch, check_params,
     check_presig_id, check_ready, truncate_reason,
 };
-use crate::{CreateOutcome, KeyRecord, KeyStatus, Store, StoreError, now_secs};
+use crate::{CreateOutcome, KeyRecord, KeyStatus, StagedShare, Store, StoreError, now_secs};
 
 struct Entry {
     record: KeyRecord,
     share: Option<Zeroizing<Vec<u8>>>,
     presigs: BTreeMap<String, Zeroizing<Vec<u8>>>,
     bans: BTreeMap<u16, String>,
+    staged: Option<StagedShare>,
 }
 
 #[derive(Default)]
@@ -88,7 +89,13 @@ impl Store for MemoryStore {
             created_at: now,
             updated_at: now,
         };
-        let entry = Entry { record, share: None, presigs: BTreeMap::new(), bans: BTreeMap::new() };
+        let entry = Entry {
+            record,
+            share: None,
+            presigs: BTreeMap::new(),
+            bans: BTreeMap::new(),
+            staged: None,
+        };
         inner.keys.insert(id(app, key), entry);
         Ok(CreateOutcome::Created)
     }
@@ -180,6 +187,7 @@ impl Store for MemoryStore {
         e.share = Some(Zeroizing::new(share.to_vec()));
         e.presigs.clear();
         e.bans.clear();
+        e.staged = None;
         let r = &mut e.record;
         r.epoch = epoch;
         r.player = player;
@@ -187,6 +195,47 @@ impl Store for MemoryStore {
         r.parties = parties;
         r.updated_at = now_secs();
         Ok(())
+    }
+
+    fn stage_share(
+        &self,
+        app: &str,
+        key: &str,
+        epoch: u32,
+        setup: &[u8],
+        share: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let e = inner.entry(app, key)?;
+        check_ready(&e.record.status)?;
+        check_new_epoch(e.record.epoch, epoch)?;
+        e.staged = Some(StagedShare {
+            epoch,
+            setup: setup.to_vec(),
+            share: Zeroizing::new(share.to_vec()),
+        });
+        Ok(())
+    }
+
+    fn staged_share(&self, app: &str, key: &str) -> Result<Option<StagedShare>, StoreError> {
+        Ok(self.lock()?.keys.get(&id(app, key)).and_then(|e| e.staged.clone()))
+    }
+
+    fn clear_staged(&self, app: &str, key: &str) -> Result<(), StoreError> {
+        if let Some(e) = self.lock()?.keys.get_mut(&id(app, key)) {
+            e.staged = None;
+        }
+        Ok(())
+    }
+
+    fn list_staged(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self
+            .lock()?
+            .keys
+            .iter()
+            .filter(|(_, e)| e.staged.is_some())
+            .map(|((a, k), _)| (a.clone(), k.clone()))
+            .collect())
     }
 
     fn delete(&self, app: &str, key: &str) -> Result<(), StoreError> {

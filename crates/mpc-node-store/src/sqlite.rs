@@ -14,21 +14,22 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, Trans
 use zeroize::Zeroizing;
 
 use crate::envelope::{
-    Aad, DOMAIN_CHECK, DOMAIN_DATA_KEY, DOMAIN_PRESIG, DOMAIN_SHARE, KdfParams, SALT_LEN,
-    SecretKey, fill_random,
+    Aad, DOMAIN_CHECK, DOMAIN_DATA_KEY, DOMAIN_PRESIG, DOMAIN_SHARE, DOMAIN_STAGED, KdfParams,
+    SALT_LEN, SecretKey, fill_random,
 };
 use crate::rules::{
     check_app_key, check_can_mark_error, check_can_mark_ready, check_new_epoch, check_params,
     check_presig_id, check_ready, truncate_reason,
 };
-use crate::{CreateOutcome, KeyRecord, KeyStatus, Store, StoreError, now_secs};
+use crate::{CreateOutcome, KeyRecord, KeyStatus, StagedShare, Store, StoreError, now_secs};
 
 /// Plaintext of the password check value (its tag is what matters).
 const CHECK_PLAINTEXT: &[u8] = b"mpc-node-store password check";
 
 /// Schema migrations, applied in order; entry i brings the schema to version i + 1. Never edit
 /// a released entry: append a new one.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE meta (
     name  TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -85,7 +86,20 @@ CREATE TABLE used_iids (
     iid     BLOB   PRIMARY KEY,
     used_at BIGINT NOT NULL
 );
-"];
+",
+    r"
+CREATE TABLE staged_shares (
+    app        TEXT    NOT NULL,
+    key_name   TEXT    NOT NULL,
+    epoch      BIGINT  NOT NULL,
+    setup      BLOB    NOT NULL,
+    ciphertext BLOB    NOT NULL,
+    created_at BIGINT  NOT NULL,
+    PRIMARY KEY (app, key_name),
+    FOREIGN KEY (app, key_name) REFERENCES keys (app, key_name)
+);
+",
+];
 
 /// Where the presignature generation counter of a database lives (`protocols.md` §3.6): a
 /// small file *outside* the database, bumped before every presignature is taken. A database
@@ -708,7 +722,7 @@ fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
 
 /// Deletes presignatures, share ciphertext and data key of a key (in the caller's transaction).
 fn delete_secrets(tx: &Connection, app: &str, key: &str) -> Result<(), StoreError> {
-    for table in ["presignatures", "shares", "data_keys"] {
+    for table in ["presignatures", "staged_shares", "shares", "data_keys"] {
         tx.execute(&format!("DELETE FROM {table} WHERE app = ?1 AND key_name = ?2"), (app, key))
             .map_err(db)?;
     }
@@ -728,6 +742,14 @@ fn presig_ciphertext(
     )
     .optional()
     .map_err(db)
+}
+
+/// A staged share is sealed under the key's current data key, bound to its new epoch and to
+/// the setup of the session that produced it.
+fn staged_aad(r: &KeyRecord, epoch: u32, setup: &[u8]) -> Aad {
+    let mut aad = Aad::for_key(DOMAIN_STAGED, &r.app, &r.key, r.player, r.epoch);
+    aad.bytes(&epoch.to_be_bytes()).bytes(setup);
+    aad
 }
 
 fn presig_aad(r: &KeyRecord, id: &str) -> Aad {
@@ -888,6 +910,75 @@ impl Store for SqliteStore {
         })?;
         self.shred_log();
         Ok(())
+    }
+
+    fn stage_share(
+        &self,
+        app: &str,
+        key: &str,
+        epoch: u32,
+        setup: &[u8],
+        share: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let r = require_record(tx, app, key)?;
+            check_ready(&r.status)?;
+            check_new_epoch(r.epoch, epoch)?;
+            let dk = self.data_key(tx, &r)?;
+            let ct = dk.seal(staged_aad(&r, epoch, setup).as_slice(), share)?;
+            tx.execute(
+                "INSERT INTO staged_shares (app, key_name, epoch, setup, ciphertext, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (app, key_name) DO UPDATE SET \
+                 epoch = excluded.epoch, setup = excluded.setup, \
+                 ciphertext = excluded.ciphertext, created_at = excluded.created_at",
+                (app, key, i64::from(epoch), setup, ct, now_secs()),
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn staged_share(&self, app: &str, key: &str) -> Result<Option<StagedShare>, StoreError> {
+        self.read(|tx| {
+            let row: Option<(i64, Vec<u8>, Vec<u8>)> = tx
+                .query_row(
+                    "SELECT epoch, setup, ciphertext FROM staged_shares \
+                     WHERE app = ?1 AND key_name = ?2",
+                    (app, key),
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()
+                .map_err(db)?;
+            let Some((epoch, setup, ct)) = row else { return Ok(None) };
+            let epoch = u32::try_from(epoch)
+                .map_err(|_| StoreError::Corrupt("staged epoch out of range".into()))?;
+            let r = require_record(tx, app, key)?;
+            let dk = self.data_key(tx, &r)?;
+            let share = dk.open(staged_aad(&r, epoch, &setup).as_slice(), &ct, "staged share")?;
+            Ok(Some(StagedShare { epoch, setup, share }))
+        })
+    }
+
+    fn clear_staged(&self, app: &str, key: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM staged_shares WHERE app = ?1 AND key_name = ?2", (app, key))
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+
+    fn list_staged(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .prepare("SELECT app, key_name FROM staged_shares ORDER BY app, key_name")
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(db)?
+                .collect::<Result<Vec<(String, String)>, _>>()
+                .map_err(db)?;
+            Ok(rows)
+        })
     }
 
     fn delete(&self, app: &str, key: &str) -> Result<(), StoreError> {

@@ -54,6 +54,19 @@ pub enum ApiError {
     /// The route exists, but not with this method.
     #[error("this method is not allowed on this route")]
     MethodNotAllowed,
+    /// The protocol failed while this node holds a staged share of a newer epoch that it could
+    /// not confirm: its peers may have moved to that epoch.
+    #[error(
+        "{cause}; this node holds a new share of epoch {epoch} from a refresh or reshare that it \
+         could not confirm (no acknowledgement of every member was found at the relay), so its \
+         peers may already be at epoch {epoch} while it is still at the previous one"
+    )]
+    StagedUnconfirmed {
+        /// The staged share's epoch.
+        epoch: u32,
+        /// The failure itself.
+        cause: String,
+    },
     /// The protocol failed.
     #[error(transparent)]
     Protocol(#[from] dkls23_core::Error),
@@ -76,6 +89,7 @@ impl ApiError {
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::PeerBusy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "peer_busy"),
+            Self::StagedUnconfirmed { .. } => (StatusCode::CONFLICT, "epoch_undecided"),
             Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "no_route"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

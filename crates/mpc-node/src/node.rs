@@ -32,6 +32,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 mod lifecycle;
+mod staged;
 pub use lifecycle::MAX_PRESIGN_COUNT;
 
 /// One key's lock: signing takes it shared; generation, refresh and delete exclusively.
@@ -75,6 +76,8 @@ pub struct Node {
     shares: ShareCache,
     ban_signals: BanSignals,
     outcomes: crate::outcomes::Outcomes,
+    /// Keys with a refresh/reshare share staged but not confirmed.
+    staged: staged::StagedKeys,
     closing: AtomicBool,
     abort: tokio::sync::watch::Sender<bool>,
     protocols: ProtocolRuntime,
@@ -236,6 +239,7 @@ pub fn key_info(r: &KeyRecord) -> KeyInfo {
         public_key: r.public_key.map(hex::encode),
         chain_code: r.chain_code.map(hex::encode),
         ethereum_address: address,
+        staged_epoch: None,
         created_at: r.created_at,
         updated_at: r.updated_at,
     }
@@ -305,8 +309,13 @@ impl Node {
         if failed > 0 {
             warn!(keys = failed, "keys left PENDING by an earlier run are now ERROR");
         }
+        let st = store.clone();
+        let staged = tokio::task::spawn_blocking(move || st.list_staged())
+            .await
+            .map_err(|e| ConfigError(vec![format!("store: {e}")]))?
+            .map_err(|e| ConfigError(vec![format!("store: {e}")]))?;
         let relay_link = connect_relay(&cfg.relay_urls).await?;
-        Ok(Arc::new(Self {
+        let node = Arc::new(Self {
             sessions: Arc::new(Semaphore::new(cfg.limits.max_concurrent_sessions)),
             cfg,
             store,
@@ -317,12 +326,15 @@ impl Node {
             shares: Mutex::new(HashMap::new()),
             ban_signals: Mutex::new(HashMap::new()),
             outcomes: crate::outcomes::Outcomes::default(),
+            staged: staged::StagedKeys::default(),
             closing: AtomicBool::new(false),
             abort: tokio::sync::watch::Sender::new(false),
             protocols: ProtocolRuntime::new().map_err(|e| {
                 ConfigError(vec![format!("cannot start the protocol runtime: {e}")])
             })?,
-        }))
+        });
+        node.settle_all_staged(staged);
+        Ok(node)
     }
 
     /// The configuration.
@@ -795,6 +807,7 @@ impl Node {
     }
 
     async fn ready_record(&self, app: &str, key: &str) -> Result<KeyRecord, ApiError> {
+        self.settle_staged(app, key).await;
         let (a, k) = (app.to_owned(), key.to_owned());
         let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or_else(|| not_found(key))?;
         if r.status != KeyStatus::Ready {
@@ -915,7 +928,7 @@ impl Node {
                     if let ApiError::Protocol(p) = &e {
                         self.record_ban(app, key, p).await;
                     }
-                    return Err(e);
+                    return Err(self.staged_hint(app, key, e).await);
                 }
             };
             Ok(signature_response(key, message, &sig, &derived.public_key))
@@ -931,7 +944,9 @@ impl Node {
     pub async fn get_key(&self, app: &str, key: &str) -> Result<KeyInfo, ApiError> {
         let (a, k) = (app.to_owned(), key.to_owned());
         let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or_else(|| not_found(key))?;
-        Ok(key_info(&r))
+        let mut info = key_info(&r);
+        info.staged_epoch = self.staged_epoch(app, key).await;
+        Ok(info)
     }
 
     /// All keys of the application.

@@ -36,6 +36,7 @@ pub const DOCUMENT: &str = r##"{
           "error": { "type": "string" }, "threshold": { "type": "integer" }, "parties": { "type": "integer" },
           "player": { "type": "integer" }, "epoch": { "type": "integer" }, "public_key": { "type": "string" },
           "chain_code": { "type": "string" }, "ethereum_address": { "type": "string" },
+          "staged_epoch": { "type": "integer", "description": "epoch of a refresh/reshare share this node holds staged but could not confirm; its peers may be at it" },
           "created_at": { "type": "integer" }, "updated_at": { "type": "integer" }
         }
       },

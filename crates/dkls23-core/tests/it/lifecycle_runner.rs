@@ -179,3 +179,58 @@ async fn a_banned_party_is_refused_before_signing() {
     bans.clear(&key_id);
     assert!(bans.banned(&key_id).is_empty());
 }
+
+/// Keeps what a run stages.
+#[derive(Default)]
+struct Staged(std::sync::Mutex<Option<KeyShare>>);
+
+impl dkls23_core::runner::StageShare for Staged {
+    fn stage<'a>(
+        &'a self,
+        share: &'a KeyShare,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        *self.0.lock().unwrap() = Some(KeyShare::from_bytes(&share.to_bytes()).unwrap());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// With a staging hook, every member stages its new share before acknowledging and leaves the
+/// acknowledgements at the relay; `confirm_staged` then finds every other member's (Confirmed),
+/// on a relay that lost them finds none (Missing), and refuses a share of another session.
+#[tokio::test]
+async fn staged_shares_are_confirmed_by_the_acknowledgements_at_the_relay() {
+    use dkls23_core::runner::{Confirmation, confirm_staged};
+    let relay = MemoryRelay::new();
+    let relays = vec![relay.clone(), relay.clone(), relay.clone()];
+    let mut ps = parties(3, 47);
+    let shares: Vec<KeyShare> =
+        dkg_over(&relays, &mut ps, 2, 9).await.into_iter().map(|r| r.unwrap()).collect();
+    let spec = ReshareSpec::refresh(&shares[0]).unwrap();
+    let setup = spec.to_setup([10; 32], 600).unwrap();
+    let stages: Vec<Arc<Staged>> = (0..3).map(|_| Arc::new(Staged::default())).collect();
+    let futs = ps.iter_mut().zip(&shares).zip(&stages).map(|((p, share), stage)| {
+        let (relay, setup) = (&relay, &setup);
+        let o = RunOptions { stage: Some(stage.clone()), ..opts() };
+        async move {
+            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            run_reshare(relay, setup, Some(share), signer, &p.guard, &mut p.rng, &o).await
+        }
+    });
+    let new: Vec<KeyShare> = join_all(futs).await.into_iter().map(unwrap_new).collect();
+    for (stage, share) in stages.iter().zip(&new) {
+        let staged = stage.0.lock().unwrap().take().expect("staged before the acknowledgement");
+        assert_eq!(staged.to_bytes(), share.to_bytes());
+    }
+    let o = RunOptions { round_timeout: Duration::from_millis(300), ..opts() };
+    let signer: Arc<dyn IdentitySigner + Send + Sync> = ps[0].signer.clone();
+    let found = confirm_staged(&relay, &setup, &new[0], signer.clone(), &mut ps[0].rng, &o).await;
+    assert_eq!(found.unwrap(), Confirmation::Confirmed);
+    let empty = MemoryRelay::new();
+    let found = confirm_staged(&empty, &setup, &new[0], signer.clone(), &mut ps[0].rng, &o).await;
+    assert_eq!(found.unwrap(), Confirmation::Missing(vec![2, 3]));
+    // The old share, or another party's, is not the staged share of this session.
+    for wrong in [&shares[0], &new[1]] {
+        let r = confirm_staged(&relay, &setup, wrong, signer.clone(), &mut ps[0].rng, &o).await;
+        assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
+    }
+}

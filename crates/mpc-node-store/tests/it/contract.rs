@@ -314,3 +314,37 @@ fn peek_leaves_the_presignature_in_place() {
         assert!(s.peek_presignature(APP, "k", "p1").unwrap().is_none(), "{name}");
     }
 }
+
+#[test]
+fn a_staged_share_is_kept_until_replaced_cleared_or_deleted() {
+    for (name, s, _db) in stores() {
+        ready_key(&*s, "k", b"epoch 0 share");
+        assert_eq!(s.staged_share(APP, "k").unwrap(), None, "{name}");
+        // Only a newer epoch of a READY key can be staged.
+        assert!(matches!(s.stage_share(APP, "k", 0, b"setup", b"x"), Err(StoreError::Conflict(_))));
+        assert!(matches!(s.stage_share(APP, "none", 1, b"s", b"x"), Err(StoreError::NotFound)));
+        s.stage_share(APP, "k", 1, b"setup one", b"epoch 1 share").unwrap();
+        s.stage_share(APP, "k", 1, b"setup two", b"epoch 1 share, again").unwrap();
+        let staged = s.staged_share(APP, "k").unwrap().unwrap();
+        assert_eq!((staged.epoch, staged.setup.as_slice()), (1, &b"setup two"[..]), "{name}");
+        assert_eq!(&**staged.share, b"epoch 1 share, again");
+        assert_eq!(s.list_staged().unwrap(), [(APP.to_owned(), "k".to_owned())], "{name}");
+        // Staging changes nothing about the current share.
+        assert_eq!(&**s.load_share(APP, "k").unwrap(), b"epoch 0 share");
+        assert_eq!(s.get(APP, "k").unwrap().unwrap().epoch, 0);
+
+        // Committing a new epoch drops it.
+        s.replace_share(APP, "k", b"epoch 1 share", 1, 1, 2, 3).unwrap();
+        assert_eq!(s.staged_share(APP, "k").unwrap(), None, "{name}");
+        assert!(s.list_staged().unwrap().is_empty());
+
+        // So do clearing and deleting.
+        s.stage_share(APP, "k", 2, b"s", b"epoch 2 share").unwrap();
+        s.clear_staged(APP, "k").unwrap();
+        assert_eq!(s.staged_share(APP, "k").unwrap(), None, "{name}");
+        s.stage_share(APP, "k", 2, b"s", b"epoch 2 share").unwrap();
+        s.delete(APP, "k").unwrap();
+        assert!(s.list_staged().unwrap().is_empty(), "{name}");
+        s.clear_staged(APP, "k").unwrap();
+    }
+}

@@ -71,7 +71,12 @@ fn database_files_hold_no_share_or_presignature_in_clear() {
     let s = db.open();
     ready_key(&s, "k", &share);
     s.put_presignature(APP, "k", "p1", &presig).unwrap();
+    let (staged, staged_secret) = share_with_secret();
+    s.stage_share(APP, "k", 1, b"setup", &staged).unwrap();
     let check = |when: &str| {
+        let raw = db.raw_bytes();
+        assert!(!shares_window(&raw, &staged, 16), "{when}: part of the staged share in clear");
+        assert!(!contains(&raw, &staged_secret), "{when}: staged secret in clear");
         let raw = db.raw_bytes();
         assert!(raw.len() > 4096, "{when}: files were read");
         assert!(!contains(&raw, &share), "{when}: share in clear");
@@ -389,7 +394,14 @@ fn migrations_run_once_and_newer_or_foreign_files_are_refused() {
     let db = TempDb::new();
     drop(db.open());
     drop(db.open());
-    assert_eq!(count(&db, "schema_migrations"), 1);
+    assert_eq!(count(&db, "schema_migrations"), 2);
+    // A database of the first schema version gets the staged-shares table on open.
+    db.raw()
+        .execute_batch("DROP TABLE staged_shares; DELETE FROM schema_migrations WHERE version = 2;")
+        .unwrap();
+    drop(db.open());
+    assert_eq!(count(&db, "schema_migrations"), 2);
+    assert_eq!(count(&db, "staged_shares"), 0);
     db.raw().execute("INSERT INTO schema_migrations VALUES (99, 0)", []).unwrap();
     let r = SqliteStore::open_with(&db.path(), PASSWORD, &OpenOptions::insecure_for_tests());
     assert!(matches!(r, Err(StoreError::Corrupt(_))));

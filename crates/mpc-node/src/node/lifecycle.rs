@@ -262,7 +262,12 @@ impl Node {
         Ok((sig, share))
     }
 
-    async fn replace(&self, app: &str, key: &str, new: &KeyShare) -> Result<KeyInfo, ApiError> {
+    pub(super) async fn replace(
+        &self,
+        app: &str,
+        key: &str,
+        new: &KeyShare,
+    ) -> Result<KeyInfo, ApiError> {
         self.forget_share(app, key);
         self.forget_ban_signals(app, key);
         let bytes = new.to_bytes();
@@ -302,7 +307,9 @@ impl Node {
                 .to_setup(iid, SESSION_TTL_SECS)
                 .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             self.claim_session_id(iid).await?;
-            let outcome = self.run_reshare_session("refresh", setup, Some(share)).await;
+            let stage = self.stage_hook(app, key, &setup);
+            let outcome =
+                self.run_reshare_session("refresh", setup, Some(share), Some(stage)).await;
             match outcome {
                 Ok(ReshareOutcome::NewShare(new)) => self.replace(app, key, &new).await,
                 Ok(_) => Err(ApiError::Internal),
@@ -311,7 +318,7 @@ impl Node {
                         let map = |t| reshare_culprit_player(&spec, t);
                         self.record_ban_mapped(app, key, p, map).await;
                     }
-                    Err(e)
+                    Err(self.staged_hint(app, key, e).await)
                 }
             }
         }
@@ -324,10 +331,12 @@ impl Node {
         protocol: &'static str,
         setup: dkls23_core::setup::Setup,
         old: Option<Arc<KeyShare>>,
+        stage: Option<Arc<dyn dkls23_core::runner::StageShare>>,
     ) -> Result<ReshareOutcome, ApiError> {
         let relay = self.relay.clone();
         let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
-        let opts = self.run_options();
+        let mut opts = self.run_options();
+        opts.stage = stage;
         self.protocol(protocol, move || async move {
             let mut rng = UnwrapErr(SysRng);
             let guard = MemoryReplayGuard::new();
@@ -430,7 +439,9 @@ impl Node {
             }
             self.claim_session_id(iid).await?;
             let old = if dealing { Some(share) } else { None };
-            match self.run_reshare_session("reshare", setup, old).await {
+            // Only a member of the new committee gets a new share to stage.
+            let stage = continuing.then(|| self.stage_hook(app, key, &setup));
+            match self.run_reshare_session("reshare", setup, old, stage).await {
                 Ok(ReshareOutcome::NewShare(new)) => {
                     let info = self.replace(app, key, &new).await?;
                     Ok(ReshareResponse { key: Some(info), removed: false })
@@ -448,7 +459,7 @@ impl Node {
                         let map = |t| reshare_culprit_player(&spec, t);
                         self.record_ban_mapped(app, key, p, map).await;
                     }
-                    Err(e)
+                    Err(self.staged_hint(app, key, e).await)
                 }
             }
         }

@@ -26,14 +26,16 @@ use zeroize::Zeroizing;
 
 use crate::common::{NodeSpec, identity, public, random_sid};
 
-const APP: &str = "app-a";
-const KEY: &str = "k";
+pub(crate) const APP: &str = "app-a";
+pub(crate) const KEY: &str = "k";
 
 /// A [`MemoryStore`] whose next `bans` read, once armed, returns what it read only after the
 /// test releases it (a request that read the ban list just before a ban was written).
-struct PausingStore {
-    inner: MemoryStore,
+pub(crate) struct PausingStore {
+    pub(crate) inner: MemoryStore,
     armed: AtomicBool,
+    /// The next `replace_share` fails without writing (a crash before the commit).
+    pub(crate) fail_replace: AtomicBool,
     entered: Mutex<mpsc::Sender<()>>,
     release: Mutex<mpsc::Receiver<()>>,
 }
@@ -86,7 +88,33 @@ impl Store for PausingStore {
         t: u16,
         n: u16,
     ) -> Result<(), StoreError> {
+        if self.fail_replace.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Io("simulated crash before the commit".into()));
+        }
         self.inner.replace_share(app, key, share, epoch, player, t, n)
+    }
+    fn stage_share(
+        &self,
+        app: &str,
+        key: &str,
+        epoch: u32,
+        setup: &[u8],
+        share: &[u8],
+    ) -> Result<(), StoreError> {
+        self.inner.stage_share(app, key, epoch, setup, share)
+    }
+    fn staged_share(
+        &self,
+        app: &str,
+        key: &str,
+    ) -> Result<Option<mpc_node_store::StagedShare>, StoreError> {
+        self.inner.staged_share(app, key)
+    }
+    fn clear_staged(&self, app: &str, key: &str) -> Result<(), StoreError> {
+        self.inner.clear_staged(app, key)
+    }
+    fn list_staged(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.inner.list_staged()
     }
     fn delete(&self, app: &str, key: &str) -> Result<(), StoreError> {
         self.inner.delete(app, key)
@@ -135,22 +163,23 @@ impl Store for PausingStore {
     }
 }
 
-struct Rig {
-    node: Arc<Node>,
-    store: Arc<PausingStore>,
+pub(crate) struct Rig {
+    pub(crate) node: Arc<Node>,
+    pub(crate) store: Arc<PausingStore>,
     entered: Mutex<mpsc::Receiver<()>>,
     release: mpsc::Sender<()>,
-    peer: Arc<WsRelay>,
-    peer_id: Arc<Ed25519Identity>,
-    share: KeyShare,
-    _relay: msg_relay_svc::testing::TestRelay,
+    pub(crate) peer: Arc<WsRelay>,
+    pub(crate) peer_id: Arc<Ed25519Identity>,
+    pub(crate) share: KeyShare,
+    pub(crate) relay: msg_relay_svc::testing::TestRelay,
+    pub(crate) spec: NodeSpec,
 }
 
-fn session_cfg(sid: &str) -> SessionConfig {
+pub(crate) fn session_cfg(sid: &str) -> SessionConfig {
     SessionConfig { session_id: sid.to_owned(), players: vec![1, 2], public_keys: BTreeMap::new() }
 }
 
-fn peer_opts(hooks: RunHooks) -> RunOptions {
+pub(crate) fn peer_opts(hooks: RunHooks) -> RunOptions {
     RunOptions { round_timeout: Duration::from_secs(3), hooks, ..RunOptions::default() }
 }
 
@@ -166,7 +195,7 @@ fn cheating() -> RunHooks {
     })
 }
 
-fn sign_body(sid: &str) -> SignRequestBody {
+pub(crate) fn sign_body(sid: &str) -> SignRequestBody {
     SignRequestBody {
         session: session_cfg(sid),
         message_hash: Some(hex::encode([0x42; 32])),
@@ -179,7 +208,7 @@ fn sign_body(sid: &str) -> SignRequestBody {
 
 impl Rig {
     /// Node 1 (on a pausing store) and co-signer 2 share a 2-of-2 key.
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let relay = spawn_relay(Default::default()).await.unwrap();
         let mut spec = NodeSpec::new(1, 2);
         spec.session_timeout_secs = 5;
@@ -188,10 +217,12 @@ impl Rig {
         let store = Arc::new(PausingStore {
             inner: MemoryStore::new(),
             armed: AtomicBool::new(false),
+            fail_replace: AtomicBool::new(false),
             entered: Mutex::new(entered_tx),
             release: Mutex::new(release_rx),
         });
         let node = Node::with_store(spec.config(relay.url()), store.clone()).await.unwrap();
+        let kept_spec = spec.clone();
         let peer = Arc::new(WsRelay::connect(relay.url(), ClientConfig::default()).await.unwrap());
         let peer_id = Arc::new(identity(2));
         let sid = random_sid();
@@ -220,12 +251,17 @@ impl Rig {
             peer,
             peer_id,
             share: share.unwrap(),
-            _relay: relay,
+            relay,
+            spec: kept_spec,
         }
     }
 
     /// The co-signer's side of a signing session `sid` (message 0x42…, path m).
-    async fn peer_sign(&self, sid: &str, hooks: RunHooks) -> Result<(), dkls23_core::Error> {
+    pub(crate) async fn peer_sign(
+        &self,
+        sid: &str,
+        hooks: RunHooks,
+    ) -> Result<(), dkls23_core::Error> {
         let iid = session::session_id(&session_cfg(sid)).unwrap();
         let setup = session::sign_setup(iid, &self.share, &[1, 2], &[], [0x42; 32]).unwrap();
         let signer: Arc<dyn IdentitySigner + Send + Sync> = self.peer_id.clone();

@@ -19,3 +19,4 @@ mod lifecycle;
 mod mobile;
 mod persistence;
 mod relay;
+mod staged;
