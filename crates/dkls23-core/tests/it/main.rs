@@ -12,6 +12,7 @@ mod bip32;
 mod common;
 mod dkg;
 mod dkg_negative;
+mod golden;
 mod import_export;
 mod lifecycle_runner;
 mod observer;
