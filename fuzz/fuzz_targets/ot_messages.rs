@@ -1,4 +1,4 @@
-//! The OT messages of dkls23-core (`dkls23_core::ot::{Kg1, Kg2, Sg1, Sg2}::decode`, sent by the
+//! The OT messages of dkls23-core (`dkls23_core::hazmat::ot::{Kg1, Kg2, Sg1, Sg2}::decode`, sent by the
 //! counterparty during key generation and signing) and the long-term OT states stored inside key
 //! shares (`AliceState::from_bytes`, `BobState::from_bytes`).
 //!
@@ -13,7 +13,7 @@
 #![no_main]
 
 use dkls_fuzz::{fit, split_selector};
-use dkls23_core::ot::{AliceState, BobState, Kg1, Kg2, Sg1, Sg2};
+use dkls23_core::hazmat::ot::{AliceState, BobState, Kg1, Kg2, Sg1, Sg2};
 use libfuzzer_sys::fuzz_target;
 
 fn check<T>(input: &[u8], len: usize, decoded: Option<T>, encode: impl Fn(&T) -> Vec<u8>) {

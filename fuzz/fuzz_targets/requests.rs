@@ -20,7 +20,7 @@ use dkls_fuzz::split_selector;
 use dkls23_core::bip32::Xpub;
 use dkls23_core::import_export::{ExportRequest, ImportRequest};
 use dkls23_core::reshare::ReshareSpec;
-use dkls23_core::runner::{PresignRequest, SignRequest};
+use dkls23_core::sign::{PresignRequest, SignRequest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

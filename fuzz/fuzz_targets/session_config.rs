@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use dkls_fuzz::{share1, split_selector};
 use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
-use dkls23_core::runner::{PresignRequest, SignRequest};
+use dkls23_core::sign::{PresignRequest, SignRequest};
 use dkls23_core::setup::Setup;
 use libfuzzer_sys::fuzz_target;
 use mpc_node_client::api::{

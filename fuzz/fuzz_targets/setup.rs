@@ -11,7 +11,7 @@
 
 use dkls23_core::import_export::{ExportRequest, ImportRequest};
 use dkls23_core::reshare::ReshareSpec;
-use dkls23_core::runner::{PresignRequest, SignRequest};
+use dkls23_core::sign::{PresignRequest, SignRequest};
 use dkls23_core::setup::{ProtocolId, Setup};
 use libfuzzer_sys::fuzz_target;
 

@@ -10,10 +10,11 @@ use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::hashing::{HashAlgorithm, prehash};
 use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
 use dkls23_core::reshare::{ReshareOutcome, ReshareSpec};
-use dkls23_core::runner::{RunOptions, SignRequest, run_dkg, run_reshare, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
+use dkls23_core::sign::SignRequest;
 use dkls23_core::sign::Signature;
 use dkls23_core::{KeyShare, PartyIndex};
+use dkls23_runner::{RunContext, RunOptions, run_dkg, run_reshare, run_sign};
 use msg_relay_client::{ClientConfig, WsRelay};
 use serde_json::json;
 
@@ -101,12 +102,10 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
             let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
             let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
             let r = run_dkg(
-                relay.as_ref(),
+                &RunContext::new(relay.as_ref(), signer, guard.as_ref())
+                    .with_options(progress.options(opts())),
                 &setup,
-                signer,
-                guard.as_ref(),
                 &mut rng,
-                &progress.options(opts()),
             )
             .await;
             (r, progress.finish())
@@ -160,13 +159,11 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
             let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
             let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
             let r = run_reshare(
-                relay.as_ref(),
+                &RunContext::new(relay.as_ref(), signer, guard.as_ref())
+                    .with_options(progress.options(opts())),
                 &setup,
                 Some(&share),
-                signer,
-                guard.as_ref(),
                 &mut rng,
-                &progress.options(opts()),
             )
             .await;
             (r, progress.finish())
@@ -331,14 +328,11 @@ async fn sign_with(
             let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
             let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
             let r = run_sign(
-                relay.as_ref(),
+                &RunContext::new(relay.as_ref(), signer, guard.as_ref())
+                    .with_options(progress.options(opts())),
                 &setup,
                 &share,
-                signer,
-                guard.as_ref(),
-                &[],
                 &mut rng,
-                &progress.options(opts()),
             )
             .await;
             (r, progress.finish())

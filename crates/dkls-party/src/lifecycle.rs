@@ -2,8 +2,8 @@
 
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
-use dkls23_core::runner::run_reshare;
 use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_runner::{RunContext, run_reshare};
 use serde_json::json;
 use tracing::info;
 
@@ -119,13 +119,10 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
     let progress = Progress::new(&setup, tag, 4, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let result = run_reshare(
-        &relay,
+        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
         &setup,
         old_share.as_ref(),
-        signer,
-        &guard,
         &mut rng,
-        &progress.options(opts(ctx, &setup)),
     )
     .await;
     progress.finish();

@@ -6,8 +6,8 @@ use dkls23_core::bip32::{Network, Xpub};
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::hashing::prehash;
 use dkls23_core::identity::IdentityPublicKey;
-use dkls23_core::runner::{PresignRequest, SignRequest};
 use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::sign::{PresignRequest, SignRequest};
 use serde_json::json;
 use zeroize::Zeroizing;
 

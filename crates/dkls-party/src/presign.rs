@@ -7,9 +7,9 @@
 
 use std::path::PathBuf;
 
-use dkls23_core::runner::{run_finish, run_presign};
 use dkls23_core::setup::{ProtocolId, Setup};
 use dkls23_core::sign::Presignature;
+use dkls23_runner::{RunContext, run_finish, run_presign};
 use serde_json::json;
 use tracing::info;
 
@@ -66,14 +66,12 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let progress = Progress::new(&setup, tag, 4, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let result = run_presign(
-        &relay,
+        &RunContext::new(&relay, signer, &guard)
+            .with_options(progress.options(opts(ctx, &setup)))
+            .refusing(banned.clone()),
         &setup,
         &share,
-        signer,
-        &guard,
-        &banned,
         &mut rng,
-        &progress.options(opts(ctx, &setup)),
     )
     .await;
     progress.finish();
@@ -247,14 +245,11 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     let progress = Progress::new(&setup, tag, 5, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let result = run_finish(
-        &relay,
+        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
         &setup,
         pre,
-        signer,
-        &guard,
         &m32,
         &mut rng,
-        &progress.options(opts(ctx, &setup)),
     )
     .await;
     progress.finish();

@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use dkls23_core::PartyIndex;
-use dkls23_core::runner::{RoundEvent, RoundObserver, RunOptions};
 use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_runner::{RoundEvent, RoundObserver, RunOptions};
 
 /// Totals of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

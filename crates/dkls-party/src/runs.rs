@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::identity::IdentitySigner;
-use dkls23_core::runner::{RunOptions, run_dkg, run_sign};
 use dkls23_core::setup::{ProtocolId, Setup};
 use dkls23_core::sign::Signature;
+use dkls23_runner::{RunContext, RunOptions, run_dkg, run_sign};
 use k256::ProjectivePoint;
 use k256::ecdsa::VerifyingKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
@@ -106,9 +106,12 @@ pub async fn keygen(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let progress = Progress::new(&setup, tag.clone(), 4, ctx.quiet);
     let started = Instant::now();
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result =
-        run_dkg(&relay, &setup, signer, &guard, &mut rng, &progress.options(opts(ctx, &setup)))
-            .await;
+    let result = run_dkg(
+        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
+        &setup,
+        &mut rng,
+    )
+    .await;
     let traffic = progress.finish();
     let share = result.map_err(|e| {
         info!(session = %session(&setup), party = me, error = %e, "keygen failed");
@@ -236,14 +239,12 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     let progress = Progress::new(&setup, tag, 4, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let result = run_sign(
-        &relay,
+        &RunContext::new(&relay, signer, &guard)
+            .with_options(progress.options(opts(ctx, &setup)))
+            .refusing(banned.clone()),
         &setup,
         &share,
-        signer,
-        &guard,
-        &banned,
         &mut rng,
-        &progress.options(opts(ctx, &setup)),
     )
     .await;
     progress.finish();

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use dkls23_core::runner::{PresignRequest, SignRequest};
 use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::sign::{PresignRequest, SignRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

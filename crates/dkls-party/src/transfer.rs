@@ -5,8 +5,8 @@ use std::path::Path;
 
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest, ImportRequest, ImportSecret};
-use dkls23_core::runner::{run_export, run_export_receive, run_import};
 use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_runner::{RunContext, run_export, run_export_receive, run_import};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -133,13 +133,10 @@ pub async fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<Output> {
     let progress = Progress::new(&setup, tag, 2, ctx.quiet);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let result = run_import(
-        &relay,
+        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
         &setup,
         secret,
-        signer,
-        &guard,
         &mut rng,
-        &progress.options(opts(ctx, &setup)),
     )
     .await;
     progress.finish();
@@ -247,14 +244,12 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
         let relay = connect(&ctx.relay_url, ctx.timeout).await?;
         let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
         let result = run_export_receive(
-            &relay,
+            &RunContext::new(&relay, signer, &guard)
+                .with_options(progress.options(opts(ctx, &setup))),
             &setup,
-            signer,
-            &guard,
-            &mut rng,
-            &progress.options(opts(ctx, &setup)),
             &secret,
             EXPORT_CONFIRMATION,
+            &mut rng,
         )
         .await;
         progress.finish();
@@ -286,14 +281,11 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
     let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
     let result = run_export(
-        &relay,
+        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
         &setup,
         &share,
-        signer,
-        &guard,
-        &mut rng,
-        &progress.options(opts(ctx, &setup)),
         EXPORT_CONFIRMATION,
+        &mut rng,
     )
     .await;
     progress.finish();

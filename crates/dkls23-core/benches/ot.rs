@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use dkls23_core::ot::{self, BobVole, Kg1, Kg2, SetupIds, Sg1, Sg2};
+use dkls23_core::hazmat::ot::{self, BobVole, Kg1, Kg2, SetupIds, Sg1, Sg2};
 use k256::Scalar;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

@@ -124,7 +124,7 @@ fn main() {
             let presigs: BTreeMap<PartyIndex, Presignature> =
                 res.into_iter().map(|(i, r)| (i, r.unwrap())).collect();
             let started = Instant::now();
-            let (res, stats) = sim::finish(presigs, &m32, &mut |_, _, _| {});
+            let (res, stats) = sim::finish(presigs, &m32, &mut rngs(n, seed), &mut |_, _, _| {});
             online.push(started.elapsed(), &stats, false);
             assert!(res.values().all(Result::is_ok));
             let started = Instant::now();

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, missing_docs)]
-use dkls23_core::ot::{self, BobVole, SetupIds};
+use dkls23_core::hazmat::ot::{self, BobVole, SetupIds};
 use k256::Scalar;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

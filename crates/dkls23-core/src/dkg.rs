@@ -1,15 +1,15 @@
 //! Distributed key generation for any 2 ≤ t ≤ n ≤ 255 (`protocols.md` §2).
 //!
-//! Sans-IO: each round is a struct holding this party's secret state; [`DkgRound1::next`] and
-//! its successors consume the round with the payloads received from the other parties (raw bytes
-//! keyed by sender) and return the next round plus the payloads to send ([`Outgoing`]).
+//! Sans-IO: each round is a struct holding this party's secret state and implements
+//! [`Round`]: it is consumed with the payloads received from the other parties (raw bytes keyed
+//! by sender) and returns the next round plus the payloads to send ([`Outgoing`]).
 //!
 //! ```text
-//! start            -> (DkgRound1, K1 broadcast)
-//! DkgRound1::next  -> (DkgRound2, K2 broadcast + p2p)   checks: none (K1 is commitments)
-//! DkgRound2::next  -> (DkgRound3, K3 broadcast + p2p)   checks: §2.3
-//! DkgRound3::next  -> (DkgRound4, K4 broadcast)         checks: §2.5
-//! DkgRound4::finish-> KeyShare                          checks: matching acks (§2.6)
+//! start          -> (DkgRound1, K1 broadcast)
+//! DkgRound1 next -> (DkgRound2, K2 broadcast + p2p)   checks: none (K1 is commitments)
+//! DkgRound2 next -> (DkgRound3, K3 broadcast + p2p)   checks: §2.3
+//! DkgRound3 next -> (DkgRound4, K4 broadcast)         checks: §2.5
+//! DkgRound4 next -> KeyShare                          checks: matching acks (§2.6)
 //! ```
 //! Payloads after K1 start with the session id; a different one is a [`Error::ViewMismatch`]
 //! (no blame). Malformed payloads blame their sender.
@@ -26,18 +26,11 @@ use crate::encoding::{POINT_LEN, Reader, point_to_bytes, scalar_to_bytes};
 use crate::error::Error;
 use crate::keyshare::{KeyShare, key_id, public_shares_from};
 use crate::math::{PartyIndex, Polynomial, feldman_check};
-use crate::ot::{self, AliceSetup, AliceState, BobState, Kg1, Kg2, SetupIds};
+use crate::ot::{self, AliceSetup, BobState, Kg1, Kg2};
+use crate::pairwise::{FinalView, finish_pair_setup, osid, public_ack, zero_seed};
 use crate::pok::{POK_LEN, Pok};
+use crate::round::{Expected, Outgoing, Received, Round, Step, expect_from, payload, random_bytes};
 use crate::transcript::{Tag, Th, th};
-
-/// Payloads a round sends: one broadcast and/or one message per recipient.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outgoing {
-    /// The broadcast payload, if the round has one.
-    pub broadcast: Option<Vec<u8>>,
-    /// Point-to-point payloads by recipient.
-    pub p2p: BTreeMap<PartyIndex, Vec<u8>>,
-}
 
 /// Public parameters of one DKG execution (all parties must agree; they come from the setup).
 #[derive(Debug, Clone)]
@@ -58,12 +51,6 @@ pub struct DkgConfig {
 
 const K1_LEN: usize = 128;
 
-/// osid(A, B) = TH("ot/setup", sid, u16(A), u16(B)).
-pub(crate) fn osid(tag: Tag, sid: &[u8; 32], alice: PartyIndex, bob: PartyIndex) -> SetupIds {
-    let _ = tag;
-    SetupIds::new(th(Tag::OtSetup, &[sid, &alice.to_be_bytes(), &bob.to_be_bytes()]))
-}
-
 /// Secret state after K1.
 pub struct DkgRound1 {
     cfg: DkgConfig,
@@ -74,33 +61,8 @@ pub struct DkgRound1 {
     own_k1: [u8; K1_LEN],
 }
 
-pub(crate) fn random_bytes(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; 32] {
-    let mut b = [0u8; 32];
-    rng.fill_bytes(&mut b);
-    b
-}
-
 fn others(n: u16, me: PartyIndex) -> Vec<PartyIndex> {
     (1..=n).filter(|&j| j != me).collect()
-}
-
-/// Checks that `msgs` has exactly one entry per other party.
-pub(crate) fn expect_from<T>(
-    round: u8,
-    msgs: &BTreeMap<PartyIndex, T>,
-    expected: &[PartyIndex],
-) -> Result<(), Error> {
-    let missing: Vec<PartyIndex> =
-        expected.iter().copied().filter(|j| !msgs.contains_key(j)).collect();
-    if !missing.is_empty() {
-        return Err(Error::Timeout { round, missing });
-    }
-    if let Some(extra) = msgs.keys().find(|j| !expected.contains(j)) {
-        return Err(Error::InvalidInput(format!(
-            "round {round}: unexpected message from party {extra}"
-        )));
-    }
-    Ok(())
 }
 
 /// Round K1: commit to the polynomial and the chain-code contribution.
@@ -110,7 +72,7 @@ pub(crate) fn expect_from<T>(
 pub fn start(
     rng: &mut (impl CryptoRng + ?Sized),
     cfg: DkgConfig,
-) -> Result<(DkgRound1, Vec<u8>), Error> {
+) -> Result<(DkgRound1, Outgoing), Error> {
     if cfg.t < 2 || cfg.t > cfg.n || cfg.n > 255 {
         return Err(Error::InvalidInput(format!(
             "need 2 <= t <= n <= 255, got t = {}, n = {}",
@@ -141,7 +103,10 @@ pub fn start(
     {
         dst.copy_from_slice(src);
     }
-    Ok((DkgRound1 { cfg, poly, kappa, salt, salt_cc, own_k1 }, own_k1.to_vec()))
+    Ok((
+        DkgRound1 { cfg, poly, kappa, salt, salt_cc, own_k1 },
+        Outgoing::broadcast(own_k1.to_vec()),
+    ))
 }
 
 struct PeerK1 {
@@ -181,10 +146,7 @@ pub struct DkgRound2 {
 
 impl DkgRound1 {
     /// Consumes the K1 broadcasts of the other parties and produces K2.
-    ///
-    /// # Errors
-    /// [`Error::Timeout`] if a party's K1 is missing; [`Error::Blame`] for a malformed one.
-    pub fn next(
+    fn advance(
         mut self,
         rng: &mut (impl CryptoRng + ?Sized),
         k1: &BTreeMap<PartyIndex, Vec<u8>>,
@@ -237,7 +199,7 @@ impl DkgRound1 {
         let mut alice = BTreeMap::new();
         for &j in &parties {
             let sigma = Zeroizing::new(random_bytes(rng));
-            let (setup, kg1) = ot::alice_start(rng, osid(Tag::OtSetup, &sid, me, j));
+            let (setup, kg1) = ot::alice_start(rng, osid(&sid, me, j));
             let mut m = Vec::with_capacity(32 * 5 + Kg1::LEN);
             m.extend_from_slice(&sid);
             m.extend_from_slice(&scalar_to_bytes(&self.poly.eval(j)));
@@ -273,31 +235,201 @@ impl DkgRound1 {
     }
 }
 
+/// Party j's K2, decoded and checked (§2.3 steps 1–5).
+struct PeerK2 {
+    commitments: Vec<ProjectivePoint>,
+    share: Zeroizing<Scalar>,
+    kappa: [u8; 32],
+    sigma: Zeroizing<[u8; 32]>,
+    kg1: Kg1,
+    /// The broadcast after the sid echo (j's part of the round-2 view).
+    view: Vec<u8>,
+}
+
+/// What the K2 messages of every party add up to.
+struct Aggregate {
+    x: ProjectivePoint,
+    public_shares: Vec<ProjectivePoint>,
+    chain_code: [u8; 32],
+    d2: [u8; 32],
+}
+
 impl DkgRound2 {
     /// The session id (known to every party after K1).
     pub fn sid(&self) -> &[u8; 32] {
         &self.sid
     }
 
-    /// The other parties' ephemeral X25519 public keys from K1 (for the p2p channel keys).
-    pub fn peer_ephemeral_keys(&self) -> BTreeMap<PartyIndex, [u8; 32]> {
-        self.peers.iter().map(|(j, p)| (*j, p.ephemeral)).collect()
+    /// §2.3 steps 1–5 on party j's K2 broadcast `b` and p2p message `m`: lengths and sid
+    /// echoes, the opening of the K1 commitment, the proofs of knowledge, the Feldman check of
+    /// the share and the opening of the chain-code commitment.
+    fn check_k2(&self, j: PartyIndex, b: &[u8], m: &[u8]) -> Result<PeerK2, Error> {
+        let cfg = &self.cfg;
+        let t = usize::from(cfg.t);
+        let peer = self.peers.get(&j).ok_or_else(|| Error::InvalidInput("unknown party".into()))?;
+        // 1. Broadcast: length, sid echo, points.
+        let bcast_len = 32 + t * POINT_LEN + 32 + t * POK_LEN;
+        if b.len() != bcast_len {
+            return Err(Error::blame(
+                j,
+                format!("K2 broadcast has {} bytes, expected {bcast_len} (t = {t})", b.len()),
+            ));
+        }
+        let mut r = Reader::new(b);
+        let echo: [u8; 32] = r.array().map_err(|_| Error::blame(j, "malformed K2"))?;
+        if echo != self.sid {
+            return Err(Error::ViewMismatch { round: 2, party: j });
+        }
+        let mut a_j = Vec::with_capacity(t);
+        for _ in 0..t {
+            a_j.push(r.point().map_err(|e| Error::blame(j, format!("K2 commitment: {e}")))?);
+        }
+        let salt_j: [u8; 32] = r.array().map_err(|_| Error::blame(j, "malformed K2"))?;
+        let mut proofs = Vec::with_capacity(t);
+        for _ in 0..t {
+            proofs.push(Pok::read(&mut r).map_err(|e| Error::blame(j, format!("K2 proof: {e}")))?);
+        }
+        // 2. Commitment opening.
+        let mut h = Th::new(Tag::DkgComPoly);
+        h.put(&cfg.setup_hash).put_u16(j);
+        for a in &a_j {
+            h.put(&point_to_bytes(a));
+        }
+        h.put(&salt_j);
+        if !bool::from(h.finish().ct_eq(&peer.c_poly)) {
+            return Err(Error::blame(j, "K2 coefficients do not open the K1 commitment"));
+        }
+        // 3. Proofs of knowledge.
+        for (k, (a, pi)) in a_j.iter().zip(&proofs).enumerate() {
+            if !pi.verify(
+                Tag::DkgPokCoef,
+                &[&self.sid, &j.to_be_bytes(), &(k as u16).to_be_bytes()],
+                a,
+            ) {
+                return Err(Error::blame(
+                    j,
+                    format!("proof of knowledge of coefficient {k} is invalid"),
+                ));
+            }
+        }
+        // 4./5. P2P: sid echo, Feldman share, chain-code opening.
+        let p2p_len = 32 * 5 + Kg1::LEN;
+        if m.len() != p2p_len {
+            return Err(Error::blame(
+                j,
+                format!("K2 p2p message has {} bytes, expected {p2p_len}", m.len()),
+            ));
+        }
+        let mut r = Reader::new(m);
+        let bad = |_| Error::blame(j, "malformed K2 p2p message");
+        let echo: [u8; 32] = r.array().map_err(bad)?;
+        if echo != self.sid {
+            return Err(Error::ViewMismatch { round: 2, party: j });
+        }
+        let d = Zeroizing::new(r.scalar().map_err(|e| Error::blame(j, format!("K2 share: {e}")))?);
+        let kappa_j: [u8; 32] = r.array().map_err(bad)?;
+        let salt_cc_j: [u8; 32] = r.array().map_err(bad)?;
+        let sigma_j = Zeroizing::new(r.array::<32>().map_err(bad)?);
+        let kg1 =
+            Kg1::decode(r.take(Kg1::LEN).map_err(bad)?).map_err(|e| Error::from_ot(j, 2, e))?;
+        if !feldman_check(&d, cfg.me, &a_j) {
+            return Err(Error::blame(j, "share fails the Feldman check against its commitments"));
+        }
+        let c_cc = th(Tag::DkgComCc, &[&cfg.setup_hash, &j.to_be_bytes(), &kappa_j, &salt_cc_j]);
+        if !bool::from(c_cc.ct_eq(&peer.c_cc)) {
+            return Err(Error::blame(j, "chain-code contribution does not open its commitment"));
+        }
+        Ok(PeerK2 {
+            commitments: a_j,
+            share: d,
+            kappa: kappa_j,
+            sigma: sigma_j,
+            kg1,
+            view: b.get(32..).unwrap_or_default().to_vec(),
+        })
+    }
+
+    /// This party's own part of the round-2 view: its broadcast after the sid.
+    fn own_view(&self) -> Vec<u8> {
+        let mut own_view = Vec::new();
+        for a in &self.commitments {
+            own_view.extend_from_slice(&point_to_bytes(a));
+        }
+        own_view.extend_from_slice(&self.salt);
+        for p in &self.proofs {
+            p.encode_into(&mut own_view);
+        }
+        own_view
+    }
+
+    /// The public key, public shares, chain code and round-2 digest from every party's
+    /// commitments, chain-code contributions and broadcast view (own ones included).
+    fn aggregate(
+        &self,
+        commitments: &BTreeMap<PartyIndex, Vec<ProjectivePoint>>,
+        kappas: &BTreeMap<PartyIndex, [u8; 32]>,
+        views: &BTreeMap<PartyIndex, Vec<u8>>,
+    ) -> Result<Aggregate, Error> {
+        let mut f = vec![ProjectivePoint::IDENTITY; usize::from(self.cfg.t)];
+        for a_j in commitments.values() {
+            for (fk, a) in f.iter_mut().zip(a_j) {
+                *fk += a;
+            }
+        }
+        let x = f.first().copied().unwrap_or(ProjectivePoint::IDENTITY);
+        if bool::from(x.is_identity()) {
+            return Err(Error::Unattributable("the aggregate public key is the identity".into()));
+        }
+        let public_shares = public_shares_from(&f, self.cfg.n);
+        let mut h = Th::new(Tag::DkgChainCode);
+        h.put(&self.sid);
+        for k in kappas.values() {
+            h.put(k);
+        }
+        let chain_code = h.finish();
+        let mut h = Th::new(Tag::DkgR2);
+        h.put(&self.sid);
+        for (j, v) in views {
+            h.put_u16(*j).put(v);
+        }
+        Ok(Aggregate { x, public_shares, chain_code, d2: h.finish() })
+    }
+
+    /// K3 broadcast: sid ‖ D2 ‖ X ‖ X_me ‖ π*_me, the proof binding this party's final share to
+    /// the public key, chain code and view.
+    fn k3(
+        &self,
+        rng: &mut (impl CryptoRng + ?Sized),
+        agg: &Aggregate,
+        share: &Scalar,
+        own_public: &ProjectivePoint,
+    ) -> Vec<u8> {
+        let me = self.cfg.me;
+        let x_bytes = point_to_bytes(&agg.x);
+        let pok = Pok::prove(
+            rng,
+            Tag::DkgPokShare,
+            &[&self.sid, &me.to_be_bytes(), &x_bytes, &agg.chain_code, &agg.d2],
+            share,
+        );
+        let mut k3 = Vec::with_capacity(32 * 2 + 2 * POINT_LEN + POK_LEN);
+        k3.extend_from_slice(&self.sid);
+        k3.extend_from_slice(&agg.d2);
+        k3.extend_from_slice(&x_bytes);
+        k3.extend_from_slice(&point_to_bytes(own_public));
+        pok.encode_into(&mut k3);
+        k3
     }
 
     /// Consumes K2 (broadcasts and p2p messages) and produces K3 (§2.3 checks).
-    ///
-    /// # Errors
-    /// [`Error::ViewMismatch`] for a different sid echo; [`Error::Blame`] naming the party whose
-    /// commitment, proof, Feldman share, chain-code opening or OT message is wrong.
-    pub fn next(
+    fn advance(
         self,
         rng: &mut (impl CryptoRng + ?Sized),
         bcast: &BTreeMap<PartyIndex, Vec<u8>>,
         p2p: &BTreeMap<PartyIndex, Vec<u8>>,
     ) -> Result<(DkgRound3, Outgoing), Error> {
-        let cfg = &self.cfg;
-        let (me, t, n) = (cfg.me, usize::from(cfg.t), cfg.n);
-        let parties = others(n, me);
+        let me = self.cfg.me;
+        let parties = others(self.cfg.n, me);
         expect_from(2, bcast, &parties)?;
         expect_from(2, p2p, &parties)?;
 
@@ -308,94 +440,10 @@ impl DkgRound2 {
         let mut seeds = BTreeMap::new();
         let mut bob_states = BTreeMap::new();
         let mut out = Outgoing::default();
-        let bcast_len = 32 + t * POINT_LEN + 32 + t * POK_LEN;
-        let p2p_len = 32 * 5 + Kg1::LEN;
         for &j in &parties {
-            let peer =
-                self.peers.get(&j).ok_or_else(|| Error::InvalidInput("unknown party".into()))?;
-            // 1. Broadcast: length, sid echo, points.
-            let b = bcast.get(&j).map_or(&[][..], Vec::as_slice);
-            if b.len() != bcast_len {
-                return Err(Error::blame(
-                    j,
-                    format!("K2 broadcast has {} bytes, expected {bcast_len} (t = {t})", b.len()),
-                ));
-            }
-            let mut r = Reader::new(b);
-            let echo: [u8; 32] = r.array().map_err(|_| Error::blame(j, "malformed K2"))?;
-            if echo != self.sid {
-                return Err(Error::ViewMismatch { round: 2, party: j });
-            }
-            let mut a_j = Vec::with_capacity(t);
-            for _ in 0..t {
-                a_j.push(r.point().map_err(|e| Error::blame(j, format!("K2 commitment: {e}")))?);
-            }
-            let salt_j: [u8; 32] = r.array().map_err(|_| Error::blame(j, "malformed K2"))?;
-            let mut proofs = Vec::with_capacity(t);
-            for _ in 0..t {
-                proofs.push(
-                    Pok::read(&mut r).map_err(|e| Error::blame(j, format!("K2 proof: {e}")))?,
-                );
-            }
-            // 2. Commitment opening.
-            let mut h = Th::new(Tag::DkgComPoly);
-            h.put(&cfg.setup_hash).put_u16(j);
-            for a in &a_j {
-                h.put(&point_to_bytes(a));
-            }
-            h.put(&salt_j);
-            if !bool::from(h.finish().ct_eq(&peer.c_poly)) {
-                return Err(Error::blame(j, "K2 coefficients do not open the K1 commitment"));
-            }
-            // 3. Proofs of knowledge.
-            for (k, (a, pi)) in a_j.iter().zip(&proofs).enumerate() {
-                if !pi.verify(
-                    Tag::DkgPokCoef,
-                    &[&self.sid, &j.to_be_bytes(), &(k as u16).to_be_bytes()],
-                    a,
-                ) {
-                    return Err(Error::blame(
-                        j,
-                        format!("proof of knowledge of coefficient {k} is invalid"),
-                    ));
-                }
-            }
-            // 4./5. P2P: sid echo, Feldman share, chain-code opening.
-            let m = p2p.get(&j).map_or(&[][..], Vec::as_slice);
-            if m.len() != p2p_len {
-                return Err(Error::blame(
-                    j,
-                    format!("K2 p2p message has {} bytes, expected {p2p_len}", m.len()),
-                ));
-            }
-            let mut r = Reader::new(m);
-            let bad = |_| Error::blame(j, "malformed K2 p2p message");
-            let echo: [u8; 32] = r.array().map_err(bad)?;
-            if echo != self.sid {
-                return Err(Error::ViewMismatch { round: 2, party: j });
-            }
-            let d = r.scalar().map_err(|e| Error::blame(j, format!("K2 share: {e}")))?;
-            let kappa_j: [u8; 32] = r.array().map_err(bad)?;
-            let salt_cc_j: [u8; 32] = r.array().map_err(bad)?;
-            let sigma_j: [u8; 32] = r.array().map_err(bad)?;
-            let kg1 =
-                Kg1::decode(r.take(Kg1::LEN).map_err(bad)?).map_err(|e| Error::from_ot(j, 2, e))?;
-            if !feldman_check(&d, me, &a_j) {
-                return Err(Error::blame(
-                    j,
-                    "share fails the Feldman check against its commitments",
-                ));
-            }
-            let c_cc =
-                th(Tag::DkgComCc, &[&cfg.setup_hash, &j.to_be_bytes(), &kappa_j, &salt_cc_j]);
-            if !bool::from(c_cc.ct_eq(&peer.c_cc)) {
-                return Err(Error::blame(
-                    j,
-                    "chain-code contribution does not open its commitment",
-                ));
-            }
+            let k2 = self.check_k2(j, payload(bcast, j), payload(p2p, j))?;
             // 6. OT setup as Bob of (A = j, B = me).
-            let (bob, kg2) = ot::bob_respond(rng, &osid(Tag::OtSetup, &self.sid, j, me), &kg1)
+            let (bob, kg2) = ot::bob_respond(rng, &osid(&self.sid, j, me), &k2.kg1)
                 .map_err(|e| Error::from_ot(j, 2, e))?;
             bob_states.insert(j, bob);
             let mut k3p = Vec::with_capacity(32 + Kg2::LEN);
@@ -403,89 +451,42 @@ impl DkgRound2 {
             k3p.extend_from_slice(&kg2.encode());
             out.p2p.insert(j, k3p);
 
-            share += d;
-            kappas.insert(j, kappa_j);
+            share += *k2.share;
+            kappas.insert(j, k2.kappa);
             let none = Zeroizing::new([0u8; 32]);
             let sent = self.sigma_sent.get(&j).unwrap_or(&none);
-            seeds.insert(j, zero_seed(&self.sid, me, j, sent, &sigma_j));
-            all_commitments.insert(j, a_j);
-            let mut view = Vec::with_capacity(b.len());
-            view.extend_from_slice(b.get(32..).unwrap_or_default());
-            r2_view.insert(j, view);
+            seeds.insert(j, zero_seed(&self.sid, me, j, sent, &k2.sigma));
+            all_commitments.insert(j, k2.commitments);
+            r2_view.insert(j, k2.view);
         }
         // Own contribution to the aggregates and views.
         all_commitments.insert(me, self.commitments.clone());
-        let mut own_view = Vec::new();
-        for a in &self.commitments {
-            own_view.extend_from_slice(&point_to_bytes(a));
-        }
-        own_view.extend_from_slice(&self.salt);
-        for p in &self.proofs {
-            p.encode_into(&mut own_view);
-        }
-        r2_view.insert(me, own_view);
+        r2_view.insert(me, self.own_view());
         kappas.insert(me, *self.kappa);
-
-        let mut f = vec![ProjectivePoint::IDENTITY; t];
-        for a_j in all_commitments.values() {
-            for (fk, a) in f.iter_mut().zip(a_j) {
-                *fk += a;
-            }
-        }
-        let x = f.first().copied().unwrap_or(ProjectivePoint::IDENTITY);
-        if bool::from(x.is_identity()) {
-            return Err(Error::Unattributable("the aggregate public key is the identity".into()));
-        }
-        let public_shares = public_shares_from(&f, n);
-        let own_public = public_shares.get(usize::from(me) - 1).copied().unwrap_or_default();
+        let agg = self.aggregate(&all_commitments, &kappas, &r2_view)?;
+        let own_public = agg.public_shares.get(usize::from(me) - 1).copied().unwrap_or_default();
         if ProjectivePoint::mul_by_generator(&share) != own_public {
             return Err(Error::Unattributable(
                 "own share does not match the aggregate commitments".into(),
             ));
         }
-        let mut h = Th::new(Tag::DkgChainCode);
-        h.put(&self.sid);
-        for k in kappas.values() {
-            h.put(k);
-        }
-        let chain_code = h.finish();
-        let mut h = Th::new(Tag::DkgR2);
-        h.put(&self.sid);
-        for (j, v) in &r2_view {
-            h.put_u16(*j).put(v);
-        }
-        let d2 = h.finish();
-        let x_bytes = point_to_bytes(&x);
-        let pok = Pok::prove(
-            rng,
-            Tag::DkgPokShare,
-            &[&self.sid, &me.to_be_bytes(), &x_bytes, &chain_code, &d2],
-            &share,
-        );
-        let mut k3 = Vec::with_capacity(32 * 2 + 2 * POINT_LEN + POK_LEN);
-        k3.extend_from_slice(&self.sid);
-        k3.extend_from_slice(&d2);
-        k3.extend_from_slice(&x_bytes);
-        k3.extend_from_slice(&point_to_bytes(&own_public));
-        pok.encode_into(&mut k3);
-        out.broadcast = Some(k3);
+        out.broadcast = Some(self.k3(rng, &agg, &share, &own_public));
 
         let DkgRound2 { cfg, sid, alice, .. } = self;
-        Ok((
-            DkgRound3 {
-                cfg,
-                sid,
-                share,
-                x,
-                chain_code,
-                public_shares,
-                d2,
-                seeds,
-                bob_states,
-                alice,
-            },
-            out,
-        ))
+        let Aggregate { x, public_shares, chain_code, d2 } = agg;
+        let next = DkgRound3 {
+            cfg,
+            sid,
+            share,
+            x,
+            chain_code,
+            public_shares,
+            d2,
+            seeds,
+            bob_states,
+            alice,
+        };
+        Ok((next, out))
     }
 }
 
@@ -503,129 +504,13 @@ pub struct DkgRound3 {
     alice: BTreeMap<PartyIndex, AliceSetup>,
 }
 
-/// The public data a final-share broadcast (DKG K3, reshare Q3) is checked against (§2.5).
-pub(crate) struct FinalView<'a> {
-    /// Round name for error messages ("K3", "Q3").
-    pub(crate) label: &'static str,
-    /// Tag of the final proof of knowledge.
-    pub(crate) tag: Tag,
-    pub(crate) sid: &'a [u8; 32],
-    pub(crate) d2: &'a [u8; 32],
-    pub(crate) x: &'a ProjectivePoint,
-    pub(crate) chain_code: &'a [u8; 32],
-    /// X_1..X_n as computed from the commitments.
-    pub(crate) public_shares: &'a [ProjectivePoint],
-}
-
-impl FinalView<'_> {
-    /// §2.5 checks 1–3 on party j's broadcast `sid ‖ D2 ‖ X ‖ X_j ‖ π*_j`.
-    pub(crate) fn check(&self, j: PartyIndex, b: &[u8]) -> Result<(), Error> {
-        let label = self.label;
-        let len = 64 + 2 * POINT_LEN + POK_LEN;
-        if b.len() != len {
-            return Err(Error::blame(
-                j,
-                format!("{label} broadcast has {} bytes, expected {len}", b.len()),
-            ));
-        }
-        let mut r = Reader::new(b);
-        let bad = |_| Error::blame(j, format!("malformed {label}"));
-        let echo: [u8; 32] = r.array().map_err(bad)?;
-        let d2: [u8; 32] = r.array().map_err(bad)?;
-        if echo != *self.sid || d2 != *self.d2 {
-            return Err(Error::ViewMismatch { round: 3, party: j });
-        }
-        let x_j = r.point().map_err(|e| Error::blame(j, format!("{label} public key: {e}")))?;
-        let share_j =
-            r.point().map_err(|e| Error::blame(j, format!("{label} public share: {e}")))?;
-        let pok = Pok::read(&mut r).map_err(|e| Error::blame(j, format!("{label} proof: {e}")))?;
-        if x_j != *self.x {
-            return Err(Error::blame(j, "announced a different public key"));
-        }
-        let expected = usize::from(j)
-            .checked_sub(1)
-            .and_then(|k| self.public_shares.get(k))
-            .copied()
-            .unwrap_or_default();
-        if share_j != expected {
-            return Err(Error::blame(
-                j,
-                "announced a public share that differs from the commitments",
-            ));
-        }
-        let x_bytes = point_to_bytes(self.x);
-        if !pok.verify(
-            self.tag,
-            &[self.sid, &j.to_be_bytes(), &x_bytes, self.chain_code, self.d2],
-            &expected,
-        ) {
-            return Err(Error::blame(
-                j,
-                "final proof of knowledge is invalid (different chain code or view?)",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// §2.5 check 4: finishes this party's OT pair setup as Alice with j from j's `sid ‖ M2`.
-pub(crate) fn finish_pair_setup(
-    j: PartyIndex,
-    sid: &[u8; 32],
-    m: &[u8],
-    setup: Option<AliceSetup>,
-) -> Result<AliceState, Error> {
-    if m.len() != 32 + Kg2::LEN {
-        return Err(Error::blame(j, format!("round-3 p2p message has {} bytes", m.len())));
-    }
-    if m.get(..32) != Some(&sid[..]) {
-        return Err(Error::ViewMismatch { round: 3, party: j });
-    }
-    let kg2 = Kg2::decode(m.get(32..).unwrap_or_default()).map_err(|e| Error::from_ot(j, 3, e))?;
-    let setup = setup.ok_or_else(|| Error::InvalidInput("missing OT setup".into()))?;
-    setup.finish(&kg2).map_err(|e| Error::from_ot(j, 3, e))
-}
-
-/// seed_ij = TH("dkg/zero-seed", sid, u16(min), u16(max), σ_{min→max}, σ_{max→min}) (§2.3; the
-/// reshare uses it with its own sid).
-pub(crate) fn zero_seed(
-    sid: &[u8; 32],
-    me: PartyIndex,
-    j: PartyIndex,
-    sent: &[u8; 32],
-    received: &[u8; 32],
-) -> [u8; 32] {
-    let (lo, hi) = if me < j { (sent, received) } else { (received, sent) };
-    th(Tag::DkgZeroSeed, &[sid, &me.min(j).to_be_bytes(), &me.max(j).to_be_bytes(), lo, hi])
-}
-
 fn ack(sid: &[u8; 32], x: &ProjectivePoint, cc: &[u8; 32], shares: &[ProjectivePoint]) -> [u8; 32] {
     public_ack(Tag::DkgAck, sid, x, cc, shares)
 }
 
-/// `TH(tag, sid, ser_p(X), cc, ser_p(X_1..X_n))`: the acknowledgement of DKG (K4) and reshare (Q4).
-pub(crate) fn public_ack(
-    tag: Tag,
-    sid: &[u8; 32],
-    x: &ProjectivePoint,
-    cc: &[u8; 32],
-    shares: &[ProjectivePoint],
-) -> [u8; 32] {
-    let mut h = Th::new(tag);
-    h.put(sid).put(&point_to_bytes(x)).put(cc);
-    for s in shares {
-        h.put(&point_to_bytes(s));
-    }
-    h.finish()
-}
-
 impl DkgRound3 {
     /// Consumes K3 and produces the acknowledgement K4 (§2.5 checks).
-    ///
-    /// # Errors
-    /// [`Error::ViewMismatch`] for a different sid or round-2 digest; [`Error::Blame`] for a wrong
-    /// public key or public share, an invalid final proof, or a failed OT setup.
-    pub fn next(
+    fn advance(
         mut self,
         bcast: &BTreeMap<PartyIndex, Vec<u8>>,
         p2p: &BTreeMap<PartyIndex, Vec<u8>>,
@@ -690,11 +575,7 @@ pub struct DkgRound4 {
 
 impl DkgRound4 {
     /// Consumes the other parties' acknowledgements; returns the share only if all match.
-    ///
-    /// # Errors
-    /// [`Error::ViewMismatch`] naming a party whose acknowledgement differs (it holds different
-    /// public data); [`Error::Timeout`] if one is missing.
-    pub fn finish(self, acks: &BTreeMap<PartyIndex, Vec<u8>>) -> Result<KeyShare, Error> {
+    fn finish(self, acks: &BTreeMap<PartyIndex, Vec<u8>>) -> Result<KeyShare, Error> {
         let parties = others(self.pending.n, self.pending.i);
         expect_from(4, acks, &parties)?;
         for &j in &parties {
@@ -710,6 +591,105 @@ impl DkgRound4 {
             .validate()
             .map_err(|e| Error::Unattributable(format!("key share failed validation: {e}")))?;
         Ok(self.pending)
+    }
+}
+
+impl<'a> Round<'a> for DkgRound1 {
+    type Output = KeyShare;
+
+    fn number(&self) -> u16 {
+        1
+    }
+
+    fn expects(&self) -> Expected {
+        Expected::broadcasts(others(self.cfg.n, self.cfg.me))
+    }
+
+    /// # Errors
+    /// [`Error::Timeout`] if a party's K1 is missing; [`Error::Blame`] for a malformed one.
+    fn next(
+        self: Box<Self>,
+        rng: &mut dyn CryptoRng,
+        got: Received,
+    ) -> Result<Step<'a, KeyShare>, Error> {
+        let (next, out) = (*self).advance(rng, &got.bcast)?;
+        Ok(Step::next(next, out))
+    }
+}
+
+impl<'a> Round<'a> for DkgRound2 {
+    type Output = KeyShare;
+
+    fn number(&self) -> u16 {
+        2
+    }
+
+    fn expects(&self) -> Expected {
+        Expected::both(others(self.cfg.n, self.cfg.me))
+    }
+
+    /// The other parties' ephemeral X25519 public keys from K1 (for the p2p channel keys).
+    fn peer_ephemeral_keys(&self) -> BTreeMap<PartyIndex, [u8; 32]> {
+        self.peers.iter().map(|(j, p)| (*j, p.ephemeral)).collect()
+    }
+
+    /// # Errors
+    /// [`Error::ViewMismatch`] for a different sid echo; [`Error::Blame`] naming the party whose
+    /// commitment, proof, Feldman share, chain-code opening or OT message is wrong.
+    fn next(
+        self: Box<Self>,
+        rng: &mut dyn CryptoRng,
+        got: Received,
+    ) -> Result<Step<'a, KeyShare>, Error> {
+        let (next, out) = (*self).advance(rng, &got.bcast, &got.p2p)?;
+        Ok(Step::next(next, out))
+    }
+}
+
+impl<'a> Round<'a> for DkgRound3 {
+    type Output = KeyShare;
+
+    fn number(&self) -> u16 {
+        3
+    }
+
+    fn expects(&self) -> Expected {
+        Expected::both(others(self.cfg.n, self.cfg.me))
+    }
+
+    /// # Errors
+    /// [`Error::ViewMismatch`] for a different sid or round-2 digest; [`Error::Blame`] for a wrong
+    /// public key or public share, an invalid final proof, or a failed OT setup.
+    fn next(
+        self: Box<Self>,
+        _rng: &mut dyn CryptoRng,
+        got: Received,
+    ) -> Result<Step<'a, KeyShare>, Error> {
+        let (next, out) = (*self).advance(&got.bcast, &got.p2p)?;
+        Ok(Step::next(next, out))
+    }
+}
+
+impl<'a> Round<'a> for DkgRound4 {
+    type Output = KeyShare;
+
+    fn number(&self) -> u16 {
+        4
+    }
+
+    fn expects(&self) -> Expected {
+        Expected::broadcasts(others(self.pending.n, self.pending.i))
+    }
+
+    /// # Errors
+    /// [`Error::ViewMismatch`] naming a party whose acknowledgement differs (it holds different
+    /// public data); [`Error::Timeout`] if one is missing.
+    fn next(
+        self: Box<Self>,
+        _rng: &mut dyn CryptoRng,
+        got: Received,
+    ) -> Result<Step<'a, KeyShare>, Error> {
+        (*self).finish(&got.bcast).map(Step::Done)
     }
 }
 

@@ -72,6 +72,9 @@ pub enum IdentityError {
     Pkcs8,
 }
 
+/// An identity signer shared between the tasks of a service: how runs and sessions hold one.
+pub type SharedSigner = std::sync::Arc<dyn IdentitySigner + Send + Sync>;
+
 /// The private half of a party identity: signs protocol messages.
 ///
 /// Implementations may forward to a secure enclave or HSM. A P-256 signer must return low-s

@@ -3,9 +3,8 @@
 //! This crate is sans-IO: protocol rounds are plain state machines that take inbound messages
 //! and produce outbound ones; no sockets, no runtime.
 //!
-//! * [`transcript`] — framing, the tag registry and every hash function.
+//! * [`round`] — the round vocabulary and the [`round::Round`] trait every round implements.
 //! * [`encoding`] — strict scalar / point codecs.
-//! * [`gf128`] — the consistency-check field.
 //! * [`identity`] — party identity keys (Ed25519 / P-256) behind the [`identity::IdentitySigner`]
 //!   abstraction.
 //! * [`setup`] — the validated setup of an execution, its hash, and the instance-id replay guard.
@@ -17,8 +16,11 @@
 //!   non-hardened derivation, as sans-IO rounds.
 //! * [`reshare`], [`import_export`], [`ban`] — the key lifecycle: refresh / recovery / quorum
 //!   change, key import and export, and the ban-list hook.
-//! * [`ot`] — the oblivious-transfer layer: endemic base OT, all-but-one OT (GGM punctured PRF),
-//!   SoftSpokenOT extension and the DKLs23 random vector OLE.
+//! * [`hazmat`] — the low-level layers (transcript hashing, the OT layer, GF(2^128), proofs of
+//!   knowledge): public for benches, fuzzing and audits only.
+//!
+//! The async runner that drives these rounds over a message relay is a separate crate
+//! (`dkls23-runner`); this one has no runtime and no network dependency.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
@@ -38,23 +40,25 @@ pub mod bip32;
 pub mod dkg;
 pub mod encoding;
 pub mod error;
-pub mod gf128;
 pub mod hashing;
+pub mod hazmat;
 pub mod identity;
 pub mod import_export;
 pub mod keyshare;
 pub mod math;
 pub mod message;
-pub mod ot;
 pub mod params;
-pub mod pok;
 pub mod reshare;
-pub mod runner;
 pub mod setup;
 pub mod sign;
 #[cfg(any(test, feature = "testing"))]
 pub mod sim;
-pub mod transcript;
+
+mod pairwise;
+pub mod round;
+
+// The low-level modules live under `hazmat`; the crate uses them by their short paths.
+use hazmat::{gf128, ot, pok, transcript};
 
 pub use error::{AbortReason, Error};
 pub use keyshare::KeyShare;

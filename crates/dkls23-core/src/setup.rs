@@ -61,13 +61,25 @@ pub enum ProtocolId {
     Sign = 2,
     /// Refresh, recovery and quorum change (§4).
     Reshare = 3,
-    /// Key import (§6.1) — placeholder.
+    /// Key import (§6.1).
     Import = 4,
-    /// Key export (§6.2) — placeholder.
+    /// Key export (§6.2).
     Export = 5,
 }
 
 impl ProtocolId {
+    /// The most message rounds one run of this protocol has (its TTLs are sized from it).
+    pub fn max_rounds(self) -> u32 {
+        match self {
+            ProtocolId::Dkg | ProtocolId::Reshare => 4,
+            // Presign (3) and its online finish (2) are separate runs; a full sign has 4.
+            ProtocolId::Sign => 4,
+            // Import rounds 1–2, then the 4 rounds of its built-in refresh.
+            ProtocolId::Import => 6,
+            ProtocolId::Export => 2,
+        }
+    }
+
     /// The wire value.
     pub fn to_u16(self) -> u16 {
         self as u16

@@ -3,27 +3,30 @@
 //! would). For tests, benchmarks and examples: it measures CPU time and bytes per party, and a
 //! tamper hook may rewrite any party's outgoing payloads of any round.
 //!
-//! Identity keys are deterministic placeholders ([`identity`]); the message layer is exercised by
-//! [`crate::runner`] instead. Nothing here panics: a party whose round fails records its error
-//! and stops, and the other parties then see its messages missing ([`Error::Timeout`]).
+//! [`drive`] is the one loop: it runs any protocol whose rounds implement [`Round`], handing
+//! each party exactly the messages its round [expects](Round::expects), as the async runner
+//! does. The protocol functions below ([`dkg`], [`presign`], [`finish`], [`sign`],
+//! [`reshare`]) only say how each party starts.
+//!
+//! Identity keys are deterministic placeholders ([`identity`]); the message layer is exercised
+//! by the async runner instead. Nothing here panics: a party whose round fails records its
+//! error and stops, and the other parties then see its messages missing ([`Error::Timeout`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand_core::CryptoRng;
 
-use crate::dkg::{self, DkgConfig, Outgoing};
+use crate::dkg::{self, DkgConfig};
 use crate::error::Error;
 use crate::keyshare::KeyShare;
 use crate::math::PartyIndex;
-use crate::sign::{self, PartialSignature, Presignature, SignConfig, Signature};
+use crate::round::{BoxedRound, Outgoing, Received, Step};
+use crate::sign::{self, ONLINE_ROUND, Presignature, SignConfig, Signature};
 
-/// Payloads received by one party in one round, by sender.
-pub type Inbox = BTreeMap<PartyIndex, Vec<u8>>;
-
-/// A tamper hook: `(round, sender, outgoing payloads)`. DKG rounds are 1..=4 (K1..K4); signing
-/// rounds are 0..=3 (S0..S3).
-pub type Tamper<'a> = &'a mut dyn FnMut(u8, PartyIndex, &mut Outgoing);
+/// A tamper hook: `(round, sender, outgoing payloads)`, with the message-id round numbers of
+/// [`crate::round`] (DKG K1..K4 and reshare Q1..Q4 are 1..=4; signing S0..S3 are 1..=4).
+pub type Tamper<'a> = &'a mut dyn FnMut(u16, PartyIndex, &mut Outgoing);
 
 /// Results by party.
 pub type Results<T> = BTreeMap<PartyIndex, Result<T, Error>>;
@@ -101,54 +104,83 @@ impl Stats {
     }
 }
 
-/// The broadcasts of every other party, as `me` receives them.
-pub fn bcast_for(out: &BTreeMap<PartyIndex, Outgoing>, me: PartyIndex) -> Inbox {
-    out.iter()
-        .filter(|(j, _)| **j != me)
-        .filter_map(|(j, o)| o.broadcast.clone().map(|b| (*j, b)))
-        .collect()
-}
-
-/// The point-to-point payloads addressed to `me`.
-pub fn p2p_for(out: &BTreeMap<PartyIndex, Outgoing>, me: PartyIndex) -> Inbox {
-    out.iter().filter_map(|(j, o)| o.p2p.get(&me).map(|m| (*j, m.clone()))).collect()
-}
-
 fn rng_of<R>(rngs: &mut BTreeMap<PartyIndex, R>, me: PartyIndex) -> Result<&mut R, Error> {
     rngs.get_mut(&me).ok_or_else(|| Error::InvalidInput(format!("no RNG for party {me}")))
 }
 
-/// Runs one round for every live party: `step` returns the next state and its payloads; the
-/// tamper hook sees the payloads; failures are recorded in `results`.
-fn round<S, T, U>(
-    states: BTreeMap<PartyIndex, S>,
-    number: u8,
-    stats: &mut Stats,
-    results: &mut Results<U>,
-    tamper: &mut dyn FnMut(u8, PartyIndex, &mut Outgoing),
-    mut step: impl FnMut(PartyIndex, S) -> Result<(T, Outgoing), Error>,
-) -> (BTreeMap<PartyIndex, T>, BTreeMap<PartyIndex, Outgoing>) {
-    let mut next = BTreeMap::new();
-    let mut out = BTreeMap::new();
-    for (me, st) in states {
-        let started = Instant::now();
-        let r = step(me, st);
-        let cpu = started.elapsed();
-        match r {
-            Ok((st, mut o)) => {
-                stats.record(me, cpu, Some(&o));
-                tamper(number, me, &mut o);
-                next.insert(me, st);
-                out.insert(me, o);
-            }
-            Err(e) => {
-                stats.record(me, cpu, None);
-                results.insert(me, Err(e));
-            }
+/// What party `me` receives of everyone's `sent` messages in a round expecting `round`'s
+/// senders.
+fn deliver<O>(
+    round: &BoxedRound<'_, O>,
+    sent: &BTreeMap<PartyIndex, Outgoing>,
+    me: PartyIndex,
+) -> Received {
+    let exp = round.expects();
+    let bcast =
+        exp.bcast.iter().filter_map(|j| Some((*j, sent.get(j)?.broadcast.clone()?))).collect();
+    let p2p =
+        exp.p2p.iter().filter_map(|j| Some((*j, sent.get(j)?.p2p.get(&me)?.clone()))).collect();
+    Received { bcast, p2p }
+}
+
+/// Runs one protocol for every party of `parties`: `start` gives each party's first round and
+/// messages, then every round is driven to the end. The tamper hook sees every party's
+/// payloads of every round before they are delivered; costs are measured per party.
+pub fn drive<'a, O, R: CryptoRng>(
+    parties: &[PartyIndex],
+    rngs: &mut BTreeMap<PartyIndex, R>,
+    tamper: Tamper<'_>,
+    mut start: impl FnMut(PartyIndex, &mut R) -> Result<(BoxedRound<'a, O>, Outgoing), Error>,
+) -> (Results<O>, Stats) {
+    let mut stats = Stats::default();
+    let mut results = Results::new();
+    let mut live: BTreeMap<PartyIndex, BoxedRound<'a, O>> = BTreeMap::new();
+    let mut sent: BTreeMap<PartyIndex, Outgoing> = BTreeMap::new();
+    let mut step = |me: PartyIndex,
+                    cpu: Duration,
+                    r: Result<Step<'a, O>, Error>,
+                    stats: &mut Stats,
+                    live: &mut BTreeMap<PartyIndex, BoxedRound<'a, O>>,
+                    sent: &mut BTreeMap<PartyIndex, Outgoing>| match r {
+        Ok(Step::Next(round, mut out)) => {
+            stats.record(me, cpu, Some(&out));
+            tamper(round.number(), me, &mut out);
+            live.insert(me, round);
+            sent.insert(me, out);
         }
+        Ok(Step::Done(o)) => {
+            stats.record(me, cpu, None);
+            results.insert(me, Ok(o));
+        }
+        Err(e) => {
+            stats.record(me, cpu, None);
+            results.insert(me, Err(e));
+        }
+    };
+    let mut order = parties.to_vec();
+    order.sort_unstable();
+    order.dedup();
+    for me in order {
+        let started = Instant::now();
+        let r = rng_of(rngs, me).and_then(|rng| start(me, rng)).map(|(r, o)| Step::Next(r, o));
+        step(me, started.elapsed(), r, &mut stats, &mut live, &mut sent);
     }
     stats.rounds += 1;
-    (next, out)
+    while !live.is_empty() {
+        let this_round = std::mem::take(&mut sent);
+        let mut any_next = false;
+        for (me, round) in std::mem::take(&mut live) {
+            let got = deliver(&round, &this_round, me);
+            let started = Instant::now();
+            let r = rng_of(rngs, me).and_then(|rng| round.next(rng, got));
+            any_next |= matches!(r, Ok(Step::Next(..)));
+            step(me, started.elapsed(), r, &mut stats, &mut live, &mut sent);
+        }
+        if any_next {
+            stats.rounds += 1;
+        }
+    }
+    (results, stats)
 }
 
 /// A deterministic, valid identity public key for party `j` (Ed25519 from seed `[j; 32]`):
@@ -178,29 +210,11 @@ pub fn dkg<R: CryptoRng>(
     rngs: &mut BTreeMap<PartyIndex, R>,
     tamper: Tamper<'_>,
 ) -> (Results<KeyShare>, Stats) {
-    let mut stats = Stats::default();
-    let mut results = Results::new();
-    let starts: BTreeMap<PartyIndex, ()> = (1..=n).map(|i| (i, ())).collect();
-    let (r1, out1) = round(starts, 1, &mut stats, &mut results, tamper, |me, ()| {
-        let (st, k1) = dkg::start(rng_of(rngs, me)?, dkg_config(n, t, me, setup_hash))?;
-        Ok((st, Outgoing { broadcast: Some(k1), p2p: BTreeMap::new() }))
-    });
-    let (r2, out2) = round(r1, 2, &mut stats, &mut results, tamper, |me, st| {
-        st.next(rng_of(rngs, me)?, &bcast_for(&out1, me))
-    });
-    let (r3, out3) = round(r2, 3, &mut stats, &mut results, tamper, |me, st| {
-        st.next(rng_of(rngs, me)?, &bcast_for(&out2, me), &p2p_for(&out2, me))
-    });
-    let (r4, out4) = round(r3, 4, &mut stats, &mut results, tamper, |me, st| {
-        st.next(&bcast_for(&out3, me), &p2p_for(&out3, me))
-    });
-    for (me, st) in r4 {
-        let started = Instant::now();
-        let r = st.finish(&bcast_for(&out4, me));
-        stats.record(me, started.elapsed(), None);
-        results.insert(me, r);
-    }
-    (results, stats)
+    let parties: Vec<PartyIndex> = (1..=n).collect();
+    drive(&parties, rngs, tamper, |me, rng| {
+        let (r1, k1) = dkg::start(rng, dkg_config(n, t, me, setup_hash))?;
+        Ok((Box::new(r1), k1))
+    })
 }
 
 /// The signing configuration of party `me` (placeholder ephemeral key, nobody banned).
@@ -228,55 +242,33 @@ pub fn presign<R: CryptoRng>(
     rngs: &mut BTreeMap<PartyIndex, R>,
     tamper: Tamper<'_>,
 ) -> (Results<Presignature>, Stats) {
-    let mut stats = Stats::default();
-    let mut results = Results::new();
     let by_index: BTreeMap<PartyIndex, &KeyShare> =
         shares.iter().filter(|s| signers.contains(&s.index())).map(|s| (s.index(), *s)).collect();
-    for &me in signers {
-        if !by_index.contains_key(&me) {
-            results.insert(me, Err(Error::InvalidInput(format!("no key share for party {me}"))));
-        }
-    }
-    let (s1, out0) = round(by_index, 0, &mut stats, &mut results, tamper, |me, share| {
-        let cfg = sign_config(setup_hash, signers, me, path);
-        let (st, s0) = sign::start(rng_of(rngs, me)?, share, cfg)?;
-        Ok((st, Outgoing { broadcast: Some(s0), p2p: BTreeMap::new() }))
-    });
-    let (s2, out1) = round(s1, 1, &mut stats, &mut results, tamper, |me, st| {
-        st.next(rng_of(rngs, me)?, &bcast_for(&out0, me))
-    });
-    let (s3, out2) = round(s2, 2, &mut stats, &mut results, tamper, |me, st| {
-        st.next(rng_of(rngs, me)?, &p2p_for(&out1, me))
-    });
-    for (me, st) in s3 {
-        let started = Instant::now();
-        let r = st.finish(&bcast_for(&out2, me), &p2p_for(&out2, me));
-        stats.record(me, started.elapsed(), None);
-        results.insert(me, r);
-    }
-    (results, stats)
+    drive(signers, rngs, tamper, |me, rng| {
+        let share = by_index
+            .get(&me)
+            .ok_or_else(|| Error::InvalidInput(format!("no key share for party {me}")))?;
+        let (r1, s0) = sign::start(rng, share, sign_config(setup_hash, signers, me, path))?;
+        Ok((Box::new(r1), s0))
+    })
 }
 
 /// The online round (S3) and combination, consuming the presignatures.
-pub fn finish(
+pub fn finish<R: CryptoRng>(
     presignatures: BTreeMap<PartyIndex, Presignature>,
     m32: &[u8; 32],
+    rngs: &mut BTreeMap<PartyIndex, R>,
     tamper: Tamper<'_>,
 ) -> (Results<Signature>, Stats) {
-    let mut stats = Stats::default();
-    let mut results = Results::new();
-    let (partials, out3): (BTreeMap<PartyIndex, PartialSignature>, _) =
-        round(presignatures, 3, &mut stats, &mut results, tamper, |_, pre| {
-            let (partial, s3) = pre.sign(m32);
-            Ok((partial, Outgoing { broadcast: Some(s3), p2p: BTreeMap::new() }))
-        });
-    for (me, partial) in partials {
-        let started = Instant::now();
-        let r = partial.combine(&bcast_for(&out3, me), m32);
-        stats.record(me, started.elapsed(), None);
-        results.insert(me, r);
-    }
-    (results, stats)
+    let parties: Vec<PartyIndex> = presignatures.keys().copied().collect();
+    let mut presignatures = presignatures;
+    drive(&parties, rngs, tamper, |me, _| {
+        let pre = presignatures
+            .remove(&me)
+            .ok_or_else(|| Error::InvalidInput(format!("no presignature for party {me}")))?;
+        let (last, s3) = pre.sign(m32, ONLINE_ROUND);
+        Ok((Box::new(last), s3))
+    })
 }
 
 /// Full signing: [`presign`] then [`finish`]; the stats cover both.
@@ -302,7 +294,7 @@ pub fn sign<R: CryptoRng>(
             }
         }
     }
-    let (sigs, more) = finish(ok, m32, tamper);
+    let (sigs, more) = finish(ok, m32, rngs, tamper);
     stats.add(&more);
     results.extend(sigs);
     (results, stats)
@@ -318,11 +310,8 @@ pub fn reshare<R: CryptoRng>(
     tamper: Tamper<'_>,
 ) -> (Results<crate::reshare::ReshareOutcome>, Stats) {
     use crate::reshare::{self as rs, ReshareConfig};
-    let mut stats = Stats::default();
-    let mut results = Results::new();
-    let starts: BTreeMap<PartyIndex, ()> =
-        spec.transport_participants().iter().map(|(t, _)| (*t, ())).collect();
-    let (r1, out1) = round(starts, 1, &mut stats, &mut results, tamper, |me, ()| {
+    let parties: Vec<PartyIndex> = spec.transport_participants().iter().map(|(t, _)| *t).collect();
+    drive(&parties, rngs, tamper, |me, rng| {
         let cfg = ReshareConfig {
             spec: spec.clone(),
             setup_hash,
@@ -330,23 +319,99 @@ pub fn reshare<R: CryptoRng>(
             ephemeral_public: [me.to_be_bytes()[1]; 32],
         };
         let old = spec.old_member_at(me).map(|m| secret_for(m.index));
-        let (st, q1) = rs::start(rng_of(rngs, me)?, cfg, old)?;
-        Ok((st, Outgoing { broadcast: Some(q1), p2p: BTreeMap::new() }))
-    });
-    let (r2, out2) = round(r1, 2, &mut stats, &mut results, tamper, |me, st| {
-        st.next(rng_of(rngs, me)?, &bcast_for(&out1, me))
-    });
-    let (r3, out3) = round(r2, 3, &mut stats, &mut results, tamper, |me, st| {
-        st.next(rng_of(rngs, me)?, &bcast_for(&out2, me), &p2p_for(&out2, me))
-    });
-    let (r4, out4) = round(r3, 4, &mut stats, &mut results, tamper, |me, st| {
-        st.next(&bcast_for(&out3, me), &p2p_for(&out3, me))
-    });
-    for (me, st) in r4 {
-        let started = Instant::now();
-        let r = st.finish(&bcast_for(&out4, me));
-        stats.record(me, started.elapsed(), None);
-        results.insert(me, r);
+        let (r1, q1) = rs::start(rng, cfg, old)?;
+        Ok((Box::new(r1), q1))
+    })
+}
+
+/// Checks what every honest DKG or reshare must give (tests): the same public data at every
+/// party, valid shares that survive their encoding, every t-subset of public shares
+/// interpolating to the public key in the exponent and no smaller subset doing so.
+///
+/// # Errors
+/// A description of the first violated invariant.
+pub fn check_shares(shares: &[KeyShare]) -> Result<(), String> {
+    use k256::ProjectivePoint;
+    use k256::elliptic_curve::group::Group;
+    let first = shares.first().ok_or("no shares")?;
+    let (n, t) = (first.parties(), first.threshold());
+    for s in shares {
+        let same = s.public_key() == first.public_key()
+            && s.chain_code() == first.chain_code()
+            && s.keygen_sid() == first.keygen_sid()
+            && s.key_id() == first.key_id()
+            && (1..=n).all(|l| s.public_share(l) == first.public_share(l));
+        if !same {
+            return Err(format!("party {} holds different public data", s.index()));
+        }
+        s.validate().map_err(|e| format!("party {}: {e}", s.index()))?;
+        let back = KeyShare::from_bytes(&s.to_bytes()).map_err(|e| e.to_string())?;
+        if back.public_key() != s.public_key() {
+            return Err(format!("party {}: the encoding does not round-trip", s.index()));
+        }
     }
-    (results, stats)
+    let interpolate = |subset: &[PartyIndex]| -> Option<ProjectivePoint> {
+        subset.iter().try_fold(ProjectivePoint::IDENTITY, |acc, &l| {
+            Some(acc + *first.public_share(l)? * crate::math::lagrange_at_zero(subset, l)?)
+        })
+    };
+    let all: Vec<PartyIndex> = (1..=n).collect();
+    for subset in subsets(&all, usize::from(t)) {
+        if interpolate(&subset).as_ref() != Some(first.public_key()) {
+            return Err(format!("the subset {subset:?} does not interpolate to X"));
+        }
+    }
+    for subset in subsets(&all, usize::from(t) - 1).into_iter().filter(|s| !s.is_empty()) {
+        if interpolate(&subset).as_ref() == Some(first.public_key()) {
+            return Err(format!("the subset {subset:?} of fewer than t parties gives X"));
+        }
+    }
+    if bool::from(first.public_key().is_identity()) {
+        return Err("the public key is the identity".into());
+    }
+    Ok(())
+}
+
+/// Every `k`-element subset of `items`, in order.
+pub fn subsets(items: &[PartyIndex], k: usize) -> Vec<Vec<PartyIndex>> {
+    if k == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for (i, &x) in items.iter().enumerate() {
+        for mut rest in subsets(items.get(i + 1..).unwrap_or_default(), k - 1) {
+            rest.insert(0, x);
+            out.push(rest);
+        }
+    }
+    out
+}
+
+/// Checks a signature as a verifier would (tests): it verifies under `pk` for the prehash
+/// `m32`, its s is low, its recovery id recovers `pk`, and its `v` byte is 27 + recovery id.
+///
+/// # Errors
+/// A description of the first failed check.
+pub fn check_signature(
+    pk: &k256::ProjectivePoint,
+    m32: &[u8; 32],
+    sig: &Signature,
+) -> Result<(), String> {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    use k256::ecdsa::{RecoveryId, VerifyingKey};
+    let vk = VerifyingKey::from_affine(pk.to_affine()).map_err(|e| e.to_string())?;
+    let k = sig.to_k256().ok_or("invalid signature scalars")?;
+    vk.verify_prehash(m32, &k).map_err(|e| format!("does not verify: {e}"))?;
+    if k.normalize_s() != k {
+        return Err("s is not low".into());
+    }
+    let rid = RecoveryId::from_byte(sig.recovery_id).ok_or("invalid recovery id")?;
+    let recovered = VerifyingKey::recover_from_prehash(m32, &k, rid).map_err(|e| e.to_string())?;
+    if recovered != vk {
+        return Err("the recovery id recovers another key".into());
+    }
+    if sig.to_rsv().get(64) != Some(&(27 + sig.recovery_id)) {
+        return Err("v is not 27 + recovery id".into());
+    }
+    Ok(())
 }

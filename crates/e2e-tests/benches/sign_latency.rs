@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
-use dkls23_core::runner::{RunOptions, SignRequest, run_dkg, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
+use dkls23_core::sign::SignRequest;
+use dkls23_runner::{RunContext, RunOptions, run_dkg, run_sign};
 use msg_relay_api::{MemoryRelay, Relay};
 use msg_relay_client::{ClientConfig, WsRelay};
 use rand_chacha::ChaCha20Rng;
@@ -66,7 +67,13 @@ async fn measure<R: Relay + 'static>(
         let (setup, opts, shares) = (setup.clone(), opts.clone(), shares.clone());
         tokio::spawn(async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            let s = run_dkg(r.as_ref(), &setup, signer, &p.guard, &mut p.rng, &opts).await.unwrap();
+            let s = run_dkg(
+                &RunContext::new(r.as_ref(), signer, &p.guard).with_options(opts.clone()),
+                &setup,
+                &mut p.rng,
+            )
+            .await
+            .unwrap();
             shares.lock().unwrap()[k] = Some(s);
             p
         })
@@ -91,9 +98,14 @@ async fn measure<R: Relay + 'static>(
             let (setup, opts, shares) = (setup.clone(), opts.clone(), shares.clone());
             tokio::spawn(async move {
                 let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-                run_sign(r.as_ref(), &setup, &shares[k], signer, &p.guard, &[], &mut p.rng, &opts)
-                    .await
-                    .unwrap();
+                run_sign(
+                    &RunContext::new(r.as_ref(), signer, &p.guard).with_options(opts.clone()),
+                    &setup,
+                    &shares[k],
+                    &mut p.rng,
+                )
+                .await
+                .unwrap();
                 p
             })
         })

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::IdentitySigner;
-use dkls23_core::runner::{RunOptions, run_dkg, run_finish, run_presign, run_sign};
 use dkls23_core::setup::ReplayGuard;
 use dkls23_core::sign::Signature;
+use dkls23_runner::{RunContext, RunOptions, run_dkg, run_finish, run_presign, run_sign};
 use msg_relay_api::Relay;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
@@ -397,7 +397,7 @@ impl EmbeddedParty {
         key_id: &str,
         threshold: u16,
         session_cfg: &SessionConfig,
-        rng: &mut (impl CryptoRng + ?Sized),
+        rng: &mut (dyn CryptoRng + Send),
     ) -> Result<GeneratedKey, PartyError> {
         let iid = session::session_id(session_cfg)?;
         let players = session::resolve_players(session_cfg, &BTreeMap::new())?;
@@ -406,12 +406,10 @@ impl EmbeddedParty {
             SessionError("our identity key is not among the session's players".into())
         })?;
         let share = run_dkg(
-            self.relay.as_ref(),
+            &RunContext::new(self.relay.as_ref(), self.signer.clone(), &*self.guard)
+                .with_options(self.opts.clone()),
             &setup,
-            self.signer.clone(),
-            &*self.guard,
             rng,
-            &self.opts,
         )
         .await?;
         self.store.put(key_id, &share.to_bytes()).map_err(PartyError::Store)?;
@@ -432,7 +430,7 @@ impl EmbeddedParty {
         session_cfg: &SessionConfig,
         message: [u8; 32],
         path: &[u32],
-        rng: &mut (impl CryptoRng + ?Sized),
+        rng: &mut (dyn CryptoRng + Send),
     ) -> Result<Signature, PartyError> {
         let iid = session::session_id(session_cfg)?;
         let share = self.load(key_id)?;
@@ -441,14 +439,12 @@ impl EmbeddedParty {
         let banned = self.refuse_banned(key_id, &signers)?;
         let setup = session::sign_setup(iid, &share, &signers, path, message)?;
         let result = run_sign(
-            self.relay.as_ref(),
+            &RunContext::new(self.relay.as_ref(), self.signer.clone(), &*self.guard)
+                .with_options(self.opts.clone())
+                .refusing(banned.clone()),
             &setup,
             &share,
-            self.signer.clone(),
-            &*self.guard,
-            &banned,
             rng,
-            &self.opts,
         )
         .await;
         match result {
@@ -529,7 +525,7 @@ impl EmbeddedParty {
         session_cfg: &SessionConfig,
         count: u16,
         path: &[u32],
-        rng: &mut (impl CryptoRng + ?Sized),
+        rng: &mut (dyn CryptoRng + Send),
     ) -> Result<Vec<String>, PartyError> {
         let sid = session::session_id(session_cfg)?;
         let share = self.load(key_id)?;
@@ -541,14 +537,12 @@ impl EmbeddedParty {
             let setup =
                 session::presign_setup(session::presign_iid(&sid, k), &share, &signers, path)?;
             let result = run_presign(
-                self.relay.as_ref(),
+                &RunContext::new(self.relay.as_ref(), self.signer.clone(), &*self.guard)
+                    .with_options(self.opts.clone())
+                    .refusing(banned.clone()),
                 &setup,
                 &share,
-                self.signer.clone(),
-                &*self.guard,
-                &banned,
                 rng,
-                &self.opts,
             )
             .await;
             let pre = match result {
@@ -583,7 +577,7 @@ impl EmbeddedParty {
         session_cfg: &SessionConfig,
         message: [u8; 32],
         path: &[u32],
-        rng: &mut (impl CryptoRng + ?Sized),
+        rng: &mut (dyn CryptoRng + Send),
     ) -> Result<Signature, PartyError> {
         let deleted = self.reconcile_generation()?;
         if deleted > 0 {
@@ -613,14 +607,12 @@ impl EmbeddedParty {
         store.set_generation(now.saturating_add(1)).map_err(PartyError::Store)?;
         store.take(key_id, &id).map_err(PartyError::Store)?.ok_or_else(unknown)?;
         let result = run_finish(
-            self.relay.as_ref(),
+            &RunContext::new(self.relay.as_ref(), self.signer.clone(), &*self.guard)
+                .with_options(self.opts.clone()),
             &setup,
             pre,
-            self.signer.clone(),
-            &*self.guard,
             &message,
             rng,
-            &self.opts,
         )
         .await;
         Ok(result?)
@@ -637,19 +629,17 @@ impl EmbeddedParty {
         setup: &[u8],
         recipient_secret: &[u8; 32],
         confirmation: &str,
-        rng: &mut (impl CryptoRng + ?Sized),
+        rng: &mut (dyn CryptoRng + Send),
     ) -> Result<dkls23_core::import_export::ExportedKey, PartyError> {
         let setup = dkls23_core::setup::Setup::from_bytes(setup)
             .map_err(|e| SessionError(format!("export setup: {e}")))?;
-        Ok(dkls23_core::runner::run_export_receive(
-            self.relay.as_ref(),
+        Ok(dkls23_runner::run_export_receive(
+            &RunContext::new(self.relay.as_ref(), self.signer.clone(), &*self.guard)
+                .with_options(self.opts.clone()),
             &setup,
-            self.signer.clone(),
-            &*self.guard,
-            rng,
-            &self.opts,
             recipient_secret,
             confirmation,
+            rng,
         )
         .await?)
     }

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::IdentityPublicKey;
-use dkls23_core::runner::{PresignRequest, SignRequest};
 use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::sign::{PresignRequest, SignRequest};
 use k256::ProjectivePoint;
 use k256::elliptic_curve::sec1::ToSec1Point;
 use sha3::{Digest, Keccak256};

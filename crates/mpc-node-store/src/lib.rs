@@ -107,7 +107,7 @@ pub struct KeyRecord {
 }
 
 /// A refresh/reshare's new share, kept between this node's acknowledgement and the commit
-/// (see `dkls23_core::runner::StageShare`): it becomes the key's share once the other members
+/// (see `dkls23_runner::StageShare`): it becomes the key's share once the other members
 /// proved they hold theirs, or is dropped when a later refresh, reshare or delete replaces it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StagedShare {

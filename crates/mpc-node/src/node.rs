@@ -11,8 +11,8 @@ use dkls23_core::AbortReason;
 use dkls23_core::encoding::point_from_bytes;
 use dkls23_core::hashing::{HashAlgorithm, prehash};
 use dkls23_core::identity::IdentitySigner;
-use dkls23_core::runner::{RunOptions, announce_abort, run_dkg, run_sign};
 use dkls23_core::setup::MemoryReplayGuard;
+use dkls23_runner::{RunContext, RunOptions, announce_abort, run_dkg, run_sign};
 use getrandom::SysRng;
 use mpc_node_client::api::{
     GenerateKeyRequest, KeyInfo, KeyList, PublicKeyResponse, SignRequestBody, SignatureResponse,
@@ -526,7 +526,15 @@ impl Node {
         tokio::spawn(async move {
             let mut rng = UnwrapErr(SysRng);
             let reason = AbortReason::Busy;
-            if let Err(e) = announce_abort(&*relay, &setup, signer, reason, &mut rng, &opts).await {
+            if let Err(e) = announce_abort(
+                &RunContext::new(&*relay, signer, &dkls23_core::setup::MemoryReplayGuard::new())
+                    .with_options(opts.clone()),
+                &setup,
+                reason,
+                &mut rng,
+            )
+            .await
+            {
                 warn!(error = %e, "could not tell the other parties that this node is busy");
             }
         });
@@ -721,7 +729,12 @@ impl Node {
             let mut rng = UnwrapErr(SysRng);
             // The session id is recorded in the persistent store before the run.
             let guard = MemoryReplayGuard::new();
-            run_dkg(&*relay, &setup, signer, &guard, &mut rng, &opts).await
+            run_dkg(
+                &RunContext::new(&*relay, signer, &guard).with_options(opts.clone()),
+                &setup,
+                &mut rng,
+            )
+            .await
         })
         .instrument(span)
         .await
@@ -918,8 +931,15 @@ impl Node {
                 .protocol_scoped("sign", Some(scope), Some(permit), move || async move {
                     let mut rng = UnwrapErr(SysRng);
                     let guard = MemoryReplayGuard::new();
-                    run_sign(&*relay, &setup, &share, signer, &guard, &banned, &mut rng, &opts)
-                        .await
+                    run_sign(
+                        &RunContext::new(&*relay, signer, &guard)
+                            .with_options(opts.clone())
+                            .refusing(banned.clone()),
+                        &setup,
+                        &share,
+                        &mut rng,
+                    )
+                    .await
                 })
                 .await;
             let sig = match result {

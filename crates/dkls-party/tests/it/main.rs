@@ -542,7 +542,7 @@ fn a_restored_directory_never_finishes_a_used_presignature() {
     }
     // The finish marker of the presignature is in party 2's fsynced replay file.
     let setup_hash: [u8; 32] = hex::decode(&id).unwrap().try_into().unwrap();
-    let marker = hex::encode(dkls23_core::runner::finish_marker(&setup_hash));
+    let marker = hex::encode(dkls23_core::sign::finish_marker(&setup_hash));
     let used = fs::read_to_string(parties[1].dest.join("used-iids")).unwrap();
     assert!(used.lines().any(|l| l == marker), "finish marker not recorded");
 

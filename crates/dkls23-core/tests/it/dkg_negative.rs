@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use dkls23_core::encoding::{POINT_LEN, point_to_bytes};
-use dkls23_core::pok::POK_LEN;
+use dkls23_core::hazmat::pok::POK_LEN;
 use dkls23_core::{Error, KeyShare, PartyIndex};
 use k256::{ProjectivePoint, Scalar};
 
@@ -37,7 +37,13 @@ fn point(k: u64) -> [u8; POINT_LEN] {
 }
 
 /// Runs a 2-of-3 (or t-of-n) DKG where party 2's round-`round` payloads are rewritten.
-fn tampered(n: u16, t: u16, seed: u64, at: u8, f: impl Fn(&mut dkls23_core::dkg::Outgoing)) -> Res {
+fn tampered(
+    n: u16,
+    t: u16,
+    seed: u64,
+    at: u16,
+    f: impl Fn(&mut dkls23_core::round::Outgoing),
+) -> Res {
     run_dkg(n, t, seed, &mut |round, from, out| {
         if round == at && from == 2 {
             f(out)
@@ -45,7 +51,7 @@ fn tampered(n: u16, t: u16, seed: u64, at: u8, f: impl Fn(&mut dkls23_core::dkg:
     })
 }
 
-fn bcast(out: &mut dkls23_core::dkg::Outgoing) -> &mut Vec<u8> {
+fn bcast(out: &mut dkls23_core::round::Outgoing) -> &mut Vec<u8> {
     out.broadcast.as_mut().unwrap()
 }
 
@@ -213,7 +219,7 @@ fn byte_flips_anywhere_never_panic_and_never_blame_an_honest_party() {
     // abort (naming 2, or with a view mismatch / timeout) or — for fields only party 2's own
     // consistency depends on — finish; they never blame or ban party 1 or 3.
     let mut runs = 0;
-    for round in 1u8..=4 {
+    for round in 1u16..=4 {
         for frac in [0usize, 3, 7] {
             let res =
                 run_dkg(3, 2, 100 + u64::from(round) * 10 + frac as u64, &mut |r, from, o| {

@@ -17,7 +17,7 @@ fn put(h: &mut Sha256, bytes: &[u8]) {
 }
 
 /// Records every payload a tamper hook sees (sender, broadcast, p2p by recipient), in order.
-fn recorder(h: &mut Sha256) -> impl FnMut(PartyIndex, &dkls23_core::dkg::Outgoing) + '_ {
+fn recorder(h: &mut Sha256) -> impl FnMut(PartyIndex, &dkls23_core::round::Outgoing) + '_ {
     move |from, out| {
         h.update(from.to_be_bytes());
         put(h, out.broadcast.as_deref().unwrap_or_default());
@@ -57,7 +57,7 @@ fn transcript_digest() -> String {
     }
     let sigs = {
         let mut rec = recorder(&mut h);
-        sim::finish(pres, &[5u8; 32], &mut |_, from, out| rec(from, out)).0
+        sim::finish(pres, &[5u8; 32], &mut rngs(3, 4545), &mut |_, from, out| rec(from, out)).0
     };
     for s in sigs.into_values() {
         put(&mut h, &s.unwrap().to_rsv());

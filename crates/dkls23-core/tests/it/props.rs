@@ -86,7 +86,7 @@ proptest! {
                 (i, Presignature::from_bytes(&bytes, by_index[&i]).unwrap())
             })
             .collect();
-        let (online, stats) = sim::finish(reloaded, &m32, &mut |_, _, _| {});
+        let (online, stats) = sim::finish(reloaded, &m32, &mut rngs(255, seed), &mut |_, _, _| {});
         let full_sig = full(&shares, &s, &m32, &path, seed).into_values().next().unwrap().unwrap();
         for sig in online.into_values() {
             prop_assert_eq!(sig.unwrap(), full_sig);

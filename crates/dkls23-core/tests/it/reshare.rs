@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use dkls23_core::dkg::Outgoing;
 use dkls23_core::encoding::scalar_to_bytes;
 use dkls23_core::reshare::{NewMember, OldSecret, ReshareOutcome, ReshareSpec};
+use dkls23_core::round::Outgoing;
 use dkls23_core::{Error, KeyShare, PartyIndex};
 use k256::Scalar;
 
@@ -293,7 +293,7 @@ fn a_removed_dealer_that_stalls_aborts_the_reshare() {
 fn truncated_payloads_in_every_round_blame_the_sender() {
     let old = honest_dkg(3, 2, 191);
     let spec = ReshareSpec::refresh(&old[0]).unwrap();
-    for round in 1..=4u8 {
+    for round in 1..=4u16 {
         let results = run_reshare(&spec, &old, 192, &mut |r, from, o| {
             if let Some(b) = o.broadcast.as_mut().filter(|_| r == round && from == 2) {
                 b.pop();

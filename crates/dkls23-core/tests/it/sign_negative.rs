@@ -13,14 +13,14 @@ fn outcome(
 }
 
 /// Offset of Γu inside S2 p2p: SG2 (starting with its vsid) ‖ Γu(33) ‖ Γv(33) ‖ ψ(32).
-const GAMMA_U_OFF: usize = dkls23_core::ot::Sg2::LEN;
+const GAMMA_U_OFF: usize = dkls23_core::hazmat::ot::Sg2::LEN;
 
 #[test]
 fn corrupted_v1_bans_its_sender() {
     let shares = honest_dkg(2, 2, 21);
     // Party 2's SG1 (S1 p2p to party 1) has a flipped bit in U.
     let res = run_sign(&shares, &[1, 2], &[1; 32], &[], 1, &mut |round, from, out| {
-        if round == 1 && from == 2 {
+        if round == 2 && from == 2 {
             out.p2p.get_mut(&1).unwrap()[32 + 100] ^= 4;
         }
     });
@@ -33,7 +33,7 @@ fn corrupted_v1_bans_its_sender() {
 fn corrupted_v2_bans_its_sender() {
     let shares = honest_dkg(2, 2, 22);
     let res = run_sign(&shares, &[1, 2], &[1; 32], &[], 2, &mut |round, from, out| {
-        if round == 2 && from == 1 {
+        if round == 3 && from == 1 {
             // μ is the last 32 bytes of SG2.
             let m = out.p2p.get_mut(&2).unwrap();
             m[GAMMA_U_OFF - 1] ^= 1;
@@ -48,7 +48,7 @@ fn wrong_gamma_u_or_gamma_v_bans() {
     let shares = honest_dkg(2, 2, 23);
     for (field, off) in [("Γu", GAMMA_U_OFF), ("Γv", GAMMA_U_OFF + 33)] {
         let res = run_sign(&shares, &[1, 2], &[1; 32], &[], 3, &mut |round, from, out| {
-            if round == 2 && from == 2 {
+            if round == 3 && from == 2 {
                 // Replace the point by 2·G's encoding is awkward; swap Γu and Γv instead.
                 let m = out.p2p.get_mut(&1).unwrap();
                 let (gu, gv) = (
@@ -72,7 +72,7 @@ fn wrong_r_or_salt_is_blamed_publicly() {
     let shares = honest_dkg(2, 2, 24);
     // S2 broadcast: sigid(32) ‖ R(33) ‖ salt(32) ‖ pk(33); flip a salt bit.
     let res = run_sign(&shares, &[1, 2], &[1; 32], &[], 4, &mut |round, from, out| {
-        if round == 2 && from == 1 {
+        if round == 3 && from == 1 {
             out.broadcast.as_mut().unwrap()[32 + 33 + 5] ^= 1;
         }
     });
@@ -89,7 +89,7 @@ fn s0_equivocation_is_a_view_mismatch_without_ban() {
     // echo check reports a view mismatch everywhere, before any OT work, with no blame.
     let mut seen = 0;
     let res = run_sign(&shares, &[1, 2, 3], &[1; 32], &[], 5, &mut |round, from, out| {
-        if round == 0 && from == 3 {
+        if round == 1 && from == 3 {
             seen += 1;
             out.broadcast.as_mut().unwrap()[0] ^= 1;
         }
@@ -107,7 +107,7 @@ fn s0_equivocation_is_a_view_mismatch_without_ban() {
 fn wrong_u_or_w_is_unattributable() {
     let shares = honest_dkg(2, 2, 26);
     let res = run_sign(&shares, &[1, 2], &[1; 32], &[], 6, &mut |round, from, out| {
-        if round == 3 && from == 2 {
+        if round == 4 && from == 2 {
             // S3: sigid ‖ digest ‖ u ‖ w — change w (keep it canonical by flipping a low bit).
             out.broadcast.as_mut().unwrap()[127] ^= 1;
         }
@@ -141,7 +141,7 @@ fn invalid_signing_requests_fail_before_any_message() {
 fn a_different_vsid_in_s1_or_s2_is_a_view_mismatch_without_ban() {
     // The RVOLE messages start with vsid = TH(sigid, Alice, Bob); it is the p2p view check.
     let shares = honest_dkg(2, 2, 29);
-    for round in [1u8, 2] {
+    for round in [2u16, 3] {
         let res = run_sign(&shares, &[1, 2], &[1; 32], &[], 30, &mut |r, from, out| {
             if r == round && from == 2 {
                 out.p2p.get_mut(&1).unwrap()[0] ^= 1;
@@ -149,7 +149,7 @@ fn a_different_vsid_in_s1_or_s2_is_a_view_mismatch_without_ban() {
         });
         let e = outcome(&res, 1);
         assert!(
-            matches!(e, Error::ViewMismatch { party: 2, round: r } if *r == round),
+            matches!(e, Error::ViewMismatch { party: 2, round: r } if u16::from(*r) == round),
             "round {round}: {e:?}"
         );
         assert!(!e.must_ban() && e.culprits().is_empty());

@@ -8,8 +8,8 @@ use std::time::Duration;
 use dkls23_core::KeyShare;
 use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
 use dkls23_core::message::{ABORT_ROUND, Header, Kind, mid};
-use dkls23_core::runner::{RunOptions, run_dkg};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
+use dkls23_runner::{RunContext, RunOptions, run_dkg};
 use futures_util::{SinkExt, StreamExt};
 use msg_relay_api::{MessageId, Relay};
 use msg_relay_client::frame::{ErrorCode, Frame};
@@ -49,7 +49,12 @@ async fn dkg(parties: Vec<Party>, setup: &Setup) -> Vec<Result<KeyShare, dkls23_
         let opts = opts.clone();
         tasks.push(tokio::spawn(async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_dkg(&p.relay, &setup, signer, &p.guard, &mut p.rng, &opts).await
+            run_dkg(
+                &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
+                &setup,
+                &mut p.rng,
+            )
+            .await
         }));
     }
     let mut out = Vec::new();

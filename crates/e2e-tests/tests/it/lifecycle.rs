@@ -7,8 +7,9 @@ use std::time::Duration;
 use dkls23_core::KeyShare;
 use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
-use dkls23_core::runner::{RunOptions, SignRequest, run_dkg, run_reshare, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
+use dkls23_core::sign::SignRequest;
+use dkls23_runner::{RunContext, RunOptions, run_dkg, run_reshare, run_sign};
 use k256::ecdsa::VerifyingKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use msg_relay_client::{ClientConfig, WsRelay};
@@ -49,7 +50,12 @@ async fn reshare_2_of_3_to_3_of_4_then_sign_through_the_real_relay() {
         let (setup, opts) = (setup.clone(), opts.clone());
         tasks.push(tokio::spawn(async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            let share = run_dkg(&p.relay, &setup, signer, &p.guard, &mut p.rng, &opts).await;
+            let share = run_dkg(
+                &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
+                &setup,
+                &mut p.rng,
+            )
+            .await;
             (p, share.unwrap())
         }));
     }
@@ -69,9 +75,13 @@ async fn reshare_2_of_3_to_3_of_4_then_sign_through_the_real_relay() {
         let (setup, opts) = (setup.clone(), opts.clone());
         tasks.push(tokio::spawn(async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            let out =
-                run_reshare(&p.relay, &setup, share.as_ref(), signer, &p.guard, &mut p.rng, &opts)
-                    .await;
+            let out = run_reshare(
+                &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
+                &setup,
+                share.as_ref(),
+                &mut p.rng,
+            )
+            .await;
             match out.unwrap() {
                 ReshareOutcome::NewShare(s) => (p, s),
                 ReshareOutcome::Removed => panic!("nobody leaves in this reshare"),
@@ -102,7 +112,13 @@ async fn reshare_2_of_3_to_3_of_4_then_sign_through_the_real_relay() {
         let (setup, opts) = (setup.clone(), opts.clone());
         tasks.push(tokio::spawn(async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_sign(&p.relay, &setup, &share, signer, &p.guard, &[], &mut p.rng, &opts).await
+            run_sign(
+                &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
+                &setup,
+                &share,
+                &mut p.rng,
+            )
+            .await
         }));
     }
     let vk = VerifyingKey::from_affine(pk.to_affine()).unwrap();

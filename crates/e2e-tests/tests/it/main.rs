@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
-use dkls23_core::runner::{RunOptions, SignRequest, run_dkg, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
+use dkls23_core::sign::SignRequest;
+use dkls23_runner::{RunContext, RunOptions, run_dkg, run_sign};
 use k256::ecdsa::VerifyingKey;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use msg_relay_client::{ClientConfig, WsRelay};
@@ -57,7 +58,12 @@ async fn dkg_2_of_3_and_signing_through_the_real_relay() {
         let opts = opts.clone();
         tasks.push(tokio::spawn(async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            let share = run_dkg(&p.relay, &setup, signer, &p.guard, &mut p.rng, &opts).await;
+            let share = run_dkg(
+                &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
+                &setup,
+                &mut p.rng,
+            )
+            .await;
             (p, share)
         }));
     }
@@ -89,7 +95,13 @@ async fn dkg_2_of_3_and_signing_through_the_real_relay() {
         let opts = opts.clone();
         tasks.push(tokio::spawn(async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_sign(&p.relay, &setup, &share, signer, &p.guard, &[], &mut p.rng, &opts).await
+            run_sign(
+                &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
+                &setup,
+                &share,
+                &mut p.rng,
+            )
+            .await
         }));
     }
     let mut sigs = Vec::new();
@@ -135,7 +147,12 @@ async fn dkg_survives_a_relay_restart() {
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_dkg(&p.relay, &setup, signer, &p.guard, &mut p.rng, &opts).await
+            run_dkg(
+                &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
+                &setup,
+                &mut p.rng,
+            )
+            .await
         }));
     }
     tokio::time::sleep(Duration::from_millis(60)).await;

@@ -3,9 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
-use dkls23_core::runner::{RunHooks, RunOptions, run_dkg, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId};
 use dkls23_core::{Error, KeyShare};
+use dkls23_runner::{RunContext, RunHooks, RunOptions, run_dkg, run_sign};
 use mpc_node_client::api::SessionConfig;
 use mpc_node_client::session;
 use mpc_node_client::{BanStore, EmbeddedParty, MemoryBanStore, MemoryKeyStore, PartyError};
@@ -70,7 +70,12 @@ impl World {
         let server = async move {
             let mut rng = ChaCha20Rng::seed_from_u64(2);
             let guard = MemoryReplayGuard::new();
-            run_dkg(&relay, &setup, server_id, &guard, &mut rng, &opts()).await
+            run_dkg(
+                &RunContext::new(&relay, server_id, &guard).with_options(opts()),
+                &setup,
+                &mut rng,
+            )
+            .await
         };
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let (p, s) = tokio::join!(phone.generate(KEY, 2, &cfg, &mut rng), server);
@@ -97,7 +102,14 @@ impl World {
             let mut rng = ChaCha20Rng::seed_from_u64(u64::from(sid) + 100);
             let guard = MemoryReplayGuard::new();
             let o = RunOptions { hooks, round_timeout: Duration::from_secs(2), ..opts() };
-            run_sign(&relay, &setup, share, server_id, &guard, &[], &mut rng, &o).await.map(|_| ())
+            run_sign(
+                &RunContext::new(&relay, server_id, &guard).with_options(o.clone()),
+                &setup,
+                share,
+                &mut rng,
+            )
+            .await
+            .map(|_| ())
         };
         let mut rng = ChaCha20Rng::seed_from_u64(u64::from(sid));
         tokio::join!(phone.sign(KEY, &cfg, m, &[], &mut rng), server)
@@ -182,7 +194,13 @@ async fn tampering_in_transit_fails_authentication_and_bans_nobody() {
         let mut rng = ChaCha20Rng::seed_from_u64(120);
         let guard = MemoryReplayGuard::new();
         let o = RunOptions { round_timeout: Duration::from_secs(1), ..opts() };
-        run_sign(&faulty, &setup, &share, server_id, &guard, &[], &mut rng, &o).await
+        run_sign(
+            &RunContext::new(&faulty, server_id, &guard).with_options(o.clone()),
+            &setup,
+            &share,
+            &mut rng,
+        )
+        .await
     };
     let phone_opts = RunOptions { round_timeout: Duration::from_secs(1), ..opts() };
     let phone = phone.with_options(phone_opts);

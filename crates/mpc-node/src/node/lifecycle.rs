@@ -9,10 +9,10 @@ use dkls23_core::identity::IdentityPublicKey;
 use dkls23_core::identity::IdentitySigner;
 use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest, ImportRequest, ImportSecret};
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
-use dkls23_core::runner::run_import;
-use dkls23_core::runner::{run_export, run_finish, run_presign, run_reshare};
 use dkls23_core::setup::MemoryReplayGuard;
 use dkls23_core::sign::Presignature;
+use dkls23_runner::{RunContext, run_import};
+use dkls23_runner::{run_export, run_finish, run_presign, run_reshare};
 use getrandom::SysRng;
 use mpc_node_client::api::{
     ExportRequestBody, ExportResponse, ImportKeyRequest, KeyInfo, PresignRequestBody,
@@ -146,14 +146,12 @@ impl Node {
                             }
                         }
                         let p = run_presign(
-                            &*relay,
+                            &RunContext::new(&*relay, signer.clone(), &guard)
+                                .with_options(opts.clone())
+                                .refusing(banned.clone()),
                             setup,
                             &share,
-                            signer.clone(),
-                            &guard,
-                            &banned,
                             &mut rng,
-                            &opts,
                         )
                         .await?;
                         out.push((hex::encode(setup.iid()), p.to_bytes()));
@@ -240,7 +238,7 @@ impl Node {
         drop(bytes);
         // The finish marker goes to the persistent replay table: a second finish of this
         // presignature (one restored on another signer) is refused here for good.
-        let marker = dkls23_core::runner::finish_marker(setup.hash());
+        let marker = dkls23_core::sign::finish_marker(setup.hash());
         if !self.db_ok(move |s| s.record_iid(&marker)).await? {
             return Err(ApiError::Conflict(
                 "this presignature was already finished by this node; it is never used twice"
@@ -256,7 +254,14 @@ impl Node {
                 let mut rng = UnwrapErr(SysRng);
                 // Recorded in the store above; the run's own guard only sees this one session.
                 let guard = MemoryReplayGuard::new();
-                run_finish(&*relay, &setup, presig, signer, &guard, &message, &mut rng, &opts).await
+                run_finish(
+                    &RunContext::new(&*relay, signer, &guard).with_options(opts.clone()),
+                    &setup,
+                    presig,
+                    &message,
+                    &mut rng,
+                )
+                .await
             })
             .await?;
         Ok((sig, share))
@@ -331,7 +336,7 @@ impl Node {
         protocol: &'static str,
         setup: dkls23_core::setup::Setup,
         old: Option<Arc<KeyShare>>,
-        stage: Option<Arc<dyn dkls23_core::runner::StageShare>>,
+        stage: Option<Arc<dyn dkls23_runner::StageShare>>,
     ) -> Result<ReshareOutcome, ApiError> {
         let relay = self.relay.clone();
         let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
@@ -340,7 +345,13 @@ impl Node {
         self.protocol(protocol, move || async move {
             let mut rng = UnwrapErr(SysRng);
             let guard = MemoryReplayGuard::new();
-            run_reshare(&*relay, &setup, old.as_deref(), signer, &guard, &mut rng, &opts).await
+            run_reshare(
+                &RunContext::new(&*relay, signer, &guard).with_options(opts.clone()),
+                &setup,
+                old.as_deref(),
+                &mut rng,
+            )
+            .await
         })
         .await
     }
@@ -502,7 +513,14 @@ impl Node {
             .create_key(app, key, &shape, t, n, "reshare", move || async move {
                 let mut rng = UnwrapErr(SysRng);
                 let guard = MemoryReplayGuard::new();
-                match run_reshare(&*relay, &setup, None, signer, &guard, &mut rng, &opts).await? {
+                match run_reshare(
+                    &RunContext::new(&*relay, signer, &guard).with_options(opts.clone()),
+                    &setup,
+                    None,
+                    &mut rng,
+                )
+                .await?
+                {
                     ReshareOutcome::NewShare(s) => Ok(s),
                     _ => Err(dkls23_core::Error::InvalidInput(
                         "a joining member cannot leave the committee".into(),
@@ -563,14 +581,11 @@ impl Node {
                 let mut rng = UnwrapErr(SysRng);
                 let guard = MemoryReplayGuard::new();
                 run_export(
-                    &*relay,
+                    &RunContext::new(&*relay, signer, &guard).with_options(opts.clone()),
                     &setup,
                     &share,
-                    signer,
-                    &guard,
-                    &mut rng,
-                    &opts,
                     EXPORT_CONFIRMATION,
+                    &mut rng,
                 )
                 .await
             })
@@ -663,7 +678,13 @@ impl Node {
         self.create_key(app, &req.key_id, &shape, req.threshold, n, "import", move || async move {
             let mut rng = UnwrapErr(SysRng);
             let guard = MemoryReplayGuard::new();
-            run_import(&*relay, &setup, secret, signer, &guard, &mut rng, &opts).await
+            run_import(
+                &RunContext::new(&*relay, signer, &guard).with_options(opts.clone()),
+                &setup,
+                secret,
+                &mut rng,
+            )
+            .await
         })
         .instrument(span)
         .await

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::IdentitySigner;
-use dkls23_core::runner::{Confirmation, StageShare, confirm_staged};
 use dkls23_core::setup::Setup;
+use dkls23_runner::{Confirmation, RunContext, StageShare, confirm_staged};
 use getrandom::SysRng;
 use mpc_node_store::Store;
 use rand_core::UnwrapErr;
@@ -127,7 +127,14 @@ impl Node {
         let checked = {
             let share = &share;
             let mut rng = UnwrapErr(SysRng);
-            confirm_staged(&*relay, &setup, share, signer, &mut rng, &opts).await
+            confirm_staged(
+                &RunContext::new(&*relay, signer, &dkls23_core::setup::MemoryReplayGuard::new())
+                    .with_options(opts.clone()),
+                &setup,
+                share,
+                &mut rng,
+            )
+            .await
         };
         match checked {
             Ok(Confirmation::Confirmed) => {

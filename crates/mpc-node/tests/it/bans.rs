@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
-use dkls23_core::runner::{RunHooks, RunOptions, run_dkg, run_presign, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId};
+use dkls23_runner::{RunContext, RunHooks, RunOptions, run_dkg, run_presign, run_sign};
 use mpc_node::error::ApiError;
 use mpc_node::node::Node;
 use mpc_node_client::api::{
@@ -239,7 +239,13 @@ impl Rig {
         let peer_dkg = async {
             let mut rng = ChaCha20Rng::seed_from_u64(2);
             let guard = MemoryReplayGuard::new();
-            run_dkg(&*peer, &setup, signer, &guard, &mut rng, &peer_opts(RunHooks::default())).await
+            run_dkg(
+                &RunContext::new(&*peer, signer, &guard)
+                    .with_options(peer_opts(RunHooks::default())),
+                &setup,
+                &mut rng,
+            )
+            .await
         };
         let (info, share) = tokio::join!(node.generate(APP, req), peer_dkg);
         info.unwrap();
@@ -267,9 +273,14 @@ impl Rig {
         let signer: Arc<dyn IdentitySigner + Send + Sync> = self.peer_id.clone();
         let mut rng = ChaCha20Rng::seed_from_u64(iid[0].into());
         let guard = MemoryReplayGuard::new();
-        run_sign(&*self.peer, &setup, &self.share, signer, &guard, &[], &mut rng, &peer_opts(hooks))
-            .await
-            .map(|_| ())
+        run_sign(
+            &RunContext::new(&*self.peer, signer, &guard).with_options(peer_opts(hooks)),
+            &setup,
+            &self.share,
+            &mut rng,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A signing session in which the co-signer cheats: the node must ban it.
@@ -347,14 +358,10 @@ async fn a_ban_during_a_presign_batch_stops_the_batch() {
                 let setup = session::presign_setup(iid, &rig.share, &[1, 2], &[]).unwrap();
                 let o = peer_opts(RunHooks::default());
                 run_presign(
-                    &*rig.peer,
+                    &RunContext::new(&*rig.peer, signer.clone(), &guard).with_options(o.clone()),
                     &setup,
                     &rig.share,
-                    signer.clone(),
-                    &guard,
-                    &[],
                     &mut rng,
-                    &o,
                 )
                 .await
                 .unwrap();

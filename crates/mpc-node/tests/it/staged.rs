@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use dkls23_core::identity::IdentitySigner;
 use dkls23_core::reshare::{ReshareOutcome, ReshareSpec};
-use dkls23_core::runner::{RunHooks, run_reshare};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId};
 use dkls23_core::{KeyShare, message};
+use dkls23_runner::{RunContext, RunHooks, run_reshare};
 use mpc_node::error::ApiError;
 use mpc_node::node::Node;
 use mpc_node_client::api::RefreshRequestBody;
@@ -35,7 +35,14 @@ async fn peer_refresh(
     let mut rng = ChaCha20Rng::seed_from_u64(iid[1].into());
     let guard = MemoryReplayGuard::new();
     let opts = peer_opts(RunHooks::default());
-    match run_reshare(relay, &setup, Some(&rig.share), signer, &guard, &mut rng, &opts).await? {
+    match run_reshare(
+        &RunContext::new(relay, signer, &guard).with_options(opts.clone()),
+        &setup,
+        Some(&rig.share),
+        &mut rng,
+    )
+    .await?
+    {
         ReshareOutcome::NewShare(s) => Ok(s),
         ReshareOutcome::Removed => panic!("a refresh removes nobody"),
     }

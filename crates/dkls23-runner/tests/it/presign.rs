@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkls23_core::identity::{IdentityPublicKey, IdentitySigner};
-use dkls23_core::runner::{PresignRequest, SignRequest, run_finish, run_presign, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_core::sign::Presignature;
+use dkls23_core::sign::{PresignRequest, SignRequest};
 use dkls23_core::{Error, KeyShare};
+use dkls23_runner::{RunContext, run_finish, run_presign, run_sign};
 use msg_relay_api::MemoryRelay;
 
 use crate::runner::{Party, dkg_over, join_all, keys, opts, parties};
@@ -46,8 +47,13 @@ async fn presign_all(
             let o = &o;
             async move {
                 let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-                let pre =
-                    run_presign(relay, setup, share, signer, &p.guard, &[], &mut p.rng, o).await;
+                let pre = run_presign(
+                    &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
+                    setup,
+                    share,
+                    &mut p.rng,
+                )
+                .await;
                 pre.unwrap().to_bytes().to_vec()
             }
         },
@@ -76,7 +82,14 @@ async fn finish_all(
             async move {
                 let pre = Presignature::from_bytes(bytes, share).unwrap();
                 let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-                run_finish(relay, setup, pre, signer, &p.guard, m, &mut p.rng, o).await
+                run_finish(
+                    &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
+                    setup,
+                    pre,
+                    m,
+                    &mut p.rng,
+                )
+                .await
             }
         });
     join_all(futs).await
@@ -102,7 +115,7 @@ async fn stored_presignatures_finish_later_and_verify() {
     let derived =
         dkls23_core::bip32::derive(shares[0].public_key(), shares[0].chain_code(), &path).unwrap();
     for s in sigs {
-        crate::sign::verify(&derived.public_key, &m32, &s.unwrap());
+        dkls23_core::sim::check_signature(&derived.public_key, &m32, &s.unwrap()).unwrap();
     }
 }
 
@@ -136,8 +149,14 @@ async fn a_presignature_belongs_to_one_key_epoch_and_party() {
     let other_setup = presign_setup(&ps, &shares[0], &[1, 2], &[], 46);
     let signer: Arc<dyn IdentitySigner + Send + Sync> = ps[0].signer.clone();
     let p = &mut ps[0];
-    let r = run_finish(&relay, &other_setup, pre, signer, &p.guard, &[1; 32], &mut p.rng, &opts())
-        .await;
+    let r = run_finish(
+        &RunContext::new(&relay, signer, &p.guard).with_options(opts()),
+        &other_setup,
+        pre,
+        &[1; 32],
+        &mut p.rng,
+    )
+    .await;
     assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
 }
 
@@ -163,8 +182,13 @@ async fn presign_and_sign_requests_are_not_interchangeable() {
     let presign = presign_setup(&ps, &shares[0], &[1, 2], &[], 50);
     let p = &mut ps[0];
     let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-    let r =
-        run_sign(&relay, &presign, &shares[0], signer, &p.guard, &[], &mut p.rng, &opts()).await;
+    let r = run_sign(
+        &RunContext::new(&relay, signer, &p.guard).with_options(opts()),
+        &presign,
+        &shares[0],
+        &mut p.rng,
+    )
+    .await;
     assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
     let req = SignRequest {
         key_id: *shares[0].key_id(),
@@ -233,13 +257,20 @@ async fn a_restored_presignature_is_never_finished_twice_while_an_honest_signer_
     ps[0].guard = MemoryReplayGuard::new();
     ps[2].guard = MemoryReplayGuard::new();
     let m2 = [0x22; 32];
-    let o = dkls23_core::runner::RunOptions { round_timeout: Duration::from_millis(400), ..opts() };
+    let o = dkls23_runner::RunOptions { round_timeout: Duration::from_millis(400), ..opts() };
     let futs = ps.iter_mut().zip(&shares).zip(&stored).map(|((p, share), bytes)| {
         let (relay, setup, o) = (&relay, &setup, &o);
         async move {
             let pre = Presignature::from_bytes(bytes, share).unwrap();
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_finish(relay, setup, pre, signer, &p.guard, &m2, &mut p.rng, o).await
+            run_finish(
+                &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
+                setup,
+                pre,
+                &m2,
+                &mut p.rng,
+            )
+            .await
         }
     });
     let res = join_all(futs).await;

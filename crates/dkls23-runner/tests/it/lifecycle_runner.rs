@@ -6,9 +6,10 @@ use std::time::Duration;
 use dkls23_core::ban::{BanList, MemoryBanList, record_if_banned};
 use dkls23_core::identity::{IdentityPublicKey, IdentitySigner};
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
-use dkls23_core::runner::{RunOptions, SignRequest, run_reshare, run_sign_with_bans};
 use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::sign::SignRequest;
 use dkls23_core::{AbortReason, Error, KeyShare};
+use dkls23_runner::{RunContext, RunOptions, run_reshare, run_sign};
 use msg_relay_api::{Fault, MemoryRelay};
 
 use crate::runner::{Party, dkg_over, join_all, keys, opts, parties, sign_over};
@@ -28,7 +29,13 @@ async fn reshare_over(
         let share = *share;
         async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_reshare(relay, setup, share, signer, &p.guard, &mut p.rng, o).await
+            run_reshare(
+                &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
+                setup,
+                share,
+                &mut p.rng,
+            )
+            .await
         }
     });
     join_all(futs).await
@@ -164,15 +171,11 @@ async fn a_banned_party_is_refused_before_signing() {
     let setup = Setup::new(ProtocolId::Sign, [8; 32], 2, 2, all, req.to_bytes(), 600).unwrap();
     let p = &mut ps[0];
     let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-    let r = run_sign_with_bans(
-        &relay,
+    let r = run_sign(
+        &RunContext::new(&relay, signer, &p.guard).with_options(opts()).with_bans(&bans),
         &setup,
         &shares[0],
-        signer,
-        &p.guard,
-        &bans,
         &mut p.rng,
-        &opts(),
     )
     .await;
     assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
@@ -184,7 +187,7 @@ async fn a_banned_party_is_refused_before_signing() {
 #[derive(Default)]
 struct Staged(std::sync::Mutex<Option<KeyShare>>);
 
-impl dkls23_core::runner::StageShare for Staged {
+impl dkls23_runner::StageShare for Staged {
     fn stage<'a>(
         &'a self,
         share: &'a KeyShare,
@@ -199,7 +202,7 @@ impl dkls23_core::runner::StageShare for Staged {
 /// on a relay that lost them finds none (Missing), and refuses a share of another session.
 #[tokio::test]
 async fn staged_shares_are_confirmed_by_the_acknowledgements_at_the_relay() {
-    use dkls23_core::runner::{Confirmation, confirm_staged};
+    use dkls23_runner::{Confirmation, confirm_staged};
     let relay = MemoryRelay::new();
     let relays = vec![relay.clone(), relay.clone(), relay.clone()];
     let mut ps = parties(3, 47);
@@ -213,7 +216,13 @@ async fn staged_shares_are_confirmed_by_the_acknowledgements_at_the_relay() {
         let o = RunOptions { stage: Some(stage.clone()), ..opts() };
         async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_reshare(relay, setup, Some(share), signer, &p.guard, &mut p.rng, &o).await
+            run_reshare(
+                &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
+                setup,
+                Some(share),
+                &mut p.rng,
+            )
+            .await
         }
     });
     let new: Vec<KeyShare> = join_all(futs).await.into_iter().map(unwrap_new).collect();
@@ -223,14 +232,35 @@ async fn staged_shares_are_confirmed_by_the_acknowledgements_at_the_relay() {
     }
     let o = RunOptions { round_timeout: Duration::from_millis(300), ..opts() };
     let signer: Arc<dyn IdentitySigner + Send + Sync> = ps[0].signer.clone();
-    let found = confirm_staged(&relay, &setup, &new[0], signer.clone(), &mut ps[0].rng, &o).await;
+    let found = confirm_staged(
+        &RunContext::new(&relay, signer.clone(), &dkls23_core::setup::MemoryReplayGuard::new())
+            .with_options(o.clone()),
+        &setup,
+        &new[0],
+        &mut ps[0].rng,
+    )
+    .await;
     assert_eq!(found.unwrap(), Confirmation::Confirmed);
     let empty = MemoryRelay::new();
-    let found = confirm_staged(&empty, &setup, &new[0], signer.clone(), &mut ps[0].rng, &o).await;
+    let found = confirm_staged(
+        &RunContext::new(&empty, signer.clone(), &dkls23_core::setup::MemoryReplayGuard::new())
+            .with_options(o.clone()),
+        &setup,
+        &new[0],
+        &mut ps[0].rng,
+    )
+    .await;
     assert_eq!(found.unwrap(), Confirmation::Missing(vec![2, 3]));
     // The old share, or another party's, is not the staged share of this session.
     for wrong in [&shares[0], &new[1]] {
-        let r = confirm_staged(&relay, &setup, wrong, signer.clone(), &mut ps[0].rng, &o).await;
+        let r = confirm_staged(
+            &RunContext::new(&relay, signer.clone(), &dkls23_core::setup::MemoryReplayGuard::new())
+                .with_options(o.clone()),
+            &setup,
+            wrong,
+            &mut ps[0].rng,
+        )
+        .await;
         assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
     }
 }

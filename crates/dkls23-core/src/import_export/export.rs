@@ -1,398 +1,27 @@
-//! Key import (split an existing private key, `protocols.md` §6.1) and key export (reconstruct
-//! it to one recipient, §6.2), as sans-IO building blocks; the async runners are
-//! [`crate::runner::run_import`], [`crate::runner::run_export`] and
-//! [`crate::runner::run_export_receive`].
-//!
-//! **Import** is trusted-dealer: the key is only as safe as the dealer's history. The dealt
-//! shares are provisional (no OT material); the import runner immediately runs a refresh-mode
-//! reshare, so the final shares and all OT / zero seeds are fresh and unknown to the dealer.
-//!
-//! **Export ends threshold custody.** After an export the key must be treated as single-custody
-//! forever; a refresh does not undo it. Every API here requires the caller to pass
-//! [`EXPORT_CONFIRMATION`] verbatim.
+//! Key export (`protocols.md` §6.2): every exporter sends its share, encrypted to the
+//! recipient's static X25519 key and signed (so a wrong share is attributable); the recipient
+//! checks each against its public share and reconstructs the key. **Export ends threshold
+//! custody.**
 
 use std::collections::BTreeMap;
 
 use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag as AeadTag};
-use k256::elliptic_curve::PrimeField;
 use k256::elliptic_curve::group::Group;
-use k256::{FieldBytes, ProjectivePoint, Scalar};
+use k256::{ProjectivePoint, Scalar};
 use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, Zeroizing};
 
-use crate::dkg::random_bytes;
+use super::invalid;
 use crate::encoding::{POINT_LEN, Reader, point_to_bytes, scalar_to_bytes};
 use crate::error::Error;
 use crate::identity::IdentityPublicKey;
-use crate::keyshare::{KeyShare, key_id, public_shares_from};
-use crate::math::{PartyIndex, Polynomial, feldman_check, lagrange_at_zero};
-use crate::reshare::{NewMember, OldMember, OldSecret, ReshareSpec};
+use crate::keyshare::{KeyShare, key_id};
+use crate::math::{PartyIndex, lagrange_at_zero};
+use crate::round::{Expected, Outgoing, Received, Round, Step, expect_from, payload, random_bytes};
 use crate::setup::{ProtocolId, Setup};
-use crate::transcript::{DOMAIN, Tag, Th};
-
-fn invalid(msg: impl Into<String>) -> Error {
-    Error::InvalidInput(msg.into())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Import
-// ---------------------------------------------------------------------------------------------
-
-/// The importer's secret: a private key and its chain code. Zeroized on drop.
-pub struct ImportSecret {
-    x: Scalar,
-    chain_code: [u8; 32],
-}
-
-impl ImportSecret {
-    /// A private key (32 bytes big-endian, in `1..q`) and its chain code; without one (a plain
-    /// key, not a BIP32 node) a fresh random chain code is drawn.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] if the key is zero or not below the group order.
-    pub fn new(
-        private_key: &[u8; 32],
-        chain_code: Option<[u8; 32]>,
-        rng: &mut (impl CryptoRng + ?Sized),
-    ) -> Result<Self, Error> {
-        let x: Option<Scalar> = Scalar::from_repr(FieldBytes::from(*private_key)).into();
-        let x = x.filter(|x| !bool::from(x.is_zero())).ok_or_else(|| {
-            invalid("the private key must be a non-zero scalar below the group order")
-        })?;
-        let chain_code = chain_code.unwrap_or_else(|| random_bytes(rng));
-        Ok(Self { x, chain_code })
-    }
-
-    /// The private key and chain code of a BIP32 extended private key (`xprv…` / `tprv…`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for a bad encoding or checksum, a public or unknown version, a
-    /// depth-0 node with a parent fingerprint or child number, a key byte other than `0x00`, or
-    /// a key outside `1..q` (BIP-32 test vector 5).
-    pub fn from_xprv(s: &str) -> Result<Self, Error> {
-        let bad = |what: &str| invalid(format!("extended private key: {what}"));
-        let data = crate::bip32::decode_extended_key(s).map_err(|e| bad(&e.to_string()))?;
-        let mut r = Reader::new(&data);
-        let version = r.u32().map_err(|_| bad("truncated"))?;
-        if version != 0x0488_ADE4 && version != 0x0435_8394 {
-            return Err(bad("not an xprv / tprv version"));
-        }
-        let [depth] = r.array::<1>().map_err(|_| bad("truncated"))?;
-        let fingerprint = r.array::<4>().map_err(|_| bad("truncated"))?;
-        let child = r.u32().map_err(|_| bad("truncated"))?;
-        let chain_code = Zeroizing::new(r.array::<32>().map_err(|_| bad("truncated"))?);
-        let [prefix] = r.array::<1>().map_err(|_| bad("truncated"))?;
-        let key = Zeroizing::new(r.array::<32>().map_err(|_| bad("truncated"))?);
-        if depth == 0 && (fingerprint != [0; 4] || child != 0) {
-            return Err(bad("depth 0 with a parent fingerprint or child number"));
-        }
-        if prefix != 0 {
-            return Err(bad("private key must be prefixed by 0x00"));
-        }
-        let x: Option<Scalar> = Scalar::from_repr(FieldBytes::from(*key)).into();
-        let x =
-            x.filter(|x| !bool::from(x.is_zero())).ok_or_else(|| bad("private key not in 1..q"))?;
-        Ok(Self { x, chain_code: *chain_code })
-    }
-
-    /// X = x·G.
-    pub fn public_key(&self) -> ProjectivePoint {
-        ProjectivePoint::mul_by_generator(&self.x)
-    }
-
-    /// The key id the imported key will have.
-    pub fn key_id(&self) -> [u8; 32] {
-        key_id(&self.public_key(), &self.chain_code)
-    }
-
-    /// The public import request for this key, dealt by `dealer`.
-    pub fn request(&self, dealer: PartyIndex) -> ImportRequest {
-        ImportRequest { dealer, public_key: self.public_key(), key_id: self.key_id() }
-    }
-}
-
-impl Zeroize for ImportSecret {
-    fn zeroize(&mut self) {
-        self.x.zeroize();
-        self.chain_code.zeroize();
-    }
-}
-impl Drop for ImportSecret {
-    fn drop(&mut self) {
-        self.zeroize();
-    }
-}
-impl ZeroizeOnDrop for ImportSecret {}
-
-/// What an import setup carries in `extra`: who deals, and the key every party expects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportRequest {
-    /// The dealer's index (one of the holders 1..=n).
-    pub dealer: PartyIndex,
-    /// The public key being imported.
-    pub public_key: ProjectivePoint,
-    /// Its key id `TH("key-id", X, cc)`.
-    pub key_id: [u8; 32],
-}
-
-impl ImportRequest {
-    /// Canonical encoding: `dealer u16 ‖ X ‖ key_id`.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(2 + POINT_LEN + 32);
-        out.extend_from_slice(&self.dealer.to_be_bytes());
-        out.extend_from_slice(&point_to_bytes(&self.public_key));
-        out.extend_from_slice(&self.key_id);
-        out
-    }
-
-    /// Strict decoding.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] for malformed input.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let bad = |e| invalid(format!("import request: {e}"));
-        let mut r = Reader::new(bytes);
-        let req = Self {
-            dealer: r.u16().map_err(bad)?,
-            public_key: r.point().map_err(bad)?,
-            key_id: r.array().map_err(bad)?,
-        };
-        r.finish().map_err(bad)?;
-        Ok(req)
-    }
-
-    /// The import `Setup`: holders `1..=n` (their identities in index order), threshold `t`.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] if the setup is invalid or the dealer is not a holder.
-    pub fn to_setup(
-        &self,
-        iid: [u8; 32],
-        holders: Vec<IdentityPublicKey>,
-        t: u16,
-        ttl_secs: u32,
-    ) -> Result<Setup, Error> {
-        let n = u16::try_from(holders.len()).map_err(|_| invalid("too many holders"))?;
-        let participants =
-            holders.into_iter().enumerate().map(|(i, k)| (i as u16 + 1, k)).collect();
-        let setup =
-            Setup::new(ProtocolId::Import, iid, n, t, participants, self.to_bytes(), ttl_secs)
-                .map_err(|e| invalid(format!("import setup: {e}")))?;
-        Self::from_setup(&setup)?;
-        Ok(setup)
-    }
-
-    /// Parses the request of an import setup and checks the setup's shape (holders exactly
-    /// `1..=n`, the dealer among them).
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] on any mismatch.
-    pub fn from_setup(setup: &Setup) -> Result<Self, Error> {
-        if setup.protocol() != ProtocolId::Import {
-            return Err(invalid("the setup is not an import setup"));
-        }
-        let req = Self::from_bytes(setup.extra())?;
-        let indices: Vec<PartyIndex> = setup.participants().iter().map(|(i, _)| *i).collect();
-        if indices != (1..=setup.n()).collect::<Vec<_>>() {
-            return Err(invalid("import participants must be exactly the holders 1..=n"));
-        }
-        if req.dealer == 0 || req.dealer > setup.n() {
-            return Err(invalid("the import dealer must be one of the holders"));
-        }
-        Ok(req)
-    }
-}
-
-/// The dealer's polynomial f with f(0) = x (secret, zeroized on drop).
-pub struct ImportDeal {
-    poly: Polynomial,
-    chain_code: [u8; 32],
-    commitments: Vec<ProjectivePoint>,
-}
-
-/// A holder's provisional share after the deal: no OT material, never usable for signing; only
-/// input to the refresh that follows (§6.1 step 3).
-pub struct ProvisionalShare {
-    index: PartyIndex,
-    share: Scalar,
-    chain_code: [u8; 32],
-    public_key: ProjectivePoint,
-    public_shares: Vec<ProjectivePoint>,
-    keygen_sid: [u8; 32],
-}
-
-fn import_sid(
-    sid: &[u8; 32],
-    x: &ProjectivePoint,
-    cc: &[u8; 32],
-    f: &[ProjectivePoint],
-) -> [u8; 32] {
-    let mut h = Th::new(Tag::Import);
-    h.put(b"keygen-sid").put(sid).put(&point_to_bytes(x)).put(cc);
-    for a in f {
-        h.put(&point_to_bytes(a));
-    }
-    h.finish()
-}
-
-impl ImportDeal {
-    /// Samples f of degree t − 1 with f(0) = x.
-    pub fn new(rng: &mut (impl CryptoRng + ?Sized), secret: &ImportSecret, t: u16) -> Self {
-        let poly = Polynomial::random(rng, usize::from(t), Some(secret.x));
-        let commitments = poly.commitments();
-        Self { poly, chain_code: secret.chain_code, commitments }
-    }
-
-    /// The message to holder ℓ: `sid ‖ X ‖ cc ‖ F_0..F_{t−1} ‖ f(ℓ)` (send it encrypted).
-    pub fn message_for(&self, sid: &[u8; 32], l: PartyIndex) -> Zeroizing<Vec<u8>> {
-        let mut m =
-            Zeroizing::new(Vec::with_capacity(32 * 3 + POINT_LEN * (1 + self.commitments.len())));
-        m.extend_from_slice(sid);
-        let x = self.commitments.first().copied().unwrap_or(ProjectivePoint::IDENTITY);
-        m.extend_from_slice(&point_to_bytes(&x));
-        m.extend_from_slice(&self.chain_code);
-        for a in &self.commitments {
-            m.extend_from_slice(&point_to_bytes(a));
-        }
-        m.extend_from_slice(&scalar_to_bytes(&self.poly.eval(l)));
-        m
-    }
-}
-
-impl Drop for ImportDeal {
-    fn drop(&mut self) {
-        self.chain_code.zeroize();
-    }
-}
-
-impl ProvisionalShare {
-    /// Checks the dealer's message to `me` (§6.1 step 2): sid echo, `F_0 == X` of the request,
-    /// Feldman, key id. Failures blame the dealer.
-    ///
-    /// # Errors
-    /// [`Error::Blame`] naming the dealer; [`Error::ViewMismatch`] for another sid.
-    pub fn accept(
-        sid: &[u8; 32],
-        req: &ImportRequest,
-        n: u16,
-        t: u16,
-        me: PartyIndex,
-        msg: &[u8],
-    ) -> Result<Self, Error> {
-        let d = req.dealer;
-        let len = 32 + POINT_LEN + 32 + usize::from(t) * POINT_LEN + 32;
-        if msg.len() != len {
-            return Err(Error::blame(
-                d,
-                format!("import message has {} bytes, expected {len}", msg.len()),
-            ));
-        }
-        let mut r = Reader::new(msg);
-        let bad = |e| Error::blame(d, format!("malformed import message: {e}"));
-        let echo: [u8; 32] = r.array().map_err(bad)?;
-        if echo != *sid {
-            return Err(Error::ViewMismatch { round: 2, party: d });
-        }
-        let x = r.point().map_err(bad)?;
-        let chain_code: [u8; 32] = r.array().map_err(bad)?;
-        let mut f = Vec::with_capacity(usize::from(t));
-        for _ in 0..t {
-            f.push(r.point().map_err(bad)?);
-        }
-        let share = r.scalar().map_err(bad)?;
-        r.finish().map_err(bad)?;
-        if x != req.public_key || f.first() != Some(&x) {
-            return Err(Error::blame(d, "dealt a different public key than the import request"));
-        }
-        if !bool::from(key_id(&x, &chain_code).ct_eq(&req.key_id)) {
-            return Err(Error::blame(d, "sent a chain code that does not match the key id"));
-        }
-        if !feldman_check(&share, me, &f) {
-            return Err(Error::blame(d, "share fails the Feldman check against its commitments"));
-        }
-        Ok(Self {
-            index: me,
-            share,
-            chain_code,
-            public_key: x,
-            public_shares: public_shares_from(&f, n),
-            keygen_sid: import_sid(sid, &x, &chain_code, &f),
-        })
-    }
-
-    /// The dealer's own provisional share.
-    pub fn own(sid: &[u8; 32], deal: &ImportDeal, n: u16, me: PartyIndex) -> Self {
-        let x = deal.commitments.first().copied().unwrap_or(ProjectivePoint::IDENTITY);
-        Self {
-            index: me,
-            share: deal.poly.eval(me),
-            chain_code: deal.chain_code,
-            public_key: x,
-            public_shares: public_shares_from(&deal.commitments, n),
-            keygen_sid: import_sid(sid, &x, &deal.chain_code, &deal.commitments),
-        }
-    }
-
-    /// The refresh-mode reshare that turns the provisional shares into real ones: old = new =
-    /// all holders with the setup's identities, same t, epoch 0 → 1.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] if the result is not a valid spec.
-    pub fn refresh_spec(
-        &self,
-        holders: &[(PartyIndex, IdentityPublicKey)],
-        t: u16,
-    ) -> Result<ReshareSpec, Error> {
-        let old_committee = holders
-            .iter()
-            .map(|(l, id)| {
-                Ok(OldMember {
-                    index: *l,
-                    identity: *id,
-                    public_share: *self
-                        .public_shares
-                        .get(usize::from(*l).wrapping_sub(1))
-                        .ok_or_else(|| invalid("holder index out of range"))?,
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        let spec = ReshareSpec {
-            key_id: key_id(&self.public_key, &self.chain_code),
-            old_keygen_sid: self.keygen_sid,
-            public_key: self.public_key,
-            old_threshold: t,
-            old_committee,
-            new_committee: holders
-                .iter()
-                .map(|(l, id)| NewMember { index: *l, identity: *id })
-                .collect(),
-            new_threshold: t,
-            new_epoch: 1,
-        };
-        spec.validate()?;
-        Ok(spec)
-    }
-
-    /// The dealer input for the refresh.
-    pub fn into_old_secret(self) -> OldSecret {
-        OldSecret::from_parts(self.index, self.share, self.chain_code)
-    }
-}
-
-impl Drop for ProvisionalShare {
-    fn drop(&mut self) {
-        self.share.zeroize();
-        self.chain_code.zeroize();
-    }
-}
-
-redacted!(ImportSecret, ImportDeal, ProvisionalShare);
-
-// ---------------------------------------------------------------------------------------------
-// Export
-// ---------------------------------------------------------------------------------------------
+use crate::transcript::{DOMAIN, Tag};
 
 /// The value every export API requires verbatim: exporting ends threshold custody.
 pub const EXPORT_CONFIRMATION: &str =
@@ -771,11 +400,11 @@ pub fn receive_export(
         return Err(invalid("the recipient secret does not match the request's recipient key"));
     }
     let set: Vec<PartyIndex> = req.exporters.iter().map(|(l, _)| *l).collect();
-    crate::dkg::expect_from(1, payloads, &set)?;
+    expect_from(1, payloads, &set)?;
     let mut x = Scalar::ZERO;
     let mut chain_code = Zeroizing::new([0u8; 32]);
     for &l in &set {
-        let p = payloads.get(&l).map_or(&[][..], Vec::as_slice);
+        let p = payload(payloads, l);
         let (mut s, cc) = open_export_share(req, setup_hash, recipient_secret, l, p)?;
         let lambda = lagrange_at_zero(&set, l).ok_or_else(|| invalid("bad exporter set"))?;
         x += lambda * s;
@@ -792,3 +421,101 @@ pub fn receive_export(
     x.zeroize();
     Ok(ExportedKey { secret, chain_code, public_key: req.public_key })
 }
+
+/// The exporter's only round: its payload is published in round 1 and nothing comes back.
+#[derive(Debug)]
+pub struct ExportSentRound;
+
+/// Starts the exporter side of an export: the round and the payload to broadcast (see
+/// [`export_share`]).
+///
+/// # Errors
+/// As [`export_share`].
+pub fn start_export(
+    rng: &mut (impl CryptoRng + ?Sized),
+    share: &KeyShare,
+    req: &ExportRequest,
+    setup_hash: &[u8; 32],
+    confirmation: &str,
+) -> Result<(ExportSentRound, Outgoing), Error> {
+    let out = export_share(rng, share, req, setup_hash, confirmation)?;
+    Ok((ExportSentRound, Outgoing::broadcast(out)))
+}
+
+impl<'a> Round<'a> for ExportSentRound {
+    type Output = ();
+
+    fn number(&self) -> u16 {
+        1
+    }
+
+    fn expects(&self) -> Expected {
+        Expected::nothing()
+    }
+
+    fn next(
+        self: Box<Self>,
+        _rng: &mut dyn CryptoRng,
+        _got: Received,
+    ) -> Result<Step<'a, ()>, Error> {
+        Ok(Step::Done(()))
+    }
+}
+
+/// The recipient's only round: every exporter's payload, opened and combined.
+pub struct ExportReceiveRound {
+    req: ExportRequest,
+    setup_hash: [u8; 32],
+    recipient_secret: Zeroizing<[u8; 32]>,
+}
+
+/// Starts the recipient side of an export for the request `req` of the setup with hash
+/// `setup_hash`; it sends nothing.
+///
+/// # Errors
+/// [`Error::InvalidInput`] without the confirmation.
+pub fn start_export_receive(
+    req: ExportRequest,
+    setup_hash: &[u8; 32],
+    recipient_secret: &[u8; 32],
+    confirmation: &str,
+) -> Result<(ExportReceiveRound, Outgoing), Error> {
+    confirm(confirmation)?;
+    let round = ExportReceiveRound {
+        req,
+        setup_hash: *setup_hash,
+        recipient_secret: Zeroizing::new(*recipient_secret),
+    };
+    Ok((round, Outgoing::none()))
+}
+
+impl<'a> Round<'a> for ExportReceiveRound {
+    type Output = ExportedKey;
+
+    fn number(&self) -> u16 {
+        1
+    }
+
+    fn expects(&self) -> Expected {
+        Expected::broadcasts(self.req.exporters.iter().map(|(l, _)| *l).collect())
+    }
+
+    /// # Errors
+    /// [`Error::Blame`] naming an exporter whose payload is wrong; [`Error::Timeout`].
+    fn next(
+        self: Box<Self>,
+        _rng: &mut dyn CryptoRng,
+        got: Received,
+    ) -> Result<Step<'a, ExportedKey>, Error> {
+        receive_export(
+            &self.req,
+            &self.setup_hash,
+            &self.recipient_secret,
+            &got.bcast,
+            EXPORT_CONFIRMATION,
+        )
+        .map(Step::Done)
+    }
+}
+
+redacted!(ExportReceiveRound);

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
-use dkls23_core::runner::{RunOptions, SignRequest, run_dkg, run_sign};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
+use dkls23_core::sign::SignRequest;
 use dkls23_core::{AbortReason, Error, KeyShare};
+use dkls23_runner::{RunContext, RunOptions, run_dkg, run_sign};
 use msg_relay_api::{Fault, MemoryRelay};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -56,7 +57,12 @@ pub async fn dkg_over<R: msg_relay_api::Relay>(
         let o = &o;
         async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_dkg(r, setup, signer, &p.guard, &mut p.rng, o).await
+            run_dkg(
+                &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
+                setup,
+                &mut p.rng,
+            )
+            .await
         }
     });
     join_all(futs).await
@@ -101,7 +107,13 @@ pub async fn sign_over<R: msg_relay_api::Relay>(
             let o = &o;
             async move {
                 let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-                run_sign(r, setup, share, signer, &p.guard, &[], &mut p.rng, o).await
+                run_sign(
+                    &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
+                    setup,
+                    share,
+                    &mut p.rng,
+                )
+                .await
             }
         });
     join_all(futs).await
@@ -134,7 +146,7 @@ async fn dkg_and_signing_through_the_memory_relay() {
     let mut ps = parties(3, 1);
     let shares: Vec<KeyShare> =
         dkg_over(&relays, &mut ps, 2, 1).await.into_iter().map(|r| r.unwrap()).collect();
-    crate::dkg::check_invariants(&shares);
+    dkls23_core::sim::check_shares(&shares).unwrap();
     // Every message was consumed by all its receivers: the relay holds nothing.
     let (held, consumed) = relay.held();
     assert_eq!(held, 0, "DKG messages left at the relay");
@@ -148,7 +160,7 @@ async fn dkg_and_signing_through_the_memory_relay() {
         dkls23_core::bip32::derive(shares[0].public_key(), shares[0].chain_code(), &[1, 2])
             .unwrap();
     for s in sigs {
-        crate::sign::verify(&derived.public_key, &m32, &s.unwrap());
+        dkls23_core::sim::check_signature(&derived.public_key, &m32, &s.unwrap()).unwrap();
     }
 }
 
@@ -193,7 +205,13 @@ async fn tampering_relay_causes_timeout_never_blame_or_ban() {
             let o = &o;
             async move {
                 let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-                run_sign(r, setup, share, signer, &p.guard, &[], &mut p.rng, o).await
+                run_sign(
+                    &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
+                    setup,
+                    share,
+                    &mut p.rng,
+                )
+                .await
             }
         });
         join_all(futs).await
@@ -222,7 +240,7 @@ async fn tampering_relay_causes_timeout_never_blame_or_ban() {
 #[tokio::test]
 async fn an_abort_notice_ends_the_peers_runs_at_once() {
     use dkls23_core::AbortReason;
-    use dkls23_core::runner::announce_abort;
+    use dkls23_runner::announce_abort;
     let relay = MemoryRelay::new();
     let mut ps = parties(3, 9);
     let setup = Setup::new(ProtocolId::Dkg, [77; 32], 3, 2, keys(&ps), vec![], 600).unwrap();
@@ -241,7 +259,15 @@ async fn an_abort_notice_ends_the_peers_runs_at_once() {
     .unwrap();
     let signer: Arc<dyn IdentitySigner + Send + Sync> = outsider;
     let mut rng = ChaCha20Rng::seed_from_u64(6);
-    announce_abort(&relay, &bogus, signer, AbortReason::Busy, &mut rng, &o).await.unwrap();
+    announce_abort(
+        &RunContext::new(&relay, signer, &dkls23_core::setup::MemoryReplayGuard::new())
+            .with_options(o.clone()),
+        &bogus,
+        AbortReason::Busy,
+        &mut rng,
+    )
+    .await
+    .unwrap();
 
     let third = ps.pop().unwrap();
     let start = std::time::Instant::now();
@@ -249,14 +275,27 @@ async fn an_abort_notice_ends_the_peers_runs_at_once() {
         let (setup, o, relay) = (&setup, &o, &relay);
         async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_dkg(relay, setup, signer, &p.guard, &mut p.rng, o).await
+            run_dkg(
+                &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
+                setup,
+                &mut p.rng,
+            )
+            .await
         }
     });
     let announce = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let signer: Arc<dyn IdentitySigner + Send + Sync> = third.signer.clone();
         let mut rng = ChaCha20Rng::seed_from_u64(7);
-        announce_abort(&relay, &setup, signer, AbortReason::Busy, &mut rng, &o).await.unwrap();
+        announce_abort(
+            &RunContext::new(&relay, signer, &dkls23_core::setup::MemoryReplayGuard::new())
+                .with_options(o.clone()),
+            &setup,
+            AbortReason::Busy,
+            &mut rng,
+        )
+        .await
+        .unwrap();
     };
     let (results, ()) = tokio::join!(join_all(runs), announce);
     for r in results {
@@ -298,7 +337,15 @@ async fn a_failing_party_takes_its_peers_down_with_the_reason() {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
             // Party 1 bans party 3 for this run: it refuses before its first message.
             let banned: &[u16] = if k == 0 { &[3] } else { &[] };
-            run_sign(relay, setup, share, signer, &p.guard, banned, &mut p.rng, o).await
+            run_sign(
+                &RunContext::new(relay, signer, &p.guard)
+                    .with_options(o.clone())
+                    .refusing(banned.to_vec()),
+                setup,
+                share,
+                &mut p.rng,
+            )
+            .await
         }
     });
     let results = join_all(futs).await;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::IdentitySigner;
-use dkls23_core::runner::{RoundEvent, RoundObserver, RunOptions, SignRequest, run_dkg, run_sign};
 use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::sign::SignRequest;
+use dkls23_runner::{RoundEvent, RoundObserver, RunContext, RunOptions, run_dkg, run_sign};
 use msg_relay_api::{MemoryRelay, MessageId, Relay, RelayFuture};
 
 use crate::runner::{join_all, keys, parties};
@@ -106,7 +107,12 @@ async fn observer_sees_every_round_of_dkg_and_signing() {
         let setup = &setup;
         async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_dkg(r, setup, signer, &p.guard, &mut p.rng, o).await
+            run_dkg(
+                &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
+                setup,
+                &mut p.rng,
+            )
+            .await
         }
     });
     let shares: Vec<KeyShare> = join_all(futs).await.into_iter().map(|r| r.unwrap()).collect();
@@ -136,11 +142,18 @@ async fn observer_sees_every_round_of_dkg_and_signing() {
         let share = &shares[*i];
         async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_sign(r, setup, share, signer, &p.guard, &[], &mut p.rng, o).await
+            run_sign(
+                &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
+                setup,
+                share,
+                &mut p.rng,
+            )
+            .await
         }
     });
     for s in join_all(futs).await {
-        crate::sign::verify(shares[0].public_key(), &req.message, &s.unwrap());
+        dkls23_core::sim::check_signature(shares[0].public_key(), &req.message, &s.unwrap())
+            .unwrap();
     }
     // S0 broadcast, S1 p2p, S2 broadcast + p2p, S3 broadcast; one peer.
     let sign_counts = [(1, 1), (1, 1), (2, 2), (1, 1)];

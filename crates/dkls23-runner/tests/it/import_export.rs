@@ -11,9 +11,9 @@ use dkls23_core::import_export::{
     EXPORT_CONFIRMATION, ExportRequest, ImportDeal, ImportSecret, ProvisionalShare, export_share,
     receive_export,
 };
-use dkls23_core::runner::{run_export, run_export_receive, run_import};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId};
 use dkls23_core::{Error, KeyShare};
+use dkls23_runner::{RunContext, run_export, run_export_receive, run_import};
 use msg_relay_api::MemoryRelay;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -42,7 +42,13 @@ async fn import_over(relay: &MemoryRelay, ps: &mut [Party], t: u16, iid: u8) -> 
         let (setup, o) = (&setup, &o);
         async move {
             let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-            run_import(relay, setup, dealer, signer, &p.guard, &mut p.rng, o).await
+            run_import(
+                &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
+                setup,
+                dealer,
+                &mut p.rng,
+            )
+            .await
         }
     });
     let shares = join_all(futs).await.into_iter().map(|r| r.unwrap()).collect();
@@ -86,7 +92,7 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
     let sigs = sign_over(&relays, &mut ps, &shares, &[2, 3], &[2, 1_000_000_000], m32, 2).await;
     let tv_child = point_from_slice(&hex::decode(TV1_CHILD_PUB).unwrap()).unwrap();
     for s in sigs {
-        crate::sign::verify(&tv_child, &m32, &s.unwrap());
+        dkls23_core::sim::check_signature(&tv_child, &m32, &s.unwrap()).unwrap();
     }
 
     // Export to a recipient outside the committee (setup index 9), through exporters 1 and 3.
@@ -105,29 +111,18 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
     let send = join_all(exporters.iter().zip([&mut p0[0], p2]).map(|((_, share), p)| async move {
         let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
         run_export(
-            relay_ref,
+            &RunContext::new(relay_ref, signer, &p.guard).with_options(o_ref.clone()),
             setup_ref,
             share,
-            signer,
-            &p.guard,
-            &mut p.rng,
-            o_ref,
             EXPORT_CONFIRMATION,
+            &mut p.rng,
         )
         .await
     }));
     let recipient: Arc<dyn IdentitySigner + Send + Sync> = Arc::new(recipient);
     let mut rng2 = ChaCha20Rng::seed_from_u64(100);
-    let recv = run_export_receive(
-        &relay,
-        &setup,
-        recipient.clone(),
-        &r_guard,
-        &mut rng2,
-        &o,
-        &r_secret,
-        EXPORT_CONFIRMATION,
-    );
+    let r_ctx = RunContext::new(&relay, recipient.clone(), &r_guard).with_options(o.clone());
+    let recv = run_export_receive(&r_ctx, &setup, &r_secret, EXPORT_CONFIRMATION, &mut rng2);
     let (sent, key) = tokio::join!(send, recv);
     for s in sent {
         s.unwrap();
@@ -156,10 +151,23 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
     // Without the confirmation nothing is sent or reconstructed.
     let p = &mut ps[1];
     let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
-    let r = run_export(&relay, &setup, &shares[1], signer, &p.guard, &mut p.rng, &o, "yes").await;
+    let r = run_export(
+        &RunContext::new(&relay, signer, &p.guard).with_options(o.clone()),
+        &setup,
+        &shares[1],
+        "yes",
+        &mut p.rng,
+    )
+    .await;
     assert!(matches!(r, Err(Error::InvalidInput(_))), "{r:?}");
-    let r = run_export_receive(&relay, &setup, recipient, &r_guard, &mut rng2, &o, &r_secret, "ok")
-        .await;
+    let r = run_export_receive(
+        &RunContext::new(&relay, recipient, &r_guard).with_options(o.clone()),
+        &setup,
+        &r_secret,
+        "ok",
+        &mut rng2,
+    )
+    .await;
     assert!(matches!(r, Err(Error::InvalidInput(_))));
 }
 
