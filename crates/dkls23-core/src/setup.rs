@@ -214,34 +214,25 @@ impl Setup {
         ttl_secs: u32,
     ) -> Result<Self, SetupError> {
         participants.sort_by_key(|(i, _)| *i);
-        Self::validated(protocol, SPEC_VERSION, iid, n, t, participants, extra, ttl_secs)
+        let version = SPEC_VERSION;
+        Self { protocol, version, iid, n, t, participants, extra, ttl_secs, hash: [0; 32] }
+            .validated()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn validated(
-        protocol: ProtocolId,
-        version: u16,
-        iid: [u8; 32],
-        n: u16,
-        t: u16,
-        participants: Vec<(PartyIndex, IdentityPublicKey)>,
-        extra: Vec<u8>,
-        ttl_secs: u32,
-    ) -> Result<Self, SetupError> {
-        if version != SPEC_VERSION {
-            return Err(SetupError::UnsupportedVersion(version));
+    /// Checks the fields of a setup built (or decoded) without its hash and sets the hash.
+    fn validated(mut self) -> Result<Self, SetupError> {
+        if self.version != SPEC_VERSION {
+            return Err(SetupError::UnsupportedVersion(self.version));
         }
-        if extra.len() > MAX_EXTRA_LEN {
-            return Err(SetupError::Oversize { len: extra.len(), max: MAX_EXTRA_LEN });
+        if self.extra.len() > MAX_EXTRA_LEN {
+            return Err(SetupError::Oversize { len: self.extra.len(), max: MAX_EXTRA_LEN });
         }
-        if ttl_secs == 0 || ttl_secs > MAX_TTL_SECS {
-            return Err(SetupError::Ttl(ttl_secs));
+        if self.ttl_secs == 0 || self.ttl_secs > MAX_TTL_SECS {
+            return Err(SetupError::Ttl(self.ttl_secs));
         }
-        check_members(protocol, n, t, &participants)?;
-        let mut setup =
-            Self { protocol, version, iid, n, t, participants, extra, ttl_secs, hash: [0; 32] };
-        setup.hash = th(Tag::Setup, &[&setup.to_bytes()]);
-        Ok(setup)
+        check_members(self.protocol, self.n, self.t, &self.participants)?;
+        self.hash = th(Tag::Setup, &[&self.to_bytes()]);
+        Ok(self)
     }
 
     /// The canonical encoding (see the module docs).
@@ -309,7 +300,8 @@ impl Setup {
         let extra = r.take(extra_len).map_err(trunc)?.to_vec();
         let ttl_secs = r.u32().map_err(trunc)?;
         r.finish().map_err(|_| SetupError::TrailingBytes)?;
-        Self::validated(protocol, version, iid, n, t, participants, extra, ttl_secs)
+        Self { protocol, version, iid, n, t, participants, extra, ttl_secs, hash: [0; 32] }
+            .validated()
     }
 
     /// `setup_hash = TH("setup", canonical bytes)`.

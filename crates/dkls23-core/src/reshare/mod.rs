@@ -256,27 +256,28 @@ pub struct ReshareRound4 {
     pending: Option<KeyShare>,
 }
 
+/// What the Q1 broadcasts established: the session id, every other participant's ephemeral
+/// key and every other dealer's polynomial commitment.
+struct Q1View {
+    sid: [u8; 32],
+    ephemeral: BTreeMap<PartyIndex, [u8; 32]>,
+    commitments: BTreeMap<PartyIndex, [u8; 32]>,
+}
+
 impl ReshareRound1 {
-    /// Consumes the other participants' Q1 broadcasts and produces Q2.
-    fn advance(
-        self,
-        rng: &mut (impl CryptoRng + ?Sized),
-        q1: &BTreeMap<PartyIndex, Vec<u8>>,
-    ) -> Result<(ReshareRound2, Outgoing), Error> {
-        let ReshareRound1 { cfg, dealer, own_q1 } = self;
-        let me = cfg.me;
-        let others = cfg.others();
-        expect_from(1, q1, &others)?;
+    /// Checks and decodes the Q1 broadcasts (own one included in the session id).
+    fn read_q1(&self, q1: &BTreeMap<PartyIndex, Vec<u8>>) -> Result<Q1View, Error> {
+        let (cfg, me) = (&self.cfg, self.cfg.me);
         let dealers = cfg.spec.dealer_transport_indices();
-        let mut ephemeral = BTreeMap::new();
-        let mut commitments = BTreeMap::new();
-        let mut all: Vec<PartyIndex> = others.clone();
+        let mut view =
+            Q1View { sid: [0; 32], ephemeral: BTreeMap::new(), commitments: BTreeMap::new() };
+        let mut all: Vec<PartyIndex> = cfg.others();
         all.push(me);
         all.sort_unstable();
         let mut h = Th::new(Tag::RsSid);
         h.put(&cfg.setup_hash);
         for &j in &all {
-            let bytes: &[u8] = if j == me { &own_q1 } else { payload(q1, j) };
+            let bytes: &[u8] = if j == me { &self.own_q1 } else { payload(q1, j) };
             let is_dealer = dealers.contains(&j);
             let len = Q1_BASE + if is_dealer { 32 } else { 0 };
             if bytes.len() != len {
@@ -290,36 +291,56 @@ impl ReshareRound1 {
                 let mut r = Reader::new(bytes);
                 let bad = |_| Error::blame(j, "malformed Q1");
                 let _rho: [u8; 32] = r.array().map_err(bad)?;
-                ephemeral.insert(j, r.array().map_err(bad)?);
+                view.ephemeral.insert(j, r.array().map_err(bad)?);
                 if is_dealer {
-                    commitments.insert(j, r.array().map_err(bad)?);
+                    view.commitments.insert(j, r.array().map_err(bad)?);
                 }
             }
         }
-        let sid = h.finish();
-        let t_new = usize::from(cfg.spec.new_threshold);
-        let mut out = Outgoing::default();
-        let mut own_q2 = None;
-        if let Some(d) = &dealer {
-            let g = &d.commitments;
-            let mut b = Vec::with_capacity(64 + t_new * (POINT_LEN + POK_LEN));
-            b.extend_from_slice(&sid);
-            for a in g {
-                b.extend_from_slice(&point_to_bytes(a));
-            }
-            b.extend_from_slice(&d.salt);
-            for (k, a) in d.poly.coeffs().iter().enumerate().skip(1) {
-                Pok::prove(
-                    rng,
-                    Tag::RsPokCoef,
-                    &[&sid, &me.to_be_bytes(), &(k as u16).to_be_bytes()],
-                    a,
-                )
-                .encode_into(&mut b);
-            }
-            own_q2 = Some(b.clone());
-            out.broadcast = Some(b);
+        view.sid = h.finish();
+        Ok(view)
+    }
+
+    /// A dealer's Q2 broadcast: sid ‖ G_p,0..G_p,t'-1 ‖ salt ‖ proofs for the coefficients k ≥ 1.
+    fn q2_broadcast(
+        &self,
+        rng: &mut (impl CryptoRng + ?Sized),
+        d: &Dealer,
+        sid: &[u8; 32],
+    ) -> Vec<u8> {
+        let me = self.cfg.me;
+        let t_new = usize::from(self.cfg.spec.new_threshold);
+        let mut b = Vec::with_capacity(64 + t_new * (POINT_LEN + POK_LEN));
+        b.extend_from_slice(sid);
+        for a in &d.commitments {
+            b.extend_from_slice(&point_to_bytes(a));
         }
+        b.extend_from_slice(&d.salt);
+        for (k, a) in d.poly.coeffs().iter().enumerate().skip(1) {
+            Pok::prove(
+                rng,
+                Tag::RsPokCoef,
+                &[sid, &me.to_be_bytes(), &(k as u16).to_be_bytes()],
+                a,
+            )
+            .encode_into(&mut b);
+        }
+        b
+    }
+
+    /// Consumes the other participants' Q1 broadcasts and produces Q2.
+    fn advance(
+        self,
+        rng: &mut (impl CryptoRng + ?Sized),
+        q1: &BTreeMap<PartyIndex, Vec<u8>>,
+    ) -> Result<(ReshareRound2, Outgoing), Error> {
+        expect_from(1, q1, &self.cfg.others())?;
+        let Q1View { sid, ephemeral, commitments } = self.read_q1(q1)?;
+        let mut out = Outgoing::default();
+        let own_q2 = self.dealer.as_ref().map(|d| self.q2_broadcast(rng, d, &sid));
+        out.broadcast.clone_from(&own_q2);
+        let ReshareRound1 { cfg, dealer, .. } = self;
+        let me = cfg.me;
         let mut sigma_sent = BTreeMap::new();
         let mut alice = BTreeMap::new();
         for k in cfg.new_others() {
