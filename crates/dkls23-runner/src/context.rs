@@ -10,12 +10,9 @@ use msg_relay_api::Relay;
 
 use crate::options::RunOptions;
 
-/// Who runs, over which relay, with which records.
-///
-/// ```ignore
-/// let ctx = RunContext::new(&relay, signer, &guard).with_options(opts).with_bans(&bans);
-/// let share = dkls23_runner::run_dkg(&ctx, &setup, &mut rng).await?;
-/// ```
+/// Who runs, over which relay, with which records: built once per party and run, e.g.
+/// `RunContext::new(&relay, signer, &guard).with_options(opts).with_bans(&bans)` (the README
+/// has a complete example).
 pub struct RunContext<'a, R: Relay + ?Sized> {
     /// The relay every message of the run goes through.
     pub relay: &'a R,

@@ -41,3 +41,8 @@ pub use lifecycle::{
 pub use options::TamperFn;
 pub use options::{Confirmation, RoundEvent, RoundObserver, RunHooks, RunOptions, StageShare};
 pub use sign::{run_finish, run_presign, run_sign};
+
+/// The README's library example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;

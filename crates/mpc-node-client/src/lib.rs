@@ -11,6 +11,7 @@ pub mod api;
 pub mod embedded;
 mod http;
 pub mod session;
+mod stores;
 
 pub use embedded::{
     BanStore, EmbeddedParty, GeneratedKey, GenerationCounter, KeyStore, MemoryKeyStore, PartyError,
