@@ -21,6 +21,9 @@
 //!
 //! The async runner that drives these rounds over a message relay is a separate crate
 //! (`dkls23-runner`); this one has no runtime and no network dependency.
+//!
+//! Section references in comments (`protocols.md` §N, `ot.md` §N) are to the specification
+//! in the repository's `docs/spec/`.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 

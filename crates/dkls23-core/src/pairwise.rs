@@ -1,7 +1,7 @@
 //! The pairwise material DKG and reshare set up between every two parties: the OT setup ids
 //! and the finishing of a pair's base OT, the pairwise zero-sharing seeds, and the checks of
 //! the final-share broadcast and acknowledgement both protocols end with (`protocols.md` §2.3,
-//! §2.5, §5).
+//! §2.5, §2.6, §4.1).
 
 use k256::ProjectivePoint;
 

@@ -21,8 +21,8 @@ use crate::transcript::{Hs, Tag, Xof, reduce_wide};
 /// The public gadget vector g_col = HS("vole/gadget", col), computed once per process.
 ///
 /// DKLs23's gadget is a fixed public random vector; deriving it once from a fixed tag (rather
-/// than per session, as `ot.md` §4 suggests) gives the same distribution and saves 512 hashes
-/// per RVOLE.
+/// than per session, as the original design of `ot.md` §4 did) gives the same distribution and
+/// saves 512 hashes per RVOLE.
 pub fn gadget() -> &'static [Scalar; XI] {
     static GADGET: OnceLock<Box<[Scalar; XI]>> = OnceLock::new();
     GADGET.get_or_init(|| {
