@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, P256Identity};
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, P256Identity, SharedSigner};
 use dkls23_core::message::{Session, X25519_LEN};
 use dkls23_core::setup::{PartyIndex, ProtocolId, Setup};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 /// A signer as the message layer takes it.
-pub type Signer = Arc<dyn IdentitySigner + Send + Sync>;
+pub type Signer = SharedSigner;
 
 /// A deterministic RNG for `seed`.
 pub fn rng(seed: u64) -> ChaCha20Rng {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_core::sign::SignRequest;
 use dkls23_runner::{RunContext, RunOptions, run_dkg, run_sign};
@@ -66,7 +66,7 @@ async fn measure<R: Relay + 'static>(
     ps = both(relays.clone(), ps, |r, mut p, k| {
         let (setup, opts, shares) = (setup.clone(), opts.clone(), shares.clone());
         tokio::spawn(async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             let s = run_dkg(
                 &RunContext::new(r.as_ref(), signer, &p.guard).with_options(opts.clone()),
                 &setup,
@@ -97,7 +97,7 @@ async fn measure<R: Relay + 'static>(
         ps = both(relays.clone(), ps, |r, mut p, k| {
             let (setup, opts, shares) = (setup.clone(), opts.clone(), shares.clone());
             tokio::spawn(async move {
-                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                let signer: SharedSigner = p.signer.clone();
                 run_sign(
                     &RunContext::new(r.as_ref(), signer, &p.guard).with_options(opts.clone()),
                     &setup,

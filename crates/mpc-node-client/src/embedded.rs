@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::IdentitySigner;
+use dkls23_core::identity::SharedSigner;
 use dkls23_core::setup::ReplayGuard;
 use dkls23_core::sign::Signature;
 use dkls23_runner::{RunContext, RunOptions, run_dkg, run_finish, run_presign, run_sign};
@@ -92,7 +92,7 @@ pub struct GeneratedKey {
 
 /// A party without a node.
 pub struct EmbeddedParty {
-    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    signer: SharedSigner,
     relay: Arc<dyn Relay>,
     store: Arc<dyn KeyStore>,
     bans: Arc<dyn BanStore>,
@@ -118,7 +118,7 @@ impl EmbeddedParty {
     /// `store`, bans in `bans` and used instance ids in `guard` (all three persistent on a real
     /// device).
     pub fn new(
-        signer: Arc<dyn IdentitySigner + Send + Sync>,
+        signer: SharedSigner,
         relay: Arc<dyn Relay>,
         store: Arc<dyn KeyStore>,
         bans: Arc<dyn BanStore>,

@@ -2,13 +2,12 @@
 //! channels and the record of accepted messages.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
 use crate::identity::{
-    IdentityError, IdentityPublicKey, IdentitySigner, SIGNATURE_LEN, Signature, normalize_signature,
+    IdentityError, IdentityPublicKey, SIGNATURE_LEN, SharedSigner, Signature, normalize_signature,
 };
 use crate::setup::{PartyIndex, ProtocolId, ReplayGuard, Setup};
 
@@ -150,7 +149,7 @@ pub struct Session {
     setup_hash: [u8; 32],
     me: PartyIndex,
     my_key: IdentityPublicKey,
-    signer: Arc<dyn IdentitySigner + Send + Sync>,
+    signer: SharedSigner,
     ephemeral: EphemeralKey,
     peers: BTreeMap<PartyIndex, Peer>,
 }
@@ -178,7 +177,7 @@ impl Session {
     /// [`MessageError::Replay`] if `guard` refuses the instance id.
     pub fn new(
         setup: &Setup,
-        signer: Arc<dyn IdentitySigner + Send + Sync>,
+        signer: SharedSigner,
         guard: &(impl ReplayGuard + ?Sized),
         rng: &mut (impl rand_core::CryptoRng + ?Sized),
     ) -> Result<Self, MessageError> {
@@ -198,7 +197,7 @@ impl Session {
     /// [`MessageError::NotAParticipant`] if the signer's key is not in the setup.
     pub fn resume(
         setup: &Setup,
-        signer: Arc<dyn IdentitySigner + Send + Sync>,
+        signer: SharedSigner,
         rng: &mut (impl rand_core::CryptoRng + ?Sized),
     ) -> Result<Self, MessageError> {
         let my_key = signer.public_key();

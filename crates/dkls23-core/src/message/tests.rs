@@ -9,11 +9,12 @@ use rand_core::SeedableRng;
 use super::channel::nonce_counter;
 use super::*;
 use crate::identity::{
-    Ed25519Identity, IdentityError, IdentityPublicKey, IdentitySigner, P256Identity, Signature,
+    Ed25519Identity, IdentityError, IdentityPublicKey, IdentitySigner, P256Identity, SharedSigner,
+    Signature,
 };
 use crate::setup::{MemoryReplayGuard, PartyIndex, ProtocolId, ReplayError, Setup};
 
-type Signer = Arc<dyn IdentitySigner + Send + Sync>;
+type Signer = SharedSigner;
 
 /// Party 1 and 3 use Ed25519, party 2 uses P-256.
 fn signers(seed: u64) -> Vec<Signer> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use dkls23_core::bip32::{self, Network};
 use dkls23_core::encoding::{point_from_slice, point_to_bytes};
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::import_export::{
     EXPORT_CONFIRMATION, ExportRequest, ImportDeal, ImportSecret, ProvisionalShare, export_share,
     receive_export,
@@ -41,7 +41,7 @@ async fn import_over(relay: &MemoryRelay, ps: &mut [Party], t: u16, iid: u8) -> 
         let dealer = if i == 0 { secret.take() } else { None };
         let (setup, o) = (&setup, &o);
         async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_import(
                 &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
                 setup,
@@ -109,7 +109,7 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
     let (p0, rest) = ps.split_at_mut(1);
     let p2 = &mut rest[1];
     let send = join_all(exporters.iter().zip([&mut p0[0], p2]).map(|((_, share), p)| async move {
-        let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+        let signer: SharedSigner = p.signer.clone();
         run_export(
             &RunContext::new(relay_ref, signer, &p.guard).with_options(o_ref.clone()),
             setup_ref,
@@ -119,7 +119,7 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
         )
         .await
     }));
-    let recipient: Arc<dyn IdentitySigner + Send + Sync> = Arc::new(recipient);
+    let recipient: SharedSigner = Arc::new(recipient);
     let mut rng2 = ChaCha20Rng::seed_from_u64(100);
     let r_ctx = RunContext::new(&relay, recipient.clone(), &r_guard).with_options(o.clone());
     let recv = run_export_receive(&r_ctx, &setup, &r_secret, EXPORT_CONFIRMATION, &mut rng2);
@@ -150,7 +150,7 @@ async fn import_tv1_sign_under_a_path_and_export_it_back() {
 
     // Without the confirmation nothing is sent or reconstructed.
     let p = &mut ps[1];
-    let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+    let signer: SharedSigner = p.signer.clone();
     let r = run_export(
         &RunContext::new(&relay, signer, &p.guard).with_options(o.clone()),
         &setup,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkls23_core::ban::{BanList, MemoryBanList, record_if_banned};
-use dkls23_core::identity::{IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
 use dkls23_core::setup::{ProtocolId, Setup};
 use dkls23_core::sign::SignRequest;
@@ -28,7 +28,7 @@ async fn reshare_over(
         let setup = &setup;
         let share = *share;
         async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_reshare(
                 &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
                 setup,
@@ -170,7 +170,7 @@ async fn a_banned_party_is_refused_before_signing() {
         SignRequest { key_id, keygen_sid: *shares[0].keygen_sid(), path: vec![], message: [3; 32] };
     let setup = Setup::new(ProtocolId::Sign, [8; 32], 2, 2, all, req.to_bytes(), 600).unwrap();
     let p = &mut ps[0];
-    let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+    let signer: SharedSigner = p.signer.clone();
     let r = run_sign(
         &RunContext::new(&relay, signer, &p.guard).with_options(opts()).with_bans(&bans),
         &setup,
@@ -215,7 +215,7 @@ async fn staged_shares_are_confirmed_by_the_acknowledgements_at_the_relay() {
         let (relay, setup) = (&relay, &setup);
         let o = RunOptions { stage: Some(stage.clone()), ..opts() };
         async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_reshare(
                 &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
                 setup,
@@ -231,7 +231,7 @@ async fn staged_shares_are_confirmed_by_the_acknowledgements_at_the_relay() {
         assert_eq!(staged.to_bytes(), share.to_bytes());
     }
     let o = RunOptions { round_timeout: Duration::from_millis(300), ..opts() };
-    let signer: Arc<dyn IdentitySigner + Send + Sync> = ps[0].signer.clone();
+    let signer: SharedSigner = ps[0].signer.clone();
     let found = confirm_staged(
         &RunContext::new(&relay, signer.clone(), &dkls23_core::setup::MemoryReplayGuard::new())
             .with_options(o.clone()),

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::IdentitySigner;
+use dkls23_core::identity::SharedSigner;
 use dkls23_core::setup::{ProtocolId, Setup};
 use dkls23_core::sign::SignRequest;
 use dkls23_runner::{RoundEvent, RoundObserver, RunContext, RunOptions, run_dkg, run_sign};
@@ -106,7 +106,7 @@ async fn observer_sees_every_round_of_dkg_and_signing() {
     let futs = ps.iter_mut().zip(&relays).zip(&observers).map(|((p, r), (_, o))| {
         let setup = &setup;
         async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_dkg(
                 &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
                 setup,
@@ -141,7 +141,7 @@ async fn observer_sees_every_round_of_dkg_and_signing() {
         let setup = &setup;
         let share = &shares[*i];
         async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_sign(
                 &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
                 setup,

@@ -1,10 +1,9 @@
 //! Presigning through the runner: a presignature is stored as bytes, reloaded and finished
 //! later with a fresh session; it is bound to its key, epoch, party and setup.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use dkls23_core::identity::{IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_core::sign::Presignature;
 use dkls23_core::sign::{PresignRequest, SignRequest};
@@ -46,7 +45,7 @@ async fn presign_all(
         |(p, share)| {
             let o = &o;
             async move {
-                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                let signer: SharedSigner = p.signer.clone();
                 let pre = run_presign(
                     &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
                     setup,
@@ -81,7 +80,7 @@ async fn finish_all(
             let o = &o;
             async move {
                 let pre = Presignature::from_bytes(bytes, share).unwrap();
-                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                let signer: SharedSigner = p.signer.clone();
                 run_finish(
                     &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
                     setup,
@@ -147,7 +146,7 @@ async fn a_presignature_belongs_to_one_key_epoch_and_party() {
     assert!(Presignature::from_bytes(&bad, &shares[0]).is_err());
     // A presignature cannot be finished under another setup.
     let other_setup = presign_setup(&ps, &shares[0], &[1, 2], &[], 46);
-    let signer: Arc<dyn IdentitySigner + Send + Sync> = ps[0].signer.clone();
+    let signer: SharedSigner = ps[0].signer.clone();
     let p = &mut ps[0];
     let r = run_finish(
         &RunContext::new(&relay, signer, &p.guard).with_options(opts()),
@@ -181,7 +180,7 @@ async fn presign_and_sign_requests_are_not_interchangeable() {
     let (relay, shares) = key_2_of_3(&mut ps).await;
     let presign = presign_setup(&ps, &shares[0], &[1, 2], &[], 50);
     let p = &mut ps[0];
-    let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+    let signer: SharedSigner = p.signer.clone();
     let r = run_sign(
         &RunContext::new(&relay, signer, &p.guard).with_options(opts()),
         &presign,
@@ -262,7 +261,7 @@ async fn a_restored_presignature_is_never_finished_twice_while_an_honest_signer_
         let (relay, setup, o) = (&relay, &setup, &o);
         async move {
             let pre = Presignature::from_bytes(bytes, share).unwrap();
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_finish(
                 &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
                 setup,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_core::sign::SignRequest;
 use dkls23_core::{AbortReason, Error, KeyShare};
@@ -56,7 +56,7 @@ pub async fn dkg_over<R: msg_relay_api::Relay>(
         let setup = &setup;
         let o = &o;
         async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_dkg(
                 &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
                 setup,
@@ -106,7 +106,7 @@ pub async fn sign_over<R: msg_relay_api::Relay>(
             let setup = &setup;
             let o = &o;
             async move {
-                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                let signer: SharedSigner = p.signer.clone();
                 run_sign(
                     &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
                     setup,
@@ -204,7 +204,7 @@ async fn tampering_relay_causes_timeout_never_blame_or_ban() {
             let setup = &setup;
             let o = &o;
             async move {
-                let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+                let signer: SharedSigner = p.signer.clone();
                 run_sign(
                     &RunContext::new(r, signer, &p.guard).with_options(o.clone()),
                     setup,
@@ -257,7 +257,7 @@ async fn an_abort_notice_ends_the_peers_runs_at_once() {
         600,
     )
     .unwrap();
-    let signer: Arc<dyn IdentitySigner + Send + Sync> = outsider;
+    let signer: SharedSigner = outsider;
     let mut rng = ChaCha20Rng::seed_from_u64(6);
     announce_abort(
         &RunContext::new(&relay, signer, &dkls23_core::setup::MemoryReplayGuard::new())
@@ -274,7 +274,7 @@ async fn an_abort_notice_ends_the_peers_runs_at_once() {
     let runs = ps.iter_mut().map(|p| {
         let (setup, o, relay) = (&setup, &o, &relay);
         async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_dkg(
                 &RunContext::new(relay, signer, &p.guard).with_options(o.clone()),
                 setup,
@@ -285,7 +285,7 @@ async fn an_abort_notice_ends_the_peers_runs_at_once() {
     });
     let announce = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let signer: Arc<dyn IdentitySigner + Send + Sync> = third.signer.clone();
+        let signer: SharedSigner = third.signer.clone();
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         announce_abort(
             &RunContext::new(&relay, signer, &dkls23_core::setup::MemoryReplayGuard::new())
@@ -334,7 +334,7 @@ async fn a_failing_party_takes_its_peers_down_with_the_reason() {
     let futs = ps.iter_mut().zip(&shares).enumerate().map(|(k, (p, share))| {
         let (setup, o, relay) = (&setup, &o, &relay);
         async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             // Party 1 bans party 3 for this run: it refuses before its first message.
             let banned: &[u16] = if k == 0 { &[3] } else { &[] };
             run_sign(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::message::{ABORT_ROUND, Header, Kind, mid};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_runner::{RunContext, RunOptions, run_dkg};
@@ -48,7 +48,7 @@ async fn dkg(parties: Vec<Party>, setup: &Setup) -> Vec<Result<KeyShare, dkls23_
         let setup = setup.clone();
         let opts = opts.clone();
         tasks.push(tokio::spawn(async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_dkg(
                 &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
                 &setup,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_core::sign::SignRequest;
@@ -49,7 +49,7 @@ async fn reshare_2_of_3_to_3_of_4_then_sign_through_the_real_relay() {
     for mut p in parties {
         let (setup, opts) = (setup.clone(), opts.clone());
         tasks.push(tokio::spawn(async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             let share = run_dkg(
                 &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
                 &setup,
@@ -74,7 +74,7 @@ async fn reshare_2_of_3_to_3_of_4_then_sign_through_the_real_relay() {
     for (mut p, share) in members {
         let (setup, opts) = (setup.clone(), opts.clone());
         tasks.push(tokio::spawn(async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             let out = run_reshare(
                 &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
                 &setup,
@@ -111,7 +111,7 @@ async fn reshare_2_of_3_to_3_of_4_then_sign_through_the_real_relay() {
     for (mut p, share) in holders.into_iter().skip(1) {
         let (setup, opts) = (setup.clone(), opts.clone());
         tasks.push(tokio::spawn(async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_sign(
                 &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
                 &setup,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
 use dkls23_core::sign::SignRequest;
 use dkls23_runner::{RunContext, RunOptions, run_dkg, run_sign};
@@ -57,7 +57,7 @@ async fn dkg_2_of_3_and_signing_through_the_real_relay() {
         let setup = setup.clone();
         let opts = opts.clone();
         tasks.push(tokio::spawn(async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             let share = run_dkg(
                 &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
                 &setup,
@@ -94,7 +94,7 @@ async fn dkg_2_of_3_and_signing_through_the_real_relay() {
         let setup = setup.clone();
         let opts = opts.clone();
         tasks.push(tokio::spawn(async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_sign(
                 &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
                 &setup,
@@ -146,7 +146,7 @@ async fn dkg_survives_a_relay_restart() {
             if k == 2 {
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = p.signer.clone();
+            let signer: SharedSigner = p.signer.clone();
             run_dkg(
                 &RunContext::new(&p.relay, signer, &p.guard).with_options(opts.clone()),
                 &setup,

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, IdentitySigner, SharedSigner};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId};
 use dkls23_core::{Error, KeyShare};
 use dkls23_runner::{RunContext, RunHooks, RunOptions, run_dkg, run_sign};
@@ -65,7 +65,7 @@ impl World {
         let phone = self.phone(self.relay.clone());
         let players = session::resolve_players(&cfg, &BTreeMap::new()).unwrap();
         let setup = session::dkg_setup([1; 32], 2, players, KEY, "").unwrap();
-        let server_id: Arc<dyn IdentitySigner + Send + Sync> = self.server_id.clone();
+        let server_id: SharedSigner = self.server_id.clone();
         let relay = self.relay.clone();
         let server = async move {
             let mut rng = ChaCha20Rng::seed_from_u64(2);
@@ -96,7 +96,7 @@ impl World {
         let m = [0x5a; 32];
         let setup = session::sign_setup([sid; 32], share, &[1, 2], &[], m).unwrap();
         let phone = self.phone(phone_relay);
-        let server_id: Arc<dyn IdentitySigner + Send + Sync> = self.server_id.clone();
+        let server_id: SharedSigner = self.server_id.clone();
         let relay = self.relay.clone();
         let server = async move {
             let mut rng = ChaCha20Rng::seed_from_u64(u64::from(sid) + 100);
@@ -189,7 +189,7 @@ async fn tampering_in_transit_fails_authentication_and_bans_nobody() {
     let m = [0x5a; 32];
     let setup = session::sign_setup([20; 32], &share, &[1, 2], &[], m).unwrap();
     let phone = w.phone(w.relay.clone());
-    let server_id: Arc<dyn IdentitySigner + Send + Sync> = w.server_id.clone();
+    let server_id: SharedSigner = w.server_id.clone();
     let server = async {
         let mut rng = ChaCha20Rng::seed_from_u64(120);
         let guard = MemoryReplayGuard::new();
