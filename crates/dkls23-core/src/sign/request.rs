@@ -25,8 +25,8 @@ pub struct SignRequest {
 }
 
 /// What a presigning setup carries in its `extra` field: a [`SignRequest`] without the message
-/// (the message is given to the runner's `run_finish` later). The encodings differ in a flag byte, so a
-/// presigning setup can never be mistaken for a signing setup or the other way round.
+/// (the message is given to the runner's `run_finish` later). The encodings differ in a flag
+/// byte, so a presigning setup can never be mistaken for a signing setup or the other way round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignRequest {
     /// The key to presign with.
