@@ -10,7 +10,8 @@
 //! idempotent), and by default messages it already published are published again while their
 //! TTL lasts, so a relay that restarted with an empty memory store still serves them.
 //!
-//! [`frame`] is the pure (no I/O) codec of the wire format, shared with the relay service.
+//! The wire format (frame codec, header names) is [`msg_relay_api::wire`], shared with the
+//! relay service.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,13 +27,12 @@
 
 mod backoff;
 mod config;
-pub mod frame;
 mod http;
 mod url;
 mod ws;
 
 pub use config::{ClientConfig, PeerToken};
-pub use http::{CANDIDATE_HEADER, HttpRelay};
+pub use http::HttpRelay;
 pub use url::RelayUrl;
 pub use ws::WsRelay;
 
