@@ -23,7 +23,7 @@ use serde_json::json;
 use crate::engine::EngineError;
 use crate::error::ApiError;
 use crate::metrics::Rejection;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{PutOutcome, Source};
 
 type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;

@@ -20,10 +20,12 @@ mod http_api;
 pub mod metrics;
 pub mod serve;
 mod server;
+mod state;
 pub mod store;
 pub mod testing;
 pub mod ws;
 
 pub use engine::{Engine, EngineError, Limits};
 pub use error::ApiError;
-pub use server::{AppState, ConfigError, RelayConfig, app, run};
+pub use server::{app, run};
+pub use state::{AppState, ConfigError, RelayConfig};

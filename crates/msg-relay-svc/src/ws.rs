@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 use crate::engine::EngineError;
 use crate::error::ApiError;
 use crate::metrics::Rejection;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{PutOutcome, Source};
 
 /// Connection numbers (sources of WebSocket publishes); 0 is reserved for HTTP.
