@@ -19,8 +19,12 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::backoff;
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::ttl::ttl_to_wire_ms;
+use crate::url::RelayUrl;
 use crate::ws::map_error;
-use crate::{ClientConfig, ClientError, RelayUrl, backoff, ttl_to_wire_ms};
 
 /// Largest response body accepted (a message plus generous headroom).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;

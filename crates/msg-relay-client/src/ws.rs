@@ -21,7 +21,11 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
-use crate::{ClientConfig, ClientError, RelayUrl, backoff, ttl_to_wire_ms};
+use crate::backoff;
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::ttl::ttl_to_wire_ms;
+use crate::url::RelayUrl;
 
 /// A connection that lived shorter than this does not reset the reconnect backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(1);
