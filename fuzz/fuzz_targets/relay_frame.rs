@@ -1,4 +1,4 @@
-//! `msg_relay_client::frame::Frame::decode`: the relay's binary frame codec, used by the relay
+//! `msg_relay_api::wire::Frame::decode`: the relay's binary frame codec, used by the relay
 //! server on every WebSocket message from a client and by the client on every message from the
 //! relay.
 //!
@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use msg_relay_client::frame::{Frame, HEADER_LEN, MAX_ERROR_TEXT, peek_request_id};
+use msg_relay_api::wire::{Frame, HEADER_LEN, MAX_ERROR_TEXT, peek_request_id};
 
 fuzz_target!(|data: &[u8]| {
     let peeked = peek_request_id(data);

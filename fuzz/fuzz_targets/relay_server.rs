@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::extract::ws::Message;
 use http_body_util::BodyExt;
 use libfuzzer_sys::fuzz_target;
-use msg_relay_client::frame::Frame;
+use msg_relay_api::wire::Frame;
 use msg_relay_svc::{AppState, RelayConfig, app, ws::serve_connection};
 use tower::ServiceExt;
 

@@ -31,7 +31,7 @@ use dkls23_core::setup::{ProtocolId, Setup};
 use k256::Scalar;
 use libfuzzer_sys::fuzz_target;
 use msg_relay_api::MessageId;
-use msg_relay_client::frame::{AckStatus, ErrorCode, Frame};
+use msg_relay_api::wire::{AckStatus, ErrorCode, Frame};
 
 struct Out {
     root: PathBuf,

@@ -15,6 +15,11 @@
 //! This crate knows nothing about cryptography or networks: protocol runners depend on the
 //! trait, `msg-relay-client` implements it over WebSocket/HTTP, and [`MemoryRelay`] implements it
 //! in-process for tests and single-process demos.
+//!
+//! [`wire`] is the relay's wire format (the frame codec and the HTTP header names, pure code
+//! without I/O), shared by `msg-relay-client` and `msg-relay-svc`.
+
+pub mod wire;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -13,14 +13,18 @@ use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use msg_relay_api::wire::{CANDIDATE_HEADER, ErrorCode};
 use msg_relay_api::{MessageId, Relay, RelayError, RelayFuture};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::frame::ErrorCode;
+use crate::backoff;
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::ttl::ttl_to_wire_ms;
+use crate::url::RelayUrl;
 use crate::ws::map_error;
-use crate::{ClientConfig, ClientError, RelayUrl, backoff, ttl_to_wire_ms};
 
 /// Largest response body accepted (a message plus generous headroom).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -286,9 +290,6 @@ fn error_code(body: &[u8]) -> Option<&'static str> {
     let code = value.get("error")?.get("code")?.as_str()?;
     KNOWN_CODES.iter().copied().find(|known| *known == code)
 }
-
-/// The response header naming the candidate an ask was answered with.
-pub const CANDIDATE_HEADER: &str = "relay-candidate";
 
 const KNOWN_CODES: [&str; 11] = [
     "not_found",

@@ -10,7 +10,8 @@
 //! idempotent), and by default messages it already published are published again while their
 //! TTL lasts, so a relay that restarted with an empty memory store still serves them.
 //!
-//! [`frame`] is the pure (no I/O) codec of the wire format, shared with the relay service.
+//! The wire format (frame codec, header names) is [`msg_relay_api::wire`], shared with the
+//! relay service.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,53 +27,15 @@
 
 mod backoff;
 mod config;
-pub mod frame;
+mod error;
 mod http;
+mod ttl;
 mod url;
 mod ws;
 
 pub use config::{ClientConfig, PeerToken};
-pub use http::{CANDIDATE_HEADER, HttpRelay};
+pub use error::ClientError;
+pub use http::HttpRelay;
+pub use ttl::ttl_to_wire_ms;
 pub use url::RelayUrl;
 pub use ws::WsRelay;
-
-/// Errors constructing a client (requests themselves report [`msg_relay_api::RelayError`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The relay URL could not be used.
-    #[error("invalid relay URL {url:?}: {reason}")]
-    InvalidUrl {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// The client was created outside a Tokio runtime (it needs one for its background task).
-    #[error("no Tokio runtime: create the client from within a Tokio runtime")]
-    NoRuntime,
-    /// The first connection could not be made within the connect timeout.
-    #[error("could not connect to the relay at {0}")]
-    Connect(String),
-}
-
-/// Converts a TTL to the wire's whole milliseconds: rounded up, at least 1, saturating at
-/// `u32::MAX` (which any relay rejects as too long).
-pub fn ttl_to_wire_ms(ttl: std::time::Duration) -> u32 {
-    let ms = ttl.as_nanos().div_ceil(1_000_000).max(1);
-    u32::try_from(ms).unwrap_or(u32::MAX)
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use std::time::Duration;
-
-    #[test]
-    fn ttl_rounds_up_and_saturates() {
-        assert_eq!(super::ttl_to_wire_ms(Duration::ZERO), 1);
-        assert_eq!(super::ttl_to_wire_ms(Duration::from_micros(1500)), 2);
-        assert_eq!(super::ttl_to_wire_ms(Duration::from_secs(60)), 60_000);
-        assert_eq!(super::ttl_to_wire_ms(Duration::from_secs(u64::MAX)), u32::MAX);
-    }
-}

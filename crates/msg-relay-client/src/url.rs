@@ -2,7 +2,7 @@
 
 use http::Uri;
 
-use crate::ClientError;
+use crate::error::ClientError;
 
 /// The path of the WebSocket route under the relay's base URL.
 pub const WS_PATH: &str = "/v1/msg-relay";

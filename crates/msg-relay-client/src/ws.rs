@@ -14,14 +14,18 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, StreamExt};
 use std::collections::VecDeque;
 
+use msg_relay_api::wire::{ErrorCode, Frame};
 use msg_relay_api::{MessageId, Relay, RelayError, RelayFuture, Release};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
-use crate::frame::{ErrorCode, Frame};
-use crate::{ClientConfig, ClientError, RelayUrl, backoff, ttl_to_wire_ms};
+use crate::backoff;
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::ttl::ttl_to_wire_ms;
+use crate::url::RelayUrl;
 
 /// A connection that lived shorter than this does not reset the reconnect backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(1);

@@ -15,6 +15,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use msg_relay_api::wire::CANDIDATE_HEADER;
 use msg_relay_api::{MESSAGE_ID_LEN, MessageId};
 use serde::Deserialize;
 use serde_json::json;
@@ -22,7 +23,7 @@ use serde_json::json;
 use crate::engine::EngineError;
 use crate::error::ApiError;
 use crate::metrics::Rejection;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{PutOutcome, Source};
 
 type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
@@ -151,10 +152,7 @@ pub(crate) async fn get_message(
         Ok((n, payload)) => Ok((
             [
                 (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-                (
-                    header::HeaderName::from_static(msg_relay_client::CANDIDATE_HEADER),
-                    n.to_string(),
-                ),
+                (header::HeaderName::from_static(CANDIDATE_HEADER), n.to_string()),
             ],
             payload,
         )

@@ -10,8 +10,8 @@
 //!   a shutdown future resolves (so tests bind `127.0.0.1:0`);
 //! - [`testing`]: start a relay on a loopback port for tests of other crates.
 //!
-//! The wire format is specified in `docs/relay-protocol.md`; the frame codec lives in
-//! [`msg_relay_client::frame`].
+//! The wire format is specified in `docs/relay-protocol.md`; the frame codec, shared with the
+//! client, lives in [`msg_relay_api::wire`].
 
 mod auth;
 pub mod engine;
@@ -20,10 +20,12 @@ mod http_api;
 pub mod metrics;
 pub mod serve;
 mod server;
+mod state;
 pub mod store;
 pub mod testing;
 pub mod ws;
 
 pub use engine::{Engine, EngineError, Limits};
 pub use error::ApiError;
-pub use server::{AppState, ConfigError, RelayConfig, app, run};
+pub use server::{app, run};
+pub use state::{AppState, ConfigError, RelayConfig};

@@ -17,7 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::server::{AppState, RelayConfig, run};
+use crate::server::run;
+use crate::state::{AppState, RelayConfig};
 
 /// A relay serving on a loopback address; stops when [`TestRelay::stop`] is called or when
 /// dropped.

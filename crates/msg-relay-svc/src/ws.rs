@@ -3,7 +3,7 @@
 //! [`serve_connection`] takes any `Sink`/`Stream` pair of WebSocket messages, so channels can
 //! stand in for a socket in tests. Each ask runs as its own task (so one connection can wait
 //! for many messages); a writer task batches outgoing frames. Frame decoding is the pure codec
-//! of [`msg_relay_client::frame`].
+//! of [`msg_relay_api::wire`].
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use msg_relay_client::frame::{
+use msg_relay_api::wire::{
     AckStatus, ErrorCode, FRAME_VERSION, Frame, FrameError, PUBLISH_OVERHEAD, peek_request_id,
 };
 use tokio::sync::mpsc;
@@ -28,7 +28,7 @@ use tracing::{debug, warn};
 use crate::engine::EngineError;
 use crate::error::ApiError;
 use crate::metrics::Rejection;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{PutOutcome, Source};
 
 /// Connection numbers (sources of WebSocket publishes); 0 is reserved for HTTP.

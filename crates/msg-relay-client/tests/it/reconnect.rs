@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use msg_relay_api::wire::{AckStatus, ErrorCode, Frame};
 use msg_relay_api::{MessageId, Relay, RelayError, Release};
-use msg_relay_client::frame::{AckStatus, ErrorCode, Frame};
 use msg_relay_client::{ClientConfig, ClientError, HttpRelay, WsRelay};
 
 use crate::fake::FakeRelay;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use msg_relay_client::frame::{AckStatus, ErrorCode, Frame};
+use msg_relay_api::wire::{AckStatus, ErrorCode, Frame};
 use msg_relay_svc::testing::spawn_relay;
 use tokio_tungstenite::tungstenite::Message;
 
