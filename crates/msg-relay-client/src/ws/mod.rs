@@ -1,0 +1,274 @@
+//! The WebSocket client: one background task ("driver") owns the connection, the handle talks
+//! to it through a channel.
+//!
+//! The driver never blocks on writing: frames go to a per-connection writer task, so it always
+//! keeps reading and a slow peer cannot deadlock the pair. Everything in flight lives in the
+//! driver's maps until it is answered, so a new connection can re-issue it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use msg_relay_api::{MessageId, Relay, RelayError, RelayFuture, Release};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::ttl::ttl_to_wire_ms;
+use crate::url::RelayUrl;
+
+mod driver;
+
+use driver::Driver;
+pub(crate) use driver::map_error;
+
+/// A connection that lived shorter than this does not reset the reconnect backoff.
+const STABLE_CONNECTION: Duration = Duration::from_secs(1);
+
+/// Largest number of queued frames written before one flush.
+const WRITE_BATCH: usize = 128;
+
+type PublishReply = oneshot::Sender<Result<(), RelayError>>;
+type AskReply = oneshot::Sender<Result<(u16, Vec<u8>), RelayError>>;
+
+enum Command {
+    Publish {
+        req: u32,
+        id: MessageId,
+        ttl_ms: u32,
+        readers: u16,
+        payload: Bytes,
+        reply: PublishReply,
+    },
+    Ask {
+        req: u32,
+        id: MessageId,
+        /// `None`: the plain ask (first candidate, no number in the answer).
+        from: Option<u16>,
+        reply: AskReply,
+    },
+    Cancel {
+        req: u32,
+    },
+    Consume {
+        req: u32,
+        id: MessageId,
+        candidate: u16,
+        reader: u16,
+    },
+    Release {
+        ids: Vec<MessageId>,
+        when: Release,
+    },
+    CountRetained {
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// A [`Relay`] over the relay's WebSocket route, with transparent reconnect.
+///
+/// Cheap to share behind an `Arc`; all requests are multiplexed over one connection. Dropping
+/// the last handle closes the connection.
+#[derive(Debug)]
+pub struct WsRelay {
+    url: RelayUrl,
+    config: ClientConfig,
+    cmds: mpsc::UnboundedSender<Command>,
+    next_req: Arc<AtomicU32>,
+    connected: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Publish { req, id, .. } => write!(f, "Publish({req}, {id})"),
+            Command::Ask { req, id, .. } => write!(f, "Ask({req}, {id})"),
+            Command::Cancel { req } => write!(f, "Cancel({req})"),
+            Command::Consume { req, id, candidate, reader } => {
+                write!(f, "Consume({req}, {id}#{candidate}, {reader})")
+            }
+            Command::Release { ids, when } => write!(f, "Release({} ids, {when:?})", ids.len()),
+            Command::CountRetained { .. } => f.write_str("CountRetained"),
+        }
+    }
+}
+
+impl WsRelay {
+    /// A client that connects in the background (requests wait for the connection).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] for a bad URL, [`ClientError::NoRuntime`] outside a Tokio
+    /// runtime.
+    pub fn new(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
+        let url = RelayUrl::parse(url)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (connected_tx, connected_rx) = watch::channel(false);
+        let next_req = Arc::new(AtomicU32::new(1));
+        let driver = Driver::new(
+            url.ws_url().to_owned(),
+            config.clone(),
+            cmd_rx,
+            Arc::clone(&next_req),
+            connected_tx,
+        );
+        runtime.spawn(driver.run());
+        Ok(Self { url, config, cmds: cmd_tx, next_req, connected: connected_rx })
+    }
+
+    /// A client whose first connection is already open.
+    ///
+    /// # Errors
+    /// As [`WsRelay::new`], plus [`ClientError::Connect`] when no connection could be made
+    /// within the configured connect timeout.
+    pub async fn connect(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
+        let relay = Self::new(url, config)?;
+        if relay.wait_connected(relay.config.connect_timeout).await {
+            Ok(relay)
+        } else {
+            Err(ClientError::Connect(relay.url.ws_url().to_owned()))
+        }
+    }
+
+    /// Whether a connection is currently open.
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Waits up to `timeout` for a connection to be open; returns whether one is.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut rx = self.connected.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|c| *c)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// The relay's URL.
+    pub fn url(&self) -> &RelayUrl {
+        &self.url
+    }
+
+    fn next_req(&self) -> u32 {
+        loop {
+            let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+            if req != 0 {
+                return req;
+            }
+        }
+    }
+
+    /// Messages kept for re-publishing after a reconnect (for tests and metrics).
+    pub async fn retained(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.cmds.send(Command::CountRetained { reply }).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    async fn publish_inner(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Vec<u8>,
+    ) -> Result<(), RelayError> {
+        let req = self.next_req();
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::Publish {
+            req,
+            id,
+            ttl_ms: ttl_to_wire_ms(ttl),
+            readers,
+            payload: Bytes::from(payload),
+            reply,
+        };
+        self.cmds.send(cmd).map_err(|_| RelayError::Closed)?;
+        let mut guard = CancelOnDrop { cmds: &self.cmds, req, armed: true };
+        match tokio::time::timeout(self.config.request_timeout, rx).await {
+            Ok(Ok(result)) => {
+                guard.armed = false;
+                result
+            }
+            Ok(Err(_)) => {
+                guard.armed = false;
+                Err(RelayError::Closed)
+            }
+            Err(_) => Err(RelayError::Unavailable(format!(
+                "publish of {id} not acknowledged within {:?}",
+                self.config.request_timeout
+            ))),
+        }
+    }
+
+    async fn ask_inner(
+        &self,
+        id: MessageId,
+        from: Option<u16>,
+    ) -> Result<(u16, Vec<u8>), RelayError> {
+        let req = self.next_req();
+        let (reply, rx) = oneshot::channel();
+        self.cmds.send(Command::Ask { req, id, from, reply }).map_err(|_| RelayError::Closed)?;
+        let mut guard = CancelOnDrop { cmds: &self.cmds, req, armed: true };
+        let result = rx.await.unwrap_or(Err(RelayError::Closed));
+        guard.armed = false;
+        result
+    }
+}
+
+impl Relay for WsRelay {
+    fn publish(&self, id: MessageId, ttl: Duration, payload: Vec<u8>) -> RelayFuture<'_, ()> {
+        Box::pin(self.publish_inner(id, ttl, 0, payload))
+    }
+
+    fn ask(&self, id: MessageId) -> RelayFuture<'_, Vec<u8>> {
+        Box::pin(async move { self.ask_inner(id, None).await.map(|(_, payload)| payload) })
+    }
+
+    fn ask_candidate(&self, id: MessageId, from: u16) -> RelayFuture<'_, (u16, Vec<u8>)> {
+        Box::pin(self.ask_inner(id, Some(from)))
+    }
+
+    fn publish_for(
+        &self,
+        id: MessageId,
+        ttl: Duration,
+        readers: u16,
+        payload: Vec<u8>,
+    ) -> RelayFuture<'_, ()> {
+        Box::pin(self.publish_inner(id, ttl, readers, payload))
+    }
+
+    /// Sent without waiting for an answer (the relay sends none); while disconnected the
+    /// consume is dropped and the message waits for its TTL.
+    fn consume(&self, id: MessageId, reader: u16) -> RelayFuture<'_, ()> {
+        self.consume_candidate(id, 0, reader)
+    }
+
+    fn consume_candidate(&self, id: MessageId, candidate: u16, reader: u16) -> RelayFuture<'_, ()> {
+        let req = self.next_req();
+        let sent = self.cmds.send(Command::Consume { req, id, candidate, reader });
+        Box::pin(async move { sent.map_err(|_| RelayError::Closed) })
+    }
+
+    fn release(&self, ids: &[MessageId], when: Release) {
+        // The driver may be gone; then nothing is retained either.
+        let _ = self.cmds.send(Command::Release { ids: ids.to_vec(), when });
+    }
+}
+
+/// Withdraws a request whose future was dropped (timeout, round abandoned) before it finished.
+struct CancelOnDrop<'a> {
+    cmds: &'a mpsc::UnboundedSender<Command>,
+    req: u32,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // The driver may already be gone; then there is nothing to cancel.
+            let _ = self.cmds.send(Command::Cancel { req: self.req });
+        }
+    }
+}
