@@ -13,15 +13,18 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior};
 use zeroize::Zeroizing;
 
+use crate::clock::now_secs;
 use crate::envelope::{
     Aad, DOMAIN_CHECK, DOMAIN_DATA_KEY, DOMAIN_PRESIG, DOMAIN_SHARE, DOMAIN_STAGED, KdfParams,
     SALT_LEN, SecretKey, fill_random,
 };
+use crate::error::StoreError;
+use crate::record::{CreateOutcome, KeyRecord, KeyStatus, NewShare, ReadyKey, StagedShare};
 use crate::rules::{
     check_app_key, check_can_mark_error, check_can_mark_ready, check_new_epoch, check_params,
     check_presig_id, check_ready, truncate_reason,
 };
-use crate::{CreateOutcome, KeyRecord, KeyStatus, StagedShare, Store, StoreError, now_secs};
+use crate::store::{Store, guard_result};
 
 /// Plaintext of the password check value (its tag is what matters).
 const CHECK_PLAINTEXT: &[u8] = b"mpc-node-store password check";
@@ -784,20 +787,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn mark_ready(
-        &self,
-        app: &str,
-        key: &str,
-        share: &[u8],
-        epoch: u32,
-        public_key: [u8; 33],
-        chain_code: [u8; 32],
-        core_key_id: [u8; 32],
-    ) -> Result<(), StoreError> {
+    fn mark_ready(&self, app: &str, key: &str, ready: &ReadyKey<'_>) -> Result<(), StoreError> {
         self.write(|tx| {
             let r = require_record(tx, app, key)?;
             check_can_mark_ready(&r.status)?;
-            self.store_share(tx, app, key, r.player, epoch, share)?;
+            self.store_share(tx, app, key, r.player, ready.epoch, ready.share)?;
             tx.execute(
                 "UPDATE keys SET status = 'READY', error = NULL, epoch = ?3, public_key = ?4, \
                  chain_code = ?5, core_key_id = ?6, updated_at = ?7 \
@@ -805,10 +799,10 @@ impl Store for SqliteStore {
                 (
                     app,
                     key,
-                    i64::from(epoch),
-                    public_key.as_slice(),
-                    chain_code.as_slice(),
-                    core_key_id.as_slice(),
+                    i64::from(ready.epoch),
+                    ready.public_key.as_slice(),
+                    ready.chain_code.as_slice(),
+                    ready.core_key_id.as_slice(),
                     now_secs(),
                 ),
             )
@@ -881,29 +875,28 @@ impl Store for SqliteStore {
         })
     }
 
-    fn replace_share(
-        &self,
-        app: &str,
-        key: &str,
-        share: &[u8],
-        epoch: u32,
-        player: u16,
-        threshold: u16,
-        parties: u16,
-    ) -> Result<(), StoreError> {
-        check_params(threshold, parties)?;
+    fn replace_share(&self, app: &str, key: &str, new: &NewShare<'_>) -> Result<(), StoreError> {
+        check_params(new.threshold, new.parties)?;
         self.write(|tx| {
             let r = require_record(tx, app, key)?;
             check_ready(&r.status)?;
-            check_new_epoch(r.epoch, epoch)?;
+            check_new_epoch(r.epoch, new.epoch)?;
             // Replaces data key and share, drops presignatures (bound to the old epoch anyway).
-            self.store_share(tx, app, key, player, epoch, share)?;
+            self.store_share(tx, app, key, new.player, new.epoch, new.share)?;
             tx.execute("DELETE FROM bans WHERE app = ?1 AND key_name = ?2", (app, key))
                 .map_err(db)?;
             tx.execute(
                 "UPDATE keys SET epoch = ?3, player = ?4, threshold = ?5, parties = ?6, \
                  updated_at = ?7 WHERE app = ?1 AND key_name = ?2",
-                (app, key, i64::from(epoch), player, threshold, parties, now_secs()),
+                (
+                    app,
+                    key,
+                    i64::from(new.epoch),
+                    new.player,
+                    new.threshold,
+                    new.parties,
+                    now_secs(),
+                ),
             )
             .map_err(db)?;
             Ok(())
@@ -1121,6 +1114,6 @@ impl Store for SqliteStore {
 
 impl dkls23_core::setup::ReplayGuard for SqliteStore {
     fn check_and_record(&self, iid: &[u8; 32]) -> Result<(), dkls23_core::setup::ReplayError> {
-        crate::guard_result(self.record_iid(iid))
+        guard_result(self.record_iid(iid))
     }
 }

@@ -19,7 +19,7 @@ use mpc_node_client::api::{
 };
 use mpc_node_client::session;
 use mpc_node_store::{
-    CreateOutcome, KeyRecord, KeyStatus, MemoryStore, SqliteStore, Store, StoreError,
+    CreateOutcome, KeyRecord, KeyStatus, MemoryStore, ReadyKey, SqliteStore, Store, StoreError,
 };
 use msg_relay_api::Relay;
 use msg_relay_client::{ClientConfig, WsRelay};
@@ -781,10 +781,16 @@ impl Node {
         match result {
             Ok(share) => {
                 let bytes = share.to_bytes();
-                let pk = session::compressed(share.public_key());
-                let (cc, kid, epoch) = (*share.chain_code(), *share.key_id(), share.epoch());
+                let public_key = session::compressed(share.public_key());
+                let (chain_code, core_key_id) = (*share.chain_code(), *share.key_id());
+                let epoch = share.epoch();
                 drop(share);
-                self.db_ok(move |s| s.mark_ready(&a, &k, &bytes, epoch, pk, cc, kid)).await?;
+                self.db_ok(move |s| {
+                    let ready =
+                        ReadyKey { share: &bytes, epoch, public_key, chain_code, core_key_id };
+                    s.mark_ready(&a, &k, &ready)
+                })
+                .await?;
                 let (a, k) = (app.to_owned(), key_id.clone());
                 let r = self.db_ok(move |s| s.get(&a, &k)).await?.ok_or(ApiError::Internal)?;
                 Ok(key_info(&r))

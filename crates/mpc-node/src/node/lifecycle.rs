@@ -20,7 +20,7 @@ use mpc_node_client::api::{
     XpubResponse,
 };
 use mpc_node_client::session::{self, SESSION_TTL_SECS};
-use mpc_node_store::KeyRecord;
+use mpc_node_store::{KeyRecord, NewShare};
 use rand_core::UnwrapErr;
 use tracing::{Instrument, error, info, info_span};
 use zeroize::Zeroizing;
@@ -278,7 +278,11 @@ impl Node {
         let bytes = new.to_bytes();
         let (epoch, me, t, n) = (new.epoch(), new.index(), new.threshold(), new.parties());
         let (a, k) = (app.to_owned(), key.to_owned());
-        self.db_ok(move |s| s.replace_share(&a, &k, &bytes, epoch, me, t, n)).await?;
+        self.db_ok(move |s| {
+            let new = NewShare { share: &bytes, epoch, player: me, threshold: t, parties: n };
+            s.replace_share(&a, &k, &new)
+        })
+        .await?;
         info!(epoch, player = me, t, n, "share replaced");
         self.get_key(app, key).await
     }
