@@ -6,11 +6,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use zeroize::Zeroizing;
 
+use crate::clock::now_secs;
+use crate::error::StoreError;
+use crate::record::{CreateOutcome, KeyRecord, KeyStatus, NewShare, ReadyKey, StagedShare};
 use crate::rules::{
     check_app_key, check_can_mark_error, check_can_mark_ready, check_new_epoch, check_params,
     check_presig_id, check_ready, truncate_reason,
 };
-use crate::{CreateOutcome, KeyRecord, KeyStatus, StagedShare, Store, StoreError, now_secs};
+use crate::store::{Store, guard_result};
 
 struct Entry {
     record: KeyRecord,
@@ -100,26 +103,17 @@ impl Store for MemoryStore {
         Ok(CreateOutcome::Created)
     }
 
-    fn mark_ready(
-        &self,
-        app: &str,
-        key: &str,
-        share: &[u8],
-        epoch: u32,
-        public_key: [u8; 33],
-        chain_code: [u8; 32],
-        core_key_id: [u8; 32],
-    ) -> Result<(), StoreError> {
+    fn mark_ready(&self, app: &str, key: &str, ready: &ReadyKey<'_>) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         let e = inner.entry(app, key)?;
         check_can_mark_ready(&e.record.status)?;
-        e.share = Some(Zeroizing::new(share.to_vec()));
+        e.share = Some(Zeroizing::new(ready.share.to_vec()));
         let r = &mut e.record;
         r.status = KeyStatus::Ready;
-        r.epoch = epoch;
-        r.public_key = Some(public_key);
-        r.chain_code = Some(chain_code);
-        r.core_key_id = Some(core_key_id);
+        r.epoch = ready.epoch;
+        r.public_key = Some(ready.public_key);
+        r.chain_code = Some(ready.chain_code);
+        r.core_key_id = Some(ready.core_key_id);
         r.updated_at = now_secs();
         Ok(())
     }
@@ -169,30 +163,21 @@ impl Store for MemoryStore {
         }
     }
 
-    fn replace_share(
-        &self,
-        app: &str,
-        key: &str,
-        share: &[u8],
-        epoch: u32,
-        player: u16,
-        threshold: u16,
-        parties: u16,
-    ) -> Result<(), StoreError> {
-        check_params(threshold, parties)?;
+    fn replace_share(&self, app: &str, key: &str, new: &NewShare<'_>) -> Result<(), StoreError> {
+        check_params(new.threshold, new.parties)?;
         let mut inner = self.lock()?;
         let e = inner.entry(app, key)?;
         check_ready(&e.record.status)?;
-        check_new_epoch(e.record.epoch, epoch)?;
-        e.share = Some(Zeroizing::new(share.to_vec()));
+        check_new_epoch(e.record.epoch, new.epoch)?;
+        e.share = Some(Zeroizing::new(new.share.to_vec()));
         e.presigs.clear();
         e.bans.clear();
         e.staged = None;
         let r = &mut e.record;
-        r.epoch = epoch;
-        r.player = player;
-        r.threshold = threshold;
-        r.parties = parties;
+        r.epoch = new.epoch;
+        r.player = new.player;
+        r.threshold = new.threshold;
+        r.parties = new.parties;
         r.updated_at = now_secs();
         Ok(())
     }
@@ -307,5 +292,11 @@ impl Store for MemoryStore {
             .get(&id(app, key))
             .map(|e| e.presigs.keys().cloned().collect::<BTreeSet<_>>().into_iter().collect())
             .unwrap_or_default())
+    }
+}
+
+impl dkls23_core::setup::ReplayGuard for MemoryStore {
+    fn check_and_record(&self, iid: &[u8; 32]) -> Result<(), dkls23_core::setup::ReplayError> {
+        guard_result(self.record_iid(iid))
     }
 }

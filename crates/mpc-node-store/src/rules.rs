@@ -1,6 +1,7 @@
 //! Input rules shared by every store implementation, so they behave the same.
 
-use crate::{KeyStatus, StoreError};
+use crate::error::StoreError;
+use crate::record::KeyStatus;
 
 /// Longest key name, presignature id and application id, in bytes.
 pub const MAX_NAME_LEN: usize = 128;

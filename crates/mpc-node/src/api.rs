@@ -97,8 +97,23 @@ where
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-fn key_path(key: &str) -> Result<(), ApiError> {
-    session::check_key_id(key).map_err(|e| ApiError::BadRequest(e.0))
+/// The `{key_id}` path parameter, checked once (400 for a malformed key id). A path that does
+/// not decode is answered as axum answers it.
+#[derive(Debug, Clone)]
+pub struct KeyId(pub String);
+
+impl FromRequestParts<AppState> for KeyId {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Self, Response> {
+        let Path(key) = Path::<String>::from_request_parts(parts, node)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match session::check_key_id(&key) {
+            Ok(()) => Ok(Self(key)),
+            Err(e) => Err(ApiError::BadRequest(e.0).into_response()),
+        }
+    }
 }
 
 /// The router of a node.
@@ -186,18 +201,16 @@ async fn list_keys(
 async fn get_key(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     Ok(Json(node.get_key(&app, &key).await?))
 }
 
 async fn delete_key(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     node.delete_key(&app, &key).await?;
     Ok(Json(serde_json::json!({ "deleted": key })))
 }
@@ -205,10 +218,9 @@ async fn delete_key(
 async fn sign(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
     Body(req): Body<SignRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     detached(&node, &app, "sign", &sid, digest, |n, a| async move { n.sign(&a, &key, req).await })
         .await
@@ -223,10 +235,9 @@ struct PathQuery {
 async fn public_key(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
     Query(q): Query<PathQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     Ok(Json(node.public_key(&app, &key, q.path.as_deref().unwrap_or("m")).await?))
 }
 
@@ -241,10 +252,9 @@ struct XpubQuery {
 async fn xpub(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
     Query(q): Query<XpubQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     let path = q.path.as_deref().unwrap_or("m");
     Ok(Json(node.xpub(&app, &key, path, q.network.as_deref().unwrap_or("mainnet")).await?))
 }
@@ -252,10 +262,9 @@ async fn xpub(
 async fn presign(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
     Body(req): Body<PresignRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     detached(
         &node,
@@ -271,10 +280,9 @@ async fn presign(
 async fn refresh(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
     Body(req): Body<RefreshRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     detached(
         &node,
@@ -290,20 +298,18 @@ async fn refresh(
 async fn reshare_spec(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
     Body(req): Body<ReshareRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     Ok(Json(node.reshare_spec(&app, &key, req).await?))
 }
 
 async fn reshare(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
     Body(req): Body<ReshareRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     detached(
         &node,
@@ -319,10 +325,9 @@ async fn reshare(
 async fn export(
     State(node): State<AppState>,
     App(app): App,
-    Path(key): Path<String>,
+    KeyId(key): KeyId,
     Body(req): Body<ExportRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    key_path(&key)?;
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     detached(
         &node,

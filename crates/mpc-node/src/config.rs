@@ -280,7 +280,8 @@ fn read_secret_file(path: &Path, what: &str, errs: &mut Vec<String>) -> Option<Z
     }
 }
 
-/// Validates a parsed file.
+/// Validates a parsed file. Every step reports its problems on `errs`, one line each, in the
+/// order of the file's sections.
 ///
 /// # Errors
 /// [`ConfigError`] listing every problem.
@@ -294,14 +295,44 @@ pub fn validate(
     if index == 0 || index > 255 {
         errs.push(format!("node.index must be between 1 and 255, got {index}"));
     }
+    let identity = identity(&file.node, base, env, &mut errs);
+    let players = players(&file.players, index, identity.as_deref(), &mut errs);
+    let relay_urls = relay_urls(&file, env, &mut errs);
+    let database = database(&file, base, env, &mut errs);
+    let master_password = master_password(&file, base, env, &database, &mut errs);
+    let listen = listen(&file, env, &mut errs);
+    let api_keys = api_keys(&file.api_keys, &mut errs);
+    let limits = limits(&file.limits, &mut errs);
+    match identity {
+        Some(identity) if errs.is_empty() => Ok(Config {
+            index,
+            identity,
+            players,
+            relay_urls,
+            database,
+            master_password,
+            listen,
+            api_keys,
+            limits,
+        }),
+        _ => Err(ConfigError(errs)),
+    }
+}
 
-    // Identity.
-    let identity_text = if let Some(v) = env("MPC_NODE_IDENTITY_KEY") {
+/// This node's identity: `MPC_NODE_IDENTITY_KEY`, else `node.identity_key`, else the file
+/// `node.identity_key_file`.
+fn identity(
+    node: &NodeSection,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> Option<Arc<NodeIdentity>> {
+    let text = if let Some(v) = env("MPC_NODE_IDENTITY_KEY") {
         Some(Zeroizing::new(v))
-    } else if let Some(k) = file.node.identity_key.clone() {
+    } else if let Some(k) = node.identity_key.clone() {
         Some(Zeroizing::new(k))
-    } else if let Some(p) = &file.node.identity_key_file {
-        read_secret_file(&resolve(base, p), "node.identity_key_file", &mut errs)
+    } else if let Some(p) = &node.identity_key_file {
+        read_secret_file(&resolve(base, p), "node.identity_key_file", errs)
     } else {
         errs.push(
             "node.identity_key is missing (set it, node.identity_key_file, or \
@@ -310,17 +341,24 @@ pub fn validate(
         );
         None
     };
-    let identity = identity_text.and_then(|t| match NodeIdentity::parse(&t) {
+    text.and_then(|t| match NodeIdentity::parse(&t) {
         Ok(id) => Some(Arc::new(id)),
         Err(e) => {
             errs.push(format!("node.identity_key is malformed: {e}"));
             None
         }
-    });
+    })
+}
 
-    // Static players.
+/// The static players, with this node (player `index`, identity `identity`) among them.
+fn players(
+    entries: &[PlayerEntry],
+    index: u16,
+    identity: Option<&NodeIdentity>,
+    errs: &mut Vec<String>,
+) -> BTreeMap<u16, IdentityPublicKey> {
     let mut players = BTreeMap::new();
-    for (k, p) in file.players.iter().enumerate() {
+    for (k, p) in entries.iter().enumerate() {
         if p.index == 0 || p.index > 255 {
             errs.push(format!("players[{k}].index must be between 1 and 255, got {}", p.index));
             continue;
@@ -340,26 +378,42 @@ pub fn validate(
             errs.push(format!("players: the public key of player {i} is used twice"));
         }
     }
-    if let Some(id) = &identity {
-        let own = id.public_key();
-        match players.get(&index) {
-            Some(k) if *k != own => errs.push(format!(
-                "players: the public key configured for player {index} (this node) does not \
-                 match node.identity_key"
-            )),
-            Some(_) => {}
-            None => {
-                if players.values().any(|k| *k == own) {
-                    errs.push(
-                        "players: this node's identity key is configured for another index".into(),
-                    );
-                }
-                players.insert(index, own);
+    if let Some(id) = identity {
+        add_own_player(&mut players, index, id.public_key(), errs);
+    }
+    players
+}
+
+/// Checks this node's entry among `players` against its identity `own`, or adds it.
+fn add_own_player(
+    players: &mut BTreeMap<u16, IdentityPublicKey>,
+    index: u16,
+    own: IdentityPublicKey,
+    errs: &mut Vec<String>,
+) {
+    match players.get(&index) {
+        Some(k) if *k != own => errs.push(format!(
+            "players: the public key configured for player {index} (this node) does not \
+             match node.identity_key"
+        )),
+        Some(_) => {}
+        None => {
+            if players.values().any(|k| *k == own) {
+                errs.push(
+                    "players: this node's identity key is configured for another index".into(),
+                );
             }
+            players.insert(index, own);
         }
     }
+}
 
-    // Relay.
+/// The relay URLs: `MPC_NODE_RELAY_URLS` (space separated), else `relay_urls`.
+fn relay_urls(
+    file: &FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> Vec<String> {
     let relay_urls: Vec<String> = match env("MPC_NODE_RELAY_URLS") {
         Some(v) => v.split_whitespace().map(str::to_owned).collect(),
         None => file.relay_urls.clone(),
@@ -372,11 +426,20 @@ pub fn validate(
             errs.push(format!("relay_urls: {u:?} is not a valid relay URL"));
         }
     }
+    relay_urls
+}
 
-    // Database.
+/// The database: `MPC_NODE_DATABASE_URL`, else `database_url`, else the SQLite file in
+/// `data_dir`.
+fn database(
+    file: &FileConfig,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> Database {
     let data_dir = resolve(base, file.data_dir.as_deref().unwrap_or(Path::new(".")));
     let db_url = env("MPC_NODE_DATABASE_URL").or(file.database_url.clone());
-    let database = match db_url.as_deref() {
+    match db_url.as_deref() {
         None => Database::Sqlite(data_dir.join(DEFAULT_DB_FILE)),
         Some("memory:") => Database::Memory,
         Some(u) => match u.strip_prefix("sqlite://") {
@@ -388,28 +451,37 @@ pub fn validate(
                 Database::Sqlite(data_dir.join(DEFAULT_DB_FILE))
             }
         },
-    };
+    }
+}
 
-    // Master password.
-    let master_password = if let Some(v) = env("MPC_NODE_MASTER_PASSWORD") {
+/// The storage master password, from the environment first, then the file; required unless
+/// the database is in memory.
+fn master_password(
+    file: &FileConfig,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    database: &Database,
+    errs: &mut Vec<String>,
+) -> Zeroizing<Vec<u8>> {
+    let password = if let Some(v) = env("MPC_NODE_MASTER_PASSWORD") {
         Some(Zeroizing::new(v))
     } else if let Some(p) = env("MPC_NODE_MASTER_PASSWORD_FILE") {
-        read_secret_file(Path::new(&p), "MPC_NODE_MASTER_PASSWORD_FILE", &mut errs)
+        read_secret_file(Path::new(&p), "MPC_NODE_MASTER_PASSWORD_FILE", errs)
     } else if let Some(v) = file.master_password.clone() {
         Some(Zeroizing::new(v))
     } else if let Some(p) = &file.master_password_file {
-        read_secret_file(&resolve(base, p), "master_password_file", &mut errs)
+        read_secret_file(&resolve(base, p), "master_password_file", errs)
     } else {
         None
     };
-    let master_password = match master_password {
+    match password {
         Some(p) if !p.is_empty() => Zeroizing::new(p.as_bytes().to_vec()),
         Some(_) => {
             errs.push("the master password is empty".into());
             Zeroizing::new(Vec::new())
         }
         None => {
-            if database != Database::Memory {
+            if *database != Database::Memory {
                 errs.push(
                     "master password is missing (set master_password_file, \
                      MPC_NODE_MASTER_PASSWORD or MPC_NODE_MASTER_PASSWORD_FILE)"
@@ -418,23 +490,32 @@ pub fn validate(
             }
             Zeroizing::new(Vec::new())
         }
-    };
+    }
+}
 
-    // Listen address.
+/// The SDK listen address: `MPC_NODE_LISTEN`, else `listen`, else [`DEFAULT_LISTEN`].
+fn listen(
+    file: &FileConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> SocketAddr {
     let listen_text =
         env("MPC_NODE_LISTEN").or(file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.into());
-    let listen = match listen_text.parse::<SocketAddr>() {
+    match listen_text.parse::<SocketAddr>() {
         Ok(a) => a,
         Err(_) => {
             errs.push(format!("listen {listen_text:?} is not an address such as 127.0.0.1:8701"));
             SocketAddr::from(([127, 0, 0, 1], 0))
         }
-    };
+    }
+}
 
-    // API keys.
+/// The API key hashes and their applications. An empty list is only reported when nothing
+/// else was wrong so far.
+fn api_keys(entries: &[ApiKeyEntry], errs: &mut Vec<String>) -> Vec<([u8; 32], String)> {
     let mut api_keys = Vec::new();
     let mut seen = HashSet::new();
-    for (k, a) in file.api_keys.iter().enumerate() {
+    for (k, a) in entries.iter().enumerate() {
         if !mpc_node_store::is_valid_app(&a.app) {
             errs.push(format!("api_keys[{k}].app {:?} is not a valid application id", a.app));
         }
@@ -453,9 +534,11 @@ pub fn validate(
     if api_keys.is_empty() && errs.is_empty() {
         errs.push("api_keys is empty: no application could call this node".into());
     }
+    api_keys
+}
 
-    // Limits.
-    let limits = file.limits.clone();
+/// The limits, each within its range.
+fn limits(limits: &LimitsSection, errs: &mut Vec<String>) -> LimitsSection {
     if limits.max_concurrent_sessions == 0 {
         errs.push("limits.max_concurrent_sessions must be at least 1".into());
     }
@@ -471,21 +554,7 @@ pub fn validate(
     if limits.session_timeout_secs == 0 || limits.session_timeout_secs > 3600 {
         errs.push("limits.session_timeout_secs must be between 1 and 3600".into());
     }
-
-    match identity {
-        Some(identity) if errs.is_empty() => Ok(Config {
-            index,
-            identity,
-            players,
-            relay_urls,
-            database,
-            master_password,
-            listen,
-            api_keys,
-            limits,
-        }),
-        _ => Err(ConfigError(errs)),
-    }
+    limits.clone()
 }
 
 /// Lowercase hex SHA-256 of an API key, as written in `[[api_keys]].sha256`.

@@ -3,7 +3,8 @@
 //! connection through which nodes (and embedded parties such as phones) meet.
 //!
 //! * [`config`] — the TOML configuration and its validation;
-//! * [`node::Node`] — the operations (generate, sign, list, public key, delete);
+//! * [`node::Node`] — the operations (generate, sign, list, public key, delete), one module
+//!   each, taking requests validated once (module `request`);
 //! * [`api::router`] — the HTTP API; [`server::run`] serves it until shutdown;
 //! * [`dev`] — `mpc-node dev`: a relay and three nodes in one process for local development.
 
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod node;
 pub mod openapi;
 pub mod outcomes;
+mod request;
 pub mod server;
 
 pub use config::{Config, ConfigError};

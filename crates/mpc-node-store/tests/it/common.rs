@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mpc_node_store::{CreateOutcome, OpenOptions, SqliteStore, Store};
+use mpc_node_store::{CreateOutcome, OpenOptions, ReadyKey, SqliteStore, Store};
 
 pub const APP: &str = "app-1";
 pub const PK: [u8; 33] = [2; 33];
@@ -64,10 +64,16 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     v
 }
 
+/// What a key becomes READY with in these tests: `share` at epoch 0 and the constant public
+/// fields.
+pub fn ready(share: &[u8]) -> ReadyKey<'_> {
+    ReadyKey { share, epoch: 0, public_key: PK, chain_code: CC, core_key_id: KID }
+}
+
 /// Creates a READY key with `share` (player 1 of a 2-of-3, epoch 0).
 pub fn ready_key(store: &dyn Store, key: &str, share: &[u8]) {
     assert!(matches!(store.create_pending(APP, key, 2, 3, 1).unwrap(), CreateOutcome::Created));
-    store.mark_ready(APP, key, share, 0, PK, CC, KID).unwrap();
+    store.mark_ready(APP, key, &ready(share)).unwrap();
 }
 
 /// Both implementations, each with its own backing storage (the temp dir lives as long as the

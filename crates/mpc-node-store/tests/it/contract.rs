@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Barrier, Mutex};
 
 use dkls23_core::setup::{ReplayError, ReplayGuard};
-use mpc_node_store::{CreateOutcome, KeyStatus, Store, StoreError, StoreReplayGuard};
+use mpc_node_store::{CreateOutcome, KeyStatus, NewShare, Store, StoreError, StoreReplayGuard};
 
-use crate::common::{APP, CC, KID, PK, ready_key, stores};
+use crate::common::{APP, CC, KID, PK, ready, ready_key, stores};
 
 #[test]
 fn lifecycle_pending_ready_and_idempotent_create() {
@@ -24,16 +24,13 @@ fn lifecycle_pending_ready_and_idempotent_create() {
         assert!(r.created_at > 1_700_000_000 && r.updated_at >= r.created_at);
         assert!(matches!(s.load_share(APP, "k1"), Err(StoreError::NotFound)), "{name}");
 
-        s.mark_ready(APP, "k1", b"share bytes", 0, PK, CC, KID).unwrap();
+        s.mark_ready(APP, "k1", &ready(b"share bytes")).unwrap();
         let r = s.get(APP, "k1").unwrap().unwrap();
         assert_eq!(r.status, KeyStatus::Ready, "{name}");
         assert_eq!((r.public_key, r.chain_code, r.core_key_id), (Some(PK), Some(CC), Some(KID)));
         assert_eq!(&**s.load_share(APP, "k1").unwrap(), b"share bytes", "{name}");
         // A READY key cannot become ready twice or turn into an error.
-        assert!(matches!(
-            s.mark_ready(APP, "k1", b"other", 0, PK, CC, KID),
-            Err(StoreError::Conflict(_))
-        ));
+        assert!(matches!(s.mark_ready(APP, "k1", &ready(b"other")), Err(StoreError::Conflict(_))));
         assert!(matches!(s.mark_error(APP, "k1", "late"), Err(StoreError::Conflict(_))));
         let CreateOutcome::Existing(again) = s.create_pending(APP, "k1", 2, 3, 1).unwrap() else {
             panic!("{name}: expected Existing");
@@ -50,10 +47,7 @@ fn error_status_and_unknown_keys() {
         s.mark_error(APP, "bad", "peer 2 timed out").unwrap();
         let r = s.get(APP, "bad").unwrap().unwrap();
         assert_eq!(r.status, KeyStatus::Error("peer 2 timed out".into()), "{name}");
-        assert!(matches!(
-            s.mark_ready(APP, "bad", b"x", 0, PK, CC, KID),
-            Err(StoreError::Conflict(_))
-        ));
+        assert!(matches!(s.mark_ready(APP, "bad", &ready(b"x")), Err(StoreError::Conflict(_))));
         // Long reasons are truncated, not refused.
         s.mark_error(APP, "bad", &"r".repeat(5000)).unwrap();
         let KeyStatus::Error(reason) = s.get(APP, "bad").unwrap().unwrap().status else {
@@ -62,12 +56,16 @@ fn error_status_and_unknown_keys() {
         assert_eq!(reason.len(), mpc_node_store::MAX_REASON_LEN);
 
         for res in [
-            s.mark_ready(APP, "nope", b"x", 0, PK, CC, KID),
+            s.mark_ready(APP, "nope", &ready(b"x")),
             s.mark_error(APP, "nope", "x"),
             s.delete(APP, "nope"),
             s.record_ban(APP, "nope", 1, "x"),
             s.put_presignature(APP, "nope", "p1", b"x"),
-            s.replace_share(APP, "nope", b"x", 1, 0, 2, 3),
+            s.replace_share(
+                APP,
+                "nope",
+                &NewShare { share: b"x", epoch: 1, player: 0, threshold: 2, parties: 3 },
+            ),
         ] {
             assert!(matches!(res, Err(StoreError::NotFound)), "{name}: {res:?}");
         }
@@ -97,7 +95,11 @@ fn invalid_input_is_refused() {
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
-            s.replace_share(APP, "k", b"x", 1, 0, 4, 3),
+            s.replace_share(
+                APP,
+                "k",
+                &NewShare { share: b"x", epoch: 1, player: 0, threshold: 4, parties: 3 }
+            ),
             Err(StoreError::Conflict(_))
         ));
     }
@@ -127,12 +129,21 @@ fn replace_share_moves_epoch_forward_and_clears_presignatures_and_bans() {
         s.record_ban(APP, "k", 3, "bad proof").unwrap();
         // Same or older epoch: refused, nothing changes.
         assert!(matches!(
-            s.replace_share(APP, "k", b"x", 0, 1, 2, 3),
+            s.replace_share(
+                APP,
+                "k",
+                &NewShare { share: b"x", epoch: 0, player: 1, threshold: 2, parties: 3 }
+            ),
             Err(StoreError::Conflict(_))
         ));
         assert_eq!(s.list_presignatures(APP, "k").unwrap(), ["p1"], "{name}");
 
-        s.replace_share(APP, "k", b"epoch 1 share", 1, 4, 3, 5).unwrap();
+        s.replace_share(
+            APP,
+            "k",
+            &NewShare { share: b"epoch 1 share", epoch: 1, player: 4, threshold: 3, parties: 5 },
+        )
+        .unwrap();
         let r = s.get(APP, "k").unwrap().unwrap();
         assert_eq!((r.epoch, r.player, r.threshold, r.parties), (1, 4, 3, 5), "{name}");
         assert_eq!(r.public_key, Some(PK));
@@ -144,7 +155,11 @@ fn replace_share_moves_epoch_forward_and_clears_presignatures_and_bans() {
         // A PENDING key has no share to replace.
         s.create_pending(APP, "pending", 2, 3, 1).unwrap();
         assert!(matches!(
-            s.replace_share(APP, "pending", b"x", 1, 1, 2, 3),
+            s.replace_share(
+                APP,
+                "pending",
+                &NewShare { share: b"x", epoch: 1, player: 1, threshold: 2, parties: 3 }
+            ),
             Err(StoreError::Conflict(_))
         ));
     }
@@ -206,7 +221,7 @@ fn presignatures_are_single_use() {
     for (name, s, _db) in stores() {
         s.create_pending(APP, "k", 2, 3, 1).unwrap();
         assert!(matches!(s.put_presignature(APP, "k", "p0", b"x"), Err(StoreError::Conflict(_))));
-        s.mark_ready(APP, "k", b"share", 0, PK, CC, KID).unwrap();
+        s.mark_ready(APP, "k", &ready(b"share")).unwrap();
         s.put_presignature(APP, "k", "p2", b"presig two").unwrap();
         s.put_presignature(APP, "k", "p1", b"presig one").unwrap();
         assert!(matches!(
@@ -334,7 +349,12 @@ fn a_staged_share_is_kept_until_replaced_cleared_or_deleted() {
         assert_eq!(s.get(APP, "k").unwrap().unwrap().epoch, 0);
 
         // Committing a new epoch drops it.
-        s.replace_share(APP, "k", b"epoch 1 share", 1, 1, 2, 3).unwrap();
+        s.replace_share(
+            APP,
+            "k",
+            &NewShare { share: b"epoch 1 share", epoch: 1, player: 1, threshold: 2, parties: 3 },
+        )
+        .unwrap();
         assert_eq!(s.staged_share(APP, "k").unwrap(), None, "{name}");
         assert!(s.list_staged().unwrap().is_empty());
 

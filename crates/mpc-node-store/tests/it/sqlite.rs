@@ -3,9 +3,11 @@
 
 use std::sync::{Arc, Barrier, Mutex};
 
-use mpc_node_store::{KdfParams, KeyStatus, OpenOptions, SqliteStore, Store, StoreError};
+use mpc_node_store::{KdfParams, KeyStatus, NewShare, OpenOptions, SqliteStore, Store, StoreError};
 
-use crate::common::{APP, PASSWORD, TempDb, contains, random_bytes, ready_key, shares_window};
+use crate::common::{
+    APP, PASSWORD, TempDb, contains, random_bytes, ready, ready_key, shares_window,
+};
 
 /// A share-like blob with a 32-byte secret inside (as a serialized KeyShare holds its scalar).
 fn share_with_secret() -> (Vec<u8>, Vec<u8>) {
@@ -215,7 +217,7 @@ fn rows_swapped_between_keys_do_not_decrypt() {
 
 fn ready_key_in(s: &SqliteStore, app: &str, key: &str) {
     s.create_pending(app, key, 2, 3, 1).unwrap();
-    s.mark_ready(app, key, b"share elsewhere", 0, [2; 33], [3; 32], [4; 32]).unwrap();
+    s.mark_ready(app, key, &ready(b"share elsewhere")).unwrap();
 }
 
 #[test]
@@ -225,7 +227,12 @@ fn old_epoch_rows_or_edited_metadata_do_not_decrypt() {
     ready_key(&s, "k", b"epoch 0");
     let (old_ct, old_dk) =
         (row_blob(&db, "shares", "ciphertext", "k"), row_blob(&db, "data_keys", "wrapped", "k"));
-    s.replace_share(APP, "k", b"epoch 1", 1, 1, 2, 3).unwrap();
+    s.replace_share(
+        APP,
+        "k",
+        &NewShare { share: b"epoch 1", epoch: 1, player: 1, threshold: 2, parties: 3 },
+    )
+    .unwrap();
     let (new_ct, new_dk) =
         (row_blob(&db, "shares", "ciphertext", "k"), row_blob(&db, "data_keys", "wrapped", "k"));
     // Rollback of the envelope to the old epoch.
@@ -257,7 +264,12 @@ fn replace_share_uses_a_new_data_key_and_clears_presignatures() {
     s.record_ban(APP, "k", 2, "x").unwrap();
     let dk0 = row_blob(&db, "data_keys", "wrapped", "k");
     let ct0 = row_blob(&db, "shares", "ciphertext", "k");
-    s.replace_share(APP, "k", b"epoch 1", 1, 1, 2, 3).unwrap();
+    s.replace_share(
+        APP,
+        "k",
+        &NewShare { share: b"epoch 1", epoch: 1, player: 1, threshold: 2, parties: 3 },
+    )
+    .unwrap();
     let dk1 = row_blob(&db, "data_keys", "wrapped", "k");
     assert_ne!(dk0, dk1);
     assert_ne!(ct0, row_blob(&db, "shares", "ciphertext", "k"));
@@ -336,7 +348,7 @@ fn failed_write_leaves_no_half_written_share() {
             "CREATE TRIGGER fail_update BEFORE UPDATE ON keys BEGIN SELECT RAISE(ABORT, 'x'); END;",
         )
         .unwrap();
-    let err = s.mark_ready(APP, "k", b"new share", 0, [2; 33], [3; 32], [4; 32]).unwrap_err();
+    let err = s.mark_ready(APP, "k", &ready(b"new share")).unwrap_err();
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
     assert!(!err.to_string().contains("UPDATE"), "no SQL in errors: {err}");
     assert_eq!(s.get(APP, "k").unwrap().unwrap().status, KeyStatus::Pending);
@@ -345,11 +357,18 @@ fn failed_write_leaves_no_half_written_share() {
         .query_row("SELECT COUNT(*) FROM data_keys WHERE key_name = 'k'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(dks, 0);
-    assert!(s.replace_share(APP, "r", b"new share", 1, 1, 2, 3).is_err());
+    assert!(
+        s.replace_share(
+            APP,
+            "r",
+            &NewShare { share: b"new share", epoch: 1, player: 1, threshold: 2, parties: 3 }
+        )
+        .is_err()
+    );
     assert_eq!(&**s.load_share(APP, "r").unwrap(), b"old share");
     assert_eq!(s.list_presignatures(APP, "r").unwrap(), ["p1"]);
     db.raw().execute_batch("DROP TRIGGER fail_update;").unwrap();
-    s.mark_ready(APP, "k", b"new share", 0, [2; 33], [3; 32], [4; 32]).unwrap();
+    s.mark_ready(APP, "k", &ready(b"new share")).unwrap();
     assert_eq!(&**s.load_share(APP, "k").unwrap(), b"new share");
 }
 
@@ -506,7 +525,18 @@ fn kill_during_writes_leaves_a_whole_share() {
         let mut epoch = s.get(APP, "k").unwrap().unwrap().epoch;
         loop {
             epoch += 1;
-            s.replace_share(APP, "k", &crash_share(epoch), epoch, 1, 2, 3).unwrap();
+            s.replace_share(
+                APP,
+                "k",
+                &NewShare {
+                    share: &crash_share(epoch),
+                    epoch,
+                    player: 1,
+                    threshold: 2,
+                    parties: 3,
+                },
+            )
+            .unwrap();
             s.put_presignature(APP, "k", "p", &crash_share(epoch)).unwrap();
         }
     }
@@ -514,7 +544,7 @@ fn kill_during_writes_leaves_a_whole_share() {
     {
         let s = db.open();
         s.create_pending(APP, "k", 2, 3, 1).unwrap();
-        s.mark_ready(APP, "k", &crash_share(0), 0, [2; 33], [3; 32], [4; 32]).unwrap();
+        s.mark_ready(APP, "k", &ready(&crash_share(0))).unwrap();
     }
     let mut last_epoch = 0;
     for round in 0..3u64 {

@@ -5,18 +5,18 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::IdentitySigner;
 use dkls23_core::setup::Setup;
-use dkls23_runner::{Confirmation, RunContext, StageShare, confirm_staged};
+use dkls23_runner::{Confirmation, StageShare, confirm_staged};
 use getrandom::SysRng;
 use mpc_node_store::Store;
 use rand_core::UnwrapErr;
 use tracing::{error, info, warn};
 
-use super::{KeyRef, Node};
+use super::keys::{KeyRef, key_ref};
+use super::state::Node;
 use crate::error::ApiError;
 
 /// How often a staged share that could not be confirmed is looked at again.
@@ -25,9 +25,6 @@ const RETRY_EVERY: Duration = Duration::from_secs(30);
 /// Longest wait for the acknowledgements when confirming (they are at the relay already, or
 /// not at all).
 const CONFIRM_WAIT: Duration = Duration::from_secs(5);
-
-/// Keys with a staged share, and when confirming last failed (`None`: not tried yet).
-pub(super) type StagedKeys = std::sync::Mutex<std::collections::HashMap<KeyRef, Option<Instant>>>;
 
 /// The staging hook of one refresh/reshare run of one key.
 struct NodeStage {
@@ -56,57 +53,45 @@ impl StageShare for NodeStage {
 }
 
 impl Node {
-    fn staged_keys(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<KeyRef, Option<Instant>>> {
-        self.staged.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// The staging hook for a refresh/reshare of (`app`, `key`) in session `setup`.
     pub(super) fn stage_hook(&self, app: &str, key: &str, setup: &Setup) -> Arc<dyn StageShare> {
-        self.staged_keys().insert((app.to_owned(), key.to_owned()), None);
+        self.staged.mark(key_ref(app, key));
         Arc::new(NodeStage {
-            store: self.store.clone(),
-            key: (app.to_owned(), key.to_owned()),
+            store: self.db.store(),
+            key: key_ref(app, key),
             setup: setup.to_bytes(),
         })
     }
 
     /// The epoch of the key's staged share, if it has one that is not confirmed yet.
     pub(super) async fn staged_epoch(&self, app: &str, key: &str) -> Option<u32> {
-        if !self.staged_keys().contains_key(&(app.to_owned(), key.to_owned())) {
+        if !self.staged.contains(&key_ref(app, key)) {
             return None;
         }
         let (a, k) = (app.to_owned(), key.to_owned());
-        self.db_ok(move |s| s.staged_share(&a, &k)).await.ok().flatten().map(|s| s.epoch)
+        self.db.call(move |s| s.staged_share(&a, &k)).await.ok().flatten().map(|s| s.epoch)
     }
 
     /// Before the key is used: if it has a staged share, try to confirm it (at most every
     /// [`RETRY_EVERY`] after a failed try) and activate it when every other member's
     /// acknowledgement is found. Undecided shares stay staged; the key keeps its epoch.
     pub(super) async fn settle_staged(&self, app: &str, key: &str) {
-        let id = (app.to_owned(), key.to_owned());
-        match self.staged_keys().get(&id) {
+        let id = key_ref(app, key);
+        match self.staged.last_failure(&id) {
             None => return,
             Some(Some(failed)) if failed.elapsed() < RETRY_EVERY => return,
             Some(_) => {}
         }
-        let outcome = self.try_settle(app, key).await;
-        let mut keys = self.staged_keys();
-        match outcome {
-            Ok(true) => {
-                keys.remove(&id);
-            }
-            Ok(false) | Err(()) => {
-                keys.insert(id, Some(Instant::now()));
-            }
+        match self.try_settle(app, key).await {
+            Ok(true) => self.staged.settled(&id),
+            Ok(false) | Err(()) => self.staged.failed(id),
         }
     }
 
     /// `Ok(true)` when nothing is staged any more (activated, dropped or never there).
     async fn try_settle(&self, app: &str, key: &str) -> Result<bool, ()> {
         let (a, k) = (app.to_owned(), key.to_owned());
-        let staged = self.db_ok(move |s| s.staged_share(&a, &k)).await.map_err(|_| ())?;
+        let staged = self.db.call(move |s| s.staged_share(&a, &k)).await.map_err(|_| ())?;
         let Some(staged) = staged else { return Ok(true) };
         let parsed =
             Setup::from_bytes(&staged.setup).map_err(|e| e.to_string()).and_then(|setup| {
@@ -120,26 +105,24 @@ impl Node {
                 return Ok(true);
             }
         };
-        let relay = self.relay.clone();
-        let signer: Arc<dyn IdentitySigner + Send + Sync> = self.cfg.identity.clone();
-        let mut opts = self.run_options();
-        opts.round_timeout = opts.round_timeout.min(CONFIRM_WAIT);
-        let checked = {
-            let share = &share;
-            let mut rng = UnwrapErr(SysRng);
-            confirm_staged(
-                &RunContext::new(&*relay, signer, &dkls23_core::setup::MemoryReplayGuard::new())
-                    .with_options(opts.clone()),
-                &setup,
-                share,
-                &mut rng,
-            )
-            .await
-        };
+        let env = self.runtime.env().round_timeout_at_most(CONFIRM_WAIT);
+        let mut rng = UnwrapErr(SysRng);
+        let checked = confirm_staged(&env.context(), &setup, &share, &mut rng).await;
+        self.settle_outcome(app, key, &share, checked).await
+    }
+
+    /// What a confirmation attempt of the staged `share` found: activate it, keep it, or drop it.
+    async fn settle_outcome(
+        &self,
+        app: &str,
+        key: &str,
+        share: &KeyShare,
+        checked: Result<Confirmation, dkls23_core::Error>,
+    ) -> Result<bool, ()> {
         match checked {
             Ok(Confirmation::Confirmed) => {
                 let epoch = share.epoch();
-                match self.replace(app, key, &share).await {
+                match self.replace_share(app, key, share).await {
                     Ok(_) => {
                         info!(
                             app,
@@ -176,7 +159,7 @@ impl Node {
 
     async fn drop_staged(&self, app: &str, key: &str) {
         let (a, k) = (app.to_owned(), key.to_owned());
-        let _ = self.db_ok(move |s| s.clear_staged(&a, &k)).await;
+        let _ = self.db.call(move |s| s.clear_staged(&a, &k)).await;
     }
 
     /// At start-up: every key with a staged share is confirmed (or reported) in the background.
@@ -185,17 +168,14 @@ impl Node {
             return;
         }
         warn!(keys = keys.len(), "keys with a staged share from an earlier run; confirming them");
-        {
-            let mut staged = self.staged_keys();
-            for k in &keys {
-                staged.insert(k.clone(), None);
-            }
+        for k in &keys {
+            self.staged.mark(k.clone());
         }
         let node = Arc::downgrade(self);
         tokio::spawn(async move {
             for (app, key) in keys {
                 let Some(node) = node.upgrade() else { return };
-                let _lock = node.write_lock(&app, &key).await;
+                let _lock = node.keys.write_lock(&app, &key).await;
                 node.settle_staged(&app, &key).await;
             }
         });

@@ -250,3 +250,49 @@ async fn half_sent_requests_are_closed_after_the_header_timeout() {
     let a = cluster.client(1, "app-a");
     assert!(a.list_keys().await.unwrap().keys.is_empty());
 }
+
+/// Every route under `/v1/keys/{key_id}` refuses a malformed key id with the same 400 answer
+/// (authentication is checked first), whatever the route does with a well-formed body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_key_id_is_refused_on_every_key_route() {
+    let cluster = Cluster::three().await;
+    let a = cluster.client(1, "app-a");
+    let session = format!("{{\"session_id\": \"{}\", \"players\": [1, 2, 3]}}", random_sid());
+    let sign = format!("{{\"session\": {session}, \"message_hash\": \"{}\"}}", "00".repeat(32));
+    let presign = format!("{{\"session\": {session}, \"count\": 1}}");
+    let refresh = format!("{{\"session\": {session}}}");
+    let reshare =
+        format!("{{\"session\": {session}, \"old_players\": [1, 2], \"new_threshold\": 2}}");
+    let export = format!(
+        "{{\"session\": {session}, \"recipient_index\": 1, \"recipient_identity\": \"x\", \
+         \"recipient_x25519\": \"y\", \"confirmation\": \"z\"}}"
+    );
+    let routes: Vec<(Method, &str, Option<&str>)> = vec![
+        (Method::GET, "", None),
+        (Method::DELETE, "", None),
+        (Method::GET, "/public-key", None),
+        (Method::GET, "/xpub?network=testnet", None),
+        (Method::POST, "/sign", Some(&sign)),
+        (Method::POST, "/presign", Some(&presign)),
+        (Method::POST, "/refresh", Some(&refresh)),
+        (Method::POST, "/reshare", Some(&reshare)),
+        (Method::POST, "/reshare-spec", Some(&reshare)),
+        (Method::POST, "/export", Some(&export)),
+    ];
+    let long = "k".repeat(129);
+    let cases = [
+        ("bad!id", "key_id may only contain A-Z, a-z, 0-9, '.', '_' and '-'"),
+        (long.as_str(), "key_id must be 1 to 128 characters"),
+    ];
+    for (id, message) in cases {
+        for (method, tail, body) in &routes {
+            let path = format!("/v1/keys/{id}{tail}");
+            let (st, text) = raw(&a, method.clone(), &path, *body, true).await;
+            assert_eq!(st, 400, "{method} {path}: {text}");
+            let err = serde_json::from_str::<ErrorBody>(&text).unwrap().error;
+            assert_eq!((err.code.as_str(), err.message.as_str()), ("bad_request", message));
+            let (st, text) = raw(&a, method.clone(), &path, *body, false).await;
+            assert_eq!((st, code(&text).as_str()), (401, "unauthorized"), "{method} {path}");
+        }
+    }
+}

@@ -17,7 +17,9 @@ use mpc_node_client::api::{
     GenerateKeyRequest, PresignRequestBody, SessionConfig, SignRequestBody,
 };
 use mpc_node_client::session;
-use mpc_node_store::{CreateOutcome, KeyRecord, MemoryStore, Store, StoreError};
+use mpc_node_store::{
+    CreateOutcome, KeyRecord, MemoryStore, NewShare, ReadyKey, Store, StoreError,
+};
 use msg_relay_client::{ClientConfig, WsRelay};
 use msg_relay_svc::testing::spawn_relay;
 use rand_chacha::ChaCha20Rng;
@@ -51,17 +53,8 @@ impl Store for PausingStore {
     ) -> Result<CreateOutcome, StoreError> {
         self.inner.create_pending(app, key, t, n, p)
     }
-    fn mark_ready(
-        &self,
-        app: &str,
-        key: &str,
-        share: &[u8],
-        epoch: u32,
-        pk: [u8; 33],
-        cc: [u8; 32],
-        kid: [u8; 32],
-    ) -> Result<(), StoreError> {
-        self.inner.mark_ready(app, key, share, epoch, pk, cc, kid)
+    fn mark_ready(&self, app: &str, key: &str, ready: &ReadyKey<'_>) -> Result<(), StoreError> {
+        self.inner.mark_ready(app, key, ready)
     }
     fn mark_error(&self, app: &str, key: &str, reason: &str) -> Result<(), StoreError> {
         self.inner.mark_error(app, key, reason)
@@ -78,20 +71,11 @@ impl Store for PausingStore {
     fn load_share(&self, app: &str, key: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
         self.inner.load_share(app, key)
     }
-    fn replace_share(
-        &self,
-        app: &str,
-        key: &str,
-        share: &[u8],
-        epoch: u32,
-        player: u16,
-        t: u16,
-        n: u16,
-    ) -> Result<(), StoreError> {
+    fn replace_share(&self, app: &str, key: &str, new: &NewShare<'_>) -> Result<(), StoreError> {
         if self.fail_replace.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Io("simulated crash before the commit".into()));
         }
-        self.inner.replace_share(app, key, share, epoch, player, t, n)
+        self.inner.replace_share(app, key, new)
     }
     fn stage_share(
         &self,

@@ -1,0 +1,93 @@
+//! What a node needs before it can start: its store opened (the SQLite file in a private
+//! directory, Argon2id off the async threads) and its relay connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mpc_node_store::{MemoryStore, SqliteStore, Store, StoreError};
+use msg_relay_client::{ClientConfig, WsRelay};
+use tracing::{info, warn};
+
+use crate::config::{Config, ConfigError, Database};
+
+/// Opens the configured store (Argon2id key derivation runs off the async threads).
+///
+/// # Errors
+/// One line naming the problem (wrong master password, unreachable database, …).
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, ConfigError> {
+    match &cfg.database {
+        Database::Memory => Ok(Arc::new(MemoryStore::new())),
+        Database::Sqlite(path) => open_sqlite(path.clone(), cfg.master_password.clone()).await,
+    }
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (the database holds sealed shares).
+fn create_private_dir_all(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+async fn open_sqlite(
+    path: std::path::PathBuf,
+    password: zeroize::Zeroizing<Vec<u8>>,
+) -> Result<Arc<dyn Store>, ConfigError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = create_private_dir_all(dir)
+    {
+        return Err(ConfigError(vec![format!(
+            "database {}: cannot create the directory: {e}",
+            path.display()
+        )]));
+    }
+    let shown = path.display().to_string();
+    let opened = tokio::task::spawn_blocking(move || SqliteStore::open(&path, &password))
+        .await
+        .map_err(|e| ConfigError(vec![format!("database {shown}: {e}")]))?;
+    match opened {
+        Ok(s) => {
+            let wiped = s.presignatures_wiped_at_open();
+            if wiped > 0 {
+                warn!(
+                    deleted = wiped,
+                    counter = %s.generation_counter_path().display(),
+                    "the database is not at its presignature generation (restored or copied): \
+                     every stored presignature was deleted so none can be used twice"
+                );
+            }
+            Ok(Arc::new(s))
+        }
+        Err(StoreError::WrongPassword) => Err(ConfigError(vec![format!(
+            "database {shown}: wrong master password (the database was created with another one)"
+        )])),
+        Err(e) => Err(ConfigError(vec![format!("database {shown} cannot be opened: {e}")])),
+    }
+}
+
+/// Connects to the first reachable relay URL (or, if none answers yet, keeps reconnecting to
+/// the first one in the background).
+pub(crate) async fn connect_relay(urls: &[String]) -> Result<Arc<WsRelay>, ConfigError> {
+    let config = ClientConfig::default();
+    for url in urls {
+        match WsRelay::new(url, config.clone()) {
+            Ok(r) => {
+                if r.wait_connected(Duration::from_secs(2)).await {
+                    info!(relay = %url, "connected to relay");
+                    return Ok(Arc::new(r));
+                }
+                warn!(relay = %url, "relay not reachable");
+            }
+            Err(e) => warn!(relay = %url, error = %e, "bad relay URL"),
+        }
+    }
+    let first = urls.first().ok_or_else(|| ConfigError(vec!["relay_urls is empty".into()]))?;
+    warn!(relay = %first, "no relay reachable yet; reconnecting in the background");
+    let r = WsRelay::new(first, config)
+        .map_err(|e| ConfigError(vec![format!("relay_urls: {first}: {e}")]))?;
+    Ok(Arc::new(r))
+}

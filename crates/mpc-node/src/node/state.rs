@@ -1,0 +1,154 @@
+//! The node itself: its configuration and the parts every operation works with — the store,
+//! the relay connection, the protocol runtime, the per-key state, the ban signals and the
+//! remembered outcomes. The operations are in their own modules, one each.
+
+use std::sync::Arc;
+
+use mpc_node_store::Store;
+use msg_relay_client::WsRelay;
+use tracing::warn;
+
+use super::bans::BanSignals;
+use super::db::Db;
+use super::keys::{KeyCache, StagedKeys};
+use super::runtime::Runtime;
+use super::startup::{connect_relay, open_store};
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::outcomes::Outcomes;
+
+/// The ERROR reason of a key whose generation was cut off by a restart.
+const INTERRUPTED: &str = "interrupted by a restart of the node; generate it again under another \
+                           key_id, or DELETE this one first";
+
+/// A running node's shared state.
+pub struct Node {
+    pub(super) cfg: Config,
+    pub(super) db: Db,
+    /// The relay client, for its connection state (`/readyz`).
+    relay_link: Arc<WsRelay>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) runtime: Runtime,
+    pub(super) keys: KeyCache,
+    pub(super) bans: BanSignals,
+    outcomes: Outcomes,
+    /// Keys with a refresh/reshare share staged but not confirmed.
+    pub(super) staged: StagedKeys,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("index", &self.cfg.index).finish_non_exhaustive()
+    }
+}
+
+/// Runs `f` on the store at start-up (every failure is a configuration error).
+async fn startup_step<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, mpc_node_store::StoreError> + Send + 'static,
+) -> Result<T, ConfigError> {
+    let st = store.clone();
+    tokio::task::spawn_blocking(move || f(&*st))
+        .await
+        .map_err(|e| ConfigError(vec![format!("store: {e}")]))?
+        .map_err(|e| ConfigError(vec![format!("store: {e}")]))
+}
+
+impl Node {
+    /// Opens the store, connects to the relay and builds the node.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with one line per problem.
+    pub async fn open(cfg: Config) -> Result<Arc<Self>, ConfigError> {
+        let store = open_store(&cfg).await?;
+        Self::with_store(cfg, store).await
+    }
+
+    /// Builds the node on an already opened store.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if no relay client can be created.
+    pub async fn with_store(cfg: Config, store: Arc<dyn Store>) -> Result<Arc<Self>, ConfigError> {
+        // No session of this process runs yet: a PENDING key was interrupted by a crash or a
+        // restart, and its session is gone for good.
+        let failed = startup_step(&store, |s| s.fail_pending(INTERRUPTED)).await?;
+        if failed > 0 {
+            warn!(keys = failed, "keys left PENDING by an earlier run are now ERROR");
+        }
+        let staged = startup_step(&store, |s| s.list_staged()).await?;
+        let relay_link = connect_relay(&cfg.relay_urls).await?;
+        let metrics = Arc::new(Metrics::default());
+        let runtime = Runtime::new(
+            relay_link.clone(),
+            cfg.identity.clone(),
+            cfg.session_timeout(),
+            cfg.limits.max_concurrent_sessions,
+            metrics.clone(),
+        )
+        .map_err(|e| ConfigError(vec![format!("cannot start the protocol runtime: {e}")]))?;
+        let node = Arc::new(Self {
+            cfg,
+            db: Db::new(store),
+            relay_link,
+            metrics,
+            runtime,
+            keys: KeyCache::default(),
+            bans: BanSignals::default(),
+            outcomes: Outcomes::default(),
+            staged: StagedKeys::default(),
+        });
+        node.settle_all_staged(staged);
+        Ok(node)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Whether the node can serve sessions now: not stopping, and connected to its relay.
+    /// `Err` names what is missing (for `/readyz`).
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if self.runtime.is_closing() {
+            return Err("the node is stopping");
+        }
+        if !self.relay_link.is_connected() {
+            return Err("the node is not connected to its relay (reconnecting)");
+        }
+        Ok(())
+    }
+
+    /// Remembered outcomes of detached operations (see [`crate::outcomes`]).
+    pub fn outcomes(&self) -> &Outcomes {
+        &self.outcomes
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Refuses new sessions from now on (in-flight ones finish or time out).
+    pub fn close(&self) {
+        self.runtime.close();
+    }
+
+    /// Fails every session in flight now (their keys go to ERROR / the requests fail cleanly).
+    pub fn abort_sessions(&self) {
+        self.runtime.abort_all();
+    }
+
+    /// The application an API key acts for (constant-time comparison of hashes).
+    pub fn authenticate(&self, api_key: &str) -> Option<String> {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let h: [u8; 32] = sha2::Sha256::digest(api_key.as_bytes()).into();
+        let mut found = None;
+        for (hash, app) in &self.cfg.api_keys {
+            if bool::from(hash.ct_eq(&h)) {
+                found = Some(app.clone());
+            }
+        }
+        found
+    }
+}
