@@ -22,8 +22,8 @@ pub struct RunContext<'a, R: Relay + ?Sized> {
     pub guard: &'a (dyn ReplayGuard + Sync),
     /// The bans of the keys this party holds: a signing run refuses banned signers before it
     /// sends anything and records a `BanAndAbort` culprit; a successful reshare clears the
-    /// key's bans (all OT material was replaced). `None`: nobody is refused and the caller
-    /// records bans from the error itself.
+    /// key's bans (all OT material was replaced). `None`: only [`RunContext::refused`] is
+    /// refused and the caller records bans from the error itself.
     pub bans: Option<&'a dyn BanList>,
     /// Parties a signing run refuses besides the ban list's: for callers that keep and record
     /// bans in their own store (they record a `BanAndAbort` culprit from the error).

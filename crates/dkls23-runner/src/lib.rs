@@ -9,7 +9,8 @@
 //! the run ends with [`Error::Timeout`](dkls23_core::Error::Timeout) naming it. A run that fails
 //! tells its peers why in a signed abort notice, and every run watches its peers' notices.
 //!
-//! A run is given a [`RunContext`] (relay, identity, replay guard, ban list, [`RunOptions`]),
+//! A run is given a [`RunContext`] (relay, identity, replay guard, ban list or refused parties,
+//! [`RunOptions`]),
 //! its setup, its inputs and an RNG:
 //!
 //! * [`run_dkg`] — distributed key generation.

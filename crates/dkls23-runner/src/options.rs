@@ -11,7 +11,7 @@ use dkls23_core::math::PartyIndex;
 use dkls23_core::round::Outgoing;
 use dkls23_core::setup::ProtocolId;
 
-/// Timeouts, TTLs and the round observer of a run.
+/// Timeouts, TTLs, the round observer, staging and (tests only) hooks of a run.
 #[derive(Clone)]
 pub struct RunOptions {
     /// How long to wait for every message of one round.

@@ -68,8 +68,9 @@ fn open_sign_session<R: Relay + ?Sized>(
 /// Runs presigning and signing for `setup` (protocol `Sign`; its participants are the signers
 /// and its `extra` is a [`SignRequest`]). Returns the verified signature.
 ///
-/// With a ban list in `ctx`, signing with a banned party is refused before any message is
-/// sent and a `BanAndAbort` culprit is recorded.
+/// Signing with a party of the context's ban list or refused parties fails with
+/// [`Error::InvalidInput`] before any protocol message is sent (the other signers are told in an
+/// abort notice); with a ban list, a `BanAndAbort` culprit is recorded in it.
 ///
 /// # Errors
 /// Any [`Error`]; without a ban list in `ctx`, [`Error::BanAndAbort`] must be persisted by the
@@ -149,9 +150,12 @@ pub async fn run_presign<R: Relay + ?Sized>(
 ///    presignature too (or is the attacker: a 2-party key whose honest party is the restored
 ///    one; see the operations notes).
 ///
+/// A signer banned (in the context's ban list or refused parties) since the presignature was
+/// made is refused before anything is sent or recorded.
+///
 /// # Errors
-/// [`Error::InvalidInput`] if the setup is not the presignature's or this party finished it
-/// before; [`Error::Timeout`] if a signer never commits (e.g. it refused a second finish);
+/// [`Error::InvalidInput`] if the setup is not the presignature's, a signer is banned, or this
+/// party finished it before; [`Error::Timeout`] if a signer never commits (e.g. it refused a second finish);
 /// [`Error::ViewMismatch`] if a signer committed to a different message; otherwise any
 /// [`Error`] of the final round.
 pub async fn run_finish<R: Relay + ?Sized>(
@@ -165,6 +169,13 @@ pub async fn run_finish<R: Relay + ?Sized>(
         return Err(Error::InvalidInput(
             "the setup is not the one this presignature was made with".into(),
         ));
+    }
+    // A co-signer banned since the presignature was made is refused before anything is sent.
+    let banned = ctx.banned(presignature.key_id());
+    if let Some(b) = presignature.signers().iter().find(|s| banned.contains(s)) {
+        return Err(Error::InvalidInput(format!(
+            "signer {b} is banned for this key: finishing this presignature with it is refused"
+        )));
     }
     ctx.guard.check_and_record(&finish_marker(setup.hash())).map_err(|e| match e {
         ReplayError::Reused => Error::InvalidInput(

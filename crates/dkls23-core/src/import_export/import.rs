@@ -414,7 +414,7 @@ pub struct ImportRound2 {
 /// Starts a key import for `setup` (protocol `Import`, an [`ImportRequest`] in `extra`) as
 /// party `me` with the session's ephemeral key; `dealer_secret` is `Some` exactly for the
 /// dealer. The output of the last round is this party's [`ProvisionalShare`], the input of
-/// the refresh ([`ProvisionalShare::refresh_spec`]).
+/// the refresh ([`ProvisionalShare::refresh_setup`]).
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a dealer key that does not match the request, a missing dealer

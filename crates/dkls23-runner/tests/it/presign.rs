@@ -306,3 +306,23 @@ async fn a_restored_presignature_is_never_finished_twice_while_an_honest_signer_
     assert!(ask(commit_id).await, "the commitment round ran");
     assert!(!ask(s3_id).await, "party 1 released an S3 share for a second message");
 }
+
+#[tokio::test]
+async fn a_signer_banned_after_presigning_is_refused_at_finish() {
+    let mut ps = parties(3, 61);
+    let (relay, shares) = key_2_of_3(&mut ps).await;
+    let setup = presign_setup(&ps, &shares[0], &[1, 3], &[], 62);
+    let stored = presign_all(&relay, &mut ps, &shares, &setup, &[1, 3]).await;
+    // Party 1 bans party 3 after the presignature was made (a later session caught it).
+    let bans = dkls23_core::ban::MemoryBanList::new();
+    dkls23_core::ban::BanList::record(&bans, shares[0].key_id(), 3, "caught cheating");
+    let pre = Presignature::from_bytes(&stored[0], &shares[0]).unwrap();
+    let p = &mut ps[0];
+    let ctx = RunContext::new(&relay, p.signer.clone(), &p.guard).with_bans(&bans);
+    let e = run_finish(&ctx, &setup, pre, &[0x22; 32], &mut p.rng).await.unwrap_err();
+    assert!(matches!(&e, Error::InvalidInput(m) if m.contains("banned")), "{e:?}");
+    // Refused before anything was recorded or published: the finish marker is still free, so
+    // the presignature was not used up by the refusal.
+    let marker = dkls23_core::sign::finish_marker(setup.hash());
+    assert!(dkls23_core::setup::ReplayGuard::check_and_record(&p.guard, &marker).is_ok());
+}
