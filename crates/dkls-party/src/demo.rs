@@ -18,8 +18,9 @@ use dkls23_runner::{RunContext, RunOptions, run_dkg, run_reshare, run_sign};
 use msg_relay_client::{ClientConfig, WsRelay};
 use serde_json::json;
 
-use crate::cli::{DemoArgs, Output};
+use crate::args::DemoArgs;
 use crate::error::{CliError, CliResult};
+use crate::output::Output;
 use crate::party_dir::eth_address;
 use crate::progress::{Progress, Traffic, party_label};
 use crate::runs::verify;

@@ -15,14 +15,17 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod args;
 pub mod bans;
 pub mod cli;
+pub mod context;
 pub mod demo;
 pub mod error;
 pub mod files;
 pub mod identity_file;
 pub mod lifecycle;
 pub mod local;
+pub mod output;
 pub mod party_dir;
 pub mod presig_gen;
 pub mod presign;

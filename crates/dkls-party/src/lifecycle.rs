@@ -7,10 +7,12 @@ use dkls23_runner::{RunContext, run_reshare};
 use serde_json::json;
 use tracing::info;
 
-use crate::cli::{Ctx, Output, RunArgs, SetupNewArgs, SetupProtocol};
+use crate::args::{RunArgs, SetupNewArgs, SetupProtocol};
+use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::identity_file;
-use crate::local::{key_id_of, load_identity, passphrase};
+use crate::local::{key_id_of, passphrase};
+use crate::output::Output;
 use crate::party_dir::{eth_address, hex_array};
 use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session};
@@ -79,7 +81,7 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
         return Err(CliError::bad_input("this setup changes the committee or the threshold")
             .hint("run it with `dkls-party reshare` if that is intended"));
     }
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     let me = my_index(&setup, signer.as_ref())?;
     let guard = ctx.dir.replay_guard()?;
     check_fresh(&guard, &setup)?;

@@ -11,10 +11,12 @@ use dkls23_core::sign::{PresignRequest, SignRequest};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::cli::{Ctx, DeriveArgs, DeriveFormat, MessageArgs, Output, SetupNewArgs, SetupProtocol};
+use crate::args::{DeriveArgs, DeriveFormat, MessageArgs, SetupNewArgs, SetupProtocol};
+use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file::{self, IdentityKind, kind_name, public_hex};
+use crate::output::{Output, set_field};
 use crate::party_dir::{Passphrase, ShareInfo, eth_address, hex_array};
 use crate::setup_file::{self, MAX_LABEL, format_path, parse_path};
 
@@ -99,22 +101,8 @@ pub fn identity_new(ctx: &Ctx, kind: IdentityKind, force: bool) -> CliResult<Out
 /// # Errors
 /// Bad input if there is no identity, corrupted data if it does not parse.
 pub fn identity_show(ctx: &Ctx) -> CliResult<Output> {
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     Ok(identity_output(&ctx.identity_path, &signer.public_key()))
-}
-
-/// Loads the identity, with a hint to create it.
-///
-/// # Errors
-/// Bad input if there is no identity, corrupted data if it does not parse.
-pub fn load_identity(ctx: &Ctx) -> CliResult<identity_file::Signer> {
-    identity_file::load(&ctx.identity_path).map_err(|e| {
-        if e.code == crate::error::ExitCode::BadInput {
-            e.hint("create it with `dkls-party identity new` (check DEST and PARTY_ID)")
-        } else {
-            e
-        }
-    })
 }
 
 fn identity_output(path: &std::path::Path, public: &IdentityPublicKey) -> Output {
@@ -273,7 +261,7 @@ pub fn shares_show(ctx: &Ctx, key: &str) -> CliResult<Output> {
     let s = ctx.dir.find(key)?;
     let banned = ctx.dir.banned(&key_id_of(&s)?)?;
     let mut json = serde_json::to_value(&s).unwrap_or_default();
-    crate::cli::set_field(&mut json, "banned", json!(banned));
+    set_field(&mut json, "banned", json!(banned));
     let text = format!(
         "key id       {}\nlabel        {}\nthreshold    {}-of-{}\nthis party   {}\nepoch        {}\npublic key   {}\nchain code   {}\neth address  {}\nkeygen sid   {}\nbanned       {:?}\n",
         s.key_id,

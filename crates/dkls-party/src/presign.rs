@@ -13,10 +13,12 @@ use dkls23_runner::{RunContext, run_finish, run_presign};
 use serde_json::json;
 use tracing::info;
 
-use crate::cli::{Ctx, Output, RunArgs, SignArgs};
+use crate::args::{RunArgs, SignArgs};
+use crate::context::Ctx;
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::files;
-use crate::local::{key_id_of, load_identity, message_prehash, passphrase};
+use crate::local::{key_id_of, message_prehash, passphrase};
+use crate::output::Output;
 use crate::party_dir::hex_array;
 use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session, signature_output, verify};
@@ -32,7 +34,7 @@ const MAX_PRESIG_FILE: u64 = 1024 * 1024;
 pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let setup = setup_file::read(&args.setup, ProtocolId::Sign)?;
     let req = setup_file::presign_request(&setup)?;
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     let me = my_index(&setup, signer.as_ref())?;
     let info = ctx.dir.info(&req.key_id)?;
     if hex_array(&info.keygen_sid) != Some(req.keygen_sid) {
@@ -223,7 +225,7 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     })?;
     let pk = *pre.public_key();
     drop(share);
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     let me = my_index(&setup, signer.as_ref())?;
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
     let guard = ctx.dir.replay_guard()?;

@@ -14,10 +14,12 @@ use msg_relay_client::{ClientConfig, ClientError, WsRelay};
 use serde_json::{Value, json};
 use tracing::info;
 
-use crate::cli::{Ctx, Output, RunArgs, SigFormat, SignArgs};
+use crate::args::{RunArgs, SigFormat, SignArgs};
+use crate::context::Ctx;
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::identity_file::public_hex;
-use crate::local::{key_id_of, load_identity, message_prehash, passphrase};
+use crate::local::{key_id_of, message_prehash, passphrase};
+use crate::output::{Output, set_field};
 use crate::party_dir::{FileReplayGuard, eth_address, hex_array};
 use crate::progress::{Progress, party_label};
 use crate::sealed::KdfParams;
@@ -86,7 +88,7 @@ pub(crate) fn session(setup: &Setup) -> String {
 pub async fn keygen(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let setup = setup_file::read(&args.setup, ProtocolId::Dkg)?;
     let label = setup_file::keygen_label(&setup)?;
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     let me = my_index(&setup, signer.as_ref())?;
     let guard = ctx.dir.replay_guard()?;
     check_fresh(&guard, &setup)?;
@@ -198,7 +200,7 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
             .hint("refuse this setup, or check --path"));
         }
     }
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     let me = my_index(&setup, signer.as_ref())?;
     let guard = ctx.dir.replay_guard()?;
     check_fresh(&guard, &setup)?;
@@ -283,6 +285,6 @@ pub fn signature_output(
         ),
     };
     let mut out_json = json;
-    crate::cli::set_field(&mut out_json, "ok", json!(true));
+    set_field(&mut out_json, "ok", json!(true));
     Output { text, json: out_json }
 }

@@ -10,11 +10,13 @@ use dkls23_runner::{RunContext, run_export, run_export_receive, run_import};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::cli::{Ctx, ExportArgs, ImportArgs, Output, SetupNewArgs};
+use crate::args::{ExportArgs, ImportArgs, SetupNewArgs};
+use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file;
-use crate::local::{key_id_of, load_identity, passphrase};
+use crate::local::{key_id_of, passphrase};
+use crate::output::Output;
 use crate::party_dir::{eth_address, hex_array};
 use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session};
@@ -93,7 +95,7 @@ pub fn import_setup(a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Output> {
 pub async fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<Output> {
     let setup = setup_file::read(&args.setup, ProtocolId::Import)?;
     let req = ImportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     let me = my_index(&setup, signer.as_ref())?;
     let guard = ctx.dir.replay_guard()?;
     check_fresh(&guard, &setup)?;
@@ -221,7 +223,7 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
     }
     let setup = setup_file::read(setup_path, ProtocolId::Export)?;
     let req = ExportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     let me = my_index(&setup, signer.as_ref())?;
     let guard = ctx.dir.replay_guard()?;
     check_fresh(&guard, &setup)?;
