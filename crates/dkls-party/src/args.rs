@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use dkls23_core::hashing::HashAlgorithm;
+use dkls23_core::hashing::{HashAlgorithm, prehash};
+
+use crate::error::{CliError, CliResult, ExitCode};
+use crate::files;
 
 /// Protocols a setup can be made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,6 +44,32 @@ pub struct MessageArgs {
 
 fn parse_hash(s: &str) -> Result<HashAlgorithm, String> {
     s.parse()
+}
+
+const MAX_MESSAGE_FILE: u64 = 64 * 1024 * 1024;
+
+impl MessageArgs {
+    /// The 32-byte prehash of the message, if one was given.
+    ///
+    /// # Errors
+    /// Bad input for malformed hex, an unreadable file or a raw prehash that is not 32 bytes.
+    pub fn prehash(&self) -> CliResult<Option<[u8; 32]>> {
+        let message = match (&self.message_hex, &self.message_file) {
+            (Some(h), _) => {
+                let h = h.trim();
+                hex::decode(h.strip_prefix("0x").unwrap_or(h)).map_err(|_| {
+                    CliError::bad_input("--message-hex is not hex")
+                        .hint("pass the message as hex digits")
+                })?
+            }
+            (None, Some(path)) => files::read_bounded(path, MAX_MESSAGE_FILE, "message file")
+                .map_err(|e| CliError { code: ExitCode::BadInput, ..e })?,
+            (None, None) => return Ok(None),
+        };
+        prehash(self.hash, &message).map(Some).map_err(|e| {
+            CliError::bad_input(e.to_string()).hint("with --hash none pass exactly 32 bytes")
+        })
+    }
 }
 
 /// `setup new` arguments.

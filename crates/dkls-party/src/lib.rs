@@ -27,6 +27,7 @@ pub mod lifecycle;
 pub mod local;
 pub mod output;
 pub mod party_dir;
+pub mod passphrase;
 pub mod presig_gen;
 pub mod presign;
 pub mod progress;

@@ -11,9 +11,9 @@ use crate::args::{RunArgs, SetupNewArgs, SetupProtocol};
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::identity_file;
-use crate::local::{key_id_of, passphrase};
 use crate::output::Output;
 use crate::party_dir::{eth_address, hex_array};
+use crate::passphrase;
 use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session};
 use crate::sealed::KdfParams;
@@ -46,8 +46,8 @@ pub fn reshare_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Se
             .hint("name the key by id, id prefix or label (see `shares list`)")
     })?;
     let info = ctx.dir.find(key)?;
-    let pass = passphrase(false)?;
-    let share = ctx.dir.load_share(&key_id_of(&info)?, &pass)?;
+    let pass = passphrase::read(false)?;
+    let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
     let spec = if a.protocol == SetupProtocol::Refresh {
         ReshareSpec::refresh(&share).map_err(|e| invalid(&e))?
     } else {
@@ -88,7 +88,7 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
     let held = ctx.dir.info(&spec.key_id).ok();
     let dealer = spec.old_member_at(me).is_some();
     let label = held.as_ref().map(|i| i.label.clone()).unwrap_or_default();
-    let pass = passphrase(!dealer && held.is_none())?;
+    let pass = passphrase::read(!dealer && held.is_none())?;
     let old_share = if dealer {
         let info = held.as_ref().ok_or_else(|| {
             CliError::bad_input("this party deals in the reshare but holds no share of the key")

@@ -1,81 +1,20 @@
-//! Subcommands that need no relay: identity, setup, shares, derive; and shared helpers.
-
-use std::io::IsTerminal;
+//! Subcommands that need no relay: identity, setup, shares, derive.
 
 use dkls23_core::bip32::{Network, Xpub};
 use dkls23_core::encoding::point_to_bytes;
-use dkls23_core::hashing::prehash;
 use dkls23_core::identity::IdentityPublicKey;
 use dkls23_core::setup::{ProtocolId, Setup};
 use dkls23_core::sign::{PresignRequest, SignRequest};
 use serde_json::json;
-use zeroize::Zeroizing;
 
-use crate::args::{DeriveArgs, DeriveFormat, MessageArgs, SetupNewArgs, SetupProtocol};
+use crate::args::{DeriveArgs, DeriveFormat, SetupNewArgs, SetupProtocol};
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file::{self, IdentityKind, kind_name, public_hex};
 use crate::output::{Output, set_field};
-use crate::party_dir::{Passphrase, ShareInfo, eth_address, hex_array};
+use crate::party_dir::{eth_address, hex_array};
 use crate::setup_file::{self, MAX_LABEL, format_path, parse_path};
-
-const MAX_MESSAGE_FILE: u64 = 64 * 1024 * 1024;
-
-/// The passphrase protecting key shares: DKLS_PASSPHRASE, or a prompt on a terminal
-/// (`confirm` asks twice, for a new share).
-///
-/// # Errors
-/// Bad input when neither is available or the passphrase is empty or not confirmed.
-pub fn passphrase(confirm: bool) -> CliResult<Passphrase> {
-    if let Ok(p) = std::env::var("DKLS_PASSPHRASE") {
-        if p.is_empty() {
-            return Err(
-                CliError::bad_input("DKLS_PASSPHRASE is empty").hint("set a non-empty passphrase")
-            );
-        }
-        return Ok(Zeroizing::new(p.into_bytes()));
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::bad_input("no passphrase for the key shares")
-            .hint("set DKLS_PASSPHRASE or run in a terminal to be prompted"));
-    }
-    let read = |prompt: &str| {
-        rpassword::prompt_password(prompt)
-            .map(|s| Zeroizing::new(s.into_bytes()))
-            .map_err(|e| CliError::bad_input(format!("cannot read the passphrase: {e}")))
-    };
-    let p = read("Passphrase for key shares: ")?;
-    if p.is_empty() {
-        return Err(CliError::bad_input("empty passphrase").hint("choose a non-empty passphrase"));
-    }
-    if confirm && read("Repeat the passphrase: ")? != p {
-        return Err(CliError::bad_input("the passphrases differ").hint("try again"));
-    }
-    Ok(p)
-}
-
-/// The 32-byte prehash of the message given by `m`, if one was given.
-///
-/// # Errors
-/// Bad input for malformed hex, an unreadable file or a raw prehash that is not 32 bytes.
-pub fn message_prehash(m: &MessageArgs) -> CliResult<Option<[u8; 32]>> {
-    let message = match (&m.message_hex, &m.message_file) {
-        (Some(h), _) => {
-            let h = h.trim();
-            hex::decode(h.strip_prefix("0x").unwrap_or(h)).map_err(|_| {
-                CliError::bad_input("--message-hex is not hex")
-                    .hint("pass the message as hex digits")
-            })?
-        }
-        (None, Some(path)) => files::read_bounded(path, MAX_MESSAGE_FILE, "message file")
-            .map_err(|e| CliError { code: crate::error::ExitCode::BadInput, ..e })?,
-        (None, None) => return Ok(None),
-    };
-    prehash(m.hash, &message).map(Some).map_err(|e| {
-        CliError::bad_input(e.to_string()).hint("with --hash none pass exactly 32 bytes")
-    })
-}
 
 /// Generates the identity key.
 ///
@@ -167,7 +106,7 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
                     .hint("name the key by id, id prefix or label (see `shares list`)")
             })?;
             let info = ctx.dir.find(key)?;
-            let message = message_prehash(&a.message)?;
+            let message = a.message.prehash()?;
             let presign = a.protocol == SetupProtocol::Presign;
             if presign && message.is_some() {
                 return Err(CliError::bad_input("a presign setup takes no message")
@@ -186,7 +125,7 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
             for &s in &signers {
                 participants.push((s, info.identity_of(s)?));
             }
-            let key_id = key_id_of(&info)?;
+            let key_id = info.key_id_bytes()?;
             let keygen_sid = hex_array(&info.keygen_sid)
                 .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))?;
             let path = parse_path(&a.path)?;
@@ -225,15 +164,6 @@ pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
     })
 }
 
-/// The key id of a share's public data.
-///
-/// # Errors
-/// Corrupted data if it does not decode.
-pub fn key_id_of(info: &ShareInfo) -> CliResult<[u8; 32]> {
-    hex_array(&info.key_id)
-        .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))
-}
-
 /// Lists the shares.
 ///
 /// # Errors
@@ -259,7 +189,7 @@ pub fn shares_list(ctx: &Ctx) -> CliResult<Output> {
 /// Bad input for an unknown key.
 pub fn shares_show(ctx: &Ctx, key: &str) -> CliResult<Output> {
     let s = ctx.dir.find(key)?;
-    let banned = ctx.dir.banned(&key_id_of(&s)?)?;
+    let banned = ctx.dir.banned(&s.key_id_bytes()?)?;
     let mut json = serde_json::to_value(&s).unwrap_or_default();
     set_field(&mut json, "banned", json!(banned));
     let text = format!(

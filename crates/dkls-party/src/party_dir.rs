@@ -27,7 +27,6 @@ use dkls23_core::setup::{ReplayError, ReplayGuard};
 use dkls23_core::{KeyShare, PartyIndex};
 use k256::ProjectivePoint;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::files;
@@ -131,6 +130,15 @@ impl ShareInfo {
         let bytes = hex::decode(&self.public_key).ok();
         bytes
             .and_then(|b| dkls23_core::encoding::point_from_slice(&b).ok())
+            .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))
+    }
+
+    /// The key id.
+    ///
+    /// # Errors
+    /// Corrupted data if the stored key id does not decode.
+    pub fn key_id_bytes(&self) -> CliResult<[u8; 32]> {
+        hex_array(&self.key_id)
             .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))
     }
 
@@ -662,9 +670,6 @@ impl ReplayGuard for FileReplayGuard {
         self.record(iid)
     }
 }
-
-/// A passphrase held in memory (zeroized on drop).
-pub type Passphrase = Zeroizing<Vec<u8>>;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]

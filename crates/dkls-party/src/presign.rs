@@ -17,9 +17,9 @@ use crate::args::{RunArgs, SignArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::files;
-use crate::local::{key_id_of, message_prehash, passphrase};
 use crate::output::Output;
 use crate::party_dir::hex_array;
+use crate::passphrase;
 use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session, signature_output, verify};
 use crate::sealed::{self, KdfParams, SealError};
@@ -41,7 +41,7 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
         return Err(CliError::bad_input("the setup names another epoch of this key")
             .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
     }
-    let key_id = key_id_of(&info)?;
+    let key_id = info.key_id_bytes()?;
     let banned = ctx.dir.banned(&key_id)?;
     if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
         return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
@@ -49,7 +49,7 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     }
     let guard = ctx.dir.replay_guard()?;
     check_fresh(&guard, &setup)?;
-    let pass = passphrase(false)?;
+    let pass = passphrase::read(false)?;
     let (share, banned) = ctx.dir.load_share_and_bans(&key_id, &pass)?;
     if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
         return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
@@ -172,7 +172,7 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     let Some(which) = &args.presignature else {
         return Err(CliError::bad_input("sign needs --setup or --presignature"));
     };
-    let m32 = message_prehash(&args.message)?.ok_or_else(|| {
+    let m32 = args.message.prehash()?.ok_or_else(|| {
         CliError::bad_input("signing with a presignature needs the message")
             .hint("pass --message-hex or --message-file (and --hash)")
     })?;
@@ -185,7 +185,7 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     }
     let path = resolve(ctx, which)?;
     let file = files::read_bounded(&path, MAX_PRESIG_FILE, "presignature")?;
-    let pass = passphrase(false)?;
+    let pass = passphrase::read(false)?;
     let plain = sealed::open(sealed::Kind::Presignature, &file, &pass).map_err(|e| match e {
         SealError::WrongPassphrase => CliError::new(
             ExitCode::WrongPassphrase,

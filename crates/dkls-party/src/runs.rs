@@ -18,9 +18,9 @@ use crate::args::{RunArgs, SigFormat, SignArgs};
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::identity_file::public_hex;
-use crate::local::{key_id_of, message_prehash, passphrase};
 use crate::output::{Output, set_field};
 use crate::party_dir::{FileReplayGuard, eth_address, hex_array};
+use crate::passphrase;
 use crate::progress::{Progress, party_label};
 use crate::sealed::KdfParams;
 use crate::setup_file::{self, format_path, parse_path};
@@ -92,7 +92,7 @@ pub async fn keygen(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let me = my_index(&setup, signer.as_ref())?;
     let guard = ctx.dir.replay_guard()?;
     check_fresh(&guard, &setup)?;
-    let pass = passphrase(true)?;
+    let pass = passphrase::read(true)?;
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
     let tag = format!("keygen {}", party_label(me));
     if !ctx.quiet {
@@ -179,7 +179,7 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     };
     let setup = setup_file::read(setup_path, ProtocolId::Sign)?;
     let req = setup_file::sign_request(&setup)?;
-    if let Some(m32) = message_prehash(&args.message)?
+    if let Some(m32) = args.message.prehash()?
         && m32 != req.message
     {
         return Err(CliError::bad_input(format!(
@@ -211,13 +211,13 @@ pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         )
         .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
     }
-    let key_id = key_id_of(&info)?;
+    let key_id = info.key_id_bytes()?;
     let banned = ctx.dir.banned(&key_id)?;
     if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
         return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
             .hint("sign with other parties, or replace the banned party with a reshare"));
     }
-    let pass = passphrase(false)?;
+    let pass = passphrase::read(false)?;
     let (share, banned) = ctx.dir.load_share_and_bans(&key_id, &pass)?;
     drop(pass);
     if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {

@@ -15,9 +15,9 @@ use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file;
-use crate::local::{key_id_of, passphrase};
 use crate::output::Output;
 use crate::party_dir::{eth_address, hex_array};
+use crate::passphrase;
 use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session};
 use crate::sealed::KdfParams;
@@ -122,7 +122,7 @@ pub async fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<Output> {
         }
         None
     };
-    let pass = passphrase(true)?;
+    let pass = passphrase::read(true)?;
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
     let tag = format!("import {}", party_label(me));
     if !ctx.quiet {
@@ -181,8 +181,8 @@ pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Set
         CliError::bad_input("an export setup needs --recipient-key (64 hex digits)")
             .hint("the recipient creates it with `dkls-party export --new-recipient-key`")
     })?;
-    let pass = passphrase(false)?;
-    let share = ctx.dir.load_share(&key_id_of(&info)?, &pass)?;
+    let pass = passphrase::read(false)?;
+    let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
     let exporters: Vec<u16> = if a.exporters.is_empty() {
         (1..=share.threshold()).collect()
     } else {
@@ -278,8 +278,8 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
         });
     }
     let info = ctx.dir.info(&req.key_id)?;
-    let pass = passphrase(false)?;
-    let share = ctx.dir.load_share(&key_id_of(&info)?, &pass)?;
+    let pass = passphrase::read(false)?;
+    let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
     let relay = connect(&ctx.relay_url, ctx.timeout).await?;
     let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
     let result = run_export(
