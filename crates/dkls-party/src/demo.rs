@@ -19,9 +19,9 @@ use msg_relay_client::{ClientConfig, WsRelay};
 use serde_json::json;
 
 use crate::args::DemoArgs;
+use crate::encoding::eth_address;
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
-use crate::party_dir::eth_address;
 use crate::progress::{Progress, Traffic, party_label};
 use crate::runs::verify;
 use crate::setup_file::format_path;

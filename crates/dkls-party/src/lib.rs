@@ -20,6 +20,7 @@ pub mod bans;
 pub mod cli;
 pub mod context;
 pub mod demo;
+pub mod encoding;
 pub mod error;
 pub mod files;
 pub mod identity_file;

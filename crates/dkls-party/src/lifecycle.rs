@@ -9,10 +9,10 @@ use tracing::info;
 
 use crate::args::{RunArgs, SetupNewArgs, SetupProtocol};
 use crate::context::Ctx;
+use crate::encoding::{eth_address, hex_array};
 use crate::error::{CliError, CliResult};
 use crate::identity_file;
 use crate::output::Output;
-use crate::party_dir::{eth_address, hex_array};
 use crate::passphrase;
 use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session};

@@ -9,11 +9,11 @@ use serde_json::json;
 
 use crate::args::{DeriveArgs, DeriveFormat, SetupNewArgs, SetupProtocol};
 use crate::context::Ctx;
+use crate::encoding::{eth_address, hex_array};
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file::{self, IdentityKind, kind_name, public_hex};
 use crate::output::{Output, set_field};
-use crate::party_dir::{eth_address, hex_array};
 use crate::setup_file::{self, MAX_LABEL, format_path, parse_path};
 
 /// Generates the identity key.

@@ -28,6 +28,7 @@ use dkls23_core::{KeyShare, PartyIndex};
 use k256::ProjectivePoint;
 use serde::{Deserialize, Serialize};
 
+use crate::encoding::{eth_address, hex_array};
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::files;
 use crate::sealed::{self, KdfParams, SealError};
@@ -167,32 +168,6 @@ impl ShareInfo {
             })?;
         crate::identity_file::parse_public_hex(hex_key)
     }
-}
-
-/// 32 bytes from hex.
-pub fn hex_array(s: &str) -> Option<[u8; 32]> {
-    hex::decode(s).ok().and_then(|b| <[u8; 32]>::try_from(b).ok())
-}
-
-/// The EIP-55 checksummed Ethereum address of a secp256k1 public key.
-pub fn eth_address(point: &ProjectivePoint) -> String {
-    use k256::elliptic_curve::sec1::ToSec1Point;
-    use sha3::Digest;
-    let uncompressed = point.to_affine().to_sec1_point(false);
-    let bytes = uncompressed.as_bytes();
-    let hash = sha3::Keccak256::digest(bytes.get(1..).unwrap_or_default());
-    let addr = hex::encode(hash.get(12..).unwrap_or_default());
-    let check = sha3::Keccak256::digest(addr.as_bytes());
-    let mut out = String::from("0x");
-    for (i, c) in addr.chars().enumerate() {
-        let nibble = check.get(i / 2).map_or(0, |b| if i % 2 == 0 { b >> 4 } else { b & 0x0f });
-        if c.is_ascii_alphabetic() && nibble >= 8 {
-            out.push(c.to_ascii_uppercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl PartyDir {
@@ -675,15 +650,6 @@ impl ReplayGuard for FileReplayGuard {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn eip55_addresses() {
-        // Private key 1: the generator's well-known address.
-        assert_eq!(
-            eth_address(&ProjectivePoint::GENERATOR),
-            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
-        );
-    }
 
     #[test]
     fn replay_guard_persists() {

@@ -15,10 +15,10 @@ use tracing::info;
 
 use crate::args::{RunArgs, SignArgs};
 use crate::context::Ctx;
+use crate::encoding::hex_array;
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::files;
 use crate::output::Output;
-use crate::party_dir::hex_array;
 use crate::passphrase;
 use crate::progress::{Progress, party_label};
 use crate::runs::{check_fresh, connect, my_index, opts, session, signature_output, verify};

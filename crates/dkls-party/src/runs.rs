@@ -16,10 +16,11 @@ use tracing::info;
 
 use crate::args::{RunArgs, SigFormat, SignArgs};
 use crate::context::Ctx;
+use crate::encoding::{eth_address, hex_array};
 use crate::error::{CliError, CliResult, ExitCode};
 use crate::identity_file::public_hex;
 use crate::output::{Output, set_field};
-use crate::party_dir::{FileReplayGuard, eth_address, hex_array};
+use crate::party_dir::FileReplayGuard;
 use crate::passphrase;
 use crate::progress::{Progress, party_label};
 use crate::sealed::KdfParams;
