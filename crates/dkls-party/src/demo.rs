@@ -23,8 +23,8 @@ use crate::encoding::eth_address;
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 use crate::progress::{Progress, Traffic, party_label};
-use crate::runs::verify;
 use crate::setup_file::format_path;
+use crate::signature::verify;
 
 /// The message the demo signs.
 pub const DEMO_MESSAGE: &[u8] = b"hello from dkls-party";

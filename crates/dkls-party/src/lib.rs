@@ -36,6 +36,7 @@ pub mod relay;
 pub mod runs;
 pub mod sealed;
 pub mod setup_file;
+pub mod signature;
 pub mod transfer;
 
 use clap::Parser;

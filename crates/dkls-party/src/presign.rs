@@ -21,9 +21,10 @@ use crate::files;
 use crate::output::Output;
 use crate::passphrase;
 use crate::progress::{Progress, party_label};
-use crate::runs::{check_fresh, connect, my_index, opts, session, signature_output, verify};
+use crate::runs::{check_fresh, connect, my_index, opts, session};
 use crate::sealed::{self, KdfParams, SealError};
 use crate::setup_file::{self, format_path, parse_path};
+use crate::signature::{signature_output, verify};
 
 const MAX_PRESIG_FILE: u64 = 1024 * 1024;
 
