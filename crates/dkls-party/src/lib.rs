@@ -35,6 +35,7 @@ pub mod progress;
 pub mod relay;
 pub mod runs;
 pub mod sealed;
+pub mod session;
 pub mod setup_file;
 pub mod signature;
 pub mod transfer;

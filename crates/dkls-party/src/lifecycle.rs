@@ -3,7 +3,7 @@
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
 use dkls23_core::setup::{ProtocolId, Setup};
-use dkls23_runner::{RunContext, run_reshare};
+use dkls23_runner::run_reshare;
 use serde_json::json;
 use tracing::info;
 
@@ -14,9 +14,8 @@ use crate::error::{CliError, CliResult};
 use crate::identity_file;
 use crate::output::Output;
 use crate::passphrase;
-use crate::progress::{Progress, party_label};
-use crate::runs::{check_fresh, connect, my_index, opts, session};
 use crate::sealed::KdfParams;
+use crate::session::{Session, connect, fresh_guard};
 use crate::setup_file;
 
 fn invalid(e: &dkls23_core::Error) -> CliError {
@@ -81,10 +80,9 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
         return Err(CliError::bad_input("this setup changes the committee or the threshold")
             .hint("run it with `dkls-party reshare` if that is intended"));
     }
-    let signer = ctx.load_identity()?;
-    let me = my_index(&setup, signer.as_ref())?;
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
+    let session = Session::join(ctx, &setup, what, 4)?;
+    let me = session.me;
+    let guard = fresh_guard(ctx, &setup)?;
     let held = ctx.dir.info(&spec.key_id).ok();
     let dealer = spec.old_member_at(me).is_some();
     let label = held.as_ref().map(|i| i.label.clone()).unwrap_or_default();
@@ -104,37 +102,28 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
     } else {
         None
     };
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let tag = format!("{what} {}", party_label(me));
-    if !ctx.quiet {
-        eprintln!(
-            "[{tag}] {}-of-{} → {}-of-{}, epoch {}, session {}",
-            spec.old_threshold,
-            spec.old_committee.len(),
-            spec.new_threshold,
-            spec.new_committee.len(),
-            spec.new_epoch,
-            session(&setup)
-        );
-    }
-    info!(session = %session(&setup), party = me, "{what} started");
-    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
+    let relay = connect(ctx).await?;
+    session.announce(format!(
+        "{}-of-{} → {}-of-{}, epoch {}, session {}",
+        spec.old_threshold,
+        spec.old_committee.len(),
+        spec.new_threshold,
+        spec.new_committee.len(),
+        spec.new_epoch,
+        session.id
+    ));
+    info!(session = %session.id, party = me, "{what} started");
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_reshare(
-        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
-        &setup,
-        old_share.as_ref(),
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let run = session.context(&relay, &guard);
+    let result = run_reshare(&run, &setup, old_share.as_ref(), &mut rng).await;
+    session.finish();
     let outcome = match result {
         Ok(o) => {
             drop(old_share);
             o
         }
         Err(e) => {
-            info!(session = %session(&setup), party = me, error = %e, "{what} failed");
+            info!(session = %session.id, party = me, error = %e, "{what} failed");
             // A banned dealer is recorded under its current (old) index, if this party holds
             // the key; the transport index is what the error names.
             return Err(ctx.dir.protocol_error(old_share.as_ref(), &e, |party| {
@@ -147,7 +136,7 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
         ReshareOutcome::NewShare(share) => {
             // The new epoch starts with an empty ban list (all OT material was replaced).
             let info = ctx.dir.save_share(&share, &label, &pass, KdfParams::default())?;
-            info!(session = %session(&setup), party = me, epoch = info.epoch, "{what} done");
+            info!(session = %session.id, party = me, epoch = info.epoch, "{what} done");
             Ok(Output {
                 text: format!(
                     "key id       {}\npublic key   {} (unchanged)\nepoch        {}\nshare        {}-of-{}, party {}\n",

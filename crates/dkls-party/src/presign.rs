@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use dkls23_core::setup::{ProtocolId, Setup};
 use dkls23_core::sign::Presignature;
-use dkls23_runner::{RunContext, run_finish, run_presign};
+use dkls23_runner::{run_finish, run_presign};
 use serde_json::json;
 use tracing::info;
 
@@ -20,9 +20,8 @@ use crate::error::{CliError, CliResult, ExitCode};
 use crate::files;
 use crate::output::Output;
 use crate::passphrase;
-use crate::progress::{Progress, party_label};
-use crate::runs::{check_fresh, connect, my_index, opts, session};
 use crate::sealed::{self, KdfParams, SealError};
+use crate::session::{Session, connect, fresh_guard, refuse_banned};
 use crate::setup_file::{self, format_path, parse_path};
 use crate::signature::{signature_output, verify};
 
@@ -35,49 +34,29 @@ const MAX_PRESIG_FILE: u64 = 1024 * 1024;
 pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let setup = setup_file::read(&args.setup, ProtocolId::Sign)?;
     let req = setup_file::presign_request(&setup)?;
-    let signer = ctx.load_identity()?;
-    let me = my_index(&setup, signer.as_ref())?;
+    let session = Session::join(ctx, &setup, "presign", 4)?;
     let info = ctx.dir.info(&req.key_id)?;
     if hex_array(&info.keygen_sid) != Some(req.keygen_sid) {
         return Err(CliError::bad_input("the setup names another epoch of this key")
             .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
     }
     let key_id = info.key_id_bytes()?;
-    let banned = ctx.dir.banned(&key_id)?;
-    if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
-        return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
-            .hint("presign with other parties, or replace the banned party with a reshare"));
-    }
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
+    refuse_banned(&setup, &ctx.dir.banned(&key_id)?, "presign")?;
+    let guard = fresh_guard(ctx, &setup)?;
     let pass = passphrase::read(false)?;
     let (share, banned) = ctx.dir.load_share_and_bans(&key_id, &pass)?;
-    if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
-        return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
-            .hint("presign with other parties, or replace the banned party with a reshare"));
-    }
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let tag = format!("presign {}", party_label(me));
-    if !ctx.quiet {
-        eprintln!(
-            "[{tag}] presigning under {}, session {}",
-            format_path(&req.path),
-            session(&setup)
-        );
-    }
-    info!(session = %session(&setup), party = me, "presign started");
-    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
+    refuse_banned(&setup, &banned, "presign")?;
+    let relay = connect(ctx).await?;
+    session.announce(format!(
+        "presigning under {}, session {}",
+        format_path(&req.path),
+        session.id
+    ));
+    info!(session = %session.id, party = session.me, "presign started");
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_presign(
-        &RunContext::new(&relay, signer, &guard)
-            .with_options(progress.options(opts(ctx, &setup)))
-            .refusing(banned.clone()),
-        &setup,
-        &share,
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let run = session.context(&relay, &guard).refusing(banned.clone());
+    let result = run_presign(&run, &setup, &share, &mut rng).await;
+    session.finish();
     let pre = match result {
         Ok(p) => p,
         Err(e) => {
@@ -103,7 +82,7 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
         }
         files::write_atomic(&path, &sealed, 0o600)?;
     }
-    info!(session = %session(&setup), party = me, "presign done");
+    info!(session = %session.id, party = session.me, "presign done");
     Ok(Output {
         text: format!(
             "presignature {id}\nkey id       {}\npath         {}\nsaved to     {}\n",
@@ -226,9 +205,9 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     })?;
     let pk = *pre.public_key();
     drop(share);
-    let signer = ctx.load_identity()?;
-    let me = my_index(&setup, signer.as_ref())?;
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
+    // Rounds 4 (finish commitments) and 5 (S3) of the presignature's session.
+    let session = Session::join(ctx, &setup, "sign", 5)?;
+    let relay = connect(ctx).await?;
     let guard = ctx.dir.replay_guard()?;
     // Single use: the generation moves on (outside the directory first) and the presignature
     // is gone from disk before anything is sent; the runner then records its finish marker in
@@ -236,26 +215,14 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     generation.bump()?;
     files::remove_durably(&path)?;
     drop(lock);
-    let tag = format!("sign {}", party_label(me));
-    if !ctx.quiet {
-        eprintln!(
-            "[{tag}] online round for presignature {}, message hash {}",
-            hex::encode(setup.hash().get(..8).unwrap_or_default()),
-            hex::encode(m32)
-        );
-    }
-    // Rounds 4 (finish commitments) and 5 (S3) of the presignature's session.
-    let progress = Progress::new(&setup, tag, 5, ctx.quiet);
+    session.announce(format!(
+        "online round for presignature {}, message hash {}",
+        hex::encode(setup.hash().get(..8).unwrap_or_default()),
+        hex::encode(m32)
+    ));
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_finish(
-        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
-        &setup,
-        pre,
-        &m32,
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let result = run_finish(&session.context(&relay, &guard), &setup, pre, &m32, &mut rng).await;
+    session.finish();
     let sig = result.map_err(|e| CliError::from_protocol(&e))?;
     if !verify(&pk, &m32, &sig) {
         return Err(CliError::internal("the combined signature does not verify"));

@@ -6,7 +6,7 @@ use std::path::Path;
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest, ImportRequest, ImportSecret};
 use dkls23_core::setup::{ProtocolId, Setup};
-use dkls23_runner::{RunContext, run_export, run_export_receive, run_import};
+use dkls23_runner::{run_export, run_export_receive, run_import};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -18,9 +18,8 @@ use crate::files;
 use crate::identity_file;
 use crate::output::Output;
 use crate::passphrase;
-use crate::progress::{Progress, party_label};
-use crate::runs::{check_fresh, connect, my_index, opts, session};
 use crate::sealed::KdfParams;
+use crate::session::{Session, connect, fresh_guard};
 use crate::setup_file;
 
 fn invalid(e: &dkls23_core::Error) -> CliError {
@@ -95,11 +94,9 @@ pub fn import_setup(a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Output> {
 pub async fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<Output> {
     let setup = setup_file::read(&args.setup, ProtocolId::Import)?;
     let req = ImportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
-    let signer = ctx.load_identity()?;
-    let me = my_index(&setup, signer.as_ref())?;
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
-    let secret = if me == req.dealer {
+    let session = Session::join(ctx, &setup, "import", 2)?;
+    let guard = fresh_guard(ctx, &setup)?;
+    let secret = if session.me == req.dealer {
         let file = args.private_key_file.as_deref().ok_or_else(|| {
             CliError::bad_input("this party is the import dealer and must pass --private-key-file")
         })?;
@@ -123,25 +120,14 @@ pub async fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<Output> {
         None
     };
     let pass = passphrase::read(true)?;
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let tag = format!("import {}", party_label(me));
-    if !ctx.quiet {
-        eprintln!(
-            "[{tag}] import dealt by party {}, then refresh, session {}",
-            req.dealer,
-            session(&setup)
-        );
-    }
-    let progress = Progress::new(&setup, tag, 2, ctx.quiet);
+    let relay = connect(ctx).await?;
+    session.announce(format!(
+        "import dealt by party {}, then refresh, session {}",
+        req.dealer, session.id
+    ));
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_import(
-        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
-        &setup,
-        secret,
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let result = run_import(&session.context(&relay, &guard), &setup, secret, &mut rng).await;
+    session.finish();
     let share = result.map_err(|e| CliError::from_protocol(&e))?;
     let info = ctx.dir.save_share(&share, "imported", &pass, KdfParams::default())?;
     Ok(Output {
@@ -223,12 +209,10 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
     }
     let setup = setup_file::read(setup_path, ProtocolId::Export)?;
     let req = ExportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
-    let signer = ctx.load_identity()?;
-    let me = my_index(&setup, signer.as_ref())?;
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
+    let session = Session::join(ctx, &setup, "export", 1)?;
+    let guard = fresh_guard(ctx, &setup)?;
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    if me == req.recipient {
+    if session.me == req.recipient {
         let out = args.out.as_deref().ok_or_else(|| {
             CliError::bad_input("the recipient must pass --out FILE for the exported key")
         })?;
@@ -243,18 +227,10 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
                 "the setup names another recipient key than this party's",
             ));
         }
-        let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-        let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
-        let result = run_export_receive(
-            &RunContext::new(&relay, signer, &guard)
-                .with_options(progress.options(opts(ctx, &setup))),
-            &setup,
-            &secret,
-            EXPORT_CONFIRMATION,
-            &mut rng,
-        )
-        .await;
-        progress.finish();
+        let relay = connect(ctx).await?;
+        let run = session.context(&relay, &guard);
+        let result = run_export_receive(&run, &setup, &secret, EXPORT_CONFIRMATION, &mut rng).await;
+        session.finish();
         let key = result.map_err(|e| CliError::from_protocol(&e))?;
         let pk = *key.public_key();
         let doc = Zeroizing::new(
@@ -280,17 +256,10 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
     let info = ctx.dir.info(&req.key_id)?;
     let pass = passphrase::read(false)?;
     let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
-    let result = run_export(
-        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
-        &setup,
-        &share,
-        EXPORT_CONFIRMATION,
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let relay = connect(ctx).await?;
+    let run = session.context(&relay, &guard);
+    let result = run_export(&run, &setup, &share, EXPORT_CONFIRMATION, &mut rng).await;
+    session.finish();
     result.map_err(|e| CliError::from_protocol(&e))?;
     Ok(Output {
         text: format!(
