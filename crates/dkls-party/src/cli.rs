@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::args::{DemoArgs, DeriveArgs, ExportArgs, ImportArgs, RunArgs, SetupNewArgs, SignArgs};
+use crate::args::{
+    DemoArgs, DeriveArgs, ExportArgs, ImportArgs, RunArgs, SetupNewArgs, SetupProtocol, SignArgs,
+};
 use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::identity_file::IdentityKind;
 use crate::output::Output;
 use crate::party_dir::PartyDir;
+use crate::{demo, lifecycle, local, presign, relay, runs, transfer};
 
 /// A threshold-ECDSA (DKLs23, secp256k1) party on the command line.
 ///
@@ -145,26 +148,38 @@ pub fn dispatch(cli: Cli) -> CliResult<Output> {
     let ctx = cli.context();
     match cli.command {
         Command::Identity(IdentityCmd::New { kind, force }) => {
-            crate::local::identity_new(&ctx, kind, force)
+            local::identity_new(&ctx, kind, force)
         }
-        Command::Identity(IdentityCmd::Show) => crate::local::identity_show(&ctx),
+        Command::Identity(IdentityCmd::Show) => local::identity_show(&ctx),
         Command::Setup(cmd) => match *cmd {
-            SetupCmd::New(args) => crate::local::setup_new(&ctx, &args),
+            SetupCmd::New(args) => setup_new(&ctx, &args),
         },
-        Command::Shares(SharesCmd::List) => crate::local::shares_list(&ctx),
-        Command::Shares(SharesCmd::Show { key }) => crate::local::shares_show(&ctx, &key),
-        Command::Derive(args) => crate::local::derive(&ctx, &args),
-        Command::Keygen(args) => runtime()?.block_on(crate::runs::keygen(&ctx, &args)),
-        Command::Sign(args) => runtime()?.block_on(crate::runs::sign(&ctx, &args)),
-        Command::Presign(args) => runtime()?.block_on(crate::presign::presign(&ctx, &args)),
-        Command::Refresh(args) => runtime()?.block_on(crate::lifecycle::reshare(&ctx, &args, true)),
-        Command::Reshare(args) => {
-            runtime()?.block_on(crate::lifecycle::reshare(&ctx, &args, false))
-        }
-        Command::Import(args) => runtime()?.block_on(crate::transfer::import(&ctx, &args)),
-        Command::Export(args) => runtime()?.block_on(crate::transfer::export(&ctx, &args)),
-        Command::Demo(args) => runtime()?.block_on(crate::demo::run(&args, cli.quiet)),
-        Command::Relay { listen } => runtime()?.block_on(crate::relay::serve(listen)),
+        Command::Shares(SharesCmd::List) => local::shares_list(&ctx),
+        Command::Shares(SharesCmd::Show { key }) => local::shares_show(&ctx, &key),
+        Command::Derive(args) => local::derive(&ctx, &args),
+        Command::Keygen(args) => runtime()?.block_on(runs::keygen(&ctx, &args)),
+        Command::Sign(args) => match &args.setup {
+            Some(setup) => runtime()?.block_on(runs::sign(&ctx, setup, &args)),
+            None => runtime()?.block_on(presign::finish(&ctx, &args)),
+        },
+        Command::Presign(args) => runtime()?.block_on(presign::presign(&ctx, &args)),
+        Command::Refresh(args) => runtime()?.block_on(lifecycle::reshare(&ctx, &args, true)),
+        Command::Reshare(args) => runtime()?.block_on(lifecycle::reshare(&ctx, &args, false)),
+        Command::Import(args) => runtime()?.block_on(transfer::import(&ctx, &args)),
+        Command::Export(args) => runtime()?.block_on(transfer::export(&ctx, &args)),
+        Command::Demo(args) => runtime()?.block_on(demo::run(&args, cli.quiet)),
+        Command::Relay { listen } => runtime()?.block_on(relay::serve(listen)),
+    }
+}
+
+/// `setup new`: each protocol's setup is made by the module that runs it.
+fn setup_new(ctx: &Ctx, args: &SetupNewArgs) -> CliResult<Output> {
+    match args.protocol {
+        SetupProtocol::Keygen => local::keygen_setup(args),
+        SetupProtocol::Sign | SetupProtocol::Presign => local::sign_setup(ctx, args),
+        SetupProtocol::Refresh | SetupProtocol::Reshare => lifecycle::reshare_setup(ctx, args),
+        SetupProtocol::Import => transfer::import_setup(args),
+        SetupProtocol::Export => transfer::export_setup(ctx, args),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
-use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::setup::ProtocolId;
 use dkls23_runner::run_reshare;
 use serde_json::json;
 use tracing::info;
@@ -33,13 +33,14 @@ pub fn is_refresh(spec: &ReshareSpec) -> bool {
             .all(|(o, n)| o.index == n.index && o.identity == n.identity)
 }
 
-/// The setup of a refresh (`--protocol refresh --key K`) or a reshare (`--protocol reshare
+/// `setup new` for a refresh (`--protocol refresh --key K`) or a reshare (`--protocol reshare
 /// --key K [--dealers 1,2] --new-party PK … [--new-threshold T]`). Reads this party's share
 /// (passphrase) because the setup carries every holder's public share.
 ///
 /// # Errors
 /// Bad input for an unknown key or an invalid committee.
-pub fn reshare_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Setup> {
+pub fn reshare_setup(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
     let key = a.key.as_deref().ok_or_else(|| {
         CliError::bad_input("a refresh or reshare setup needs --key")
             .hint("name the key by id, id prefix or label (see `shares list`)")
@@ -65,7 +66,8 @@ pub fn reshare_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Se
         let t = a.new_threshold.unwrap_or(share.threshold());
         ReshareSpec::from_share(&share, &dealers, new, t).map_err(|e| invalid(&e))?
     };
-    spec.to_setup(iid, a.ttl_secs).map_err(|e| invalid(&e))
+    let setup = spec.to_setup(iid, a.ttl_secs).map_err(|e| invalid(&e))?;
+    setup_file::write_new(&a.out, &setup)
 }
 
 /// `refresh --setup FILE` (`refresh_only`) and `reshare --setup FILE`.

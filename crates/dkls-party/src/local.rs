@@ -3,7 +3,7 @@
 use dkls23_core::bip32::{Network, Xpub};
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::identity::IdentityPublicKey;
-use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::setup::{ProtocolId, Setup, SetupError};
 use dkls23_core::sign::{PresignRequest, SignRequest};
 use serde_json::json;
 
@@ -56,112 +56,93 @@ fn identity_output(path: &std::path::Path, public: &IdentityPublicKey) -> Output
     }
 }
 
-fn random_iid() -> CliResult<[u8; 32]> {
-    let mut iid = [0u8; 32];
-    getrandom::fill(&mut iid).map_err(|e| CliError::internal(format!("OS randomness: {e}")))?;
-    Ok(iid)
-}
-
-/// Creates a setup file.
+/// `setup new --protocol keygen --party PK… --threshold T [--label L]`.
 ///
 /// # Errors
 /// Bad input for inconsistent parameters.
-pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
-    let iid = random_iid()?;
-    let setup = match a.protocol {
-        SetupProtocol::Keygen => {
-            if a.parties.len() < 2 {
-                return Err(CliError::bad_input("a keygen needs at least two --party keys")
-                    .hint("pass --party <public key> once per participant, in index order"));
-            }
-            let t = a.threshold.ok_or_else(|| {
-                CliError::bad_input("a keygen needs --threshold").hint("e.g. --threshold 2")
-            })?;
-            if a.label.len() > MAX_LABEL {
-                return Err(CliError::bad_input(format!(
-                    "--label is longer than {MAX_LABEL} bytes"
-                )));
-            }
-            let mut participants = Vec::new();
-            for (i, p) in a.parties.iter().enumerate() {
-                let index =
-                    u16::try_from(i + 1).map_err(|_| CliError::bad_input("at most 255 parties"))?;
-                participants.push((index, identity_file::parse_public_hex(p)?));
-            }
-            let n = u16::try_from(participants.len())
-                .map_err(|_| CliError::bad_input("at most 255 parties"))?;
-            Setup::new(
-                ProtocolId::Dkg,
-                iid,
-                n,
-                t,
-                participants,
-                a.label.as_bytes().to_vec(),
-                a.ttl_secs,
-            )
-        }
-        SetupProtocol::Sign | SetupProtocol::Presign => {
-            let key = a.key.as_deref().ok_or_else(|| {
-                CliError::bad_input("a sign or presign setup needs --key")
-                    .hint("name the key by id, id prefix or label (see `shares list`)")
-            })?;
-            let info = ctx.dir.find(key)?;
-            let message = a.message.prehash()?;
-            let presign = a.protocol == SetupProtocol::Presign;
-            if presign && message.is_some() {
-                return Err(CliError::bad_input("a presign setup takes no message")
-                    .hint("give the message later to `sign --presignature`"));
-            }
-            if !presign && message.is_none() {
-                return Err(CliError::bad_input("a sign setup needs the message")
-                    .hint("pass --message-hex or --message-file (and --hash)"));
-            }
-            let signers: Vec<u16> = if a.signers.is_empty() {
-                (1..=info.threshold).collect()
-            } else {
-                a.signers.clone()
-            };
-            let mut participants = Vec::new();
-            for &s in &signers {
-                participants.push((s, info.identity_of(s)?));
-            }
-            let key_id = info.key_id_bytes()?;
-            let keygen_sid = hex_array(&info.keygen_sid)
-                .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))?;
-            let path = parse_path(&a.path)?;
-            let extra = match message {
-                Some(message) => SignRequest { key_id, keygen_sid, path, message }.to_bytes(),
-                None => PresignRequest { key_id, keygen_sid, path }.to_bytes(),
-            };
-            Setup::new(
-                ProtocolId::Sign,
-                iid,
-                info.parties,
-                info.threshold,
-                participants,
-                extra,
-                a.ttl_secs,
-            )
-        }
-        SetupProtocol::Refresh | SetupProtocol::Reshare => {
-            Ok(crate::lifecycle::reshare_setup(ctx, a, iid)?)
-        }
-        SetupProtocol::Import => return crate::transfer::import_setup(a, iid),
-        SetupProtocol::Export => Ok(crate::transfer::export_setup(ctx, a, iid)?),
+pub fn keygen_setup(a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
+    if a.parties.len() < 2 {
+        return Err(CliError::bad_input("a keygen needs at least two --party keys")
+            .hint("pass --party <public key> once per participant, in index order"));
     }
-    .map_err(|e| CliError::bad_input(format!("invalid setup: {e}")))?;
-    setup_file::write(&a.out, &setup)?;
-    let summary = setup_file::summary(&setup);
-    Ok(Output {
-        text: format!(
-            "wrote {} setup {} to {}\n{}\n",
-            summary.get("protocol").and_then(|v| v.as_str()).unwrap_or("a"),
-            hex::encode(setup.iid()),
-            a.out.display(),
-            serde_json::to_string_pretty(&summary).unwrap_or_default()
-        ),
-        json: json!({"ok": true, "file": a.out.display().to_string(), "setup": summary}),
-    })
+    let t = a.threshold.ok_or_else(|| {
+        CliError::bad_input("a keygen needs --threshold").hint("e.g. --threshold 2")
+    })?;
+    if a.label.len() > MAX_LABEL {
+        return Err(CliError::bad_input(format!("--label is longer than {MAX_LABEL} bytes")));
+    }
+    let mut participants = Vec::new();
+    for (i, p) in a.parties.iter().enumerate() {
+        let index = u16::try_from(i + 1).map_err(|_| CliError::bad_input("at most 255 parties"))?;
+        participants.push((index, identity_file::parse_public_hex(p)?));
+    }
+    let n = u16::try_from(participants.len())
+        .map_err(|_| CliError::bad_input("at most 255 parties"))?;
+    let setup = Setup::new(
+        ProtocolId::Dkg,
+        iid,
+        n,
+        t,
+        participants,
+        a.label.as_bytes().to_vec(),
+        a.ttl_secs,
+    )
+    .map_err(invalid_setup)?;
+    setup_file::write_new(&a.out, &setup)
+}
+
+/// `setup new --protocol sign|presign --key K [--signers 1,3] [--path P]`, with the message
+/// for a sign setup.
+///
+/// # Errors
+/// Bad input for an unknown key or inconsistent parameters.
+pub fn sign_setup(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
+    let key = a.key.as_deref().ok_or_else(|| {
+        CliError::bad_input("a sign or presign setup needs --key")
+            .hint("name the key by id, id prefix or label (see `shares list`)")
+    })?;
+    let info = ctx.dir.find(key)?;
+    let message = a.message.prehash()?;
+    let presign = a.protocol == SetupProtocol::Presign;
+    if presign && message.is_some() {
+        return Err(CliError::bad_input("a presign setup takes no message")
+            .hint("give the message later to `sign --presignature`"));
+    }
+    if !presign && message.is_none() {
+        return Err(CliError::bad_input("a sign setup needs the message")
+            .hint("pass --message-hex or --message-file (and --hash)"));
+    }
+    let signers: Vec<u16> =
+        if a.signers.is_empty() { (1..=info.threshold).collect() } else { a.signers.clone() };
+    let mut participants = Vec::new();
+    for &s in &signers {
+        participants.push((s, info.identity_of(s)?));
+    }
+    let key_id = info.key_id_bytes()?;
+    let keygen_sid = hex_array(&info.keygen_sid)
+        .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))?;
+    let path = parse_path(&a.path)?;
+    let extra = match message {
+        Some(message) => SignRequest { key_id, keygen_sid, path, message }.to_bytes(),
+        None => PresignRequest { key_id, keygen_sid, path }.to_bytes(),
+    };
+    let setup = Setup::new(
+        ProtocolId::Sign,
+        iid,
+        info.parties,
+        info.threshold,
+        participants,
+        extra,
+        a.ttl_secs,
+    )
+    .map_err(invalid_setup)?;
+    setup_file::write_new(&a.out, &setup)
+}
+
+fn invalid_setup(e: SetupError) -> CliError {
+    CliError::bad_input(format!("invalid setup: {e}"))
 }
 
 /// Lists the shares.

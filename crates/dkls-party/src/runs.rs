@@ -1,5 +1,6 @@
 //! Subcommands that run a protocol through the relay: keygen and sign.
 
+use std::path::Path;
 use std::time::Instant;
 
 use dkls23_core::setup::ProtocolId;
@@ -75,14 +76,11 @@ pub async fn keygen(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     })
 }
 
-/// `sign --setup FILE`.
+/// `sign --setup FILE` (`setup_path`); `sign --presignature` runs `presign::finish` instead.
 ///
 /// # Errors
 /// See [`crate::error::ExitCode`].
-pub async fn sign(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
-    let Some(setup_path) = &args.setup else {
-        return crate::presign::finish(ctx, args).await;
-    };
+pub async fn sign(ctx: &Ctx, setup_path: &Path, args: &SignArgs) -> CliResult<Output> {
     let setup = setup_file::read(setup_path, ProtocolId::Sign)?;
     let req = setup_file::sign_request(&setup)?;
     if let Some(m32) = args.message.prehash()?

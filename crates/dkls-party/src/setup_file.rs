@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file::{kind_name, public_hex};
-use crate::output::set_field;
+use crate::output::{Output, set_field};
 
 const FORMAT: &str = "dkls-party-setup/v1";
 const MAX_SETUP_FILE: u64 = 1024 * 1024;
@@ -207,6 +207,35 @@ pub fn write_with(path: &Path, setup: &Setup, extra: &[(&str, Value)]) -> CliRes
         .map_err(|e| CliError::internal(format!("encoding the setup: {e}")))?;
     bytes.push(b'\n');
     files::write_atomic(path, &bytes, 0o644)
+}
+
+/// A fresh random instance id for a new setup.
+///
+/// # Errors
+/// An internal error if the OS has no randomness.
+pub fn random_iid() -> CliResult<[u8; 32]> {
+    let mut iid = [0u8; 32];
+    getrandom::fill(&mut iid).map_err(|e| CliError::internal(format!("OS randomness: {e}")))?;
+    Ok(iid)
+}
+
+/// Writes the new `setup` to `out` and describes it: what `setup new` prints.
+///
+/// # Errors
+/// I/O failures.
+pub fn write_new(out: &Path, setup: &Setup) -> CliResult<Output> {
+    write(out, setup)?;
+    let summary = summary(setup);
+    Ok(Output {
+        text: format!(
+            "wrote {} setup {} to {}\n{}\n",
+            summary.get("protocol").and_then(|v| v.as_str()).unwrap_or("a"),
+            hex::encode(setup.iid()),
+            out.display(),
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        ),
+        json: json!({"ok": true, "file": out.display().to_string(), "setup": summary}),
+    })
 }
 
 /// Reads and validates the setup file at `path`; `want` is the protocol the command runs.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest, ImportRequest, ImportSecret};
-use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::setup::ProtocolId;
 use dkls23_runner::{run_export, run_export_receive, run_import};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -51,7 +51,8 @@ fn read_secret(path: &Path, cc: Option<[u8; 32]>) -> CliResult<ImportSecret> {
 ///
 /// # Errors
 /// Bad input for a bad key or committee.
-pub fn import_setup(a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Output> {
+pub fn import_setup(a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
     let file = a.private_key_file.as_deref().ok_or_else(|| {
         CliError::bad_input("an import setup needs --private-key-file")
             .hint("the dealer makes the import setup from the key it holds")
@@ -155,7 +156,8 @@ fn recipient_key_path(ctx: &Ctx) -> std::path::PathBuf {
 ///
 /// # Errors
 /// Bad input for inconsistent parameters.
-pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Setup> {
+pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
     let key = a.key.as_deref().ok_or_else(|| CliError::bad_input("an export setup needs --key"))?;
     let info = ctx.dir.find(key)?;
     let rid = a.recipient_identity.as_deref().ok_or_else(|| {
@@ -176,7 +178,8 @@ pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Set
     };
     let recipient = a.recipient_index.unwrap_or(share.parties().saturating_add(1));
     let req = ExportRequest::new(&share, &exporters, recipient, rkey).map_err(|e| invalid(&e))?;
-    req.to_setup(&share, rid, iid, a.ttl_secs).map_err(|e| invalid(&e))
+    let setup = req.to_setup(&share, rid, iid, a.ttl_secs).map_err(|e| invalid(&e))?;
+    setup_file::write_new(&a.out, &setup)
 }
 
 /// `export --new-recipient-key` or `export --setup F --confirm "…" [--out FILE]`.
