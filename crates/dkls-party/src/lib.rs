@@ -29,6 +29,7 @@ pub mod local;
 pub mod output;
 pub mod party_dir;
 pub mod passphrase;
+pub mod presig_file;
 pub mod presig_gen;
 pub mod presign;
 pub mod progress;

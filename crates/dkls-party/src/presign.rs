@@ -1,14 +1,11 @@
 //! `presign` and `sign --presignature`: the offline rounds now, the online round later.
 //!
 //! A presignature is stored sealed (like a key share) in `presignatures/<setup hash>.presig`,
-//! together with the setup it was made with (the online round must use the same setup). It is
-//! deleted durably *before* the final round is sent, so a crash or a retry can never use it
-//! twice (`protocols.md` §3.6).
+//! together with the setup it was made with (the online round must use the same setup; see
+//! [`crate::presig_file`]). It is deleted durably *before* the final round is sent, so a crash
+//! or a retry can never use it twice (`protocols.md` §3.6).
 
-use std::path::PathBuf;
-
-use dkls23_core::setup::{ProtocolId, Setup};
-use dkls23_core::sign::Presignature;
+use dkls23_core::setup::ProtocolId;
 use dkls23_runner::{run_finish, run_presign};
 use serde_json::json;
 use tracing::info;
@@ -16,21 +13,19 @@ use tracing::info;
 use crate::args::{RunArgs, SignArgs};
 use crate::context::Ctx;
 use crate::encoding::hex_array;
-use crate::error::{CliError, CliResult, ExitCode};
+use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::output::Output;
 use crate::passphrase;
-use crate::sealed::{self, KdfParams, SealError};
+use crate::presig_file;
 use crate::session::{Session, connect, fresh_guard, refuse_banned};
 use crate::setup_file::{self, format_path, parse_path};
 use crate::signature::{signature_output, verify};
 
-const MAX_PRESIG_FILE: u64 = 1024 * 1024;
-
 /// `presign --setup FILE`.
 ///
 /// # Errors
-/// See [`ExitCode`].
+/// See [`crate::error::ExitCode`].
 pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let setup = setup_file::read(&args.setup, ProtocolId::Sign)?;
     let req = setup_file::presign_request(&setup)?;
@@ -63,15 +58,9 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
             return Err(ctx.dir.protocol_error(Some(&share), &e, Some));
         }
     };
-    let setup_bytes = setup.to_bytes();
-    let mut plain = zeroize::Zeroizing::new(Vec::new());
-    plain.extend_from_slice(&(setup_bytes.len() as u32).to_be_bytes());
-    plain.extend_from_slice(&setup_bytes);
-    plain.extend_from_slice(&pre.to_bytes());
-    let sealed = sealed::seal(sealed::Kind::Presignature, &plain, &pass, KdfParams::default())
-        .map_err(|e| CliError::internal(format!("sealing the presignature: {e}")))?;
-    let id = hex::encode(setup.hash());
-    let path = ctx.dir.presig_dir().join(format!("{id}.presig"));
+    let sealed = presig_file::seal(&setup, &pre, &pass)?;
+    let id = presig_file::id(&setup);
+    let path = presig_file::path(&ctx.dir.presig_dir(), &id);
     {
         // A directory that came back from a backup loses its old presignatures first, so the
         // new one is stored at the current generation.
@@ -108,46 +97,10 @@ fn restored_warning(wiped: u64) -> String {
     )
 }
 
-fn resolve(ctx: &Ctx, what: &str) -> CliResult<PathBuf> {
-    let p = PathBuf::from(what);
-    if p.is_file() {
-        // Only presignatures of this party's directory: its generation guards them.
-        let dir = std::fs::canonicalize(ctx.dir.presig_dir()).ok();
-        let parent = std::fs::canonicalize(&p).ok().and_then(|f| f.parent().map(PathBuf::from));
-        if dir.is_none() || parent != dir {
-            return Err(CliError::bad_input(format!(
-                "{what} is not in this party's presignature directory {}",
-                ctx.dir.presig_dir().display()
-            ))
-            .hint("use the presignature id printed by `dkls-party presign`"));
-        }
-        return Ok(p);
-    }
-    let want = what.trim().to_ascii_lowercase();
-    let mut found = Vec::new();
-    if want.len() >= 4
-        && let Ok(entries) = std::fs::read_dir(ctx.dir.presig_dir())
-    {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".presig") && name.starts_with(&want) {
-                found.push(e.path());
-            }
-        }
-    }
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(CliError::bad_input(format!("no presignature {what:?} (it may have been used)"))
-            .hint("make a new one with `dkls-party presign`")),
-        _ => Err(CliError::bad_input(format!("{what:?} matches several presignatures"))
-            .hint("give more digits of the presignature id")),
-    }
-}
-
 /// `sign --presignature ID --message-hex …`: the online round.
 ///
 /// # Errors
-/// See [`ExitCode`].
+/// See [`crate::error::ExitCode`].
 pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     let Some(which) = &args.presignature else {
         return Err(CliError::bad_input("sign needs --setup or --presignature"));
@@ -163,30 +116,11 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         return Err(CliError::bad_input(restored_warning(wiped))
             .hint("make new presignatures with `dkls-party presign`"));
     }
-    let path = resolve(ctx, which)?;
-    let file = files::read_bounded(&path, MAX_PRESIG_FILE, "presignature")?;
+    let path = presig_file::resolve(&ctx.dir.presig_dir(), which)?;
+    let file = presig_file::read(&path)?;
     let pass = passphrase::read(false)?;
-    let plain = sealed::open(sealed::Kind::Presignature, &file, &pass).map_err(|e| match e {
-        SealError::WrongPassphrase => CliError::new(
-            ExitCode::WrongPassphrase,
-            format!("wrong passphrase for presignature {}", path.display()),
-        )
-        .hint("set DKLS_PASSPHRASE to the passphrase of this party's key shares"),
-        SealError::Corrupted(why) => {
-            CliError::corrupted(format!("presignature {} is corrupted: {why}", path.display()))
-                .hint("delete it and make a new one with `dkls-party presign`")
-        }
-        SealError::Crypto(why) => CliError::internal(format!("decrypting: {why}")),
-    })?;
-    let corrupted = || {
-        CliError::corrupted(format!("presignature {} does not decode", path.display()))
-            .hint("delete it and make a new one with `dkls-party presign`")
-    };
-    let (len, rest) = plain.split_at_checked(4).ok_or_else(corrupted)?;
-    let len = u32::from_be_bytes(len.try_into().map_err(|_| corrupted())?) as usize;
-    let (setup_bytes, pre_bytes) = rest.split_at_checked(len).ok_or_else(corrupted)?;
-    let setup = Setup::from_bytes(setup_bytes).map_err(|_| corrupted())?;
-    let req = setup_file::presign_request(&setup).map_err(|_| corrupted())?;
+    let stored = presig_file::open(&path, &file, &pass)?;
+    let (setup, req) = (&stored.setup, &stored.request);
     if let Some(p) = &args.path {
         let p = parse_path(p)?;
         if p != req.path {
@@ -199,14 +133,11 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         }
     }
     let share = ctx.dir.load_share(&req.key_id, &pass)?;
-    let pre = Presignature::from_bytes(pre_bytes, &share).map_err(|e| {
-        CliError::corrupted(format!("presignature {}: {e}", path.display()))
-            .hint("it belongs to another key or epoch; delete it and presign again")
-    })?;
+    let pre = stored.presignature(&share)?;
     let pk = *pre.public_key();
     drop(share);
     // Rounds 4 (finish commitments) and 5 (S3) of the presignature's session.
-    let session = Session::join(ctx, &setup, "sign", 5)?;
+    let session = Session::join(ctx, setup, "sign", 5)?;
     let relay = connect(ctx).await?;
     let guard = ctx.dir.replay_guard()?;
     // Single use: the generation moves on (outside the directory first) and the presignature
@@ -221,7 +152,7 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         hex::encode(m32)
     ));
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_finish(&session.context(&relay, &guard), &setup, pre, &m32, &mut rng).await;
+    let result = run_finish(&session.context(&relay, &guard), setup, pre, &m32, &mut rng).await;
     session.finish();
     let sig = result.map_err(|e| CliError::from_protocol(&e))?;
     if !verify(&pk, &m32, &sig) {
