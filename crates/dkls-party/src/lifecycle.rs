@@ -1,5 +1,6 @@
 //! `refresh` and `reshare` (one reshare protocol, `protocols.md` §4), and their setups.
 
+use dkls23_core::KeyShare;
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
 use dkls23_core::setup::ProtocolId;
@@ -13,6 +14,7 @@ use crate::encoding::{eth_address, hex_array};
 use crate::error::{CliError, CliResult};
 use crate::identity_file;
 use crate::output::Output;
+use crate::party_dir::ShareInfo;
 use crate::passphrase;
 use crate::sealed::KdfParams;
 use crate::session::{Session, connect, fresh_guard};
@@ -89,21 +91,8 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
     let dealer = spec.old_member_at(me).is_some();
     let label = held.as_ref().map(|i| i.label.clone()).unwrap_or_default();
     let pass = passphrase::read(!dealer && held.is_none())?;
-    let old_share = if dealer {
-        let info = held.as_ref().ok_or_else(|| {
-            CliError::bad_input("this party deals in the reshare but holds no share of the key")
-                .hint("check DEST and PARTY_ID")
-        })?;
-        if hex_array(&info.keygen_sid) != Some(spec.old_keygen_sid) {
-            return Err(CliError::bad_input(
-                "the setup names another epoch of this key than the share held here",
-            )
-            .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
-        }
-        Some(ctx.dir.load_share(&spec.key_id, &pass)?)
-    } else {
-        None
-    };
+    let old_share =
+        if dealer { Some(dealer_share(ctx, &spec, held.as_ref(), &pass)?) } else { None };
     let relay = connect(ctx).await?;
     session.announce(format!(
         "{}-of-{} → {}-of-{}, epoch {}, session {}",
@@ -133,50 +122,73 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
             }));
         }
     };
-    let pk = spec.public_key;
     match outcome {
         ReshareOutcome::NewShare(share) => {
             // The new epoch starts with an empty ban list (all OT material was replaced).
             let info = ctx.dir.save_share(&share, &label, &pass, KdfParams::default())?;
             info!(session = %session.id, party = me, epoch = info.epoch, "{what} done");
-            Ok(Output {
-                text: format!(
-                    "key id       {}\npublic key   {} (unchanged)\nepoch        {}\nshare        {}-of-{}, party {}\n",
-                    info.key_id,
-                    info.public_key,
-                    info.epoch,
-                    info.threshold,
-                    info.parties,
-                    info.index
-                ),
-                json: json!({
-                    "ok": true,
-                    "outcome": "new_share",
-                    "key_id": info.key_id,
-                    "public_key": info.public_key,
-                    "eth_address": info.eth_address,
-                    "epoch": info.epoch,
-                    "threshold": info.threshold,
-                    "parties": info.parties,
-                    "index": info.index,
-                }),
-            })
+            Ok(new_share_output(&info))
         }
         ReshareOutcome::Removed => {
             ctx.dir.remove_share(&spec.key_id)?;
-            Ok(Output {
-                text: format!(
-                    "this party left the committee of key {}; its share was erased\n",
-                    hex::encode(spec.key_id)
-                ),
-                json: json!({
-                    "ok": true,
-                    "outcome": "removed",
-                    "key_id": hex::encode(spec.key_id),
-                    "public_key": hex::encode(point_to_bytes(&pk)),
-                    "eth_address": eth_address(&pk),
-                }),
-            })
+            Ok(removed_output(&spec))
         }
+    }
+}
+
+/// The share a dealer gives in: the one held here, of the epoch the setup names.
+fn dealer_share(
+    ctx: &Ctx,
+    spec: &ReshareSpec,
+    held: Option<&ShareInfo>,
+    pass: &[u8],
+) -> CliResult<KeyShare> {
+    let info = held.ok_or_else(|| {
+        CliError::bad_input("this party deals in the reshare but holds no share of the key")
+            .hint("check DEST and PARTY_ID")
+    })?;
+    if hex_array(&info.keygen_sid) != Some(spec.old_keygen_sid) {
+        return Err(CliError::bad_input(
+            "the setup names another epoch of this key than the share held here",
+        )
+        .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
+    }
+    ctx.dir.load_share(&spec.key_id, pass)
+}
+
+fn new_share_output(info: &ShareInfo) -> Output {
+    Output {
+        text: format!(
+            "key id       {}\npublic key   {} (unchanged)\nepoch        {}\nshare        {}-of-{}, party {}\n",
+            info.key_id, info.public_key, info.epoch, info.threshold, info.parties, info.index
+        ),
+        json: json!({
+            "ok": true,
+            "outcome": "new_share",
+            "key_id": info.key_id,
+            "public_key": info.public_key,
+            "eth_address": info.eth_address,
+            "epoch": info.epoch,
+            "threshold": info.threshold,
+            "parties": info.parties,
+            "index": info.index,
+        }),
+    }
+}
+
+fn removed_output(spec: &ReshareSpec) -> Output {
+    let pk = spec.public_key;
+    Output {
+        text: format!(
+            "this party left the committee of key {}; its share was erased\n",
+            hex::encode(spec.key_id)
+        ),
+        json: json!({
+            "ok": true,
+            "outcome": "removed",
+            "key_id": hex::encode(spec.key_id),
+            "public_key": hex::encode(point_to_bytes(&pk)),
+            "eth_address": eth_address(&pk),
+        }),
     }
 }
