@@ -5,7 +5,7 @@ use std::path::Path;
 
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest, ImportRequest, ImportSecret};
-use dkls23_core::setup::ProtocolId;
+use dkls23_core::setup::{ProtocolId, Setup};
 use dkls23_runner::{run_export, run_export_receive, run_import};
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -17,6 +17,7 @@ use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file;
 use crate::output::Output;
+use crate::party_dir::FileReplayGuard;
 use crate::passphrase;
 use crate::sealed::KdfParams;
 use crate::session::{Session, connect, fresh_guard};
@@ -188,20 +189,7 @@ pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
 /// See [`crate::error::ExitCode`].
 pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
     if args.new_recipient_key {
-        let path = recipient_key_path(ctx);
-        if path.exists() {
-            return Err(CliError::bad_input(format!("{} already exists", path.display()))
-                .hint("delete it first if you really want a new recipient key"));
-        }
-        let mut secret = Zeroizing::new([0u8; 32]);
-        getrandom::fill(secret.as_mut())
-            .map_err(|e| CliError::internal(format!("randomness: {e}")))?;
-        let public = x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES);
-        files::write_atomic(&path, hex::encode(secret.as_ref()).as_bytes(), 0o600)?;
-        return Ok(Output {
-            text: format!("{}\n", hex::encode(public)),
-            json: json!({"ok": true, "recipient_key": hex::encode(public), "file": path.display().to_string()}),
-        });
+        return new_recipient_key(ctx);
     }
     let Some(setup_path) = &args.setup else {
         return Err(CliError::bad_input("export needs --setup or --new-recipient-key"));
@@ -211,12 +199,46 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
             .hint(format!("pass --confirm \"{EXPORT_CONFIRMATION}\"")));
     }
     let setup = setup_file::read(setup_path, ProtocolId::Export)?;
-    let req = ExportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
+    let request = ExportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
     let session = Session::join(ctx, &setup, "export", 1)?;
     let guard = fresh_guard(ctx, &setup)?;
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    if session.me == req.recipient {
-        let out = args.out.as_deref().ok_or_else(|| {
+    let run = ExportRun { setup, request, session, guard };
+    if run.session.me == run.request.recipient {
+        run.receive(ctx, args.out.as_deref()).await
+    } else {
+        run.send(ctx).await
+    }
+}
+
+/// `export --new-recipient-key`: this party's X25519 key to receive an export with.
+fn new_recipient_key(ctx: &Ctx) -> CliResult<Output> {
+    let path = recipient_key_path(ctx);
+    if path.exists() {
+        return Err(CliError::bad_input(format!("{} already exists", path.display()))
+            .hint("delete it first if you really want a new recipient key"));
+    }
+    let mut secret = Zeroizing::new([0u8; 32]);
+    getrandom::fill(secret.as_mut()).map_err(|e| CliError::internal(format!("randomness: {e}")))?;
+    let public = x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES);
+    files::write_atomic(&path, hex::encode(secret.as_ref()).as_bytes(), 0o600)?;
+    Ok(Output {
+        text: format!("{}\n", hex::encode(public)),
+        json: json!({"ok": true, "recipient_key": hex::encode(public), "file": path.display().to_string()}),
+    })
+}
+
+/// This party's part in one export, joined and checked fresh.
+struct ExportRun {
+    setup: Setup,
+    request: ExportRequest,
+    session: Session,
+    guard: FileReplayGuard,
+}
+
+impl ExportRun {
+    /// The recipient: receives the key and writes it to `out`.
+    async fn receive(&self, ctx: &Ctx, out: Option<&Path>) -> CliResult<Output> {
+        let out = out.ok_or_else(|| {
             CliError::bad_input("the recipient must pass --out FILE for the exported key")
         })?;
         let raw =
@@ -224,16 +246,19 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
         let mut secret = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(String::from_utf8_lossy(&raw).trim(), secret.as_mut())
             .map_err(|_| CliError::corrupted("the recipient key file is damaged"))?;
-        if x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES) != req.recipient_key
+        if x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES)
+            != self.request.recipient_key
         {
             return Err(CliError::bad_input(
                 "the setup names another recipient key than this party's",
             ));
         }
         let relay = connect(ctx).await?;
-        let run = session.context(&relay, &guard);
-        let result = run_export_receive(&run, &setup, &secret, EXPORT_CONFIRMATION, &mut rng).await;
-        session.finish();
+        let run = self.session.context(&relay, &self.guard);
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let result =
+            run_export_receive(&run, &self.setup, &secret, EXPORT_CONFIRMATION, &mut rng).await;
+        self.session.finish();
         let key = result.map_err(|e| CliError::from_protocol(&e))?;
         let pk = *key.public_key();
         let doc = Zeroizing::new(
@@ -246,7 +271,7 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
             .map_err(|e| CliError::internal(e.to_string()))?,
         );
         files::write_atomic(out, &doc, 0o600)?;
-        return Ok(Output {
+        Ok(Output {
             text: format!(
                 "exported key {} ({}) written to {} — it is no longer threshold-protected\n",
                 hex::encode(point_to_bytes(&pk)),
@@ -254,21 +279,26 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
                 out.display()
             ),
             json: json!({"ok": true, "public_key": hex::encode(point_to_bytes(&pk)), "file": out.display().to_string()}),
-        });
+        })
     }
-    let info = ctx.dir.info(&req.key_id)?;
-    let pass = passphrase::read(false)?;
-    let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
-    let relay = connect(ctx).await?;
-    let run = session.context(&relay, &guard);
-    let result = run_export(&run, &setup, &share, EXPORT_CONFIRMATION, &mut rng).await;
-    session.finish();
-    result.map_err(|e| CliError::from_protocol(&e))?;
-    Ok(Output {
-        text: format!(
-            "sent this party's share of key {} to the recipient (party {})\n",
-            info.key_id, req.recipient
-        ),
-        json: json!({"ok": true, "key_id": info.key_id, "recipient": req.recipient}),
-    })
+
+    /// An exporter: sends its share of the key to the recipient.
+    async fn send(&self, ctx: &Ctx) -> CliResult<Output> {
+        let info = ctx.dir.info(&self.request.key_id)?;
+        let pass = passphrase::read(false)?;
+        let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
+        let relay = connect(ctx).await?;
+        let run = self.session.context(&relay, &self.guard);
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let result = run_export(&run, &self.setup, &share, EXPORT_CONFIRMATION, &mut rng).await;
+        self.session.finish();
+        result.map_err(|e| CliError::from_protocol(&e))?;
+        Ok(Output {
+            text: format!(
+                "sent this party's share of key {} to the recipient (party {})\n",
+                info.key_id, self.request.recipient
+            ),
+            json: json!({"ok": true, "key_id": info.key_id, "recipient": self.request.recipient}),
+        })
+    }
 }
