@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use dkls23_core::setup::ProtocolId;
+use dkls23_core::sign::SignRequest;
 use dkls23_runner::{run_dkg, run_sign};
 use serde_json::json;
 use tracing::info;
@@ -83,27 +84,7 @@ pub async fn keygen(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
 pub async fn sign(ctx: &Ctx, setup_path: &Path, args: &SignArgs) -> CliResult<Output> {
     let setup = setup_file::read(setup_path, ProtocolId::Sign)?;
     let req = setup_file::sign_request(&setup)?;
-    if let Some(m32) = args.message.prehash()?
-        && m32 != req.message
-    {
-        return Err(CliError::bad_input(format!(
-            "the setup signs message hash {}, not the given message (hash {})",
-            hex::encode(req.message),
-            hex::encode(m32)
-        ))
-        .hint("refuse this setup, or check --hash and the message you expect to sign"));
-    }
-    if let Some(p) = &args.path {
-        let p = parse_path(p)?;
-        if p != req.path {
-            return Err(CliError::bad_input(format!(
-                "the setup signs under {}, not {}",
-                format_path(&req.path),
-                format_path(&p)
-            ))
-            .hint("refuse this setup, or check --path"));
-        }
-    }
+    signs_what_was_asked(&req, args)?;
     let session = Session::join(ctx, &setup, "sign", 4)?;
     let guard = fresh_guard(ctx, &setup)?;
     let info = ctx.dir.info(&req.key_id)?;
@@ -146,4 +127,31 @@ pub async fn sign(ctx: &Ctx, setup_path: &Path, args: &SignArgs) -> CliResult<Ou
     }
     info!(session = %session.id, party = session.me, "sign done");
     Ok(signature_output(&sig, &req.message, &derived.public_key, args.format))
+}
+
+/// Refuses a sign setup whose message or path differ from the ones given with `sign` (when
+/// given).
+fn signs_what_was_asked(req: &SignRequest, args: &SignArgs) -> CliResult<()> {
+    if let Some(m32) = args.message.prehash()?
+        && m32 != req.message
+    {
+        return Err(CliError::bad_input(format!(
+            "the setup signs message hash {}, not the given message (hash {})",
+            hex::encode(req.message),
+            hex::encode(m32)
+        ))
+        .hint("refuse this setup, or check --hash and the message you expect to sign"));
+    }
+    if let Some(p) = &args.path {
+        let p = parse_path(p)?;
+        if p != req.path {
+            return Err(CliError::bad_input(format!(
+                "the setup signs under {}, not {}",
+                format_path(&req.path),
+                format_path(&p)
+            ))
+            .hint("refuse this setup, or check --path"));
+        }
+    }
+    Ok(())
 }
