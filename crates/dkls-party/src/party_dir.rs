@@ -140,7 +140,16 @@ impl PartyDir {
     /// # Errors
     /// Internal errors if the lock file cannot be opened.
     pub fn lock(&self) -> CliResult<DirLock> {
-        DirLock::acquire(&self.root.join(".lock"))
+        DirLock::acquire(&self.lock_path())
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.root.join(".lock")
+    }
+
+    /// The replay guard's file (see `replay`).
+    fn used_iids_path(&self) -> PathBuf {
+        self.root.join("used-iids")
     }
 
     /// The presignature generation of this directory (see [`crate::presig_gen`]).
@@ -155,13 +164,5 @@ impl PartyDir {
     /// Directory of presignatures.
     pub fn presig_dir(&self) -> PathBuf {
         self.root.join("presignatures")
-    }
-
-    /// The persisted replay guard of this party.
-    ///
-    /// # Errors
-    /// Corrupted data if the file cannot be read.
-    pub fn replay_guard(&self) -> CliResult<FileReplayGuard> {
-        FileReplayGuard::open(self.root.join("used-iids"), self.root.join(".lock"))
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use dkls23_core::setup::{ReplayError, ReplayGuard};
 
-use super::DirLock;
+use super::{DirLock, PartyDir};
 use crate::encoding::hex_array;
 use crate::error::{CliError, CliResult};
 use crate::files;
@@ -37,6 +37,16 @@ fn read_used(path: &Path) -> CliResult<HashSet<[u8; 32]>> {
         }
     }
     Ok(seen)
+}
+
+impl PartyDir {
+    /// The persisted replay guard of this party.
+    ///
+    /// # Errors
+    /// Corrupted data if the file cannot be read.
+    pub fn replay_guard(&self) -> CliResult<FileReplayGuard> {
+        FileReplayGuard::open(self.used_iids_path(), self.lock_path())
+    }
 }
 
 impl FileReplayGuard {
