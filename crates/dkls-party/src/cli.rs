@@ -4,13 +4,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use dkls23_core::hashing::HashAlgorithm;
-use serde_json::Value;
+use clap::{Parser, Subcommand};
 
+use crate::args::{
+    DemoArgs, DeriveArgs, ExportArgs, ImportArgs, RunArgs, SetupNewArgs, SetupProtocol, SignArgs,
+};
+use crate::context::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::identity_file::IdentityKind;
+use crate::output::Output;
 use crate::party_dir::PartyDir;
+use crate::{demo, lifecycle, local, presign, relay, runs, transfer};
 
 /// A threshold-ECDSA (DKLs23, secp256k1) party on the command line.
 ///
@@ -102,214 +106,11 @@ pub enum IdentityCmd {
     Show,
 }
 
-/// Protocols a setup can be made for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SetupProtocol {
-    /// Distributed key generation.
-    Keygen,
-    /// Signing.
-    Sign,
-    /// Presigning: a signing setup without the message (given later to `sign --presignature`).
-    Presign,
-    /// Refresh (reshare to the same committee).
-    Refresh,
-    /// Reshare to a new committee.
-    Reshare,
-    /// Import a private key (run by the dealer, who holds it).
-    Import,
-    /// Export a key to a recipient.
-    Export,
-}
-
 /// `setup` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum SetupCmd {
     /// Create a setup file with a fresh random instance id.
     New(SetupNewArgs),
-}
-
-/// A message to sign and how to hash it.
-#[derive(Debug, Clone, Args)]
-pub struct MessageArgs {
-    /// The message, hex-encoded.
-    #[arg(long, conflicts_with = "message_file")]
-    pub message_hex: Option<String>,
-    /// A file holding the message.
-    #[arg(long)]
-    pub message_file: Option<PathBuf>,
-    /// How to hash the message into the signed 32-byte prehash: keccak256, sha256 or none (the
-    /// message already is the 32-byte hash).
-    #[arg(long, default_value = "keccak256", value_parser = parse_hash)]
-    pub hash: HashAlgorithm,
-}
-
-fn parse_hash(s: &str) -> Result<HashAlgorithm, String> {
-    s.parse()
-}
-
-/// `setup new` arguments.
-#[derive(Debug, Args)]
-pub struct SetupNewArgs {
-    /// Which protocol the setup is for.
-    #[arg(long, value_enum)]
-    pub protocol: SetupProtocol,
-    /// Where to write the setup file.
-    #[arg(long, short = 'o')]
-    pub out: PathBuf,
-    /// keygen: a participant's identity public key (hex, from `identity show`), repeated in
-    /// index order: the first is party 1.
-    #[arg(long = "party", value_name = "PUBKEY")]
-    pub parties: Vec<String>,
-    /// keygen: threshold t (signers needed).
-    #[arg(long, short = 't')]
-    pub threshold: Option<u16>,
-    /// keygen: a label for the key (at most 64 bytes).
-    #[arg(long, default_value = "")]
-    pub label: String,
-    /// sign/presign/refresh: the key (key id, unique key-id prefix, or label) as held by this
-    /// party.
-    #[arg(long)]
-    pub key: Option<String>,
-    /// sign/presign: the signing parties' indices, e.g. 1,3 (default: 1..=t).
-    #[arg(long, value_delimiter = ',')]
-    pub signers: Vec<u16>,
-    /// sign: the message.
-    #[command(flatten)]
-    pub message: MessageArgs,
-    /// reshare: dealers, the old indices of current holders that take part (default: all).
-    #[arg(long, value_delimiter = ',')]
-    pub dealers: Vec<u16>,
-    /// reshare: a new committee member's identity public key, repeated in new index order.
-    #[arg(long = "new-party", value_name = "PUBKEY")]
-    pub new_parties: Vec<String>,
-    /// reshare: the new threshold (default: the current one).
-    #[arg(long)]
-    pub new_threshold: Option<u16>,
-    /// import: the dealer's index among the holders (default 1).
-    #[arg(long, default_value_t = 1)]
-    pub dealer: u16,
-    /// import: file with the private key (64 hex digits) or an extended private key (xprv…).
-    #[arg(long)]
-    pub private_key_file: Option<PathBuf>,
-    /// import: chain code (hex) of a plain private key (default: a fresh random one, recorded
-    /// in the setup file for the dealer).
-    #[arg(long)]
-    pub chain_code: Option<String>,
-    /// export: the exporting holders' indices (at least t).
-    #[arg(long, value_delimiter = ',')]
-    pub exporters: Vec<u16>,
-    /// export: the recipient's identity public key.
-    #[arg(long)]
-    pub recipient_identity: Option<String>,
-    /// export: the recipient's X25519 public key (from `export --new-recipient-key`).
-    #[arg(long)]
-    pub recipient_key: Option<String>,
-    /// export: the recipient's index in the export setup (default n + 1).
-    #[arg(long)]
-    pub recipient_index: Option<u16>,
-    /// sign/presign: non-hardened derivation path, e.g. m/0/1.
-    #[arg(long, default_value = "m")]
-    pub path: String,
-    /// Lifetime of the run's messages at the relay, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    pub ttl_secs: u32,
-}
-
-/// Arguments of a protocol run.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The setup file (from `setup new`).
-    #[arg(long)]
-    pub setup: PathBuf,
-}
-
-/// `import` arguments.
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// The import setup file (from `setup new --protocol import`).
-    #[arg(long)]
-    pub setup: PathBuf,
-    /// Dealer only: the private key file (64 hex digits, or an xprv).
-    #[arg(long)]
-    pub private_key_file: Option<PathBuf>,
-    /// Dealer only: the chain code of a plain private key (default: the one in the setup file).
-    #[arg(long)]
-    pub chain_code: Option<String>,
-}
-
-/// `export` arguments.
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// The export setup file (from `setup new --protocol export`).
-    #[arg(long, required_unless_present = "new_recipient_key")]
-    pub setup: Option<PathBuf>,
-    /// Create this party's X25519 recipient key and print its public half.
-    #[arg(long)]
-    pub new_recipient_key: bool,
-    /// The exact sentence "I understand the exported key is no longer threshold-protected".
-    #[arg(long)]
-    pub confirm: Option<String>,
-    /// Recipient only: where to write the exported private key (JSON, mode 0600).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
-
-/// Output formats of a signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SigFormat {
-    /// Hex lines: r, s, v, DER and r‖s‖v.
-    Hex,
-    /// A JSON object.
-    Json,
-}
-
-/// `sign` arguments.
-#[derive(Debug, Args)]
-pub struct SignArgs {
-    /// The sign setup file (from `setup new --protocol sign`); not used with --presignature.
-    #[arg(long, required_unless_present = "presignature", conflicts_with = "presignature")]
-    pub setup: Option<PathBuf>,
-    /// Check the setup signs exactly this message (hashed with --hash) before taking part.
-    #[command(flatten)]
-    pub message: MessageArgs,
-    /// Check the setup signs under exactly this path before taking part.
-    #[arg(long)]
-    pub path: Option<String>,
-    /// Finish a presignature made by `presign` (its file, or its id): runs only the online
-    /// round. The presignature is deleted before the final round is sent, so it is never used
-    /// twice. Needs --message-hex or --message-file.
-    #[arg(long)]
-    pub presignature: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = SigFormat::Hex)]
-    pub format: SigFormat,
-}
-
-/// Output formats of `derive`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeriveFormat {
-    /// Human-readable lines.
-    Text,
-    /// A JSON object.
-    Json,
-    /// Only the Ethereum address.
-    EthAddress,
-    /// Only the extended public key (BIP32 xpub, mainnet).
-    Xpub,
-}
-
-/// `derive` arguments.
-#[derive(Debug, Args)]
-pub struct DeriveArgs {
-    /// The key (key id, unique key-id prefix, or label).
-    #[arg(long)]
-    pub key: String,
-    /// Non-hardened derivation path, e.g. m/0/1.
-    #[arg(long, default_value = "m")]
-    pub path: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = DeriveFormat::Text)]
-    pub format: DeriveFormat,
 }
 
 /// `shares` subcommands.
@@ -324,52 +125,17 @@ pub enum SharesCmd {
     },
 }
 
-/// `demo` arguments.
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Threshold t.
-    #[arg(long, short = 't', default_value_t = 2)]
-    pub threshold: u16,
-    /// Number of parties n.
-    #[arg(long, short = 'n', default_value_t = 3)]
-    pub parties: u16,
-}
-
-/// What a command prints on success.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// Printed on stdout without `--json`.
-    pub text: String,
-    /// Printed on stdout with `--json`.
-    pub json: Value,
-}
-
-/// Shared context of a command.
-#[derive(Debug)]
-pub struct Ctx {
-    /// The party's data directory.
-    pub dir: PartyDir,
-    /// Identity file.
-    pub identity_path: PathBuf,
-    /// Relay URL.
-    pub relay_url: String,
-    /// Round timeout.
-    pub timeout: Duration,
-    /// No progress lines.
-    pub quiet: bool,
-}
-
-impl Ctx {
-    /// Builds the context from the global flags.
-    pub fn from_cli(cli: &Cli) -> Self {
-        let dir = PartyDir::new(&cli.dest, cli.party_id.as_deref());
-        let identity_path = cli.identity.clone().unwrap_or_else(|| dir.identity_path());
-        Self {
+impl Cli {
+    /// The context of the command, from the global flags.
+    pub fn context(&self) -> Ctx {
+        let dir = PartyDir::new(&self.dest, self.party_id.as_deref());
+        let identity_path = self.identity.clone().unwrap_or_else(|| dir.identity_path());
+        Ctx {
             dir,
             identity_path,
-            relay_url: cli.relay_url.clone(),
-            timeout: Duration::from_secs(cli.timeout_secs.max(1)),
-            quiet: cli.quiet,
+            relay_url: self.relay_url.clone(),
+            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            quiet: self.quiet,
         }
     }
 }
@@ -379,29 +145,41 @@ impl Ctx {
 /// # Errors
 /// The command's failure, classified by [`crate::error::ExitCode`].
 pub fn dispatch(cli: Cli) -> CliResult<Output> {
-    let ctx = Ctx::from_cli(&cli);
+    let ctx = cli.context();
     match cli.command {
         Command::Identity(IdentityCmd::New { kind, force }) => {
-            crate::local::identity_new(&ctx, kind, force)
+            local::identity_new(&ctx, kind, force)
         }
-        Command::Identity(IdentityCmd::Show) => crate::local::identity_show(&ctx),
+        Command::Identity(IdentityCmd::Show) => local::identity_show(&ctx),
         Command::Setup(cmd) => match *cmd {
-            SetupCmd::New(args) => crate::local::setup_new(&ctx, &args),
+            SetupCmd::New(args) => setup_new(&ctx, &args),
         },
-        Command::Shares(SharesCmd::List) => crate::local::shares_list(&ctx),
-        Command::Shares(SharesCmd::Show { key }) => crate::local::shares_show(&ctx, &key),
-        Command::Derive(args) => crate::local::derive(&ctx, &args),
-        Command::Keygen(args) => runtime()?.block_on(crate::runs::keygen(&ctx, &args)),
-        Command::Sign(args) => runtime()?.block_on(crate::runs::sign(&ctx, &args)),
-        Command::Presign(args) => runtime()?.block_on(crate::presign::presign(&ctx, &args)),
-        Command::Refresh(args) => runtime()?.block_on(crate::lifecycle::reshare(&ctx, &args, true)),
-        Command::Reshare(args) => {
-            runtime()?.block_on(crate::lifecycle::reshare(&ctx, &args, false))
-        }
-        Command::Import(args) => runtime()?.block_on(crate::transfer::import(&ctx, &args)),
-        Command::Export(args) => runtime()?.block_on(crate::transfer::export(&ctx, &args)),
-        Command::Demo(args) => runtime()?.block_on(crate::demo::run(&args, cli.quiet)),
-        Command::Relay { listen } => runtime()?.block_on(crate::relay::serve(listen)),
+        Command::Shares(SharesCmd::List) => local::shares_list(&ctx),
+        Command::Shares(SharesCmd::Show { key }) => local::shares_show(&ctx, &key),
+        Command::Derive(args) => local::derive(&ctx, &args),
+        Command::Keygen(args) => runtime()?.block_on(runs::keygen(&ctx, &args)),
+        Command::Sign(args) => match &args.setup {
+            Some(setup) => runtime()?.block_on(runs::sign(&ctx, setup, &args)),
+            None => runtime()?.block_on(presign::finish(&ctx, &args)),
+        },
+        Command::Presign(args) => runtime()?.block_on(presign::presign(&ctx, &args)),
+        Command::Refresh(args) => runtime()?.block_on(lifecycle::reshare(&ctx, &args, true)),
+        Command::Reshare(args) => runtime()?.block_on(lifecycle::reshare(&ctx, &args, false)),
+        Command::Import(args) => runtime()?.block_on(transfer::import(&ctx, &args)),
+        Command::Export(args) => runtime()?.block_on(transfer::export(&ctx, &args)),
+        Command::Demo(args) => runtime()?.block_on(demo::run(&args, cli.quiet)),
+        Command::Relay { listen } => runtime()?.block_on(relay::serve(listen)),
+    }
+}
+
+/// `setup new`: each protocol's setup is made by the module that runs it.
+fn setup_new(ctx: &Ctx, args: &SetupNewArgs) -> CliResult<Output> {
+    match args.protocol {
+        SetupProtocol::Keygen => local::keygen_setup(args),
+        SetupProtocol::Sign | SetupProtocol::Presign => local::sign_setup(ctx, args),
+        SetupProtocol::Refresh | SetupProtocol::Reshare => lifecycle::reshare_setup(ctx, args),
+        SetupProtocol::Import => transfer::import_setup(args),
+        SetupProtocol::Export => transfer::export_setup(ctx, args),
     }
 }
 
@@ -411,11 +189,4 @@ fn runtime() -> CliResult<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| CliError::internal(format!("cannot start the async runtime: {e}")))
-}
-
-/// Sets `key` in a JSON object (no-op on other values).
-pub fn set_field(v: &mut Value, key: &str, value: Value) {
-    if let Some(o) = v.as_object_mut() {
-        o.insert(key.to_owned(), value);
-    }
 }

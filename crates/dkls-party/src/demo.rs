@@ -3,51 +3,33 @@
 //! k256, refreshes the shares (same public key), derives a child key and signs under it with
 //! the refreshed shares, and prints a report with timings and bytes.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::hashing::{HashAlgorithm, prehash};
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, SharedSigner};
 use dkls23_core::reshare::{ReshareOutcome, ReshareSpec};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId, Setup};
-use dkls23_core::sign::SignRequest;
-use dkls23_core::sign::Signature;
+use dkls23_core::sign::{SignRequest, Signature};
 use dkls23_core::{KeyShare, PartyIndex};
 use dkls23_runner::{RunContext, RunOptions, run_dkg, run_reshare, run_sign};
+use k256::ProjectivePoint;
 use msg_relay_client::{ClientConfig, WsRelay};
-use serde_json::json;
+use msg_relay_svc::testing::TestRelay;
+use serde_json::{Value, json};
 
-use crate::cli::{DemoArgs, Output};
+use crate::args::DemoArgs;
+use crate::encoding::eth_address;
 use crate::error::{CliError, CliResult};
-use crate::party_dir::eth_address;
+use crate::output::Output;
 use crate::progress::{Progress, Traffic, party_label};
-use crate::runs::verify;
-use crate::setup_file::format_path;
+use crate::setup_file::{format_path, random_iid};
+use crate::signature::verify;
 
 /// The message the demo signs.
 pub const DEMO_MESSAGE: &[u8] = b"hello from dkls-party";
-
-struct Party {
-    index: PartyIndex,
-    signer: Arc<Ed25519Identity>,
-    guard: Arc<MemoryReplayGuard>,
-    relay: Arc<WsRelay>,
-}
-
-fn fresh_iid() -> CliResult<[u8; 32]> {
-    let mut iid = [0u8; 32];
-    getrandom::fill(&mut iid).map_err(|e| CliError::internal(format!("OS randomness: {e}")))?;
-    Ok(iid)
-}
-
-fn opts() -> RunOptions {
-    RunOptions {
-        round_timeout: Duration::from_secs(60),
-        message_ttl: None,
-        ..RunOptions::default()
-    }
-}
 
 /// Runs the demo.
 ///
@@ -59,296 +41,445 @@ pub async fn run(args: &DemoArgs, quiet: bool) -> CliResult<Output> {
         return Err(CliError::bad_input(format!("unsupported demo size {t}-of-{n}"))
             .hint("use 2 ≤ threshold ≤ parties ≤ 16"));
     }
-    let say = |s: String| {
-        if !quiet {
-            eprintln!("{s}");
-        }
-    };
     let relay = msg_relay_svc::testing::spawn_relay(msg_relay_svc::RelayConfig::default())
         .await
         .map_err(|e| CliError::internal(format!("cannot start the embedded relay: {e}")))?;
-    say(format!("demo: relay listening on {} (WebSocket /v1/msg-relay)", relay.url()));
-    let mut parties = Vec::new();
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    for index in 1..=n {
-        let client = WsRelay::connect(relay.url(), ClientConfig::default())
-            .await
-            .map_err(|e| CliError::internal(format!("party {index} cannot connect: {e}")))?;
-        parties.push(Party {
-            index,
-            signer: Arc::new(Ed25519Identity::generate(&mut rng)),
-            guard: Arc::new(MemoryReplayGuard::new()),
-            relay: Arc::new(client),
-        });
-    }
-    let keys: Vec<(PartyIndex, IdentityPublicKey)> =
-        parties.iter().map(|p| (p.index, p.signer.public_key())).collect();
-
-    // 1. DKG.
-    say(format!("demo: keygen {t}-of-{n} with {n} parties"));
-    let setup =
-        Setup::new(ProtocolId::Dkg, fresh_iid()?, n, t, keys.clone(), b"demo".to_vec(), 600)
-            .map_err(|e| CliError::internal(e.to_string()))?;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for p in &parties {
-        let (setup, signer, guard, relay) =
-            (setup.clone(), p.signer.clone(), p.guard.clone(), p.relay.clone());
-        let show = !quiet && p.index == 1;
-        let index = p.index;
-        tasks.push(tokio::spawn(async move {
-            let progress =
-                Progress::new(&setup, format!("keygen {}", party_label(index)), 4, !show);
-            let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
-            let r = run_dkg(
-                &RunContext::new(relay.as_ref(), signer, guard.as_ref())
-                    .with_options(progress.options(opts())),
-                &setup,
-                &mut rng,
-            )
-            .await;
-            (r, progress.finish())
-        }));
-    }
-    let mut shares: Vec<KeyShare> = Vec::new();
-    let mut dkg_traffic = Vec::new();
-    for task in tasks {
-        let (r, tr) = task.await.map_err(|e| CliError::internal(e.to_string()))?;
-        shares.push(r.map_err(|e| CliError::from_protocol(&e))?);
-        dkg_traffic.push(tr);
-    }
-    let dkg_time = started.elapsed();
-    let first = shares.first().ok_or_else(|| CliError::internal("no shares"))?;
-    let pk = *first.public_key();
-    let cc = *first.chain_code();
-    if shares.iter().any(|s| s.public_key() != &pk || s.key_id() != first.key_id()) {
-        return Err(CliError::internal("the parties disagree on the public key"));
-    }
-    let key_id = *first.key_id();
-    let keygen_sid = *first.keygen_sid();
-    say(format!("demo: public key {} ({})", hex::encode(point_to_bytes(&pk)), eth_address(&pk)));
-
-    // 2. Sign with parties 1..=t, KECCAK256.
-    let m32 = prehash(HashAlgorithm::Keccak256, DEMO_MESSAGE)
-        .map_err(|e| CliError::internal(e.to_string()))?;
-    let signers: Vec<PartyIndex> = (1..=t).collect();
-    let (sig, sign_time, sign_traffic) =
-        sign_with(&parties, &shares, &keys, &signers, key_id, keygen_sid, vec![], m32, quiet)
-            .await?;
-    let ok_root = verify(&pk, &m32, &sig);
-    say(format!("demo: signature by {signers:?} verified with k256: {ok_root}"));
-
-    // 3. Refresh: same committee and public key, new shares and OT material (epoch 1).
-    say("demo: refresh (reshare to the same committee)".into());
-    let spec = ReshareSpec::refresh(first).map_err(|e| CliError::internal(e.to_string()))?;
-    let rs_setup =
-        spec.to_setup(fresh_iid()?, 600).map_err(|e| CliError::internal(e.to_string()))?;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (p, share) in parties.iter().zip(shares.iter()) {
-        let share = KeyShare::from_bytes(&share.to_bytes())
-            .map_err(|e| CliError::internal(e.to_string()))?;
-        let (setup, signer, guard, relay) =
-            (rs_setup.clone(), p.signer.clone(), p.guard.clone(), p.relay.clone());
-        let show = !quiet && p.index == 1;
-        let index = p.index;
-        tasks.push(tokio::spawn(async move {
-            let progress =
-                Progress::new(&setup, format!("refresh {}", party_label(index)), 4, !show);
-            let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
-            let r = run_reshare(
-                &RunContext::new(relay.as_ref(), signer, guard.as_ref())
-                    .with_options(progress.options(opts())),
-                &setup,
-                Some(&share),
-                &mut rng,
-            )
-            .await;
-            (r, progress.finish())
-        }));
-    }
-    let mut refreshed: Vec<KeyShare> = Vec::new();
-    let mut refresh_traffic = Vec::new();
-    for task in tasks {
-        let (r, tr) = task.await.map_err(|e| CliError::internal(e.to_string()))?;
-        match r.map_err(|e| CliError::from_protocol(&e))? {
-            ReshareOutcome::NewShare(s) => refreshed.push(s),
-            ReshareOutcome::Removed => return Err(CliError::internal("a party was removed")),
-        }
-        refresh_traffic.push(tr);
-    }
-    let refresh_time = started.elapsed();
-    let shares = refreshed;
-    let first = shares.first().ok_or_else(|| CliError::internal("no shares"))?;
-    if first.public_key() != &pk || first.key_id() != &key_id || first.epoch() != 1 {
-        return Err(CliError::internal("the refresh changed the key"));
-    }
-    let keygen_sid = *first.keygen_sid();
-    say(format!("demo: refreshed to epoch {}, same public key", first.epoch()));
-
-    // 4. Derive m/0/1 and sign under it with the last t parties.
-    let path = vec![0u32, 1];
-    let derived = dkls23_core::bip32::derive(&pk, &cc, &path)
-        .map_err(|e| CliError::internal(e.to_string()))?;
-    let signers2: Vec<PartyIndex> = (n - t + 1..=n).collect();
-    let (sig2, sign2_time, sign2_traffic) = sign_with(
-        &parties,
-        &shares,
-        &keys,
-        &signers2,
-        key_id,
-        keygen_sid,
-        path.clone(),
-        m32,
-        quiet,
-    )
-    .await?;
-    let ok_child = verify(&derived.public_key, &m32, &sig2);
-    say(format!(
-        "demo: signature under {} by {signers2:?} verified with k256: {ok_child}",
-        format_path(&path)
-    ));
+    let demo = Demo::connect(&relay, t, n, quiet).await?;
+    let report = demo.tour().await?;
     relay.stop().await;
-    if !(ok_root && ok_child) {
+    if !(report.root_verified && report.child_verified) {
         return Err(CliError::internal("a demo signature did not verify"));
     }
+    Ok(Output { text: report.text(), json: report.json() })
+}
 
-    let per_party = |v: &[Traffic]| v.iter().map(|t| t.sent_bytes).sum::<usize>() / v.len().max(1);
-    let dkg_bytes = per_party(&dkg_traffic);
-    let sign_bytes = per_party(&sign_traffic);
-    let child_bytes = per_party(&sign2_traffic);
-    let row = |step: &str, time: String, bytes: String, detail: String| {
-        format!("{step:<16}{time:>11}  {bytes:>13}  {detail}\n")
-    };
-    let mut text = format!(
-        "dkls-party demo: {t}-of-{n}, all parties in one process, each on its own WebSocket to an embedded relay\n"
-    );
-    text.push_str(&row("step", "time".into(), "bytes/party".into(), String::new()));
-    text.push_str(&row(
-        "keygen",
-        format!("{:.1} ms", ms(dkg_time)),
-        dkg_bytes.to_string(),
-        format!("{n} parties, 4 rounds"),
-    ));
-    text.push_str(&row(
-        "sign",
-        format!("{:.1} ms", ms(sign_time)),
-        sign_bytes.to_string(),
-        format!("parties {signers:?}, KECCAK256(\"{}\")", String::from_utf8_lossy(DEMO_MESSAGE)),
-    ));
-    text.push_str(&row("verify (k256)", "ok".into(), String::new(), "under the root key".into()));
-    text.push_str(&row(
-        "refresh",
-        format!("{:.1} ms", ms(refresh_time)),
-        per_party(&refresh_traffic).to_string(),
-        "same committee, same public key, epoch 0 → 1".into(),
-    ));
-    text.push_str(&row(
-        &format!("sign {}", format_path(&path)),
-        format!("{:.1} ms", ms(sign2_time)),
-        child_bytes.to_string(),
-        format!("parties {signers2:?}, verified under the derived key"),
-    ));
-    text.push_str(&format!(
-        "public key      {} ({})\nsignature r‖s‖v {} (under the public key)\nchild {}     {} ({})\nsignature r‖s‖v {} (under the child key)\n",
-        hex::encode(point_to_bytes(&pk)),
-        eth_address(&pk),
-        hex::encode(sig.to_rsv()),
-        format_path(&path),
-        hex::encode(point_to_bytes(&derived.public_key)),
-        eth_address(&derived.public_key),
-        hex::encode(sig2.to_rsv()),
-    ));
-    let json = json!({
-        "ok": true,
-        "threshold": t,
-        "parties": n,
-        "public_key": hex::encode(point_to_bytes(&pk)),
-        "eth_address": eth_address(&pk),
-        "keygen_ms": ms(dkg_time),
-        "keygen_bytes_per_party": dkg_bytes,
-        "sign_ms": ms(sign_time),
-        "sign_bytes_per_signer": sign_bytes,
-        "message": String::from_utf8_lossy(DEMO_MESSAGE),
-        "message_hash": hex::encode(m32),
-        "signature_rsv": hex::encode(sig.to_rsv()),
-        "verified": ok_root,
-        "refresh_ms": ms(refresh_time),
-        "refresh_bytes_per_party": per_party(&refresh_traffic),
-        "epoch_after_refresh": 1,
-        "child_path": format_path(&path),
-        "child_public_key": hex::encode(point_to_bytes(&derived.public_key)),
-        "child_sign_ms": ms(sign2_time),
-        "child_signature_rsv": hex::encode(sig2.to_rsv()),
-        "child_verified": ok_child,
-    });
-    Ok(Output { text, json })
+/// The parties of the demo, each with its own identity, replay guard and WebSocket to the
+/// embedded relay.
+struct Demo {
+    t: u16,
+    n: u16,
+    quiet: bool,
+    parties: Vec<Party>,
+    keys: Vec<(PartyIndex, IdentityPublicKey)>,
+}
+
+struct Party {
+    index: PartyIndex,
+    signer: Arc<Ed25519Identity>,
+    guard: Arc<MemoryReplayGuard>,
+    relay: Arc<WsRelay>,
+}
+
+/// The key the DKG made, as every party agrees on it, at its current epoch.
+#[derive(Debug, Clone, Copy)]
+struct RootKey {
+    public_key: ProjectivePoint,
+    chain_code: [u8; 32],
+    key_id: [u8; 32],
+    keygen_sid: [u8; 32],
+    epoch: u32,
+}
+
+/// How long a step took, and how many bytes each of its parties sent on average.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    time: Duration,
+    bytes_per_party: usize,
+}
+
+/// What every party of one step returned, and its cost.
+struct Step<T> {
+    outputs: Vec<T>,
+    cost: Cost,
+}
+
+/// The signature the signers of a sign step agree on, and the step's cost.
+struct Signed {
+    signature: Signature,
+    cost: Cost,
+}
+
+/// What one party's task of a step owns: its identity, replay guard and connection, and the
+/// options with its progress lines.
+struct Seat {
+    signer: SharedSigner,
+    guard: Arc<MemoryReplayGuard>,
+    relay: Arc<WsRelay>,
+    options: RunOptions,
+}
+
+impl Seat {
+    fn context(&self) -> RunContext<'_, WsRelay> {
+        RunContext::new(self.relay.as_ref(), self.signer.clone(), self.guard.as_ref())
+            .with_options(self.options.clone())
+    }
+}
+
+fn opts() -> RunOptions {
+    RunOptions {
+        round_timeout: Duration::from_secs(60),
+        message_ttl: None,
+        ..RunOptions::default()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> CliError {
+    CliError::internal(e.to_string())
+}
+
+fn protocol(e: dkls23_core::Error) -> CliError {
+    CliError::from_protocol(&e)
+}
+
+/// An owned copy of `share` for a task (the runner borrows it for the session).
+fn copy(share: &KeyShare) -> CliResult<KeyShare> {
+    KeyShare::from_bytes(&share.to_bytes()).map_err(internal)
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn sign_with(
-    parties: &[Party],
-    shares: &[KeyShare],
-    keys: &[(PartyIndex, IdentityPublicKey)],
-    signers: &[PartyIndex],
-    key_id: [u8; 32],
-    keygen_sid: [u8; 32],
-    path: Vec<u32>,
-    m32: [u8; 32],
-    quiet: bool,
-) -> CliResult<(Signature, Duration, Vec<Traffic>)> {
-    let req = SignRequest { key_id, keygen_sid, path, message: m32 };
-    let members: Vec<(PartyIndex, IdentityPublicKey)> =
-        keys.iter().filter(|(i, _)| signers.contains(i)).cloned().collect();
-    let n = u16::try_from(keys.len()).map_err(|_| CliError::internal("too many parties"))?;
-    let t = shares.first().map_or(2, KeyShare::threshold);
-    let setup = Setup::new(ProtocolId::Sign, fresh_iid()?, n, t, members, req.to_bytes(), 600)
-        .map_err(|e| CliError::internal(e.to_string()))?;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (p, share) in parties.iter().zip(shares) {
-        if !signers.contains(&p.index) {
-            continue;
+impl Demo {
+    /// Connects `n` parties, each with a fresh identity, to `relay`.
+    async fn connect(relay: &TestRelay, t: u16, n: u16, quiet: bool) -> CliResult<Self> {
+        let mut demo = Self { t, n, quiet, parties: Vec::new(), keys: Vec::new() };
+        demo.say(format!("demo: relay listening on {} (WebSocket /v1/msg-relay)", relay.url()));
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        for index in 1..=n {
+            let client = WsRelay::connect(relay.url(), ClientConfig::default())
+                .await
+                .map_err(|e| CliError::internal(format!("party {index} cannot connect: {e}")))?;
+            demo.parties.push(Party {
+                index,
+                signer: Arc::new(Ed25519Identity::generate(&mut rng)),
+                guard: Arc::new(MemoryReplayGuard::new()),
+                relay: Arc::new(client),
+            });
         }
-        // Each task owns a copy of its share (the runner borrows it for the session).
-        let share = KeyShare::from_bytes(&share.to_bytes())
-            .map_err(|e| CliError::internal(e.to_string()))?;
-        let (setup, signer, guard, relay) =
-            (setup.clone(), p.signer.clone(), p.guard.clone(), p.relay.clone());
-        let show = !quiet && Some(&p.index) == signers.first();
-        let index = p.index;
-        tasks.push(tokio::spawn(async move {
-            let progress = Progress::new(&setup, format!("sign {}", party_label(index)), 4, !show);
+        demo.keys = demo.parties.iter().map(|p| (p.index, p.signer.public_key())).collect();
+        Ok(demo)
+    }
+
+    fn say(&self, line: String) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// The four steps: keygen, sign, refresh, and sign under a derived key.
+    async fn tour(&self) -> CliResult<Report> {
+        let (t, n) = (self.t, self.n);
+        let keygen = self.keygen().await?;
+        let key = RootKey::agreed(&keygen.outputs)?;
+        let pk = key.public_key;
+        self.say(format!(
+            "demo: public key {} ({})",
+            hex::encode(point_to_bytes(&pk)),
+            eth_address(&pk)
+        ));
+
+        let m32 = prehash(HashAlgorithm::Keccak256, DEMO_MESSAGE).map_err(internal)?;
+        let signers: Vec<PartyIndex> = (1..=t).collect();
+        let root_request = key.request(Vec::new(), m32);
+        let root = self.sign(&keygen.outputs, &signers, root_request).await?;
+        let root_verified = verify(&pk, &m32, &root.signature);
+        self.say(format!("demo: signature by {signers:?} verified with k256: {root_verified}"));
+
+        let refresh = self.refresh(&keygen.outputs).await?;
+        let key = key.refreshed(&refresh.outputs)?;
+        self.say(format!("demo: refreshed to epoch {}, same public key", key.epoch));
+
+        let child_path = vec![0u32, 1];
+        let derived =
+            dkls23_core::bip32::derive(&pk, &key.chain_code, &child_path).map_err(internal)?;
+        let child_signers: Vec<PartyIndex> = (n - t + 1..=n).collect();
+        let child_request = key.request(child_path.clone(), m32);
+        let child = self.sign(&refresh.outputs, &child_signers, child_request).await?;
+        let child_verified = verify(&derived.public_key, &m32, &child.signature);
+        self.say(format!(
+            "demo: signature under {} by {child_signers:?} verified with k256: {child_verified}",
+            format_path(&child_path)
+        ));
+        Ok(Report {
+            t,
+            n,
+            public_key: pk,
+            message_hash: m32,
+            keygen: keygen.cost,
+            signers,
+            root,
+            root_verified,
+            refresh: refresh.cost,
+            child_path,
+            child_key: derived.public_key,
+            child_signers,
+            child,
+            child_verified,
+        })
+    }
+
+    /// Step 1: a DKG with every party.
+    async fn keygen(&self) -> CliResult<Step<KeyShare>> {
+        let (t, n) = (self.t, self.n);
+        self.say(format!("demo: keygen {t}-of-{n} with {n} parties"));
+        let setup = Setup::new(
+            ProtocolId::Dkg,
+            random_iid()?,
+            n,
+            t,
+            self.keys.clone(),
+            b"demo".to_vec(),
+            600,
+        )
+        .map_err(internal)?;
+        let everyone = self.parties.iter().map(|p| (p, ())).collect();
+        self.run_step(&setup, "keygen", everyone, |seat, setup, ()| async move {
             let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = signer;
-            let r = run_sign(
-                &RunContext::new(relay.as_ref(), signer, guard.as_ref())
-                    .with_options(progress.options(opts())),
-                &setup,
-                &share,
-                &mut rng,
-            )
-            .await;
-            (r, progress.finish())
-        }));
+            run_dkg(&seat.context(), &setup, &mut rng).await.map_err(protocol)
+        })
+        .await
     }
-    let mut sigs = Vec::new();
-    let mut traffic = Vec::new();
-    for task in tasks {
-        let (r, tr) = task.await.map_err(|e| CliError::internal(e.to_string()))?;
-        sigs.push(r.map_err(|e| CliError::from_protocol(&e))?);
-        traffic.push(tr);
+
+    /// Step 3: refresh, a reshare to the same committee: same public key, new shares and OT
+    /// material (epoch 1).
+    async fn refresh(&self, shares: &[KeyShare]) -> CliResult<Step<KeyShare>> {
+        self.say("demo: refresh (reshare to the same committee)".into());
+        let first = shares.first().ok_or_else(|| CliError::internal("no shares"))?;
+        let spec = ReshareSpec::refresh(first).map_err(internal)?;
+        let setup = spec.to_setup(random_iid()?, 600).map_err(internal)?;
+        let holders = self
+            .parties
+            .iter()
+            .zip(shares)
+            .map(|(p, s)| Ok((p, copy(s)?)))
+            .collect::<CliResult<_>>()?;
+        self.run_step(&setup, "refresh", holders, |seat, setup, share| async move {
+            let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+            match run_reshare(&seat.context(), &setup, Some(&share), &mut rng)
+                .await
+                .map_err(protocol)?
+            {
+                ReshareOutcome::NewShare(s) => Ok(s),
+                ReshareOutcome::Removed => Err(CliError::internal("a party was removed")),
+            }
+        })
+        .await
     }
-    let elapsed = started.elapsed();
-    let sig = sigs.first().cloned().ok_or_else(|| CliError::internal("no signature"))?;
-    if sigs.iter().any(|s| s != &sig) {
-        return Err(CliError::internal("the signers produced different signatures"));
+
+    /// Steps 2 and 4: `signers` sign `request` with their shares of `shares`.
+    async fn sign(
+        &self,
+        shares: &[KeyShare],
+        signers: &[PartyIndex],
+        request: SignRequest,
+    ) -> CliResult<Signed> {
+        let members: Vec<(PartyIndex, IdentityPublicKey)> =
+            self.keys.iter().filter(|(i, _)| signers.contains(i)).cloned().collect();
+        let n =
+            u16::try_from(self.keys.len()).map_err(|_| CliError::internal("too many parties"))?;
+        let t = shares.first().map_or(2, KeyShare::threshold);
+        let setup =
+            Setup::new(ProtocolId::Sign, random_iid()?, n, t, members, request.to_bytes(), 600)
+                .map_err(internal)?;
+        let mut holders = Vec::new();
+        for (p, share) in self.parties.iter().zip(shares) {
+            if signers.contains(&p.index) {
+                holders.push((p, copy(share)?));
+            }
+        }
+        let step = self
+            .run_step(&setup, "sign", holders, |seat, setup, share| async move {
+                let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+                run_sign(&seat.context(), &setup, &share, &mut rng).await.map_err(protocol)
+            })
+            .await?;
+        let signature =
+            step.outputs.first().cloned().ok_or_else(|| CliError::internal("no signature"))?;
+        if step.outputs.iter().any(|s| s != &signature) {
+            return Err(CliError::internal("the signers produced different signatures"));
+        }
+        Ok(Signed { signature, cost: step.cost })
     }
-    Ok((sig, elapsed, traffic))
+
+    /// Runs `run` for each party of `inputs` (with its input), each in its own task, and
+    /// collects the outputs in that order; stops at the first failure. Only the first party's
+    /// progress lines are shown.
+    async fn run_step<I, T, F, Fut>(
+        &self,
+        setup: &Setup,
+        name: &str,
+        inputs: Vec<(&Party, I)>,
+        run: F,
+    ) -> CliResult<Step<T>>
+    where
+        F: Fn(Seat, Setup, I) -> Fut,
+        Fut: Future<Output = CliResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let first = inputs.first().map(|(p, _)| p.index);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (p, input) in inputs {
+            let show = !self.quiet && Some(p.index) == first;
+            let progress =
+                Progress::new(setup, format!("{name} {}", party_label(p.index)), 4, !show);
+            let seat = Seat {
+                signer: p.signer.clone(),
+                guard: p.guard.clone(),
+                relay: p.relay.clone(),
+                options: progress.options(opts()),
+            };
+            let party_run = run(seat, setup.clone(), input);
+            tasks.push(tokio::spawn(async move { (party_run.await, progress.finish()) }));
+        }
+        let mut outputs = Vec::new();
+        let mut traffic = Vec::new();
+        for task in tasks {
+            let (output, sent) = task.await.map_err(internal)?;
+            outputs.push(output?);
+            traffic.push(sent);
+        }
+        Ok(Step { outputs, cost: Cost::of(started.elapsed(), &traffic) })
+    }
+}
+
+impl RootKey {
+    /// The key of `shares`, checking that every party got the same one.
+    fn agreed(shares: &[KeyShare]) -> CliResult<Self> {
+        let first = shares.first().ok_or_else(|| CliError::internal("no shares"))?;
+        let public_key = *first.public_key();
+        if shares.iter().any(|s| s.public_key() != &public_key || s.key_id() != first.key_id()) {
+            return Err(CliError::internal("the parties disagree on the public key"));
+        }
+        Ok(Self {
+            public_key,
+            chain_code: *first.chain_code(),
+            key_id: *first.key_id(),
+            keygen_sid: *first.keygen_sid(),
+            epoch: first.epoch(),
+        })
+    }
+
+    /// The same key after a refresh to epoch 1 (checked on the first party's new share), with
+    /// the new epoch's session id.
+    fn refreshed(&self, shares: &[KeyShare]) -> CliResult<Self> {
+        let first = shares.first().ok_or_else(|| CliError::internal("no shares"))?;
+        if first.public_key() != &self.public_key
+            || first.key_id() != &self.key_id
+            || first.epoch() != 1
+        {
+            return Err(CliError::internal("the refresh changed the key"));
+        }
+        Ok(Self { keygen_sid: *first.keygen_sid(), epoch: first.epoch(), ..*self })
+    }
+
+    fn request(&self, path: Vec<u32>, message: [u8; 32]) -> SignRequest {
+        SignRequest { key_id: self.key_id, keygen_sid: self.keygen_sid, path, message }
+    }
+}
+
+impl Cost {
+    fn of(time: Duration, traffic: &[Traffic]) -> Self {
+        let sent = traffic.iter().map(|t| t.sent_bytes).sum::<usize>();
+        Self { time, bytes_per_party: sent / traffic.len().max(1) }
+    }
+}
+
+/// Everything the demo prints.
+struct Report {
+    t: u16,
+    n: u16,
+    public_key: ProjectivePoint,
+    message_hash: [u8; 32],
+    keygen: Cost,
+    signers: Vec<PartyIndex>,
+    root: Signed,
+    root_verified: bool,
+    refresh: Cost,
+    child_path: Vec<u32>,
+    child_key: ProjectivePoint,
+    child_signers: Vec<PartyIndex>,
+    child: Signed,
+    child_verified: bool,
+}
+
+impl Report {
+    fn text(&self) -> String {
+        let Self { t, n, .. } = self;
+        let row = |step: &str, time: String, bytes: String, detail: String| {
+            format!("{step:<16}{time:>11}  {bytes:>13}  {detail}\n")
+        };
+        let cost_row = |step: &str, cost: &Cost, detail: String| {
+            row(step, format!("{:.1} ms", ms(cost.time)), cost.bytes_per_party.to_string(), detail)
+        };
+        let child_path = format_path(&self.child_path);
+        let mut text = format!(
+            "dkls-party demo: {t}-of-{n}, all parties in one process, each on its own WebSocket to an embedded relay\n"
+        );
+        text.push_str(&row("step", "time".into(), "bytes/party".into(), String::new()));
+        text.push_str(&cost_row("keygen", &self.keygen, format!("{n} parties, 4 rounds")));
+        text.push_str(&cost_row(
+            "sign",
+            &self.root.cost,
+            format!(
+                "parties {:?}, KECCAK256(\"{}\")",
+                self.signers,
+                String::from_utf8_lossy(DEMO_MESSAGE)
+            ),
+        ));
+        text.push_str(&row(
+            "verify (k256)",
+            "ok".into(),
+            String::new(),
+            "under the root key".into(),
+        ));
+        text.push_str(&cost_row(
+            "refresh",
+            &self.refresh,
+            "same committee, same public key, epoch 0 → 1".into(),
+        ));
+        text.push_str(&cost_row(
+            &format!("sign {child_path}"),
+            &self.child.cost,
+            format!("parties {:?}, verified under the derived key", self.child_signers),
+        ));
+        text.push_str(&format!(
+            "public key      {} ({})\nsignature r‖s‖v {} (under the public key)\nchild {}     {} ({})\nsignature r‖s‖v {} (under the child key)\n",
+            hex::encode(point_to_bytes(&self.public_key)),
+            eth_address(&self.public_key),
+            hex::encode(self.root.signature.to_rsv()),
+            child_path,
+            hex::encode(point_to_bytes(&self.child_key)),
+            eth_address(&self.child_key),
+            hex::encode(self.child.signature.to_rsv()),
+        ));
+        text
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "ok": true,
+            "threshold": self.t,
+            "parties": self.n,
+            "public_key": hex::encode(point_to_bytes(&self.public_key)),
+            "eth_address": eth_address(&self.public_key),
+            "keygen_ms": ms(self.keygen.time),
+            "keygen_bytes_per_party": self.keygen.bytes_per_party,
+            "sign_ms": ms(self.root.cost.time),
+            "sign_bytes_per_signer": self.root.cost.bytes_per_party,
+            "message": String::from_utf8_lossy(DEMO_MESSAGE),
+            "message_hash": hex::encode(self.message_hash),
+            "signature_rsv": hex::encode(self.root.signature.to_rsv()),
+            "verified": self.root_verified,
+            "refresh_ms": ms(self.refresh.time),
+            "refresh_bytes_per_party": self.refresh.bytes_per_party,
+            "epoch_after_refresh": 1,
+            "child_path": format_path(&self.child_path),
+            "child_public_key": hex::encode(point_to_bytes(&self.child_key)),
+            "child_sign_ms": ms(self.child.cost.time),
+            "child_signature_rsv": hex::encode(self.child.signature.to_rsv()),
+            "child_verified": self.child_verified,
+        })
+    }
 }

@@ -3,34 +3,56 @@
 //! The binary is a thin shell over [`run_main`]; every subcommand is a function of this library
 //! so it can be tested without spawning processes. User documentation: `docs/dkls-party.md`.
 //!
-//! * [`cli`] — the clap definition and dispatch;
-//! * [`local`] — identity, setup, shares, derive (no network);
+//! Modules depend on each other in one direction only: [`cli`] dispatches to the commands,
+//! and the commands use the shared modules below them, never each other or `cli`.
+//!
+//! Commands:
+//! * [`local`] — identity, keygen/sign/presign setups, shares, derive (no network);
 //! * [`runs`] — keygen and sign through the relay;
+//! * [`presign`] — presign, and `sign --presignature`;
+//! * [`lifecycle`] — refresh and reshare, and their setups;
+//! * [`transfer`] — import and export, and their setups;
 //! * [`demo`] — the one-command tour with an embedded relay;
-//! * [`party_dir`], [`sealed`], [`files`] — the data directory, shares encrypted at rest,
+//! * [`relay`] — the hidden `relay` subcommand.
+//!
+//! Shared by the commands:
+//! * [`args`], [`context`], [`output`] — the commands' arguments, context and output;
+//! * [`session`] — joining a setup, the relay connection and the runner's context of a run;
+//! * [`passphrase`], [`signature`], [`encoding`] — the passphrase, signature checks and output,
+//!   hex and Ethereum addresses;
+//! * [`party_dir`], [`sealed`], [`bans`], [`presig_gen`], [`files`] — the data directory,
+//!   shares encrypted at rest, authenticated ban lists, the presignature generation,
 //!   crash-safe writes;
-//! * [`setup_file`], [`identity_file`] — the files parties exchange or keep;
+//! * [`setup_file`], [`identity_file`], [`presig_file`] — the files parties exchange or keep;
 //! * [`progress`] — per-round progress lines and byte counts;
 //! * [`error`] — exit codes and one-line errors.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+pub mod args;
 pub mod bans;
 pub mod cli;
+pub mod context;
 pub mod demo;
+pub mod encoding;
 pub mod error;
 pub mod files;
 pub mod identity_file;
 pub mod lifecycle;
 pub mod local;
+pub mod output;
 pub mod party_dir;
+pub mod passphrase;
+pub mod presig_file;
 pub mod presig_gen;
 pub mod presign;
 pub mod progress;
 pub mod relay;
 pub mod runs;
 pub mod sealed;
+pub mod session;
 pub mod setup_file;
+pub mod signature;
 pub mod transfer;
 
 use clap::Parser;

@@ -1,20 +1,23 @@
 //! `refresh` and `reshare` (one reshare protocol, `protocols.md` §4), and their setups.
 
+use dkls23_core::KeyShare;
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::reshare::{NewMember, ReshareOutcome, ReshareSpec};
-use dkls23_core::setup::{ProtocolId, Setup};
-use dkls23_runner::{RunContext, run_reshare};
+use dkls23_core::setup::ProtocolId;
+use dkls23_runner::run_reshare;
 use serde_json::json;
 use tracing::info;
 
-use crate::cli::{Ctx, Output, RunArgs, SetupNewArgs, SetupProtocol};
+use crate::args::{RunArgs, SetupNewArgs, SetupProtocol};
+use crate::context::Ctx;
+use crate::encoding::{eth_address, hex_array};
 use crate::error::{CliError, CliResult};
 use crate::identity_file;
-use crate::local::{key_id_of, load_identity, passphrase};
-use crate::party_dir::{eth_address, hex_array};
-use crate::progress::{Progress, party_label};
-use crate::runs::{check_fresh, connect, my_index, opts, session};
+use crate::output::Output;
+use crate::party_dir::ShareInfo;
+use crate::passphrase;
 use crate::sealed::KdfParams;
+use crate::session::{Session, connect, fresh_guard};
 use crate::setup_file;
 
 fn invalid(e: &dkls23_core::Error) -> CliError {
@@ -32,20 +35,21 @@ pub fn is_refresh(spec: &ReshareSpec) -> bool {
             .all(|(o, n)| o.index == n.index && o.identity == n.identity)
 }
 
-/// The setup of a refresh (`--protocol refresh --key K`) or a reshare (`--protocol reshare
+/// `setup new` for a refresh (`--protocol refresh --key K`) or a reshare (`--protocol reshare
 /// --key K [--dealers 1,2] --new-party PK … [--new-threshold T]`). Reads this party's share
 /// (passphrase) because the setup carries every holder's public share.
 ///
 /// # Errors
 /// Bad input for an unknown key or an invalid committee.
-pub fn reshare_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Setup> {
+pub fn reshare_setup(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
     let key = a.key.as_deref().ok_or_else(|| {
         CliError::bad_input("a refresh or reshare setup needs --key")
             .hint("name the key by id, id prefix or label (see `shares list`)")
     })?;
     let info = ctx.dir.find(key)?;
-    let pass = passphrase(false)?;
-    let share = ctx.dir.load_share(&key_id_of(&info)?, &pass)?;
+    let pass = passphrase::read(false)?;
+    let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
     let spec = if a.protocol == SetupProtocol::Refresh {
         ReshareSpec::refresh(&share).map_err(|e| invalid(&e))?
     } else {
@@ -64,7 +68,8 @@ pub fn reshare_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Se
         let t = a.new_threshold.unwrap_or(share.threshold());
         ReshareSpec::from_share(&share, &dealers, new, t).map_err(|e| invalid(&e))?
     };
-    spec.to_setup(iid, a.ttl_secs).map_err(|e| invalid(&e))
+    let setup = spec.to_setup(iid, a.ttl_secs).map_err(|e| invalid(&e))?;
+    setup_file::write_new(&a.out, &setup)
 }
 
 /// `refresh --setup FILE` (`refresh_only`) and `reshare --setup FILE`.
@@ -79,60 +84,37 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
         return Err(CliError::bad_input("this setup changes the committee or the threshold")
             .hint("run it with `dkls-party reshare` if that is intended"));
     }
-    let signer = load_identity(ctx)?;
-    let me = my_index(&setup, signer.as_ref())?;
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
+    let session = Session::join(ctx, &setup, what, 4)?;
+    let me = session.me;
+    let guard = fresh_guard(ctx, &setup)?;
     let held = ctx.dir.info(&spec.key_id).ok();
     let dealer = spec.old_member_at(me).is_some();
     let label = held.as_ref().map(|i| i.label.clone()).unwrap_or_default();
-    let pass = passphrase(!dealer && held.is_none())?;
-    let old_share = if dealer {
-        let info = held.as_ref().ok_or_else(|| {
-            CliError::bad_input("this party deals in the reshare but holds no share of the key")
-                .hint("check DEST and PARTY_ID")
-        })?;
-        if hex_array(&info.keygen_sid) != Some(spec.old_keygen_sid) {
-            return Err(CliError::bad_input(
-                "the setup names another epoch of this key than the share held here",
-            )
-            .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
-        }
-        Some(ctx.dir.load_share(&spec.key_id, &pass)?)
-    } else {
-        None
-    };
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let tag = format!("{what} {}", party_label(me));
-    if !ctx.quiet {
-        eprintln!(
-            "[{tag}] {}-of-{} → {}-of-{}, epoch {}, session {}",
-            spec.old_threshold,
-            spec.old_committee.len(),
-            spec.new_threshold,
-            spec.new_committee.len(),
-            spec.new_epoch,
-            session(&setup)
-        );
-    }
-    info!(session = %session(&setup), party = me, "{what} started");
-    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
+    let pass = passphrase::read(!dealer && held.is_none())?;
+    let old_share =
+        if dealer { Some(dealer_share(ctx, &spec, held.as_ref(), &pass)?) } else { None };
+    let relay = connect(ctx).await?;
+    session.announce(format!(
+        "{}-of-{} → {}-of-{}, epoch {}, session {}",
+        spec.old_threshold,
+        spec.old_committee.len(),
+        spec.new_threshold,
+        spec.new_committee.len(),
+        spec.new_epoch,
+        session.id
+    ));
+    info!(session = %session.id, party = me, "{what} started");
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_reshare(
-        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
-        &setup,
-        old_share.as_ref(),
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let run = session.context(&relay, &guard);
+    let result = run_reshare(&run, &setup, old_share.as_ref(), &mut rng).await;
+    session.finish();
     let outcome = match result {
         Ok(o) => {
             drop(old_share);
             o
         }
         Err(e) => {
-            info!(session = %session(&setup), party = me, error = %e, "{what} failed");
+            info!(session = %session.id, party = me, error = %e, "{what} failed");
             // A banned dealer is recorded under its current (old) index, if this party holds
             // the key; the transport index is what the error names.
             return Err(ctx.dir.protocol_error(old_share.as_ref(), &e, |party| {
@@ -140,50 +122,73 @@ pub async fn reshare(ctx: &Ctx, args: &RunArgs, refresh_only: bool) -> CliResult
             }));
         }
     };
-    let pk = spec.public_key;
     match outcome {
         ReshareOutcome::NewShare(share) => {
             // The new epoch starts with an empty ban list (all OT material was replaced).
             let info = ctx.dir.save_share(&share, &label, &pass, KdfParams::default())?;
-            info!(session = %session(&setup), party = me, epoch = info.epoch, "{what} done");
-            Ok(Output {
-                text: format!(
-                    "key id       {}\npublic key   {} (unchanged)\nepoch        {}\nshare        {}-of-{}, party {}\n",
-                    info.key_id,
-                    info.public_key,
-                    info.epoch,
-                    info.threshold,
-                    info.parties,
-                    info.index
-                ),
-                json: json!({
-                    "ok": true,
-                    "outcome": "new_share",
-                    "key_id": info.key_id,
-                    "public_key": info.public_key,
-                    "eth_address": info.eth_address,
-                    "epoch": info.epoch,
-                    "threshold": info.threshold,
-                    "parties": info.parties,
-                    "index": info.index,
-                }),
-            })
+            info!(session = %session.id, party = me, epoch = info.epoch, "{what} done");
+            Ok(new_share_output(&info))
         }
         ReshareOutcome::Removed => {
             ctx.dir.remove_share(&spec.key_id)?;
-            Ok(Output {
-                text: format!(
-                    "this party left the committee of key {}; its share was erased\n",
-                    hex::encode(spec.key_id)
-                ),
-                json: json!({
-                    "ok": true,
-                    "outcome": "removed",
-                    "key_id": hex::encode(spec.key_id),
-                    "public_key": hex::encode(point_to_bytes(&pk)),
-                    "eth_address": eth_address(&pk),
-                }),
-            })
+            Ok(removed_output(&spec))
         }
+    }
+}
+
+/// The share a dealer gives in: the one held here, of the epoch the setup names.
+fn dealer_share(
+    ctx: &Ctx,
+    spec: &ReshareSpec,
+    held: Option<&ShareInfo>,
+    pass: &[u8],
+) -> CliResult<KeyShare> {
+    let info = held.ok_or_else(|| {
+        CliError::bad_input("this party deals in the reshare but holds no share of the key")
+            .hint("check DEST and PARTY_ID")
+    })?;
+    if hex_array(&info.keygen_sid) != Some(spec.old_keygen_sid) {
+        return Err(CliError::bad_input(
+            "the setup names another epoch of this key than the share held here",
+        )
+        .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
+    }
+    ctx.dir.load_share(&spec.key_id, pass)
+}
+
+fn new_share_output(info: &ShareInfo) -> Output {
+    Output {
+        text: format!(
+            "key id       {}\npublic key   {} (unchanged)\nepoch        {}\nshare        {}-of-{}, party {}\n",
+            info.key_id, info.public_key, info.epoch, info.threshold, info.parties, info.index
+        ),
+        json: json!({
+            "ok": true,
+            "outcome": "new_share",
+            "key_id": info.key_id,
+            "public_key": info.public_key,
+            "eth_address": info.eth_address,
+            "epoch": info.epoch,
+            "threshold": info.threshold,
+            "parties": info.parties,
+            "index": info.index,
+        }),
+    }
+}
+
+fn removed_output(spec: &ReshareSpec) -> Output {
+    let pk = spec.public_key;
+    Output {
+        text: format!(
+            "this party left the committee of key {}; its share was erased\n",
+            hex::encode(spec.key_id)
+        ),
+        json: json!({
+            "ok": true,
+            "outcome": "removed",
+            "key_id": hex::encode(spec.key_id),
+            "public_key": hex::encode(point_to_bytes(&pk)),
+            "eth_address": eth_address(&pk),
+        }),
     }
 }

@@ -1,79 +1,20 @@
-//! Subcommands that need no relay: identity, setup, shares, derive; and shared helpers.
-
-use std::io::IsTerminal;
+//! Subcommands that need no relay: identity, setup, shares, derive.
 
 use dkls23_core::bip32::{Network, Xpub};
 use dkls23_core::encoding::point_to_bytes;
-use dkls23_core::hashing::prehash;
 use dkls23_core::identity::IdentityPublicKey;
-use dkls23_core::setup::{ProtocolId, Setup};
+use dkls23_core::setup::{ProtocolId, Setup, SetupError};
 use dkls23_core::sign::{PresignRequest, SignRequest};
 use serde_json::json;
-use zeroize::Zeroizing;
 
-use crate::cli::{Ctx, DeriveArgs, DeriveFormat, MessageArgs, Output, SetupNewArgs, SetupProtocol};
+use crate::args::{DeriveArgs, DeriveFormat, SetupNewArgs, SetupProtocol};
+use crate::context::Ctx;
+use crate::encoding::{eth_address, hex_array};
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file::{self, IdentityKind, kind_name, public_hex};
-use crate::party_dir::{Passphrase, ShareInfo, eth_address, hex_array};
+use crate::output::{Output, set_field};
 use crate::setup_file::{self, MAX_LABEL, format_path, parse_path};
-
-const MAX_MESSAGE_FILE: u64 = 64 * 1024 * 1024;
-
-/// The passphrase protecting key shares: DKLS_PASSPHRASE, or a prompt on a terminal
-/// (`confirm` asks twice, for a new share).
-///
-/// # Errors
-/// Bad input when neither is available or the passphrase is empty or not confirmed.
-pub fn passphrase(confirm: bool) -> CliResult<Passphrase> {
-    if let Ok(p) = std::env::var("DKLS_PASSPHRASE") {
-        if p.is_empty() {
-            return Err(
-                CliError::bad_input("DKLS_PASSPHRASE is empty").hint("set a non-empty passphrase")
-            );
-        }
-        return Ok(Zeroizing::new(p.into_bytes()));
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::bad_input("no passphrase for the key shares")
-            .hint("set DKLS_PASSPHRASE or run in a terminal to be prompted"));
-    }
-    let read = |prompt: &str| {
-        rpassword::prompt_password(prompt)
-            .map(|s| Zeroizing::new(s.into_bytes()))
-            .map_err(|e| CliError::bad_input(format!("cannot read the passphrase: {e}")))
-    };
-    let p = read("Passphrase for key shares: ")?;
-    if p.is_empty() {
-        return Err(CliError::bad_input("empty passphrase").hint("choose a non-empty passphrase"));
-    }
-    if confirm && read("Repeat the passphrase: ")? != p {
-        return Err(CliError::bad_input("the passphrases differ").hint("try again"));
-    }
-    Ok(p)
-}
-
-/// The 32-byte prehash of the message given by `m`, if one was given.
-///
-/// # Errors
-/// Bad input for malformed hex, an unreadable file or a raw prehash that is not 32 bytes.
-pub fn message_prehash(m: &MessageArgs) -> CliResult<Option<[u8; 32]>> {
-    let message = match (&m.message_hex, &m.message_file) {
-        (Some(h), _) => {
-            let h = h.trim();
-            hex::decode(h.strip_prefix("0x").unwrap_or(h)).map_err(|_| {
-                CliError::bad_input("--message-hex is not hex")
-                    .hint("pass the message as hex digits")
-            })?
-        }
-        (None, Some(path)) => files::read_bounded(path, MAX_MESSAGE_FILE, "message file")
-            .map_err(|e| CliError { code: crate::error::ExitCode::BadInput, ..e })?,
-        (None, None) => return Ok(None),
-    };
-    prehash(m.hash, &message).map(Some).map_err(|e| {
-        CliError::bad_input(e.to_string()).hint("with --hash none pass exactly 32 bytes")
-    })
-}
 
 /// Generates the identity key.
 ///
@@ -99,22 +40,8 @@ pub fn identity_new(ctx: &Ctx, kind: IdentityKind, force: bool) -> CliResult<Out
 /// # Errors
 /// Bad input if there is no identity, corrupted data if it does not parse.
 pub fn identity_show(ctx: &Ctx) -> CliResult<Output> {
-    let signer = load_identity(ctx)?;
+    let signer = ctx.load_identity()?;
     Ok(identity_output(&ctx.identity_path, &signer.public_key()))
-}
-
-/// Loads the identity, with a hint to create it.
-///
-/// # Errors
-/// Bad input if there is no identity, corrupted data if it does not parse.
-pub fn load_identity(ctx: &Ctx) -> CliResult<identity_file::Signer> {
-    identity_file::load(&ctx.identity_path).map_err(|e| {
-        if e.code == crate::error::ExitCode::BadInput {
-            e.hint("create it with `dkls-party identity new` (check DEST and PARTY_ID)")
-        } else {
-            e
-        }
-    })
 }
 
 fn identity_output(path: &std::path::Path, public: &IdentityPublicKey) -> Output {
@@ -129,121 +56,93 @@ fn identity_output(path: &std::path::Path, public: &IdentityPublicKey) -> Output
     }
 }
 
-fn random_iid() -> CliResult<[u8; 32]> {
-    let mut iid = [0u8; 32];
-    getrandom::fill(&mut iid).map_err(|e| CliError::internal(format!("OS randomness: {e}")))?;
-    Ok(iid)
-}
-
-/// Creates a setup file.
+/// `setup new --protocol keygen --party PK… --threshold T [--label L]`.
 ///
 /// # Errors
 /// Bad input for inconsistent parameters.
-pub fn setup_new(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
-    let iid = random_iid()?;
-    let setup = match a.protocol {
-        SetupProtocol::Keygen => {
-            if a.parties.len() < 2 {
-                return Err(CliError::bad_input("a keygen needs at least two --party keys")
-                    .hint("pass --party <public key> once per participant, in index order"));
-            }
-            let t = a.threshold.ok_or_else(|| {
-                CliError::bad_input("a keygen needs --threshold").hint("e.g. --threshold 2")
-            })?;
-            if a.label.len() > MAX_LABEL {
-                return Err(CliError::bad_input(format!(
-                    "--label is longer than {MAX_LABEL} bytes"
-                )));
-            }
-            let mut participants = Vec::new();
-            for (i, p) in a.parties.iter().enumerate() {
-                let index =
-                    u16::try_from(i + 1).map_err(|_| CliError::bad_input("at most 255 parties"))?;
-                participants.push((index, identity_file::parse_public_hex(p)?));
-            }
-            let n = u16::try_from(participants.len())
-                .map_err(|_| CliError::bad_input("at most 255 parties"))?;
-            Setup::new(
-                ProtocolId::Dkg,
-                iid,
-                n,
-                t,
-                participants,
-                a.label.as_bytes().to_vec(),
-                a.ttl_secs,
-            )
-        }
-        SetupProtocol::Sign | SetupProtocol::Presign => {
-            let key = a.key.as_deref().ok_or_else(|| {
-                CliError::bad_input("a sign or presign setup needs --key")
-                    .hint("name the key by id, id prefix or label (see `shares list`)")
-            })?;
-            let info = ctx.dir.find(key)?;
-            let message = message_prehash(&a.message)?;
-            let presign = a.protocol == SetupProtocol::Presign;
-            if presign && message.is_some() {
-                return Err(CliError::bad_input("a presign setup takes no message")
-                    .hint("give the message later to `sign --presignature`"));
-            }
-            if !presign && message.is_none() {
-                return Err(CliError::bad_input("a sign setup needs the message")
-                    .hint("pass --message-hex or --message-file (and --hash)"));
-            }
-            let signers: Vec<u16> = if a.signers.is_empty() {
-                (1..=info.threshold).collect()
-            } else {
-                a.signers.clone()
-            };
-            let mut participants = Vec::new();
-            for &s in &signers {
-                participants.push((s, info.identity_of(s)?));
-            }
-            let key_id = key_id_of(&info)?;
-            let keygen_sid = hex_array(&info.keygen_sid)
-                .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))?;
-            let path = parse_path(&a.path)?;
-            let extra = match message {
-                Some(message) => SignRequest { key_id, keygen_sid, path, message }.to_bytes(),
-                None => PresignRequest { key_id, keygen_sid, path }.to_bytes(),
-            };
-            Setup::new(
-                ProtocolId::Sign,
-                iid,
-                info.parties,
-                info.threshold,
-                participants,
-                extra,
-                a.ttl_secs,
-            )
-        }
-        SetupProtocol::Refresh | SetupProtocol::Reshare => {
-            Ok(crate::lifecycle::reshare_setup(ctx, a, iid)?)
-        }
-        SetupProtocol::Import => return crate::transfer::import_setup(a, iid),
-        SetupProtocol::Export => Ok(crate::transfer::export_setup(ctx, a, iid)?),
+pub fn keygen_setup(a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
+    if a.parties.len() < 2 {
+        return Err(CliError::bad_input("a keygen needs at least two --party keys")
+            .hint("pass --party <public key> once per participant, in index order"));
     }
-    .map_err(|e| CliError::bad_input(format!("invalid setup: {e}")))?;
-    setup_file::write(&a.out, &setup)?;
-    let summary = setup_file::summary(&setup);
-    Ok(Output {
-        text: format!(
-            "wrote {} setup {} to {}\n{}\n",
-            summary.get("protocol").and_then(|v| v.as_str()).unwrap_or("a"),
-            hex::encode(setup.iid()),
-            a.out.display(),
-            serde_json::to_string_pretty(&summary).unwrap_or_default()
-        ),
-        json: json!({"ok": true, "file": a.out.display().to_string(), "setup": summary}),
-    })
+    let t = a.threshold.ok_or_else(|| {
+        CliError::bad_input("a keygen needs --threshold").hint("e.g. --threshold 2")
+    })?;
+    if a.label.len() > MAX_LABEL {
+        return Err(CliError::bad_input(format!("--label is longer than {MAX_LABEL} bytes")));
+    }
+    let mut participants = Vec::new();
+    for (i, p) in a.parties.iter().enumerate() {
+        let index = u16::try_from(i + 1).map_err(|_| CliError::bad_input("at most 255 parties"))?;
+        participants.push((index, identity_file::parse_public_hex(p)?));
+    }
+    let n = u16::try_from(participants.len())
+        .map_err(|_| CliError::bad_input("at most 255 parties"))?;
+    let setup = Setup::new(
+        ProtocolId::Dkg,
+        iid,
+        n,
+        t,
+        participants,
+        a.label.as_bytes().to_vec(),
+        a.ttl_secs,
+    )
+    .map_err(invalid_setup)?;
+    setup_file::write_new(&a.out, &setup)
 }
 
-/// The key id of a share's public data.
+/// `setup new --protocol sign|presign --key K [--signers 1,3] [--path P]`, with the message
+/// for a sign setup.
 ///
 /// # Errors
-/// Corrupted data if it does not decode.
-pub fn key_id_of(info: &ShareInfo) -> CliResult<[u8; 32]> {
-    hex_array(&info.key_id)
-        .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))
+/// Bad input for an unknown key or inconsistent parameters.
+pub fn sign_setup(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
+    let key = a.key.as_deref().ok_or_else(|| {
+        CliError::bad_input("a sign or presign setup needs --key")
+            .hint("name the key by id, id prefix or label (see `shares list`)")
+    })?;
+    let info = ctx.dir.find(key)?;
+    let message = a.message.prehash()?;
+    let presign = a.protocol == SetupProtocol::Presign;
+    if presign && message.is_some() {
+        return Err(CliError::bad_input("a presign setup takes no message")
+            .hint("give the message later to `sign --presignature`"));
+    }
+    if !presign && message.is_none() {
+        return Err(CliError::bad_input("a sign setup needs the message")
+            .hint("pass --message-hex or --message-file (and --hash)"));
+    }
+    let signers: Vec<u16> =
+        if a.signers.is_empty() { (1..=info.threshold).collect() } else { a.signers.clone() };
+    let mut participants = Vec::new();
+    for &s in &signers {
+        participants.push((s, info.identity_of(s)?));
+    }
+    let key_id = info.key_id_bytes()?;
+    let keygen_sid = hex_array(&info.keygen_sid)
+        .ok_or_else(|| CliError::corrupted("the share's public metadata is damaged"))?;
+    let path = parse_path(&a.path)?;
+    let extra = match message {
+        Some(message) => SignRequest { key_id, keygen_sid, path, message }.to_bytes(),
+        None => PresignRequest { key_id, keygen_sid, path }.to_bytes(),
+    };
+    let setup = Setup::new(
+        ProtocolId::Sign,
+        iid,
+        info.parties,
+        info.threshold,
+        participants,
+        extra,
+        a.ttl_secs,
+    )
+    .map_err(invalid_setup)?;
+    setup_file::write_new(&a.out, &setup)
+}
+
+fn invalid_setup(e: SetupError) -> CliError {
+    CliError::bad_input(format!("invalid setup: {e}"))
 }
 
 /// Lists the shares.
@@ -271,9 +170,9 @@ pub fn shares_list(ctx: &Ctx) -> CliResult<Output> {
 /// Bad input for an unknown key.
 pub fn shares_show(ctx: &Ctx, key: &str) -> CliResult<Output> {
     let s = ctx.dir.find(key)?;
-    let banned = ctx.dir.banned(&key_id_of(&s)?)?;
+    let banned = ctx.dir.banned(&s.key_id_bytes()?)?;
     let mut json = serde_json::to_value(&s).unwrap_or_default();
-    crate::cli::set_field(&mut json, "banned", json!(banned));
+    set_field(&mut json, "banned", json!(banned));
     let text = format!(
         "key id       {}\nlabel        {}\nthreshold    {}-of-{}\nthis party   {}\nepoch        {}\npublic key   {}\nchain code   {}\neth address  {}\nkeygen sid   {}\nbanned       {:?}\n",
         s.key_id,

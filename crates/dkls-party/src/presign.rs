@@ -1,95 +1,66 @@
 //! `presign` and `sign --presignature`: the offline rounds now, the online round later.
 //!
 //! A presignature is stored sealed (like a key share) in `presignatures/<setup hash>.presig`,
-//! together with the setup it was made with (the online round must use the same setup). It is
-//! deleted durably *before* the final round is sent, so a crash or a retry can never use it
-//! twice (`protocols.md` §3.6).
+//! together with the setup it was made with (the online round must use the same setup; see
+//! [`crate::presig_file`]). It is deleted durably *before* the final round is sent, so a crash
+//! or a retry can never use it twice (`protocols.md` §3.6).
 
-use std::path::PathBuf;
-
-use dkls23_core::setup::{ProtocolId, Setup};
-use dkls23_core::sign::Presignature;
-use dkls23_runner::{RunContext, run_finish, run_presign};
+use dkls23_core::setup::ProtocolId;
+use dkls23_runner::{run_finish, run_presign};
 use serde_json::json;
 use tracing::info;
 
-use crate::cli::{Ctx, Output, RunArgs, SignArgs};
-use crate::error::{CliError, CliResult, ExitCode};
+use crate::args::{RunArgs, SignArgs};
+use crate::context::Ctx;
+use crate::encoding::hex_array;
+use crate::error::{CliError, CliResult};
 use crate::files;
-use crate::local::{key_id_of, load_identity, message_prehash, passphrase};
-use crate::party_dir::hex_array;
-use crate::progress::{Progress, party_label};
-use crate::runs::{check_fresh, connect, my_index, opts, session, signature_output, verify};
-use crate::sealed::{self, KdfParams, SealError};
+use crate::output::Output;
+use crate::passphrase;
+use crate::presig_file;
+use crate::session::{Session, connect, fresh_guard, refuse_banned};
 use crate::setup_file::{self, format_path, parse_path};
-
-const MAX_PRESIG_FILE: u64 = 1024 * 1024;
+use crate::signature::{signature_output, verify};
 
 /// `presign --setup FILE`.
 ///
 /// # Errors
-/// See [`ExitCode`].
+/// See [`crate::error::ExitCode`].
 pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
     let setup = setup_file::read(&args.setup, ProtocolId::Sign)?;
     let req = setup_file::presign_request(&setup)?;
-    let signer = load_identity(ctx)?;
-    let me = my_index(&setup, signer.as_ref())?;
+    let session = Session::join(ctx, &setup, "presign", 4)?;
     let info = ctx.dir.info(&req.key_id)?;
     if hex_array(&info.keygen_sid) != Some(req.keygen_sid) {
         return Err(CliError::bad_input("the setup names another epoch of this key")
             .hint("ask for a setup made from the current share (`shares show` prints its epoch)"));
     }
-    let key_id = key_id_of(&info)?;
-    let banned = ctx.dir.banned(&key_id)?;
-    if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
-        return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
-            .hint("presign with other parties, or replace the banned party with a reshare"));
-    }
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
-    let pass = passphrase(false)?;
+    let key_id = info.key_id_bytes()?;
+    refuse_banned(&setup, &ctx.dir.banned(&key_id)?, "presign")?;
+    let guard = fresh_guard(ctx, &setup)?;
+    let pass = passphrase::read(false)?;
     let (share, banned) = ctx.dir.load_share_and_bans(&key_id, &pass)?;
-    if let Some(b) = setup.participants().iter().find(|(i, _)| banned.contains(i)) {
-        return Err(CliError::bad_input(format!("party {} is banned for this key", b.0))
-            .hint("presign with other parties, or replace the banned party with a reshare"));
-    }
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let tag = format!("presign {}", party_label(me));
-    if !ctx.quiet {
-        eprintln!(
-            "[{tag}] presigning under {}, session {}",
-            format_path(&req.path),
-            session(&setup)
-        );
-    }
-    info!(session = %session(&setup), party = me, "presign started");
-    let progress = Progress::new(&setup, tag, 4, ctx.quiet);
+    refuse_banned(&setup, &banned, "presign")?;
+    let relay = connect(ctx).await?;
+    session.announce(format!(
+        "presigning under {}, session {}",
+        format_path(&req.path),
+        session.id
+    ));
+    info!(session = %session.id, party = session.me, "presign started");
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_presign(
-        &RunContext::new(&relay, signer, &guard)
-            .with_options(progress.options(opts(ctx, &setup)))
-            .refusing(banned.clone()),
-        &setup,
-        &share,
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let run = session.context(&relay, &guard).refusing(banned.clone());
+    let result = run_presign(&run, &setup, &share, &mut rng).await;
+    session.finish();
     let pre = match result {
         Ok(p) => p,
         Err(e) => {
             return Err(ctx.dir.protocol_error(Some(&share), &e, Some));
         }
     };
-    let setup_bytes = setup.to_bytes();
-    let mut plain = zeroize::Zeroizing::new(Vec::new());
-    plain.extend_from_slice(&(setup_bytes.len() as u32).to_be_bytes());
-    plain.extend_from_slice(&setup_bytes);
-    plain.extend_from_slice(&pre.to_bytes());
-    let sealed = sealed::seal(sealed::Kind::Presignature, &plain, &pass, KdfParams::default())
-        .map_err(|e| CliError::internal(format!("sealing the presignature: {e}")))?;
-    let id = hex::encode(setup.hash());
-    let path = ctx.dir.presig_dir().join(format!("{id}.presig"));
+    let sealed = presig_file::seal(&setup, &pre, &pass)?;
+    let id = presig_file::id(&setup);
+    let path = presig_file::path(&ctx.dir.presig_dir(), &id);
     {
         // A directory that came back from a backup loses its old presignatures first, so the
         // new one is stored at the current generation.
@@ -100,7 +71,7 @@ pub async fn presign(ctx: &Ctx, args: &RunArgs) -> CliResult<Output> {
         }
         files::write_atomic(&path, &sealed, 0o600)?;
     }
-    info!(session = %session(&setup), party = me, "presign done");
+    info!(session = %session.id, party = session.me, "presign done");
     Ok(Output {
         text: format!(
             "presignature {id}\nkey id       {}\npath         {}\nsaved to     {}\n",
@@ -126,51 +97,15 @@ fn restored_warning(wiped: u64) -> String {
     )
 }
 
-fn resolve(ctx: &Ctx, what: &str) -> CliResult<PathBuf> {
-    let p = PathBuf::from(what);
-    if p.is_file() {
-        // Only presignatures of this party's directory: its generation guards them.
-        let dir = std::fs::canonicalize(ctx.dir.presig_dir()).ok();
-        let parent = std::fs::canonicalize(&p).ok().and_then(|f| f.parent().map(PathBuf::from));
-        if dir.is_none() || parent != dir {
-            return Err(CliError::bad_input(format!(
-                "{what} is not in this party's presignature directory {}",
-                ctx.dir.presig_dir().display()
-            ))
-            .hint("use the presignature id printed by `dkls-party presign`"));
-        }
-        return Ok(p);
-    }
-    let want = what.trim().to_ascii_lowercase();
-    let mut found = Vec::new();
-    if want.len() >= 4
-        && let Ok(entries) = std::fs::read_dir(ctx.dir.presig_dir())
-    {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".presig") && name.starts_with(&want) {
-                found.push(e.path());
-            }
-        }
-    }
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(CliError::bad_input(format!("no presignature {what:?} (it may have been used)"))
-            .hint("make a new one with `dkls-party presign`")),
-        _ => Err(CliError::bad_input(format!("{what:?} matches several presignatures"))
-            .hint("give more digits of the presignature id")),
-    }
-}
-
 /// `sign --presignature ID --message-hex …`: the online round.
 ///
 /// # Errors
-/// See [`ExitCode`].
+/// See [`crate::error::ExitCode`].
 pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     let Some(which) = &args.presignature else {
         return Err(CliError::bad_input("sign needs --setup or --presignature"));
     };
-    let m32 = message_prehash(&args.message)?.ok_or_else(|| {
+    let m32 = args.message.prehash()?.ok_or_else(|| {
         CliError::bad_input("signing with a presignature needs the message")
             .hint("pass --message-hex or --message-file (and --hash)")
     })?;
@@ -181,30 +116,11 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         return Err(CliError::bad_input(restored_warning(wiped))
             .hint("make new presignatures with `dkls-party presign`"));
     }
-    let path = resolve(ctx, which)?;
-    let file = files::read_bounded(&path, MAX_PRESIG_FILE, "presignature")?;
-    let pass = passphrase(false)?;
-    let plain = sealed::open(sealed::Kind::Presignature, &file, &pass).map_err(|e| match e {
-        SealError::WrongPassphrase => CliError::new(
-            ExitCode::WrongPassphrase,
-            format!("wrong passphrase for presignature {}", path.display()),
-        )
-        .hint("set DKLS_PASSPHRASE to the passphrase of this party's key shares"),
-        SealError::Corrupted(why) => {
-            CliError::corrupted(format!("presignature {} is corrupted: {why}", path.display()))
-                .hint("delete it and make a new one with `dkls-party presign`")
-        }
-        SealError::Crypto(why) => CliError::internal(format!("decrypting: {why}")),
-    })?;
-    let corrupted = || {
-        CliError::corrupted(format!("presignature {} does not decode", path.display()))
-            .hint("delete it and make a new one with `dkls-party presign`")
-    };
-    let (len, rest) = plain.split_at_checked(4).ok_or_else(corrupted)?;
-    let len = u32::from_be_bytes(len.try_into().map_err(|_| corrupted())?) as usize;
-    let (setup_bytes, pre_bytes) = rest.split_at_checked(len).ok_or_else(corrupted)?;
-    let setup = Setup::from_bytes(setup_bytes).map_err(|_| corrupted())?;
-    let req = setup_file::presign_request(&setup).map_err(|_| corrupted())?;
+    let path = presig_file::resolve(&ctx.dir.presig_dir(), which)?;
+    let file = presig_file::read(&path)?;
+    let pass = passphrase::read(false)?;
+    let stored = presig_file::open(&path, &file, &pass)?;
+    let (setup, req) = (&stored.setup, &stored.request);
     if let Some(p) = &args.path {
         let p = parse_path(p)?;
         if p != req.path {
@@ -217,15 +133,12 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
         }
     }
     let share = ctx.dir.load_share(&req.key_id, &pass)?;
-    let pre = Presignature::from_bytes(pre_bytes, &share).map_err(|e| {
-        CliError::corrupted(format!("presignature {}: {e}", path.display()))
-            .hint("it belongs to another key or epoch; delete it and presign again")
-    })?;
+    let pre = stored.presignature(&share)?;
     let pk = *pre.public_key();
     drop(share);
-    let signer = load_identity(ctx)?;
-    let me = my_index(&setup, signer.as_ref())?;
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
+    // Rounds 4 (finish commitments) and 5 (S3) of the presignature's session.
+    let session = Session::join(ctx, setup, "sign", 5)?;
+    let relay = connect(ctx).await?;
     let guard = ctx.dir.replay_guard()?;
     // Single use: the generation moves on (outside the directory first) and the presignature
     // is gone from disk before anything is sent; the runner then records its finish marker in
@@ -233,26 +146,14 @@ pub async fn finish(ctx: &Ctx, args: &SignArgs) -> CliResult<Output> {
     generation.bump()?;
     files::remove_durably(&path)?;
     drop(lock);
-    let tag = format!("sign {}", party_label(me));
-    if !ctx.quiet {
-        eprintln!(
-            "[{tag}] online round for presignature {}, message hash {}",
-            hex::encode(setup.hash().get(..8).unwrap_or_default()),
-            hex::encode(m32)
-        );
-    }
-    // Rounds 4 (finish commitments) and 5 (S3) of the presignature's session.
-    let progress = Progress::new(&setup, tag, 5, ctx.quiet);
+    session.announce(format!(
+        "online round for presignature {}, message hash {}",
+        hex::encode(setup.hash().get(..8).unwrap_or_default()),
+        hex::encode(m32)
+    ));
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_finish(
-        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
-        &setup,
-        pre,
-        &m32,
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let result = run_finish(&session.context(&relay, &guard), setup, pre, &m32, &mut rng).await;
+    session.finish();
     let sig = result.map_err(|e| CliError::from_protocol(&e))?;
     if !verify(&pk, &m32, &sig) {
         return Err(CliError::internal("the combined signature does not verify"));

@@ -6,8 +6,8 @@ use msg_relay_svc::{AppState, RelayConfig, run};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::cli::Output;
 use crate::error::{CliError, CliResult};
+use crate::output::Output;
 
 /// Serves a relay on `listen` until SIGINT/SIGTERM; prints `relay listening on http://ADDR`
 /// on stdout as soon as it accepts connections.

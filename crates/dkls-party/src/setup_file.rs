@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file::{kind_name, public_hex};
+use crate::output::{Output, set_field};
 
 const FORMAT: &str = "dkls-party-setup/v1";
 const MAX_SETUP_FILE: u64 = 1024 * 1024;
@@ -143,9 +144,9 @@ pub fn summary(setup: &Setup) -> Value {
     match setup.protocol() {
         ProtocolId::Import => {
             if let Ok(req) = dkls23_core::import_export::ImportRequest::from_setup(setup) {
-                crate::cli::set_field(&mut v, "dealer", json!(req.dealer));
-                crate::cli::set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
-                crate::cli::set_field(
+                set_field(&mut v, "dealer", json!(req.dealer));
+                set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
+                set_field(
                     &mut v,
                     "public_key",
                     json!(hex::encode(dkls23_core::encoding::point_to_bytes(&req.public_key))),
@@ -154,32 +155,28 @@ pub fn summary(setup: &Setup) -> Value {
         }
         ProtocolId::Export => {
             if let Ok(req) = dkls23_core::import_export::ExportRequest::from_setup(setup) {
-                crate::cli::set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
+                set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
                 let ex: Vec<u16> = req.exporters.iter().map(|(l, _)| *l).collect();
-                crate::cli::set_field(&mut v, "exporters", json!(ex));
-                crate::cli::set_field(&mut v, "recipient", json!(req.recipient));
-                crate::cli::set_field(
-                    &mut v,
-                    "recipient_key",
-                    json!(hex::encode(req.recipient_key)),
-                );
+                set_field(&mut v, "exporters", json!(ex));
+                set_field(&mut v, "recipient", json!(req.recipient));
+                set_field(&mut v, "recipient_key", json!(hex::encode(req.recipient_key)));
             }
         }
         ProtocolId::Dkg => {
-            crate::cli::set_field(&mut v, "label", json!(keygen_label(setup).unwrap_or_default()));
+            set_field(&mut v, "label", json!(keygen_label(setup).unwrap_or_default()));
         }
         ProtocolId::Sign => {
             if let Ok(req) = PresignRequest::from_bytes(setup.extra()) {
-                crate::cli::set_field(&mut v, "protocol", json!("presign"));
-                crate::cli::set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
-                crate::cli::set_field(&mut v, "keygen_sid", json!(hex::encode(req.keygen_sid)));
-                crate::cli::set_field(&mut v, "path", json!(format_path(&req.path)));
+                set_field(&mut v, "protocol", json!("presign"));
+                set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
+                set_field(&mut v, "keygen_sid", json!(hex::encode(req.keygen_sid)));
+                set_field(&mut v, "path", json!(format_path(&req.path)));
             }
             if let Ok(req) = sign_request(setup) {
-                crate::cli::set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
-                crate::cli::set_field(&mut v, "keygen_sid", json!(hex::encode(req.keygen_sid)));
-                crate::cli::set_field(&mut v, "path", json!(format_path(&req.path)));
-                crate::cli::set_field(&mut v, "message_hash", json!(hex::encode(req.message)));
+                set_field(&mut v, "key_id", json!(hex::encode(req.key_id)));
+                set_field(&mut v, "keygen_sid", json!(hex::encode(req.keygen_sid)));
+                set_field(&mut v, "path", json!(format_path(&req.path)));
+                set_field(&mut v, "message_hash", json!(hex::encode(req.message)));
             }
         }
         _ => {}
@@ -202,7 +199,7 @@ pub fn write(path: &Path, setup: &Setup) -> CliResult<()> {
 pub fn write_with(path: &Path, setup: &Setup, extra: &[(&str, Value)]) -> CliResult<()> {
     let mut summary = summary(setup);
     for (k, v) in extra {
-        crate::cli::set_field(&mut summary, k, v.clone());
+        set_field(&mut summary, k, v.clone());
     }
     let doc =
         SetupJson { format: FORMAT.to_owned(), setup: hex::encode(setup.to_bytes()), summary };
@@ -210,6 +207,35 @@ pub fn write_with(path: &Path, setup: &Setup, extra: &[(&str, Value)]) -> CliRes
         .map_err(|e| CliError::internal(format!("encoding the setup: {e}")))?;
     bytes.push(b'\n');
     files::write_atomic(path, &bytes, 0o644)
+}
+
+/// A fresh random instance id for a new setup.
+///
+/// # Errors
+/// An internal error if the OS has no randomness.
+pub fn random_iid() -> CliResult<[u8; 32]> {
+    let mut iid = [0u8; 32];
+    getrandom::fill(&mut iid).map_err(|e| CliError::internal(format!("OS randomness: {e}")))?;
+    Ok(iid)
+}
+
+/// Writes the new `setup` to `out` and describes it: what `setup new` prints.
+///
+/// # Errors
+/// I/O failures.
+pub fn write_new(out: &Path, setup: &Setup) -> CliResult<Output> {
+    write(out, setup)?;
+    let summary = summary(setup);
+    Ok(Output {
+        text: format!(
+            "wrote {} setup {} to {}\n{}\n",
+            summary.get("protocol").and_then(|v| v.as_str()).unwrap_or("a"),
+            hex::encode(setup.iid()),
+            out.display(),
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        ),
+        json: json!({"ok": true, "file": out.display().to_string(), "setup": summary}),
+    })
 }
 
 /// Reads and validates the setup file at `path`; `want` is the protocol the command runs.

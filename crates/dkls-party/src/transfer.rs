@@ -6,19 +6,21 @@ use std::path::Path;
 use dkls23_core::encoding::point_to_bytes;
 use dkls23_core::import_export::{EXPORT_CONFIRMATION, ExportRequest, ImportRequest, ImportSecret};
 use dkls23_core::setup::{ProtocolId, Setup};
-use dkls23_runner::{RunContext, run_export, run_export_receive, run_import};
+use dkls23_runner::{run_export, run_export_receive, run_import};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use crate::cli::{Ctx, ExportArgs, ImportArgs, Output, SetupNewArgs};
+use crate::args::{ExportArgs, ImportArgs, SetupNewArgs};
+use crate::context::Ctx;
+use crate::encoding::{eth_address, hex_array};
 use crate::error::{CliError, CliResult};
 use crate::files;
 use crate::identity_file;
-use crate::local::{key_id_of, load_identity, passphrase};
-use crate::party_dir::{eth_address, hex_array};
-use crate::progress::{Progress, party_label};
-use crate::runs::{check_fresh, connect, my_index, opts, session};
+use crate::output::Output;
+use crate::party_dir::FileReplayGuard;
+use crate::passphrase;
 use crate::sealed::KdfParams;
+use crate::session::{Session, connect, fresh_guard};
 use crate::setup_file;
 
 fn invalid(e: &dkls23_core::Error) -> CliError {
@@ -50,7 +52,8 @@ fn read_secret(path: &Path, cc: Option<[u8; 32]>) -> CliResult<ImportSecret> {
 ///
 /// # Errors
 /// Bad input for a bad key or committee.
-pub fn import_setup(a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Output> {
+pub fn import_setup(a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
     let file = a.private_key_file.as_deref().ok_or_else(|| {
         CliError::bad_input("an import setup needs --private-key-file")
             .hint("the dealer makes the import setup from the key it holds")
@@ -93,11 +96,9 @@ pub fn import_setup(a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Output> {
 pub async fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<Output> {
     let setup = setup_file::read(&args.setup, ProtocolId::Import)?;
     let req = ImportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
-    let signer = load_identity(ctx)?;
-    let me = my_index(&setup, signer.as_ref())?;
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
-    let secret = if me == req.dealer {
+    let session = Session::join(ctx, &setup, "import", 2)?;
+    let guard = fresh_guard(ctx, &setup)?;
+    let secret = if session.me == req.dealer {
         let file = args.private_key_file.as_deref().ok_or_else(|| {
             CliError::bad_input("this party is the import dealer and must pass --private-key-file")
         })?;
@@ -120,26 +121,15 @@ pub async fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<Output> {
         }
         None
     };
-    let pass = passphrase(true)?;
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let tag = format!("import {}", party_label(me));
-    if !ctx.quiet {
-        eprintln!(
-            "[{tag}] import dealt by party {}, then refresh, session {}",
-            req.dealer,
-            session(&setup)
-        );
-    }
-    let progress = Progress::new(&setup, tag, 2, ctx.quiet);
+    let pass = passphrase::read(true)?;
+    let relay = connect(ctx).await?;
+    session.announce(format!(
+        "import dealt by party {}, then refresh, session {}",
+        req.dealer, session.id
+    ));
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let result = run_import(
-        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
-        &setup,
-        secret,
-        &mut rng,
-    )
-    .await;
-    progress.finish();
+    let result = run_import(&session.context(&relay, &guard), &setup, secret, &mut rng).await;
+    session.finish();
     let share = result.map_err(|e| CliError::from_protocol(&e))?;
     let info = ctx.dir.save_share(&share, "imported", &pass, KdfParams::default())?;
     Ok(Output {
@@ -167,7 +157,8 @@ fn recipient_key_path(ctx: &Ctx) -> std::path::PathBuf {
 ///
 /// # Errors
 /// Bad input for inconsistent parameters.
-pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Setup> {
+pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs) -> CliResult<Output> {
+    let iid = setup_file::random_iid()?;
     let key = a.key.as_deref().ok_or_else(|| CliError::bad_input("an export setup needs --key"))?;
     let info = ctx.dir.find(key)?;
     let rid = a.recipient_identity.as_deref().ok_or_else(|| {
@@ -179,8 +170,8 @@ pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Set
         CliError::bad_input("an export setup needs --recipient-key (64 hex digits)")
             .hint("the recipient creates it with `dkls-party export --new-recipient-key`")
     })?;
-    let pass = passphrase(false)?;
-    let share = ctx.dir.load_share(&key_id_of(&info)?, &pass)?;
+    let pass = passphrase::read(false)?;
+    let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
     let exporters: Vec<u16> = if a.exporters.is_empty() {
         (1..=share.threshold()).collect()
     } else {
@@ -188,7 +179,8 @@ pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Set
     };
     let recipient = a.recipient_index.unwrap_or(share.parties().saturating_add(1));
     let req = ExportRequest::new(&share, &exporters, recipient, rkey).map_err(|e| invalid(&e))?;
-    req.to_setup(&share, rid, iid, a.ttl_secs).map_err(|e| invalid(&e))
+    let setup = req.to_setup(&share, rid, iid, a.ttl_secs).map_err(|e| invalid(&e))?;
+    setup_file::write_new(&a.out, &setup)
 }
 
 /// `export --new-recipient-key` or `export --setup F --confirm "…" [--out FILE]`.
@@ -197,20 +189,7 @@ pub fn export_setup(ctx: &Ctx, a: &SetupNewArgs, iid: [u8; 32]) -> CliResult<Set
 /// See [`crate::error::ExitCode`].
 pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
     if args.new_recipient_key {
-        let path = recipient_key_path(ctx);
-        if path.exists() {
-            return Err(CliError::bad_input(format!("{} already exists", path.display()))
-                .hint("delete it first if you really want a new recipient key"));
-        }
-        let mut secret = Zeroizing::new([0u8; 32]);
-        getrandom::fill(secret.as_mut())
-            .map_err(|e| CliError::internal(format!("randomness: {e}")))?;
-        let public = x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES);
-        files::write_atomic(&path, hex::encode(secret.as_ref()).as_bytes(), 0o600)?;
-        return Ok(Output {
-            text: format!("{}\n", hex::encode(public)),
-            json: json!({"ok": true, "recipient_key": hex::encode(public), "file": path.display().to_string()}),
-        });
+        return new_recipient_key(ctx);
     }
     let Some(setup_path) = &args.setup else {
         return Err(CliError::bad_input("export needs --setup or --new-recipient-key"));
@@ -220,14 +199,46 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
             .hint(format!("pass --confirm \"{EXPORT_CONFIRMATION}\"")));
     }
     let setup = setup_file::read(setup_path, ProtocolId::Export)?;
-    let req = ExportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
-    let signer = load_identity(ctx)?;
-    let me = my_index(&setup, signer.as_ref())?;
-    let guard = ctx.dir.replay_guard()?;
-    check_fresh(&guard, &setup)?;
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    if me == req.recipient {
-        let out = args.out.as_deref().ok_or_else(|| {
+    let request = ExportRequest::from_setup(&setup).map_err(|e| invalid(&e))?;
+    let session = Session::join(ctx, &setup, "export", 1)?;
+    let guard = fresh_guard(ctx, &setup)?;
+    let run = ExportRun { setup, request, session, guard };
+    if run.session.me == run.request.recipient {
+        run.receive(ctx, args.out.as_deref()).await
+    } else {
+        run.send(ctx).await
+    }
+}
+
+/// `export --new-recipient-key`: this party's X25519 key to receive an export with.
+fn new_recipient_key(ctx: &Ctx) -> CliResult<Output> {
+    let path = recipient_key_path(ctx);
+    if path.exists() {
+        return Err(CliError::bad_input(format!("{} already exists", path.display()))
+            .hint("delete it first if you really want a new recipient key"));
+    }
+    let mut secret = Zeroizing::new([0u8; 32]);
+    getrandom::fill(secret.as_mut()).map_err(|e| CliError::internal(format!("randomness: {e}")))?;
+    let public = x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES);
+    files::write_atomic(&path, hex::encode(secret.as_ref()).as_bytes(), 0o600)?;
+    Ok(Output {
+        text: format!("{}\n", hex::encode(public)),
+        json: json!({"ok": true, "recipient_key": hex::encode(public), "file": path.display().to_string()}),
+    })
+}
+
+/// This party's part in one export, joined and checked fresh.
+struct ExportRun {
+    setup: Setup,
+    request: ExportRequest,
+    session: Session,
+    guard: FileReplayGuard,
+}
+
+impl ExportRun {
+    /// The recipient: receives the key and writes it to `out`.
+    async fn receive(&self, ctx: &Ctx, out: Option<&Path>) -> CliResult<Output> {
+        let out = out.ok_or_else(|| {
             CliError::bad_input("the recipient must pass --out FILE for the exported key")
         })?;
         let raw =
@@ -235,24 +246,19 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
         let mut secret = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(String::from_utf8_lossy(&raw).trim(), secret.as_mut())
             .map_err(|_| CliError::corrupted("the recipient key file is damaged"))?;
-        if x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES) != req.recipient_key
+        if x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES)
+            != self.request.recipient_key
         {
             return Err(CliError::bad_input(
                 "the setup names another recipient key than this party's",
             ));
         }
-        let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-        let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
-        let result = run_export_receive(
-            &RunContext::new(&relay, signer, &guard)
-                .with_options(progress.options(opts(ctx, &setup))),
-            &setup,
-            &secret,
-            EXPORT_CONFIRMATION,
-            &mut rng,
-        )
-        .await;
-        progress.finish();
+        let relay = connect(ctx).await?;
+        let run = self.session.context(&relay, &self.guard);
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let result =
+            run_export_receive(&run, &self.setup, &secret, EXPORT_CONFIRMATION, &mut rng).await;
+        self.session.finish();
         let key = result.map_err(|e| CliError::from_protocol(&e))?;
         let pk = *key.public_key();
         let doc = Zeroizing::new(
@@ -265,7 +271,7 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
             .map_err(|e| CliError::internal(e.to_string()))?,
         );
         files::write_atomic(out, &doc, 0o600)?;
-        return Ok(Output {
+        Ok(Output {
             text: format!(
                 "exported key {} ({}) written to {} — it is no longer threshold-protected\n",
                 hex::encode(point_to_bytes(&pk)),
@@ -273,28 +279,26 @@ pub async fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<Output> {
                 out.display()
             ),
             json: json!({"ok": true, "public_key": hex::encode(point_to_bytes(&pk)), "file": out.display().to_string()}),
-        });
+        })
     }
-    let info = ctx.dir.info(&req.key_id)?;
-    let pass = passphrase(false)?;
-    let share = ctx.dir.load_share(&key_id_of(&info)?, &pass)?;
-    let relay = connect(&ctx.relay_url, ctx.timeout).await?;
-    let progress = Progress::new(&setup, format!("export {}", party_label(me)), 1, ctx.quiet);
-    let result = run_export(
-        &RunContext::new(&relay, signer, &guard).with_options(progress.options(opts(ctx, &setup))),
-        &setup,
-        &share,
-        EXPORT_CONFIRMATION,
-        &mut rng,
-    )
-    .await;
-    progress.finish();
-    result.map_err(|e| CliError::from_protocol(&e))?;
-    Ok(Output {
-        text: format!(
-            "sent this party's share of key {} to the recipient (party {})\n",
-            info.key_id, req.recipient
-        ),
-        json: json!({"ok": true, "key_id": info.key_id, "recipient": req.recipient}),
-    })
+
+    /// An exporter: sends its share of the key to the recipient.
+    async fn send(&self, ctx: &Ctx) -> CliResult<Output> {
+        let info = ctx.dir.info(&self.request.key_id)?;
+        let pass = passphrase::read(false)?;
+        let share = ctx.dir.load_share(&info.key_id_bytes()?, &pass)?;
+        let relay = connect(ctx).await?;
+        let run = self.session.context(&relay, &self.guard);
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        let result = run_export(&run, &self.setup, &share, EXPORT_CONFIRMATION, &mut rng).await;
+        self.session.finish();
+        result.map_err(|e| CliError::from_protocol(&e))?;
+        Ok(Output {
+            text: format!(
+                "sent this party's share of key {} to the recipient (party {})\n",
+                info.key_id, self.request.recipient
+            ),
+            json: json!({"ok": true, "key_id": info.key_id, "recipient": self.request.recipient}),
+        })
+    }
 }
