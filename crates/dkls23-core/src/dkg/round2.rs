@@ -48,10 +48,9 @@ impl DkgRound2 {
         &self.sid
     }
 
-    /// §2.3 steps 1–5 on party j's K2 broadcast `b` and p2p message `m`: lengths and sid
-    /// echoes, the opening of the K1 commitment, the proofs of knowledge, the Feldman check of
-    /// the share and the opening of the chain-code commitment.
-    fn check_k2(&self, j: PartyIndex, b: &[u8], m: &[u8]) -> Result<PeerK2, Error> {
+    /// §2.3 steps 1–3 on party j's K2 broadcast `b`: length and sid echo, the opening of the
+    /// K1 commitment and the proofs of knowledge; returns j's coefficient commitments.
+    fn check_k2_broadcast(&self, j: PartyIndex, b: &[u8]) -> Result<Vec<ProjectivePoint>, Error> {
         let cfg = &self.cfg;
         let t = usize::from(cfg.t);
         let peer = self.peers.get(&j).ok_or_else(|| Error::InvalidInput("unknown party".into()))?;
@@ -89,17 +88,24 @@ impl DkgRound2 {
         }
         // 3. Proofs of knowledge.
         for (k, (a, pi)) in a_j.iter().zip(&proofs).enumerate() {
-            if !pi.verify(
-                Tag::DkgPokCoef,
-                &[&self.sid, &j.to_be_bytes(), &(k as u16).to_be_bytes()],
-                a,
-            ) {
+            let ctx: [&[u8]; 3] = [&self.sid, &j.to_be_bytes(), &(k as u16).to_be_bytes()];
+            if !pi.verify(Tag::DkgPokCoef, &ctx, a) {
                 return Err(Error::blame(
                     j,
                     format!("proof of knowledge of coefficient {k} is invalid"),
                 ));
             }
         }
+        Ok(a_j)
+    }
+
+    /// §2.3 steps 1–5 on party j's K2 broadcast `b` and p2p message `m`: the broadcast checks,
+    /// then the p2p sid echo, the Feldman check of the share and the opening of the chain-code
+    /// commitment.
+    fn check_k2(&self, j: PartyIndex, b: &[u8], m: &[u8]) -> Result<PeerK2, Error> {
+        let cfg = &self.cfg;
+        let peer = self.peers.get(&j).ok_or_else(|| Error::InvalidInput("unknown party".into()))?;
+        let a_j = self.check_k2_broadcast(j, b)?;
         // 4./5. P2P: sid echo, Feldman share, chain-code opening.
         let p2p_len = 32 * 5 + Kg1::LEN;
         if m.len() != p2p_len {
