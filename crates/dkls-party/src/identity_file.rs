@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use dkls23_core::identity::{Ed25519Identity, IdentityPublicKey, IdentitySigner, P256Identity};
+use dkls23_core::identity::{
+    Ed25519Identity, IdentityPublicKey, IdentitySigner, P256Identity, SharedSigner,
+};
 use zeroize::Zeroizing;
 
 use crate::error::{CliError, CliResult};
@@ -19,7 +21,7 @@ pub enum IdentityKind {
 }
 
 /// A loaded identity key.
-pub type Signer = Arc<dyn IdentitySigner + Send + Sync>;
+pub type Signer = SharedSigner;
 
 const PEM_LABEL: &str = "PRIVATE KEY";
 const MAX_IDENTITY_FILE: u64 = 16 * 1024;

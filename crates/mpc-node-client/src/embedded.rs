@@ -28,10 +28,9 @@ use rand_core::CryptoRng;
 use crate::api::SessionConfig;
 use crate::session::{self, SessionError};
 
-pub use crate::stores::{
-    BanStore, GenerationCounter, KeyStore, MemoryBanStore, MemoryGenerationCounter, MemoryKeyStore,
-    MemoryPresignatureStore, PresignatureStore,
-};
+pub use crate::stores::{BanStore, GenerationCounter, KeyStore, MemoryKeyStore, PresignatureStore};
+#[cfg(any(test, feature = "testing"))]
+pub use crate::stores::{MemoryBanStore, MemoryGenerationCounter, MemoryPresignatureStore};
 
 /// Why an embedded-party operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,9 @@
 //! generation counter that detects a restored presignature store ([`GenerationCounter`]); and
 //! in-memory implementations for tests and examples.
 
-use std::collections::{BTreeMap, HashMap};
+#[cfg(any(test, feature = "testing"))]
+use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use zeroize::Zeroizing;

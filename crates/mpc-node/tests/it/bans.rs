@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use dkls23_core::KeyShare;
-use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
+use dkls23_core::identity::{Ed25519Identity, SharedSigner};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId};
 use dkls23_runner::{RunContext, RunHooks, RunOptions, run_dkg, run_presign, run_sign};
 use mpc_node::error::ApiError;
@@ -219,7 +219,7 @@ impl Rig {
             curve: "secp256k1".into(),
             session: session_cfg(&sid),
         };
-        let signer: Arc<dyn IdentitySigner + Send + Sync> = peer_id.clone();
+        let signer: SharedSigner = peer_id.clone();
         let peer_dkg = async {
             let mut rng = ChaCha20Rng::seed_from_u64(2);
             let guard = MemoryReplayGuard::new();
@@ -254,7 +254,7 @@ impl Rig {
     ) -> Result<(), dkls23_core::Error> {
         let iid = session::session_id(&session_cfg(sid)).unwrap();
         let setup = session::sign_setup(iid, &self.share, &[1, 2], &[], [0x42; 32]).unwrap();
-        let signer: Arc<dyn IdentitySigner + Send + Sync> = self.peer_id.clone();
+        let signer: SharedSigner = self.peer_id.clone();
         let mut rng = ChaCha20Rng::seed_from_u64(iid[0].into());
         let guard = MemoryReplayGuard::new();
         run_sign(
@@ -334,7 +334,7 @@ async fn a_ban_during_a_presign_batch_stops_the_batch() {
     let peer = {
         let rig = rig.clone();
         tokio::spawn(async move {
-            let signer: Arc<dyn IdentitySigner + Send + Sync> = rig.peer_id.clone();
+            let signer: SharedSigner = rig.peer_id.clone();
             let guard = MemoryReplayGuard::new();
             let mut rng = ChaCha20Rng::seed_from_u64(9);
             for k in 0..3u16 {

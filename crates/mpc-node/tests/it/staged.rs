@@ -2,11 +2,10 @@
 //! staged and activates it once the other members are proven to hold theirs, or says clearly
 //! that it cannot decide.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use dkls23_core::identity::IdentitySigner;
+use dkls23_core::identity::{IdentitySigner, SharedSigner};
 use dkls23_core::reshare::{ReshareOutcome, ReshareSpec};
 use dkls23_core::setup::{MemoryReplayGuard, ProtocolId};
 use dkls23_core::{KeyShare, message};
@@ -31,7 +30,7 @@ async fn peer_refresh(
     let iid = session::session_id(&session_cfg(sid)).unwrap();
     let setup =
         ReshareSpec::refresh(&rig.share).unwrap().to_setup(iid, session::SESSION_TTL_SECS).unwrap();
-    let signer: Arc<dyn IdentitySigner + Send + Sync> = rig.peer_id.clone();
+    let signer: SharedSigner = rig.peer_id.clone();
     let mut rng = ChaCha20Rng::seed_from_u64(iid[1].into());
     let guard = MemoryReplayGuard::new();
     let opts = peer_opts(RunHooks::default());
