@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use dkls_tls::ClientTls;
+
 /// Timeouts and retry policy shared by [`crate::WsRelay`] and [`crate::HttpRelay`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
@@ -42,6 +44,9 @@ pub struct ClientConfig {
     /// the WebSocket upgrade and on HTTP requests); relays accept forwarded asks only from
     /// clients that present theirs.
     pub peer_token: Option<PeerToken>,
+    /// TLS for `https://` and `wss://` relay URLs: trusted CAs, pins, a client certificate.
+    /// `None` trusts the bundled web PKI roots. Unused for plaintext URLs.
+    pub tls: Option<ClientTls>,
 }
 
 /// A peer relays' shared secret: compared in constant time, wiped on drop, never printed.
@@ -97,6 +102,7 @@ impl Default for ClientConfig {
             max_resends: 5,
             forwarded: false,
             peer_token: None,
+            tls: None,
         }
     }
 }

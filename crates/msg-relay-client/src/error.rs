@@ -16,6 +16,11 @@ pub enum ClientError {
     #[error("no Tokio runtime: create the client from within a Tokio runtime")]
     NoRuntime,
     /// The first connection could not be made within the connect timeout.
-    #[error("could not connect to the relay at {0}")]
-    Connect(String),
+    #[error("could not connect to the relay at {url}: {cause}")]
+    Connect {
+        /// The relay's WebSocket URL.
+        url: String,
+        /// Why (the last attempt's error, e.g. a certificate the client does not trust).
+        cause: String,
+    },
 }

@@ -9,19 +9,20 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+use dkls_tls::ClientTls;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use msg_relay_api::wire::{CANDIDATE_HEADER, ErrorCode};
 use msg_relay_api::{MessageId, Relay, RelayError, RelayFuture};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
 use crate::backoff;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
+use crate::transport;
 use crate::ttl::ttl_to_wire_ms;
 use crate::url::RelayUrl;
 use crate::ws::map_error;
@@ -37,6 +38,8 @@ const POOL_SIZE: usize = 8;
 pub struct HttpRelay {
     url: RelayUrl,
     config: ClientConfig,
+    /// TLS for an `https://` URL.
+    tls: Option<ClientTls>,
     pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
 
@@ -45,24 +48,29 @@ pub struct HttpRelay {
 enum CallError {
     Timeout,
     Io(String),
+    /// Retrying cannot help (a TLS certificate or configuration problem).
+    Refused(String),
 }
 
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CallError::Timeout => f.write_str("timed out"),
-            CallError::Io(e) => f.write_str(e),
+            CallError::Io(e) | CallError::Refused(e) => f.write_str(e),
         }
     }
 }
 
 impl HttpRelay {
-    /// A client for the relay at `url` (`http://host:port`). Connections are opened on demand.
+    /// A client for the relay at `url` (`http://host:port` or `https://host:port`).
+    /// Connections are opened on demand.
     ///
     /// # Errors
     /// [`ClientError::InvalidUrl`] for a bad URL.
     pub fn new(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
-        Ok(Self { url: RelayUrl::parse(url)?, config, pool: Mutex::new(Vec::new()) })
+        let url = RelayUrl::parse(url)?;
+        let tls = transport::tls_for(&url, config.tls.as_ref());
+        Ok(Self { url, config, tls, pool: Mutex::new(Vec::new()) })
     }
 
     /// The relay's URL.
@@ -91,12 +99,11 @@ impl HttpRelay {
     }
 
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, CallError> {
-        let addr = (self.url.host(), self.url.port());
-        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
+        let stream = transport::open(&self.url, self.tls.as_ref(), self.config.connect_timeout)
             .await
-            .map_err(|_| CallError::Timeout)?
-            .map_err(|e| CallError::Io(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
+            .map_err(|e| {
+                if e.permanent { CallError::Refused(e.message) } else { CallError::Io(e.message) }
+            })?;
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| CallError::Io(e.to_string()))?;
@@ -106,6 +113,25 @@ impl HttpRelay {
             }
         });
         Ok(sender)
+    }
+
+    /// A failed exchange; a TLS rejection that surfaced only now (a TLS 1.3 server refusing
+    /// the client certificate) is permanent.
+    fn send_error(&self, e: &hyper::Error) -> CallError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = source {
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && let Some(refused) = transport::after_handshake(&self.url, io)
+            {
+                return if refused.permanent {
+                    CallError::Refused(refused.message)
+                } else {
+                    CallError::Io(refused.message)
+                };
+            }
+            source = err.source();
+        }
+        CallError::Io(e.to_string())
     }
 
     /// One request/response exchange, bounded by `timeout`.
@@ -133,8 +159,7 @@ impl HttpRelay {
             }
             let request =
                 request.body(Full::new(body)).map_err(|e| CallError::Io(e.to_string()))?;
-            let response =
-                sender.send_request(request).await.map_err(|e| CallError::Io(e.to_string()))?;
+            let response = sender.send_request(request).await.map_err(|e| self.send_error(&e))?;
             let status = response.status();
             let headers = response.headers().clone();
             let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
@@ -170,6 +195,7 @@ impl HttpRelay {
                     return Err(error_from_response(status, &body, id));
                 }
                 Ok((status, _, _)) => format!("HTTP {status}"),
+                Err(CallError::Refused(why)) => return Err(RelayError::Unavailable(why)),
                 Err(e) => e.to_string(),
             };
             let pause =
@@ -219,6 +245,7 @@ impl HttpRelay {
                     return Err(error_from_response(status, &body, id));
                 }
                 Ok((status, _, _)) => format!("HTTP {status}"),
+                Err(CallError::Refused(why)) => return Err(RelayError::Unavailable(why)),
                 Err(e) => e.to_string(),
             };
             let since = *failing_since.get_or_insert_with(Instant::now);

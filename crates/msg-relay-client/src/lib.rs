@@ -29,11 +29,13 @@ mod backoff;
 mod config;
 mod error;
 mod http;
+mod transport;
 mod ttl;
 mod url;
 mod ws;
 
 pub use config::{ClientConfig, PeerToken};
+pub use dkls_tls::{ClientTls, ClientTlsBuilder, Pin};
 pub use error::ClientError;
 pub use http::HttpRelay;
 pub use ttl::ttl_to_wire_ms;

@@ -1,4 +1,4 @@
-//! Relay URLs: `http://host:port[/prefix]` or `ws://host:port[/path]`.
+//! Relay URLs: `http(s)://host:port[/prefix]` or `ws(s)://host:port[/path]`.
 
 use http::Uri;
 
@@ -16,6 +16,8 @@ pub struct RelayUrl {
     base: String,
     /// Full WebSocket URL.
     ws: String,
+    /// `https://` or `wss://`.
+    tls: bool,
 }
 
 impl RelayUrl {
@@ -23,21 +25,29 @@ impl RelayUrl {
     ///
     /// `http://host:port` (any path is a prefix) maps to `ws://host:port/<prefix>/v1/msg-relay`;
     /// a `ws://` URL is used as given (an empty path becomes `/v1/msg-relay`) and its HTTP base
-    /// is `http://host:port`. The port defaults to 80.
+    /// is `http://host:port`. `https://` and `wss://` are the same over TLS. The port defaults
+    /// to 80, or 443 with TLS.
     ///
     /// # Errors
-    /// [`ClientError::InvalidUrl`] for an unparsable URL, an unknown scheme, or `https`/`wss`
-    /// (TLS is not built into this client; terminate TLS in front of it or add it later).
+    /// [`ClientError::InvalidUrl`] for an unparsable URL or an unknown scheme.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
         let bad = |reason| ClientError::InvalidUrl { url: url.to_owned(), reason };
         let uri: Uri = url.trim().parse().map_err(|_| bad("not a URL"))?;
-        let scheme =
-            uri.scheme_str().ok_or_else(|| bad("missing scheme (use http:// or ws://)"))?;
+        let scheme = uri
+            .scheme_str()
+            .ok_or_else(|| bad("missing scheme (use http://, https://, ws:// or wss://)"))?;
         let host = uri.host().ok_or_else(|| bad("missing host"))?;
         if host.is_empty() {
             return Err(bad("missing host"));
         }
-        let port = uri.port_u16().unwrap_or(80);
+        let (tls, websocket) = match scheme {
+            "http" => (false, false),
+            "https" => (true, false),
+            "ws" => (false, true),
+            "wss" => (true, true),
+            _ => return Err(bad("unknown scheme (use http://, https://, ws:// or wss://)")),
+        };
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let path = uri.path().trim_end_matches('/');
         let authority_host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]")
@@ -45,17 +55,20 @@ impl RelayUrl {
             host.to_owned()
         };
         let hostport = format!("{authority_host}:{port}");
-        let (base, ws) = match scheme {
-            "http" => (path.to_owned(), format!("ws://{hostport}{path}{WS_PATH}")),
-            "ws" => {
-                let ws_path = if path.is_empty() { WS_PATH } else { path };
-                (String::new(), format!("ws://{hostport}{ws_path}"))
-            }
-            "https" | "wss" => return Err(bad("TLS (https/wss) is not supported by this client")),
-            _ => return Err(bad("unknown scheme (use http:// or ws://)")),
+        let ws_scheme = if tls { "wss" } else { "ws" };
+        let (base, ws) = if websocket {
+            let ws_path = if path.is_empty() { WS_PATH } else { path };
+            (String::new(), format!("{ws_scheme}://{hostport}{ws_path}"))
+        } else {
+            (path.to_owned(), format!("{ws_scheme}://{hostport}{path}{WS_PATH}"))
         };
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-        Ok(Self { host, port, base, ws })
+        Ok(Self { host, port, base, ws, tls })
+    }
+
+    /// Whether the relay is reached over TLS (`https://` or `wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Host name or address (IPv6 without brackets).
@@ -68,7 +81,8 @@ impl RelayUrl {
         self.port
     }
 
-    /// The WebSocket URL, e.g. `ws://127.0.0.1:8080/v1/msg-relay`.
+    /// The WebSocket URL, e.g. `ws://127.0.0.1:8080/v1/msg-relay` or
+    /// `wss://relay.example.org:443/v1/msg-relay`.
     pub fn ws_url(&self) -> &str {
         &self.ws
     }
@@ -115,8 +129,20 @@ mod tests {
     }
 
     #[test]
+    fn tls_urls_map_like_their_plain_forms() {
+        let u = RelayUrl::parse("https://relay.example.org").unwrap();
+        assert!(u.is_tls());
+        assert_eq!(u.port(), 443);
+        assert_eq!(u.ws_url(), "wss://relay.example.org:443/v1/msg-relay");
+        let u = RelayUrl::parse("wss://127.0.0.1:8443/custom").unwrap();
+        assert!(u.is_tls());
+        assert_eq!(u.ws_url(), "wss://127.0.0.1:8443/custom");
+        assert!(!RelayUrl::parse("http://x").unwrap().is_tls());
+    }
+
+    #[test]
     fn bad_urls_are_rejected() {
-        for bad in ["", "127.0.0.1:8080", "ftp://x", "https://x", "wss://x", "http://"] {
+        for bad in ["", "127.0.0.1:8080", "ftp://x", "http://", "https://"] {
             assert!(RelayUrl::parse(bad).is_err(), "{bad}");
         }
     }

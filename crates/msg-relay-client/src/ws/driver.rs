@@ -20,8 +20,12 @@ use tracing::{debug, warn};
 
 use crate::backoff;
 use crate::config::ClientConfig;
+use crate::transport::{self, OpenError};
 use crate::ttl::ttl_to_wire_ms;
+use crate::url::RelayUrl;
+use dkls_tls::ClientTls;
 
+use super::connect::{WsStream, open_ws, upgrade_request};
 use super::{AskReply, Command, PublishReply, STABLE_CONNECTION, WRITE_BATCH};
 
 struct PendingPublish {
@@ -70,11 +74,15 @@ impl Link {
 }
 
 pub(super) struct Driver {
-    ws_url: String,
+    url: RelayUrl,
+    /// TLS for a `wss://` URL.
+    tls: Option<ClientTls>,
     config: ClientConfig,
     cmds: mpsc::UnboundedReceiver<Command>,
     next_req: Arc<AtomicU32>,
     connected: watch::Sender<bool>,
+    /// Why the last connection attempt failed (cleared on success).
+    failure: watch::Sender<Option<OpenError>>,
     publishes: HashMap<u32, PendingPublish>,
     asks: HashMap<u32, PendingAsk>,
     retained: HashMap<MessageId, Retained>,
@@ -93,21 +101,25 @@ enum Ended {
 }
 
 impl Driver {
-    /// A driver for the relay at `ws_url` that takes its commands from `cmds`, numbers its
-    /// requests from `next_req` and tells whether it is connected through `connected`.
+    /// A driver for the relay at `url` that takes its commands from `cmds`, numbers its
+    /// requests from `next_req`, tells whether it is connected through `connected` and why the
+    /// last attempt failed through `failure`.
     pub(super) fn new(
-        ws_url: String,
+        url: RelayUrl,
         config: ClientConfig,
         cmds: mpsc::UnboundedReceiver<Command>,
         next_req: Arc<AtomicU32>,
         connected: watch::Sender<bool>,
+        failure: watch::Sender<Option<OpenError>>,
     ) -> Self {
         Self {
-            ws_url,
+            tls: transport::tls_for(&url, config.tls.as_ref()),
+            url,
             config,
             cmds,
             next_req,
             connected,
+            failure,
             publishes: HashMap::new(),
             asks: HashMap::new(),
             retained: HashMap::new(),
@@ -122,14 +134,14 @@ impl Driver {
             let Some(ws) = self.connect(&mut attempt).await else { return };
             let opened = Instant::now();
             self.connected.send_replace(true);
-            debug!(url = %self.ws_url, "relay connected");
+            debug!(url = %self.url.ws_url(), "relay connected");
             let ended = self.serve(ws).await;
             self.connected.send_replace(false);
             self.down_since = Instant::now();
             self.after_drop();
             match ended {
                 Ended::HandleGone => return,
-                Ended::Dropped => debug!(url = %self.ws_url, "relay connection lost"),
+                Ended::Dropped => debug!(url = %self.url.ws_url(), "relay connection lost"),
             }
             if opened.elapsed() >= STABLE_CONNECTION {
                 attempt = 0;
@@ -153,18 +165,16 @@ impl Driver {
     /// handle is gone.
     async fn connect(&mut self, attempt: &mut u32) -> Option<WsStream> {
         loop {
-            let request = match upgrade_request(&self.ws_url, &self.config) {
+            let request = match upgrade_request(self.url.ws_url(), &self.config) {
                 Ok(request) => request,
                 Err(e) => {
                     // Cannot happen for a URL that parsed; reported rather than spun on.
-                    warn!(url = %self.ws_url, error = %e, "cannot build the WebSocket request");
+                    warn!(url = %self.url.ws_url(), error = %e, "cannot build the WebSocket request");
                     return None;
                 }
             };
-            let connecting = tokio::time::timeout(
-                self.config.connect_timeout,
-                tokio_tungstenite::connect_async_with_config(request, None, true),
-            );
+            let connecting =
+                open_ws(self.url.clone(), self.tls.clone(), request, self.config.connect_timeout);
             tokio::pin!(connecting);
             let outcome = loop {
                 tokio::select! {
@@ -176,11 +186,25 @@ impl Driver {
                 }
             };
             match outcome {
-                Ok(Ok((ws, _response))) => return Some(ws),
-                Ok(Err(e)) => debug!(url = %self.ws_url, error = %e, "relay connect failed"),
-                Err(_) => debug!(url = %self.ws_url, "relay connect timed out"),
+                Ok(ws) => {
+                    self.failure.send_replace(None);
+                    return Some(ws);
+                }
+                Err(e) if e.permanent => {
+                    // Retrying cannot fix a certificate: say so once per cause, fail what
+                    // waits, and keep trying slowly in case the server is fixed.
+                    if self.failure.borrow().as_ref().map(|f| &f.message) != Some(&e.message) {
+                        warn!(url = %self.url.ws_url(), error = %e, "relay connection refused");
+                    }
+                    self.fail_outstanding(&e.message);
+                    self.failure.send_replace(Some(e));
+                }
+                Err(e) => {
+                    debug!(url = %self.url.ws_url(), error = %e, "relay connect failed");
+                    self.failure.send_replace(Some(e));
+                    self.give_up_if_down_too_long();
+                }
             }
-            self.give_up_if_down_too_long();
             let pause = self.next_delay(attempt);
             if !self.idle(pause).await {
                 return None;
@@ -239,7 +263,7 @@ impl Driver {
                 _ = &mut writer_done => break Ended::Dropped,
                 _ = ticker.tick() => {
                     if last_heard.elapsed() > keepalive.saturating_mul(2) {
-                        warn!(url = %self.ws_url, "relay connection silent, reconnecting");
+                        warn!(url = %self.url.ws_url(), "relay connection silent, reconnecting");
                         break Ended::Dropped;
                     }
                     let _ = link.out.send(Message::Ping(Bytes::new()));
@@ -260,6 +284,21 @@ impl Driver {
 
     /// Registers a command and, when connected, sends its frame.
     fn accept(&mut self, cmd: Command, link: Option<&Link>) {
+        if link.is_none()
+            && let Some(why) = self.refused()
+        {
+            match cmd {
+                Command::Publish { reply, .. } => {
+                    let _ = reply.send(Err(RelayError::Unavailable(why)));
+                    return;
+                }
+                Command::Ask { reply, .. } => {
+                    let _ = reply.send(Err(RelayError::Unavailable(why)));
+                    return;
+                }
+                _ => {}
+            }
+        }
         match cmd {
             Command::Publish { req, id, ttl_ms, readers, payload, reply } => {
                 let mut p = PendingPublish {
@@ -398,15 +437,28 @@ impl Driver {
         if self.down_since.elapsed() < self.config.give_up_after {
             return;
         }
-        let why = || RelayError::Unavailable(format!("relay at {} unreachable", self.ws_url));
+        let why = match self.failure.borrow().as_ref() {
+            Some(f) => format!("relay at {} unreachable: {f}", self.url.ws_url()),
+            None => format!("relay at {} unreachable", self.url.ws_url()),
+        };
+        self.fail_outstanding(&why);
+    }
+
+    /// Fails every outstanding publish and ask with `why`.
+    fn fail_outstanding(&mut self, why: &str) {
         for (_, p) in self.publishes.drain() {
             if let Some(reply) = p.reply {
-                let _ = reply.send(Err(why()));
+                let _ = reply.send(Err(RelayError::Unavailable(why.to_owned())));
             }
         }
         for (_, a) in self.asks.drain() {
-            let _ = a.reply.send(Err(why()));
+            let _ = a.reply.send(Err(RelayError::Unavailable(why.to_owned())));
         }
+    }
+
+    /// The permanent reason the relay cannot be reached, while there is one.
+    fn refused(&self) -> Option<String> {
+        self.failure.borrow().as_ref().filter(|f| f.permanent).map(|f| f.message.clone())
     }
 
     fn prune_retained(&mut self) {
@@ -523,30 +575,6 @@ pub(crate) fn map_error(
         _ => RelayError::Unavailable(format!("relay rejected the request ({code:?}): {text}")),
     }
 }
-
-/// The WebSocket upgrade request for `url`, with the peer token when one is configured.
-fn upgrade_request(
-    url: &str,
-    config: &ClientConfig,
-) -> Result<
-    tokio_tungstenite::tungstenite::handshake::client::Request,
-    tokio_tungstenite::tungstenite::Error,
-> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-    let mut request = url.into_client_request()?;
-    if let Some(token) = &config.peer_token {
-        let value = tokio_tungstenite::tungstenite::http::HeaderValue::from_str(&format!(
-            "Bearer {}",
-            token.expose()
-        ))
-        .map_err(|e| tokio_tungstenite::tungstenite::Error::HttpFormat(e.into()))?;
-        request.headers_mut().insert("authorization", value);
-    }
-    Ok(request)
-}
-
-type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Writes queued messages, flushing once per batch.
 async fn write_loop<S>(mut sink: S, mut rx: mpsc::UnboundedReceiver<Message>)

@@ -16,9 +16,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
+use crate::transport::OpenError;
 use crate::ttl::ttl_to_wire_ms;
 use crate::url::RelayUrl;
 
+mod connect;
 mod driver;
 
 use driver::Driver;
@@ -78,6 +80,7 @@ pub struct WsRelay {
     cmds: mpsc::UnboundedSender<Command>,
     next_req: Arc<AtomicU32>,
     connected: watch::Receiver<bool>,
+    failure: watch::Receiver<Option<OpenError>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -106,30 +109,71 @@ impl WsRelay {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (connected_tx, connected_rx) = watch::channel(false);
+        let (failure_tx, failure_rx) = watch::channel(None);
         let next_req = Arc::new(AtomicU32::new(1));
         let driver = Driver::new(
-            url.ws_url().to_owned(),
+            url.clone(),
             config.clone(),
             cmd_rx,
             Arc::clone(&next_req),
             connected_tx,
+            failure_tx,
         );
         runtime.spawn(driver.run());
-        Ok(Self { url, config, cmds: cmd_tx, next_req, connected: connected_rx })
+        Ok(Self {
+            url,
+            config,
+            cmds: cmd_tx,
+            next_req,
+            connected: connected_rx,
+            failure: failure_rx,
+        })
     }
 
     /// A client whose first connection is already open.
     ///
     /// # Errors
-    /// As [`WsRelay::new`], plus [`ClientError::Connect`] when no connection could be made
-    /// within the configured connect timeout.
+    /// As [`WsRelay::new`], plus [`ClientError::Connect`] with the cause when no connection
+    /// could be made within the configured connect timeout, or at once when the cause is one
+    /// retrying cannot fix (the relay's certificate is not trusted, expired or for another
+    /// name; the port speaks TLS and the URL does not, or the other way round).
     pub async fn connect(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
         let relay = Self::new(url, config)?;
-        if relay.wait_connected(relay.config.connect_timeout).await {
-            Ok(relay)
-        } else {
-            Err(ClientError::Connect(relay.url.ws_url().to_owned()))
+        let timeout = relay.config.connect_timeout;
+        let mut failures = relay.failure.clone();
+        let refused = async move {
+            loop {
+                let permanent = failures
+                    .borrow_and_update()
+                    .as_ref()
+                    .filter(|f| f.permanent)
+                    .map(|f| f.message.clone());
+                if let Some(cause) = permanent {
+                    return cause;
+                }
+                if failures.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        };
+        let fail = |cause| ClientError::Connect { url: relay.url.ws_url().to_owned(), cause };
+        tokio::select! {
+            connected = relay.wait_connected(timeout) => {
+                if connected {
+                    Ok(relay)
+                } else {
+                    let cause = relay.last_error()
+                        .unwrap_or_else(|| format!("no connection within {timeout:?}"));
+                    Err(fail(cause))
+                }
+            }
+            cause = refused => Err(fail(cause)),
         }
+    }
+
+    /// Why the last connection attempt failed, while the relay cannot be reached.
+    pub fn last_error(&self) -> Option<String> {
+        self.failure.borrow().as_ref().map(|f| f.message.clone())
     }
 
     /// Whether a connection is currently open.
