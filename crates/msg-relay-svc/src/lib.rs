@@ -27,5 +27,5 @@ pub mod ws;
 
 pub use engine::{Engine, EngineError, Limits};
 pub use error::ApiError;
-pub use server::{app, run};
+pub use server::{app, run, run_tls};
 pub use state::{AppState, ConfigError, RelayConfig};

@@ -5,14 +5,18 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use msg_relay_client::ClientTls;
 use msg_relay_client::PeerToken;
-use msg_relay_svc::{AppState, Limits, RelayConfig, run};
+use msg_relay_svc::{AppState, Limits, RelayConfig, run_tls};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// How often the TLS files are checked for a change.
+const TLS_POLL: Duration = Duration::from_secs(10);
 
 /// Message relay for threshold-ECDSA parties: stores and forwards opaque messages by id.
 #[derive(Debug, Parser)]
@@ -89,6 +93,20 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     header_read_timeout_secs: u64,
 
+    /// PEM certificate chain to serve TLS with (with --tls-key). Without both, the relay
+    /// speaks plain HTTP/WebSocket. The files are reloaded on SIGHUP and when they change.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Serve plain HTTP/WebSocket on addresses other than loopback (behind a TLS-terminating
+    /// proxy). Without TLS and without this flag, only loopback listen addresses are accepted.
+    #[arg(long, env = "RELAY_ALLOW_PLAINTEXT")]
+    allow_plaintext: bool,
+    /// Extra PEM CA certificates trusted for https:// peer relays (besides the public roots).
+    #[arg(long, env = "RELAY_PEER_CA_FILE")]
+    peer_ca_file: Option<std::path::PathBuf>,
     /// Log output format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -186,9 +204,30 @@ async fn main() -> anyhow::Result<()> {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
             max_connections_per_address: args.max_connections_per_address,
         },
+        peer_tls: match &args.peer_ca_file {
+            Some(path) => Some(ClientTls::builder().ca_file(path)?.build()?),
+            None => None,
+        },
         ..RelayConfig::default()
     };
+    if args.tls_cert.is_none()
+        && !args.allow_plaintext
+        && let Some(open) = args.listen.iter().find(|a| !a.ip().is_loopback())
+    {
+        anyhow::bail!(
+            "--listen {open} is reachable from the network but no TLS is configured: give \
+             --tls-cert and --tls-key, or --allow-plaintext when a TLS proxy terminates in front"
+        );
+    }
     let state = AppState::new(config).context("invalid relay configuration")?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(dkls_tls::ServerTls::load(dkls_tls::ServerTlsFiles::new(cert, key))?)
+        }
+        _ => None,
+    };
+    // Renewed certificates are picked up without a restart.
+    let _watch = tls.as_ref().map(|tls| tls.watch(TLS_POLL));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
@@ -196,7 +235,7 @@ async fn main() -> anyhow::Result<()> {
         let listener =
             TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let mut stop = stop_rx.clone();
-        servers.spawn(run(listener, state.clone(), async move {
+        servers.spawn(run_tls(listener, state.clone(), tls.clone(), async move {
             let _ = stop.wait_for(|s| *s).await;
         }));
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use dkls_tls::{ServerStream, ServerTls};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -97,9 +98,7 @@ impl Drop for AddressSlot {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and lets every
-/// open connection finish its request in flight (idle keep-alive connections close at once).
-/// Handlers can read the peer address as [`ConnectInfo<SocketAddr>`].
+/// Serves `router` on `listener` in plaintext until `shutdown` resolves; see [`serve_tls`].
 ///
 /// # Errors
 /// I/O errors of the listener other than per-connection accept failures.
@@ -107,6 +106,31 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_tls(listener, router, limits, None, shutdown).await
+}
+
+/// The SHA-256 of the certificate a client presented (mTLS), in the extensions of every
+/// request of that connection; absent when it presented none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCertificate(pub dkls_tls::Fingerprint);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and lets every
+/// open connection finish its request in flight (idle keep-alive connections close at once).
+/// Handlers can read the peer address as [`ConnectInfo<SocketAddr>`].
+///
+/// With `tls`, every connection starts with a TLS handshake (bounded by the header read
+/// timeout); a client that speaks plaintext gets a JSON `400` (`tls_required`), and a verified
+/// client certificate is in the requests' extensions as [`ClientCertificate`].
+///
+/// # Errors
+/// I/O errors of the listener other than per-connection accept failures.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -148,15 +172,30 @@ pub async fn serve(
         // Frames are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         let guard = ConnectionGuard(Arc::new((permit, address_slot)));
-        let for_requests = guard.clone();
-        let svc = router.clone().map_request(move |mut req: axum::extract::Request<_>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(for_requests.clone());
-            req
-        });
-        let svc = TowerToHyperService::new(svc);
+        let router = router.clone();
+        let tls = tls.clone();
         let mut stop = stop_rx.clone();
         conns.spawn(async move {
+            let (stream, client_certificate) = match tls {
+                None => (ServerStream::Plain(stream), None),
+                Some(tls) => match tls.accept(stream, peer, limits.header_read_timeout).await {
+                    Ok(accepted) => (accepted.stream, accepted.client_certificate),
+                    Err(e) => {
+                        debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+            };
+            let for_requests = guard.clone();
+            let svc = router.map_request(move |mut req: axum::extract::Request<_>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(for_requests.clone());
+                if let Some(fingerprint) = client_certificate {
+                    req.extensions_mut().insert(ClientCertificate(fingerprint));
+                }
+                req
+            });
+            let svc = TowerToHyperService::new(svc);
             let _guard = guard;
             let mut builder = http1::Builder::new();
             builder

@@ -73,11 +73,27 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    run_tls(listener, state, None, shutdown).await
+}
+
+/// As [`run`], over TLS when `tls` is given (see [`serve::serve_tls`]).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_tls(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<dkls_tls::ServerTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    info!(%addr, "relay listening");
+    match &tls {
+        Some(tls) => info!(%addr, certificate = %tls.certificate(), "relay listening (TLS)"),
+        None => info!(%addr, "relay listening"),
+    }
     let closer = state.clone();
     let limits = state.serve_limits();
-    serve::serve(listener, app(state), limits, async move {
+    serve::serve_tls(listener, app(state), limits, tls, async move {
         shutdown.await;
         info!(%addr, "relay shutting down");
         closer.close();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, header};
 use msg_relay_api::Relay;
-use msg_relay_client::{ClientConfig, PeerToken, WsRelay};
+use msg_relay_client::{ClientConfig, ClientTls, PeerToken, WsRelay};
 use tokio::sync::watch;
 
 use crate::auth;
@@ -31,6 +31,9 @@ pub struct RelayConfig {
     pub sweep_interval: Duration,
     /// Open connections and the header read deadline.
     pub serve: ServeLimits,
+    /// TLS for `https://` peer relays (e.g. a private CA); `None` trusts the bundled web PKI
+    /// roots.
+    pub peer_tls: Option<ClientTls>,
 }
 
 impl Default for RelayConfig {
@@ -42,6 +45,7 @@ impl Default for RelayConfig {
             cors_origins: Vec::new(),
             sweep_interval: Duration::from_secs(1),
             serve: ServeLimits::default(),
+            peer_tls: None,
         }
     }
 }
@@ -141,7 +145,9 @@ impl AppState {
             let Some(token) = config.peer_token.clone() else {
                 return Err(ConfigError::PeerTokenMissing);
             };
-            let client = WsRelay::new(url, ClientConfig::for_peer(token))
+            let client_config =
+                ClientConfig { tls: config.peer_tls.clone(), ..ClientConfig::for_peer(token) };
+            let client = WsRelay::new(url, client_config)
                 .map_err(|source| ConfigError::Peer { url: url.clone(), source })?;
             peers.push(Arc::new(client));
         }

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::server::run;
+use crate::server::run_tls;
 use crate::state::{AppState, RelayConfig};
 
 /// A relay serving on a loopback address; stops when [`TestRelay::stop`] is called or when
@@ -44,16 +44,49 @@ pub async fn spawn_relay(config: RelayConfig) -> std::io::Result<TestRelay> {
 /// # Errors
 /// Binding failed, or the configuration is unusable.
 pub async fn spawn_relay_on(addr: SocketAddr, config: RelayConfig) -> std::io::Result<TestRelay> {
+    spawn(addr, config, None).await
+}
+
+/// Starts a relay over TLS on `127.0.0.1:0`; its URL is `https://127.0.0.1:<port>` (the
+/// certificate must list `127.0.0.1`).
+///
+/// # Errors
+/// Binding failed, or the configuration is unusable.
+pub async fn spawn_relay_tls(
+    config: RelayConfig,
+    tls: dkls_tls::ServerTls,
+) -> std::io::Result<TestRelay> {
+    spawn(SocketAddr::from(([127, 0, 0, 1], 0)), config, Some(tls)).await
+}
+
+/// Starts a relay over TLS on `addr`.
+///
+/// # Errors
+/// Binding failed, or the configuration is unusable.
+pub async fn spawn_relay_tls_on(
+    addr: SocketAddr,
+    config: RelayConfig,
+    tls: dkls_tls::ServerTls,
+) -> std::io::Result<TestRelay> {
+    spawn(addr, config, Some(tls)).await
+}
+
+async fn spawn(
+    addr: SocketAddr,
+    config: RelayConfig,
+    tls: Option<dkls_tls::ServerTls>,
+) -> std::io::Result<TestRelay> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let state = AppState::new(config).map_err(std::io::Error::other)?;
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, state.clone(), async move {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = tokio::spawn(run_tls(listener, state.clone(), tls, async move {
         let _ = rx.await;
     }));
     Ok(TestRelay {
         addr,
-        url: format!("http://{addr}"),
+        url: format!("{scheme}://{addr}"),
         state,
         shutdown: Some(tx),
         task: Some(task),
@@ -61,7 +94,7 @@ pub async fn spawn_relay_on(addr: SocketAddr, config: RelayConfig) -> std::io::R
 }
 
 impl TestRelay {
-    /// The relay's URL, `http://127.0.0.1:<port>`.
+    /// The relay's URL, `http://127.0.0.1:<port>` (`https://` over TLS).
     pub fn url(&self) -> &str {
         &self.url
     }

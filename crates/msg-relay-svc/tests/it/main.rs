@@ -8,4 +8,5 @@ mod exchange;
 mod peers;
 mod restart;
 mod router;
+mod tls;
 mod ws_raw;
