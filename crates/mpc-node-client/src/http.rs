@@ -1,11 +1,11 @@
-//! A small typed client for the node's SDK API: HTTP/1.1 over hyper's connection API with a
-//! pool of idle keep-alive connections (no TLS: put the node behind a TLS proxy or call it on
-//! a private network).
+//! A small typed client for the node's SDK API: HTTP/1.1 (over TLS for `https://` URLs) with
+//! hyper's connection API and a pool of idle keep-alive connections.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
+use dkls_tls::{ClientStream, ClientTls};
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -30,9 +30,13 @@ const POOL_SIZE: usize = 64;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The base URL is not `http://host:port`.
+    /// The base URL is not `http://host:port` or `https://host:port`.
     #[error("invalid node URL: {0}")]
     InvalidUrl(String),
+    /// The TLS handshake failed or the TLS configuration is unusable (the message names the
+    /// cause: untrusted CA, expired certificate, wrong host name, plaintext port…).
+    #[error("{0}")]
+    Tls(String),
     /// The node answered with an error.
     #[error("node answered {status}: {code}: {message}")]
     Api {
@@ -69,7 +73,10 @@ pub struct Client {
     host: String,
     port: u16,
     authority: String,
-    bearer: String,
+    /// `None`: authenticate with the TLS client certificate only.
+    bearer: Option<String>,
+    /// For an `https://` URL.
+    tls: Option<ClientTls>,
     timeout: Duration,
     pool: Mutex<Vec<SendRequest<Full<Bytes>>>>,
 }
@@ -81,13 +88,23 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client of the node at `base_url` (`http://host:port`) using `api_key`.
+    /// A client of the node at `base_url` (`http://host:port` or `https://host:port`) using
+    /// `api_key` (an empty key sends none: the TLS client certificate authenticates). An
+    /// `https://` node is verified against the bundled web PKI roots unless
+    /// [`Client::with_tls`] says otherwise.
     ///
     /// # Errors
     /// [`ClientError::InvalidUrl`].
     pub fn new(base_url: &str, api_key: &str) -> Result<Self, ClientError> {
         let bad = || ClientError::InvalidUrl(base_url.to_owned());
-        let rest = base_url.strip_prefix("http://").ok_or_else(bad)?.trim_end_matches('/');
+        let (rest, tls, default_port) = if let Some(rest) = base_url.strip_prefix("http://") {
+            (rest, false, 80)
+        } else if let Some(rest) = base_url.strip_prefix("https://") {
+            (rest, true, 443)
+        } else {
+            return Err(bad());
+        };
+        let rest = rest.trim_end_matches('/');
         if rest.contains('/') || rest.is_empty() {
             return Err(bad());
         }
@@ -95,17 +112,38 @@ impl Client {
             Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
                 (h.to_owned(), p.parse::<u16>().map_err(|_| bad())?)
             }
-            _ => (rest.to_owned(), 80),
+            _ => (rest.to_owned(), default_port),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let tls = if tls {
+            Some(ClientTls::public_roots().map_err(|e| ClientError::Tls(e.to_string()))?)
+        } else {
+            None
+        };
         Ok(Self {
             host,
             port,
             authority: rest.to_owned(),
-            bearer: format!("Bearer {api_key}"),
+            bearer: (!api_key.is_empty()).then(|| format!("Bearer {api_key}")),
+            tls,
             timeout: Duration::from_secs(120),
             pool: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Uses `tls` (trusted CAs, pins, a client certificate) for an `https://` node.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] when the node's URL is `http://`.
+    pub fn with_tls(mut self, tls: ClientTls) -> Result<Self, ClientError> {
+        if self.tls.is_none() {
+            return Err(ClientError::InvalidUrl(format!(
+                "http://{}: TLS settings need an https:// URL",
+                self.authority
+            )));
+        }
+        self.tls = Some(tls);
+        Ok(self)
     }
 
     /// Sets the per-request timeout (default 120 s; key generation takes a while).
@@ -134,10 +172,18 @@ impl Client {
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
-        let stream = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| {
+            ClientError::Transport(format!("cannot connect to {}: {e}", self.authority))
+        })?;
+        let _ = tcp.set_nodelay(true);
+        let stream = match &self.tls {
+            None => ClientStream::Plain(tcp),
+            Some(tls) => ClientStream::Tls(Box::new(
+                tls.connect(tcp, &self.host, &self.authority)
+                    .await
+                    .map_err(|e| ClientError::Tls(e.to_string()))?,
+            )),
+        };
         let (sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -145,6 +191,22 @@ impl Client {
             let _ = conn.await;
         });
         Ok(sender)
+    }
+
+    /// A failed exchange; a TLS rejection that surfaced only now (a TLS 1.3 server refusing
+    /// this client's certificate) is reported as [`ClientError::Tls`].
+    fn send_error(&self, e: &hyper::Error) -> ClientError {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(err) = source {
+            if let Some(failure) = err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| dkls_tls::Failure::from_stream_error(io, &self.host))
+            {
+                return ClientError::Tls(format!("TLS with {} failed: {failure}", self.authority));
+            }
+            source = err.source();
+        }
+        ClientError::Transport(e.to_string())
     }
 
     /// One raw exchange: returns the status and body bytes. `body` is sent as JSON.
@@ -165,8 +227,8 @@ impl Client {
             };
             let mut req =
                 Request::builder().method(method).uri(path).header(header::HOST, &self.authority);
-            if auth {
-                req = req.header(header::AUTHORIZATION, &self.bearer);
+            if auth && let Some(bearer) = &self.bearer {
+                req = req.header(header::AUTHORIZATION, bearer);
             }
             if body.is_some() {
                 req = req.header(header::CONTENT_TYPE, "application/json");
@@ -174,10 +236,7 @@ impl Client {
             let req = req
                 .body(Full::new(Bytes::from(body.unwrap_or_default())))
                 .map_err(|e| ClientError::Transport(e.to_string()))?;
-            let resp = sender
-                .send_request(req)
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            let resp = sender.send_request(req).await.map_err(|e| self.send_error(&e))?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
