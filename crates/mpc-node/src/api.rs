@@ -24,7 +24,8 @@ use crate::outcomes;
 
 type AppState = Arc<Node>;
 
-/// The authenticated application (from `Authorization: Bearer <api key>`).
+/// The authenticated application: from `Authorization: Bearer <api key>`, or, for a request
+/// without that header, from the client certificate of its TLS connection (`[[client_certs]]`).
 #[derive(Debug, Clone)]
 pub struct App(pub String);
 
@@ -32,11 +33,17 @@ impl FromRequestParts<AppState> for App {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            let certificate = parts
+                .extensions
+                .get::<msg_relay_svc::serve::ClientCertificate>()
+                .ok_or(ApiError::Unauthorized)?;
+            return node
+                .authenticate_certificate(&certificate.0)
+                .map(App)
+                .ok_or(ApiError::Unauthorized);
+        };
+        let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
         // The scheme is case-insensitive (RFC 9110 §11.1): "Bearer", "bearer", "BEARER".
         let (scheme, key) = value.trim().split_once(' ').ok_or(ApiError::Unauthorized)?;
         if !scheme.eq_ignore_ascii_case("bearer") {

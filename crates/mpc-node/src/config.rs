@@ -17,6 +17,10 @@ use dkls23_core::identity::{
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+mod tls;
+
+pub use tls::{ClientCertEntry, RelayTlsSection, TlsSection};
+
 /// Default SDK listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8701";
 /// Name of the SQLite file under the data directory.
@@ -55,6 +59,19 @@ pub struct FileConfig {
     /// Limits.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// TLS for the SDK API (without it the API speaks plain HTTP).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Serve plain HTTP on an address other than loopback (behind a TLS-terminating proxy on a
+    /// private network). Without `[tls]` and without this, only a loopback `listen` is accepted.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// Client certificates (mTLS) that authenticate an application, like an API key.
+    #[serde(default)]
+    pub client_certs: Vec<ClientCertEntry>,
+    /// How this node reaches `https://` relays.
+    #[serde(default)]
+    pub relay_tls: Option<RelayTlsSection>,
 }
 
 /// `[node]`.
@@ -209,6 +226,12 @@ pub struct Config {
     pub api_keys: Vec<([u8; 32], String)>,
     /// Limits.
     pub limits: LimitsSection,
+    /// The SDK API's TLS (loaded), `None` for plain HTTP.
+    pub tls: Option<dkls_tls::ServerTls>,
+    /// Client certificate fingerprints and the application each acts for.
+    pub client_certs: Vec<(dkls_tls::Fingerprint, String)>,
+    /// TLS for `https://` relays; `None` trusts the bundled web PKI roots.
+    pub relay_tls: Option<dkls_tls::ClientTls>,
 }
 
 impl Config {
@@ -301,7 +324,16 @@ pub fn validate(
     let database = database(&file, base, env, &mut errs);
     let master_password = master_password(&file, base, env, &database, &mut errs);
     let listen = listen(&file, env, &mut errs);
-    let api_keys = api_keys(&file.api_keys, &mut errs);
+    let tls = tls::server_tls(file.tls.as_ref(), base, &mut errs);
+    if file.tls.is_none() && !file.allow_plaintext && !listen.ip().is_loopback() {
+        errs.push(format!(
+            "listen {listen} is reachable from the network but the API has no [tls]: configure \
+             [tls], or set allow_plaintext = true when a TLS proxy terminates in front of it"
+        ));
+    }
+    let client_certs = tls::client_certs(&file.client_certs, tls.as_ref(), &mut errs);
+    let relay_tls = tls::relay_tls(file.relay_tls.as_ref(), base, &mut errs);
+    let api_keys = api_keys(&file.api_keys, !client_certs.is_empty(), &mut errs);
     let limits = limits(&file.limits, &mut errs);
     match identity {
         Some(identity) if errs.is_empty() => Ok(Config {
@@ -314,6 +346,9 @@ pub fn validate(
             listen,
             api_keys,
             limits,
+            tls,
+            client_certs,
+            relay_tls,
         }),
         _ => Err(ConfigError(errs)),
     }
@@ -512,7 +547,11 @@ fn listen(
 
 /// The API key hashes and their applications. An empty list is only reported when nothing
 /// else was wrong so far.
-fn api_keys(entries: &[ApiKeyEntry], errs: &mut Vec<String>) -> Vec<([u8; 32], String)> {
+fn api_keys(
+    entries: &[ApiKeyEntry],
+    client_certs: bool,
+    errs: &mut Vec<String>,
+) -> Vec<([u8; 32], String)> {
     let mut api_keys = Vec::new();
     let mut seen = HashSet::new();
     for (k, a) in entries.iter().enumerate() {
@@ -531,8 +570,10 @@ fn api_keys(entries: &[ApiKeyEntry], errs: &mut Vec<String>) -> Vec<([u8; 32], S
             )),
         }
     }
-    if api_keys.is_empty() && errs.is_empty() {
-        errs.push("api_keys is empty: no application could call this node".into());
+    if api_keys.is_empty() && !client_certs && errs.is_empty() {
+        errs.push(
+            "api_keys and client_certs are empty: no application could call this node".into(),
+        );
     }
     api_keys
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use dkls23_core::identity::IdentitySigner;
 use getrandom::SysRng;
-use msg_relay_svc::testing::{TestRelay, spawn_relay_on};
+use msg_relay_svc::testing::{TestRelay, spawn_relay_on, spawn_relay_tls_on};
 use rand_core::{Rng as _, UnwrapErr};
 
 use crate::config::{self, NodeIdentity, hash_api_key};
@@ -19,6 +19,8 @@ use crate::server::RunningNode;
 pub const DEV_NODES: u16 = 3;
 /// The application id of the dev API keys.
 pub const DEV_APP: &str = "dev-app";
+/// Where `dev --tls` keeps its CA and certificate, under the dev directory.
+pub const TLS_DIR: &str = "tls";
 
 /// Where and on which ports to run.
 #[derive(Debug, Clone)]
@@ -29,6 +31,9 @@ pub struct DevOptions {
     pub port: u16,
     /// Session timeout of the nodes.
     pub session_timeout_secs: u64,
+    /// Serve the relay and the nodes over TLS with certificates from a local CA generated in
+    /// `<dir>/tls` (reused on the next run).
+    pub tls: bool,
 }
 
 /// The running dev cluster.
@@ -42,6 +47,8 @@ pub struct DevCluster {
     pub api_keys: Vec<String>,
     /// The directory.
     pub dir: PathBuf,
+    /// The local CA's certificate when running over TLS (what clients trust).
+    pub ca_file: Option<PathBuf>,
 }
 
 fn random_hex(n: usize) -> String {
@@ -71,6 +78,7 @@ pub fn prepare(
     dir: &Path,
     relay_url: &str,
     node_addrs: &[SocketAddr],
+    tls: bool,
 ) -> anyhow::Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let keys_file = dir.join("api-keys.txt");
@@ -82,7 +90,7 @@ pub fn prepare(
         let ids = std::fs::read_to_string(&ids_file)?;
         let ids: Vec<String> = ids.lines().map(str::to_owned).collect();
         if keys.len() == usize::from(DEV_NODES) && ids.len() == usize::from(DEV_NODES) {
-            write_configs(dir, relay_url, node_addrs, &keys, &ids)?;
+            write_configs(dir, relay_url, node_addrs, &keys, &ids, tls)?;
             return Ok(keys);
         }
     }
@@ -100,7 +108,7 @@ pub fn prepare(
     }
     write_private(&keys_file, &list)?;
     write_private(&ids_file, &(ids.join("\n") + "\n"))?;
-    write_configs(dir, relay_url, node_addrs, &keys, &ids)?;
+    write_configs(dir, relay_url, node_addrs, &keys, &ids, tls)?;
     Ok(keys)
 }
 
@@ -110,6 +118,7 @@ fn write_configs(
     node_addrs: &[SocketAddr],
     keys: &[String],
     ids: &[String],
+    tls: bool,
 ) -> anyhow::Result<()> {
     let mut publics = Vec::new();
     for id in ids {
@@ -132,10 +141,33 @@ fn write_configs(
         let _ =
             writeln!(t, "\n[[api_keys]]\napp = \"{DEV_APP}\"\nsha256 = \"{}\"", hash_api_key(key));
         let _ = writeln!(t, "\n[limits]\nmax_concurrent_sessions = 128\nsession_timeout_secs = 30");
+        if tls {
+            let _ = writeln!(
+                t,
+                "\n[tls]\ncert_file = \"{TLS_DIR}/server.pem\"\nkey_file = \"{TLS_DIR}/server.key\""
+            );
+            let _ =
+                writeln!(t, "\n[relay_tls]\nca_file = \"{TLS_DIR}/ca.pem\"\npublic_roots = false");
+        }
         std::fs::create_dir_all(dir.join(format!("node{i}")))?;
         write_private(&dir.join(format!("node{i}.toml")), &t)?;
     }
     Ok(())
+}
+
+/// The local CA and the loopback server certificate under `dir/tls`: made on the first run
+/// (or when a file is missing), reused afterwards.
+fn dev_pki(dir: &Path) -> anyhow::Result<dkls_tls::generate::DevPki> {
+    let tls_dir = dir.join(TLS_DIR);
+    let existing = dkls_tls::generate::DevPki {
+        ca: tls_dir.join("ca.pem"),
+        server_cert: tls_dir.join("server.pem"),
+        server_key: tls_dir.join("server.key"),
+    };
+    if existing.ca.exists() && existing.server_cert.exists() && existing.server_key.exists() {
+        return Ok(existing);
+    }
+    Ok(dkls_tls::generate::write_dev_pki(&tls_dir)?)
 }
 
 /// Starts the relay and the three nodes.
@@ -144,15 +176,23 @@ fn write_configs(
 /// Binding, configuration or store errors.
 pub async fn start(opts: &DevOptions) -> anyhow::Result<DevCluster> {
     let host = [127, 0, 0, 1];
-    let relay = spawn_relay_on(SocketAddr::from((host, opts.port)), Default::default())
-        .await
-        .context("starting the relay")?;
+    let relay_addr = SocketAddr::from((host, opts.port));
+    let pki = if opts.tls { Some(dev_pki(&opts.dir)?) } else { None };
+    let relay = match &pki {
+        None => spawn_relay_on(relay_addr, Default::default()).await,
+        Some(pki) => {
+            let files = dkls_tls::ServerTlsFiles::new(&pki.server_cert, &pki.server_key);
+            let tls = dkls_tls::ServerTls::load(files)?;
+            spawn_relay_tls_on(relay_addr, Default::default(), tls).await
+        }
+    }
+    .context("starting the relay")?;
     let mut addrs = Vec::new();
     for i in 1..=DEV_NODES {
         let port = if opts.port == 0 { 0 } else { opts.port.saturating_add(i) };
         addrs.push(SocketAddr::from((host, port)));
     }
-    let api_keys = prepare(&opts.dir, relay.url(), &addrs)?;
+    let api_keys = prepare(&opts.dir, relay.url(), &addrs, opts.tls)?;
     let mut nodes = Vec::new();
     for i in 1..=DEV_NODES {
         let path = opts.dir.join(format!("node{i}.toml"));
@@ -161,7 +201,7 @@ pub async fn start(opts: &DevOptions) -> anyhow::Result<DevCluster> {
         let node = RunningNode::start(cfg).await.map_err(|e| anyhow::anyhow!("node {i}: {e}"))?;
         nodes.push(node);
     }
-    Ok(DevCluster { relay, nodes, api_keys, dir: opts.dir.clone() })
+    Ok(DevCluster { relay, nodes, api_keys, dir: opts.dir.clone(), ca_file: pki.map(|p| p.ca) })
 }
 
 impl DevCluster {
@@ -171,12 +211,21 @@ impl DevCluster {
         let sid2 = random_hex(32);
         let url = |k: usize| self.nodes.get(k).map(RunningNode::url).unwrap_or_default();
         let key = |k: usize| self.api_keys.get(k).cloned().unwrap_or_default();
+        // Over TLS, curl trusts the local CA: `curl --cacert <ca>`.
+        let curl = match &self.ca_file {
+            Some(ca) => format!("curl --cacert {}", ca.display()),
+            None => "curl".to_owned(),
+        };
         let mut s = String::new();
         let _ = writeln!(s, "relay:  {}", self.relay.url());
         for k in 0..self.nodes.len() {
             let _ = writeln!(s, "node {}: {}   API key: {}", k + 1, url(k), key(k));
         }
         let _ = writeln!(s, "files:  {}", self.dir.display());
+        if let Some(ca) = &self.ca_file {
+            let _ =
+                writeln!(s, "CA:     {} (trust it: curl --cacert, RELAY_CA_FILE)", ca.display());
+        }
         let _ = writeln!(
             s,
             "\n# 1. Generate a 2-of-3 key: every node is called with the same session."
@@ -184,7 +233,7 @@ impl DevCluster {
         for k in 0..self.nodes.len() {
             let _ = writeln!(
                 s,
-                "(curl -s -X POST {}/v1/keys -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n  -d '{{\"key_id\":\"demo-key\",\"threshold\":2,\"session\":{{\"session_id\":\"{sid}\",\"players\":[1,2,3]}}}}' ; echo) &",
+                "({curl} -s -X POST {}/v1/keys -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n  -d '{{\"key_id\":\"demo-key\",\"threshold\":2,\"session\":{{\"session_id\":\"{sid}\",\"players\":[1,2,3]}}}}' ; echo) &",
                 url(k),
                 key(k)
             );
@@ -197,7 +246,7 @@ impl DevCluster {
         for k in 0..2 {
             let _ = writeln!(
                 s,
-                "(curl -s -X POST {}/v1/keys/demo-key/sign -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n  -d '{{\"session\":{{\"session_id\":\"{sid2}\",\"players\":[1,2]}},\"message\":\"68656c6c6f\",\"hash_algorithm\":\"KECCAK256\",\"path\":\"m/44/60/0/0/0\"}}' ; echo) &",
+                "({curl} -s -X POST {}/v1/keys/demo-key/sign -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n  -d '{{\"session\":{{\"session_id\":\"{sid2}\",\"players\":[1,2]}},\"message\":\"68656c6c6f\",\"hash_algorithm\":\"KECCAK256\",\"path\":\"m/44/60/0/0/0\"}}' ; echo) &",
                 url(k),
                 key(k)
             );
@@ -209,14 +258,14 @@ impl DevCluster {
         );
         let _ = writeln!(
             s,
-            "curl -s '{}/v1/keys/demo-key/public-key?path=m/44/60/0/0/0' -H 'Authorization: Bearer {}'; echo",
+            "{curl} -s '{}/v1/keys/demo-key/public-key?path=m/44/60/0/0/0' -H 'Authorization: Bearer {}'; echo",
             url(0),
             key(0)
         );
         let _ =
-            writeln!(s, "curl -s {}/v1/keys -H 'Authorization: Bearer {}'; echo", url(0), key(0));
-        let _ = writeln!(s, "curl -s {}/openapi.json | head -c 300; echo", url(0));
-        let _ = writeln!(s, "curl -s {}/metrics | grep mpc_node_sessions_total", url(0));
+            writeln!(s, "{curl} -s {}/v1/keys -H 'Authorization: Bearer {}'; echo", url(0), key(0));
+        let _ = writeln!(s, "{curl} -s {}/openapi.json | head -c 300; echo", url(0));
+        let _ = writeln!(s, "{curl} -s {}/metrics | grep mpc_node_sessions_total", url(0));
         s
     }
 

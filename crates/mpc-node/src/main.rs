@@ -31,6 +31,10 @@ enum Cmd {
         /// Relay port; node i listens on port + i.
         #[arg(long, default_value_t = 8700)]
         port: u16,
+        /// Serve the relay and the nodes over TLS, with a local CA and certificate generated in
+        /// <dir>/tls (clients trust <dir>/tls/ca.pem).
+        #[arg(long)]
+        tls: bool,
     },
     /// Print the SHA-256 of an API key, as written in [[api_keys]].sha256.
     HashApiKey {
@@ -115,11 +119,11 @@ async fn main() -> anyhow::Result<()> {
             server::run(listener, node, shutdown_signal()).await?;
             Ok(())
         }
-        Cmd::Dev { dir, port } => {
+        Cmd::Dev { dir, port, tls } => {
             // Warnings only, so that the printed examples are not interleaved with request logs.
             init_logs(&cli.log_format, tracing_subscriber::filter::LevelFilter::WARN);
             let cluster =
-                dev::start(&dev::DevOptions { dir, port, session_timeout_secs: 30 }).await?;
+                dev::start(&dev::DevOptions { dir, port, session_timeout_secs: 30, tls }).await?;
             println!("\nmpc-node dev: relay and three nodes are running (Ctrl-C to stop)\n");
             println!("{}", cluster.curl_examples());
             shutdown_signal().await;

@@ -13,6 +13,9 @@ use crate::api::router;
 use crate::config::{Config, ConfigError};
 use crate::node::Node;
 
+/// How often the TLS files are checked for a change.
+const TLS_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `node` on `listener` until `shutdown` resolves; then refuses new sessions and waits
 /// for in-flight requests (sessions finish or fail at their timeout).
 ///
@@ -24,7 +27,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    info!(%addr, player = node.config().index, "mpc-node listening");
+    let tls = node.config().tls.clone();
+    match &tls {
+        Some(tls) => info!(%addr, player = node.config().index, certificate = %tls.certificate(),
+            "mpc-node listening (TLS)"),
+        None => info!(%addr, player = node.config().index, "mpc-node listening"),
+    }
+    // A renewed certificate is served without a restart.
+    let _watcher = tls.as_ref().map(|tls| tls.watch(TLS_POLL));
     let closer = node.clone();
     let l = &node.config().limits;
     let limits = msg_relay_svc::serve::ServeLimits {
@@ -32,7 +42,7 @@ pub async fn run(
         header_read_timeout: std::time::Duration::from_secs(l.header_read_timeout_secs),
         ..msg_relay_svc::serve::ServeLimits::default()
     };
-    msg_relay_svc::serve::serve(listener, router(node), limits, async move {
+    msg_relay_svc::serve::serve_tls(listener, router(node), limits, tls, async move {
         shutdown.await;
         info!(%addr, "mpc-node shutting down; finishing in-flight sessions");
         closer.close();
@@ -72,9 +82,10 @@ impl RunningNode {
         self.addr
     }
 
-    /// `http://<addr>`.
+    /// `http://<addr>`, or `https://<addr>` when the node serves TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.node.config().tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The node.

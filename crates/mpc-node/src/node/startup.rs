@@ -71,8 +71,11 @@ async fn open_sqlite(
 
 /// Connects to the first reachable relay URL (or, if none answers yet, keeps reconnecting to
 /// the first one in the background).
-pub(crate) async fn connect_relay(urls: &[String]) -> Result<Arc<WsRelay>, ConfigError> {
-    let config = ClientConfig::default();
+pub(crate) async fn connect_relay(
+    urls: &[String],
+    tls: Option<&dkls_tls::ClientTls>,
+) -> Result<Arc<WsRelay>, ConfigError> {
+    let config = ClientConfig { tls: tls.cloned(), ..ClientConfig::default() };
     for url in urls {
         match WsRelay::new(url, config.clone()) {
             Ok(r) => {
@@ -80,7 +83,8 @@ pub(crate) async fn connect_relay(urls: &[String]) -> Result<Arc<WsRelay>, Confi
                     info!(relay = %url, "connected to relay");
                     return Ok(Arc::new(r));
                 }
-                warn!(relay = %url, "relay not reachable");
+                let cause = r.last_error().unwrap_or_else(|| "no answer within 2 s".into());
+                warn!(relay = %url, %cause, "relay not reachable");
             }
             Err(e) => warn!(relay = %url, error = %e, "bad relay URL"),
         }

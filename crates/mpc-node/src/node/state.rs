@@ -76,7 +76,7 @@ impl Node {
             warn!(keys = failed, "keys left PENDING by an earlier run are now ERROR");
         }
         let staged = startup_step(&store, |s| s.list_staged()).await?;
-        let relay_link = connect_relay(&cfg.relay_urls).await?;
+        let relay_link = connect_relay(&cfg.relay_urls, cfg.relay_tls.as_ref()).await?;
         let metrics = Arc::new(Metrics::default());
         let runtime = Runtime::new(
             relay_link.clone(),
@@ -136,6 +136,11 @@ impl Node {
     /// Fails every session in flight now (their keys go to ERROR / the requests fail cleanly).
     pub fn abort_sessions(&self) {
         self.runtime.abort_all();
+    }
+
+    /// The application a client certificate acts for (fingerprints are public: a plain lookup).
+    pub fn authenticate_certificate(&self, certificate: &dkls_tls::Fingerprint) -> Option<String> {
+        self.cfg.client_certs.iter().find(|(f, _)| f == certificate).map(|(_, app)| app.clone())
     }
 
     /// The application an API key acts for (constant-time comparison of hashes).

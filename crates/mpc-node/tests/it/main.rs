@@ -20,3 +20,4 @@ mod mobile;
 mod persistence;
 mod relay;
 mod staged;
+mod tls;
