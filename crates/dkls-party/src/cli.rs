@@ -27,6 +27,14 @@ pub struct Cli {
     /// Relay URL.
     #[arg(long, env = "RELAY_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub relay_url: String,
+    /// Extra PEM CA certificates trusted for an https:// or wss:// relay (besides the public
+    /// web PKI roots), e.g. the CA of `mpc-node dev --tls`.
+    #[arg(long, env = "RELAY_CA_FILE", global = true)]
+    pub relay_ca_file: Option<PathBuf>,
+    /// Accept only a relay whose certificate matches one of these pins: cert-sha256:<hex> or
+    /// spki-sha256:<hex> (repeatable; RELAY_PINS holds a space-separated list).
+    #[arg(long = "relay-pin", env = "RELAY_PINS", value_delimiter = ' ', global = true)]
+    pub relay_pins: Vec<String>,
     /// Data directory.
     #[arg(long, env = "DEST", default_value = "./data", global = true)]
     pub dest: PathBuf,
@@ -87,6 +95,12 @@ pub enum Command {
         /// Address to listen on (port 0 picks a free port; the URL is printed on stdout).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Serve TLS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -134,6 +148,8 @@ impl Cli {
             dir,
             identity_path,
             relay_url: self.relay_url.clone(),
+            relay_ca_file: self.relay_ca_file.clone(),
+            relay_pins: self.relay_pins.iter().filter(|p| !p.is_empty()).cloned().collect(),
             timeout: Duration::from_secs(self.timeout_secs.max(1)),
             quiet: self.quiet,
         }
@@ -168,7 +184,10 @@ pub fn dispatch(cli: Cli) -> CliResult<Output> {
         Command::Import(args) => runtime()?.block_on(transfer::import(&ctx, &args)),
         Command::Export(args) => runtime()?.block_on(transfer::export(&ctx, &args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&args, cli.quiet)),
-        Command::Relay { listen } => runtime()?.block_on(relay::serve(listen)),
+        Command::Relay { listen, tls_cert, tls_key } => {
+            let tls = tls_cert.zip(tls_key);
+            runtime()?.block_on(relay::serve(listen, tls))
+        }
     }
 }
 

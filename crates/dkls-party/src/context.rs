@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::error::{CliResult, ExitCode};
+use crate::error::{CliError, CliResult, ExitCode};
 use crate::identity_file;
 use crate::party_dir::PartyDir;
 
@@ -17,6 +17,10 @@ pub struct Ctx {
     pub identity_path: PathBuf,
     /// Relay URL.
     pub relay_url: String,
+    /// Extra CA certificates for a TLS relay.
+    pub relay_ca_file: Option<PathBuf>,
+    /// Pins of the relay's certificate (`cert-sha256:` / `spki-sha256:`).
+    pub relay_pins: Vec<String>,
     /// Round timeout.
     pub timeout: Duration,
     /// No progress lines.
@@ -24,6 +28,27 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The TLS settings for the relay: `None` (the bundled public roots) unless a CA file or
+    /// pins are given.
+    ///
+    /// # Errors
+    /// Bad input naming the unusable CA file or pin.
+    pub fn relay_tls(&self) -> CliResult<Option<msg_relay_client::ClientTls>> {
+        if self.relay_ca_file.is_none() && self.relay_pins.is_empty() {
+            return Ok(None);
+        }
+        let bad = |e: String| CliError::bad_input(e).hint("check RELAY_CA_FILE and RELAY_PINS");
+        let mut builder = msg_relay_client::ClientTls::builder();
+        if let Some(ca) = &self.relay_ca_file {
+            builder = builder.ca_file(ca).map_err(|e| bad(e.to_string()))?;
+        }
+        for pin in &self.relay_pins {
+            let pin = pin.parse().map_err(|e: String| bad(format!("relay pin: {e}")))?;
+            builder = builder.pin(pin);
+        }
+        builder.build().map(Some).map_err(|e| bad(e.to_string()))
+    }
+
     /// Loads the identity, with a hint to create it.
     ///
     /// # Errors

@@ -1,20 +1,29 @@
 //! The hidden `relay` subcommand: runs `msg-relay-svc` in this process (tests and demos).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use msg_relay_svc::{AppState, RelayConfig, run};
+use msg_relay_svc::{AppState, RelayConfig, run_tls};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
-/// Serves a relay on `listen` until SIGINT/SIGTERM; prints `relay listening on http://ADDR`
-/// on stdout as soon as it accepts connections.
+/// Serves a relay on `listen` until SIGINT/SIGTERM, over TLS with `tls` (certificate and key
+/// files); prints `relay listening on http(s)://ADDR` on stdout as soon as it accepts
+/// connections.
 ///
 /// # Errors
-/// A relay error if binding fails.
-pub async fn serve(listen: SocketAddr) -> CliResult<Output> {
+/// A relay error if binding fails; bad input if the certificate or key cannot be used.
+pub async fn serve(listen: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> CliResult<Output> {
+    let tls = match tls {
+        None => None,
+        Some((cert, key)) => Some(
+            dkls_tls::ServerTls::load(dkls_tls::ServerTlsFiles::new(cert, key))
+                .map_err(|e| CliError::bad_input(e.to_string()))?,
+        ),
+    };
     let listener = TcpListener::bind(listen).await.map_err(|e| {
         CliError::new(crate::error::ExitCode::Relay, format!("cannot listen on {listen}: {e}"))
             .hint("pick a free address with --listen")
@@ -22,10 +31,11 @@ pub async fn serve(listen: SocketAddr) -> CliResult<Output> {
     let addr = listener.local_addr().map_err(|e| CliError::internal(e.to_string()))?;
     let state =
         AppState::new(RelayConfig::default()).map_err(|e| CliError::internal(e.to_string()))?;
-    println!("relay listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("relay listening on {scheme}://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    run(listener, state, shutdown_signal())
+    run_tls(listener, state, tls, shutdown_signal())
         .await
         .map_err(|e| CliError::internal(format!("relay stopped: {e}")))?;
     Ok(Output { text: String::new(), json: json!({"ok": true}) })

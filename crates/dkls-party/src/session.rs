@@ -26,11 +26,17 @@ pub async fn connect(ctx: &Ctx) -> CliResult<WsRelay> {
     let cfg = ClientConfig {
         connect_timeout: ctx.timeout.min(Duration::from_secs(10)),
         give_up_after: ctx.timeout.max(Duration::from_secs(5)),
+        tls: ctx.relay_tls()?,
         ..ClientConfig::default()
     };
     WsRelay::connect(url, cfg).await.map_err(|e| match e {
-        ClientError::InvalidUrl { .. } => {
-            CliError::bad_input(e.to_string()).hint("set RELAY_URL like http://127.0.0.1:8080")
+        ClientError::InvalidUrl { .. } => CliError::bad_input(e.to_string())
+            .hint("set RELAY_URL like http://127.0.0.1:8080 or https://relay.example.org"),
+        ClientError::Connect { ref cause, .. } if cause.contains("TLS") => {
+            CliError::new(ExitCode::Relay, format!("cannot reach the relay at {url}: {e}")).hint(
+                "trust the relay's CA with RELAY_CA_FILE, check RELAY_PINS, and use https:// \
+                 only for a TLS relay",
+            )
         }
         other => {
             CliError::new(ExitCode::Relay, format!("cannot reach the relay at {url}: {other}"))

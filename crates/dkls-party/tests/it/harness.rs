@@ -33,12 +33,25 @@ impl Drop for TestDir {
 pub struct RelayProcess {
     child: Child,
     pub url: String,
+    /// The CA parties must trust (`RELAY_CA_FILE`) for a TLS relay.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl RelayProcess {
     pub fn start() -> Self {
+        Self::spawn(&[], None)
+    }
+
+    /// A relay serving TLS with `cert`/`key`, issued by the CA in `ca_file`.
+    pub fn start_tls(cert: &Path, key: &Path, ca_file: &Path) -> Self {
+        let args = ["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+        Self::spawn(&args, Some(ca_file.to_owned()))
+    }
+
+    fn spawn(extra: &[&str], ca_file: Option<PathBuf>) -> Self {
         let mut child = Command::new(BIN)
             .args(["relay", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -47,7 +60,7 @@ impl RelayProcess {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.trim().strip_prefix("relay listening on ").unwrap().to_owned();
-        Self { child, url }
+        Self { child, url, ca_file }
     }
 }
 
@@ -70,18 +83,28 @@ pub struct Out {
 pub struct Party {
     pub dest: PathBuf,
     relay_url: String,
+    relay_ca_file: Option<PathBuf>,
 }
 
 impl Party {
     pub fn new(dir: &TestDir, name: &str, relay: &RelayProcess) -> Self {
-        Self { dest: dir.path().join(name), relay_url: relay.url.clone() }
+        Self {
+            dest: dir.path().join(name),
+            relay_url: relay.url.clone(),
+            relay_ca_file: relay.ca_file.clone(),
+        }
     }
 
     /// A copy of this party's directory under another name.
     pub fn copy_to(&self, dir: &TestDir, name: &str) -> Self {
         let dest = dir.path().join(name);
         copy_dir(&self.dest, &dest);
-        Self { dest, relay_url: self.relay_url.clone() }
+        Self { dest, relay_url: self.relay_url.clone(), relay_ca_file: self.relay_ca_file.clone() }
+    }
+
+    /// The same party, without `RELAY_CA_FILE`.
+    pub fn without_relay_ca(&self) -> Self {
+        Self { dest: self.dest.clone(), relay_url: self.relay_url.clone(), relay_ca_file: None }
     }
 
     pub fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -95,9 +118,14 @@ impl Party {
             .env("DKLS_PASSPHRASE", PASSPHRASE)
             .env("DKLS_TIMEOUT_SECS", "60")
             .env("RUST_LOG", "off")
+            .env_remove("RELAY_CA_FILE")
+            .env_remove("RELAY_PINS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(ca) = &self.relay_ca_file {
+            c.env("RELAY_CA_FILE", ca);
+        }
         for (k, v) in env {
             c.env(k, v);
         }

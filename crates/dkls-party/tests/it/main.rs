@@ -582,3 +582,98 @@ fn a_restored_directory_never_finishes_a_used_presignature() {
     assert_ne!(outs[0].status.code(), Some(0), "party 1 signed a second message");
     assert!(!p1_out.contains("rsv"));
 }
+
+/// Three party processes run keygen and signing through a relay that speaks TLS with a
+/// certificate of a CA made here, trusted through RELAY_CA_FILE; a party that does not trust
+/// it is refused at once with the cause and a hint, its shares untouched.
+#[test]
+fn keygen_and_sign_through_a_tls_relay() {
+    use dkls_tls::generate::{LocalCa, Usage, Validity};
+    let dir = TestDir::new("tls");
+    let ca = LocalCa::new("party test CA").unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    ca.write_cert(&ca_file).unwrap();
+    let server = ca.issue(&["127.0.0.1"], Usage::Server, Validity::Current).unwrap();
+    let (cert, key) = server.write(dir.path(), "relay").unwrap();
+    let relay = RelayProcess::start_tls(&cert, &key, &ca_file);
+    assert!(relay.url.starts_with("https://127.0.0.1:"), "{}", relay.url);
+
+    let (parties, jsons) = keygen_2_of_3(&dir, &relay, "tls-wallet");
+    let setup = sign_setup(&parties[0], &dir, "sign-tls.json", "tls-wallet", "1,2");
+    let sign_args = [
+        "--json",
+        "sign",
+        "--setup",
+        &setup,
+        "--message-hex",
+        MESSAGE_HEX,
+        "--hash",
+        "keccak256",
+        "--path",
+        "m/0/1",
+    ];
+    let outs = harness::run_all_refs(&[&parties[0], &parties[1]], &sign_args);
+    let sig: Value = serde_json::from_str(&outs[0].stdout).unwrap();
+    assert_eq!(outs[0].code, 0, "{}", outs[0].stderr);
+    assert_eq!(outs[1].code, 0, "{}", outs[1].stderr);
+    verify_with_k256(sig["public_key"].as_str().unwrap(), &sig);
+    let _ = jsons;
+
+    // Without the CA: the public roots do not know it.
+    let before = read_shares(&parties[2]);
+    let setup = sign_setup(&parties[0], &dir, "sign-tls-2.json", "tls-wallet", "1,3");
+    let started = std::time::Instant::now();
+    let out = parties[2].without_relay_ca().run_env(
+        &[
+            "sign",
+            "--setup",
+            &setup,
+            "--message-hex",
+            MESSAGE_HEX,
+            "--hash",
+            "keccak256",
+            "--path",
+            "m/0/1",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    harness::assert_one_line_error(&out.stderr, "not signed by a trusted CA");
+    assert!(out.stderr.contains("RELAY_CA_FILE"), "{}", out.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(read_shares(&parties[2]), before);
+
+    // A CA file that is not one.
+    let out = parties[2].run_env(
+        &[
+            "sign",
+            "--setup",
+            &setup,
+            "--message-hex",
+            MESSAGE_HEX,
+            "--hash",
+            "keccak256",
+            "--path",
+            "m/0/1",
+        ],
+        &[("RELAY_CA_FILE", setup.as_str())],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains(&setup), "{}", out.stderr);
+
+    // Nothing was spent: with the CA, the same setup signs.
+    let sign_args = [
+        "sign",
+        "--setup",
+        &setup,
+        "--message-hex",
+        MESSAGE_HEX,
+        "--hash",
+        "keccak256",
+        "--path",
+        "m/0/1",
+    ];
+    for out in harness::run_all_refs(&[&parties[0], &parties[2]], &sign_args) {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+}
