@@ -171,6 +171,12 @@ impl WsRelay {
         }
     }
 
+    /// The cause retrying cannot fix (an untrusted, expired or misnamed certificate, a pin
+    /// mismatch, TLS and plaintext mixed up), while it stands: requests fail at once with it.
+    pub fn refusal(&self) -> Option<String> {
+        self.failure.borrow().as_ref().filter(|f| f.permanent).map(|f| f.message.clone())
+    }
+
     /// Why the last connection attempt failed, while the relay cannot be reached.
     pub fn last_error(&self) -> Option<String> {
         self.failure.borrow().as_ref().map(|f| f.message.clone())

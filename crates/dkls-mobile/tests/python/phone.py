@@ -1,0 +1,220 @@
+"""A phone, as a program over the generated Python bindings of dkls-mobile.
+
+    python3 phone.py mobile --role initiator|follower --dir DIR --exchange DIR \
+        --relay URL [--ca FILE] [--kind ed25519|p256]
+        Two phones: exchange the out-of-band payload through files in --exchange (standing in
+        for a QR code), run 2-of-2 key generation and KECCAK256 signing through the relay,
+        verify the signature with the `cryptography` package (OpenSSL) and print one JSON
+        line with the public key, address and signature.
+    python3 phone.py check-relay --dir DIR --relay URL [--ca FILE]
+        Prints the MobileError the phone gets for this relay (or "ok").
+    python3 phone.py parse PAYLOAD
+        Prints the MobileError for a bad payload (or the parsed payload).
+
+Each phone keeps its storage in its own --dir (one file per key, written atomically and
+fsynced), its identity secret included.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+import dkls_mobile as m
+
+
+class FileStorage(m.SecureStorage):
+    """The app's secure storage, as files (a phone would use the Keychain / Keystore)."""
+
+    def __init__(self, root):
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+
+    def _path(self, key):
+        return os.path.join(self.root, key.replace("/", "__"))
+
+    def get(self, key):
+        try:
+            with open(self._path(key), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def put(self, key, value):
+        tmp = self._path(key) + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(value)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._path(key))
+
+    def put_if_absent(self, key, value):
+        try:
+            fd = os.open(self._path(key), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(value)
+            f.flush()
+            os.fsync(f.fileno())
+        return True
+
+    def delete(self, key):
+        try:
+            os.remove(self._path(key))
+        except FileNotFoundError:
+            pass
+
+
+class Rounds(m.ProgressListener):
+    def __init__(self):
+        self.done = []
+
+    def round_done(self, protocol, round):
+        self.done.append(f"{protocol}:{round}")
+
+
+def identity(storage, kind):
+    secret = storage.get("identity-secret")
+    if secret is None:
+        secret = m.new_signer_secret(kind)
+        storage.put("identity-secret", secret)
+    return m.software_signer(kind, secret)
+
+
+def phone(args, progress=None):
+    storage = FileStorage(args.dir)
+    kind = m.IdentityKind.P256 if getattr(args, "kind", "ed25519") == "p256" else m.IdentityKind.ED25519
+    ca = open(args.ca).read() if args.ca else None
+    config = m.PhoneConfig(relay_url=args.relay, relay_ca_pem=ca, round_timeout_secs=30)
+    signer = identity(storage, kind)
+    return m.Phone(config, storage, signer, progress), signer
+
+
+def publish(exchange, name, text):
+    tmp = os.path.join(exchange, name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, os.path.join(exchange, name))
+
+
+def wait_for(exchange, name, timeout=60):
+    path = os.path.join(exchange, name)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {name} from the other phone within {timeout} s")
+        time.sleep(0.02)
+    with open(path) as f:
+        return f.read()
+
+
+def verify_with_openssl(public_key, message_hash, der):
+    """Checks the signature with the `cryptography` package (OpenSSL), not our code."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key)
+    # Prehashed only needs a 32-byte digest algorithm for the length check.
+    key.verify(der, message_hash, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+
+async def mobile(args):
+    rounds = Rounds()
+    me, signer = phone(args, rounds)
+    await me.check_relay()
+    mine = m.OobPayload(
+        instance_id=m.new_instance_id(),
+        key_kind=signer.key_kind(),
+        verifying_key=signer.verifying_key(),
+        relay_url=args.relay,
+    )
+    other = "follower" if args.role == "initiator" else "initiator"
+    publish(args.exchange, args.role, m.encode_payload(mine))
+    theirs = m.parse_payload(wait_for(args.exchange, other))
+    initiator, follower = (mine, theirs) if args.role == "initiator" else (theirs, mine)
+    session = m.mobile_session(initiator, follower)
+
+    started = time.process_time()
+    key = await me.keygen("wallet", 2, session)
+    keygen_cpu = time.process_time() - started
+
+    # A fresh session id for signing, chosen by the initiator and sent like the payload.
+    if args.role == "initiator":
+        publish(args.exchange, "sign-session", m.new_instance_id().hex())
+    sign_session = m.Session(
+        session_id=bytes.fromhex(wait_for(args.exchange, "sign-session")),
+        players=[1, 2],
+        public_keys=session.public_keys,
+    )
+    message = b"hello from two phones"
+    path = "m/44/60/0/0/0"
+    started = time.process_time()
+    sig = await me.sign("wallet", sign_session, message, m.HashAlgorithm.KECCAK256, path)
+    sign_cpu = time.process_time() - started
+    derived = me.public_key("wallet", path)
+
+    # The signature over the signed hash, checked by OpenSSL; the test driver checks that
+    # the hash is KECCAK256(message).
+    verify_with_openssl(derived.public_key, sig.message_hash, sig.der)
+    print(json.dumps({
+        "role": args.role,
+        "message": message.hex(),
+        "message_hash": sig.message_hash.hex(),
+        "player": key.player,
+        "public_key": key.public_key.hex(),
+        "address": key.ethereum_address,
+        "derived_public_key": derived.public_key.hex(),
+        "r": sig.r.hex(),
+        "s": sig.s.hex(),
+        "v": sig.recovery_id,
+        "rsv": sig.rsv.hex(),
+        "verified_by": "cryptography/OpenSSL",
+        "rounds": rounds.done,
+        "keygen_cpu_s": keygen_cpu,
+        "sign_cpu_s": sign_cpu,
+    }), flush=True)
+
+
+async def check_relay(args):
+    me, _ = phone(args)
+    try:
+        await me.check_relay()
+        print("ok")
+    except m.MobileError.Relay as e:
+        print(f"MobileError.Relay: {e.message}")
+
+
+def parse(args):
+    try:
+        p = m.parse_payload(args.payload)
+        print(f"ok {p.relay_url}")
+    except m.MobileError.Payload as e:
+        print(f"MobileError.Payload: {e.message}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    mob = sub.add_parser("mobile")
+    mob.add_argument("--role", choices=["initiator", "follower"], required=True)
+    mob.add_argument("--kind", choices=["ed25519", "p256"], default="ed25519")
+    for p in (mob, sub.add_parser("check-relay")):
+        p.add_argument("--dir", required=True)
+        p.add_argument("--relay", required=True)
+        p.add_argument("--ca")
+    mob.add_argument("--exchange", required=True)
+    sub.add_parser("parse").add_argument("payload")
+    args = ap.parse_args()
+    if args.cmd == "mobile":
+        asyncio.run(mobile(args))
+    elif args.cmd == "check-relay":
+        asyncio.run(check_relay(args))
+    else:
+        parse(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+//! The generated Python bindings, run for real: two phone processes (`tests/python/phone.py`,
+//! each with its own storage) exchange the out-of-band payload, run 2-of-2 key generation and
+//! KECCAK256 signing through a TLS relay with a certificate made here, and the signature is
+//! checked with OpenSSL (in the phones) and k256 (here). The error paths a phone sees: a relay
+//! whose CA it does not trust, plaintext to the TLS port, a bad payload.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dkls_tls::generate::{LocalCa, Usage, Validity};
+use dkls_tls::{ServerTls, ServerTlsFiles};
+use k256::ecdsa::signature::hazmat::PrehashVerifier as _;
+use msg_relay_svc::testing::{TestRelay, spawn_relay_tls};
+
+const PHONE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/phone.py");
+
+/// Generates the Python module next to the library it loads; returns its directory.
+fn bindings(dir: &Path) -> PathBuf {
+    let bindgen = PathBuf::from(env!("CARGO_BIN_EXE_uniffi-bindgen"));
+    let library = bindgen.parent().unwrap().join("examples").join("libdkls_mobile_ffi.so");
+    assert!(
+        library.exists(),
+        "{} is missing: `cargo test -p dkls-mobile` builds it (the dkls_mobile_ffi example)",
+        library.display()
+    );
+    let out = dir.join("bindings");
+    let status = Command::new(&bindgen)
+        .args(["generate", "--language", "python", "--library"])
+        .arg(&library)
+        .arg("--out-dir")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "uniffi-bindgen failed");
+    std::fs::copy(&library, out.join("libdkls_mobile_ffi.so")).unwrap();
+    out
+}
+
+fn python() -> Command {
+    let probe = Command::new("python3").args(["-c", "import cryptography"]).output();
+    match probe {
+        Ok(o) if o.status.success() => Command::new("python3"),
+        _ => panic!(
+            "python3 with the `cryptography` package is needed for the binding tests \
+             (`.ci/run` installs it: pip install cryptography)"
+        ),
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    bindings: PathBuf,
+    ca_file: PathBuf,
+    relay: TestRelay,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let bindings = bindings(dir.path());
+    let ca = LocalCa::new("phone test CA").unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    ca.write_cert(&ca_file).unwrap();
+    let server = ca.issue(&["127.0.0.1"], Usage::Server, Validity::Current).unwrap();
+    let (cert, key) = server.write(dir.path(), "relay").unwrap();
+    let tls = ServerTls::load(ServerTlsFiles::new(cert, key)).unwrap();
+    let relay = spawn_relay_tls(Default::default(), tls).await.unwrap();
+    Fixture { dir, bindings, ca_file, relay }
+}
+
+impl Fixture {
+    fn phone(&self, args: &[&str]) -> Command {
+        let mut c = python();
+        c.arg(PHONE)
+            .args(args)
+            .env("PYTHONPATH", &self.bindings)
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        c
+    }
+}
+
+/// Waits for a child without blocking the relay's runtime.
+async fn finish(mut cmd: Command, limit: Duration) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let started = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_python_phones_generate_and_sign_through_a_tls_relay() {
+    let f = fixture().await;
+    let exchange = f.dir.path().join("exchange");
+    std::fs::create_dir_all(&exchange).unwrap();
+    let url = f.relay.url().to_owned();
+    let ca = f.ca_file.to_str().unwrap().to_owned();
+    let run = |role: &str, kind: &str| {
+        let dir = f.dir.path().join(role);
+        f.phone(&[
+            "mobile",
+            "--role",
+            role,
+            "--kind",
+            kind,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--exchange",
+            exchange.to_str().unwrap(),
+            "--relay",
+            &url,
+            "--ca",
+            &ca,
+        ])
+    };
+    let limit = Duration::from_secs(120);
+    let (a, b) = tokio::join!(
+        finish(run("initiator", "ed25519"), limit),
+        finish(run("follower", "p256"), limit)
+    );
+    assert!(a.status.success(), "initiator: {}", text(&a));
+    assert!(b.status.success(), "follower: {}", text(&b));
+    let a: serde_json::Value = serde_json::from_slice(&a.stdout).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!((a["player"].as_u64(), b["player"].as_u64()), (Some(1), Some(2)));
+    for field in ["public_key", "address", "derived_public_key", "r", "s", "rsv", "message_hash"] {
+        assert_eq!(a[field], b[field], "{field}");
+    }
+    assert!(a["rounds"].as_array().unwrap().iter().any(|r| r == "dkg:4"), "{}", a["rounds"]);
+
+    // The hash is KECCAK256 of the message, and the signature verifies with k256 too.
+    use sha3::Digest as _;
+    let message = hex::decode(a["message"].as_str().unwrap()).unwrap();
+    let hash: [u8; 32] = sha3::Keccak256::digest(&message).into();
+    assert_eq!(hex::encode(hash), a["message_hash"].as_str().unwrap());
+    let key = hex::decode(a["derived_public_key"].as_str().unwrap()).unwrap();
+    let key = k256::ecdsa::VerifyingKey::from_sec1_bytes(&key).unwrap();
+    let rs =
+        hex::decode(format!("{}{}", a["r"].as_str().unwrap(), a["s"].as_str().unwrap())).unwrap();
+    key.verify_prehash(&hash, &k256::ecdsa::Signature::from_slice(&rs).unwrap()).unwrap();
+    f.relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_phone_is_told_what_is_wrong() {
+    let f = fixture().await;
+    let dir = f.dir.path().join("phone");
+    let dir = dir.to_str().unwrap();
+    let limit = Duration::from_secs(60);
+
+    // Without the CA: the bundled public roots do not know it.
+    let started = Instant::now();
+    let out =
+        finish(f.phone(&["check-relay", "--dir", dir, "--relay", f.relay.url()]), limit).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("MobileError.Relay") && said.contains("not signed by a trusted CA"),
+        "{}",
+        text(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+
+    // Plain ws:// to the TLS port.
+    let plain = f.relay.url().replace("https://", "http://");
+    let out = finish(f.phone(&["check-relay", "--dir", dir, "--relay", &plain]), limit).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("speaks TLS on this port"), "{}", text(&out));
+
+    // With the CA it connects.
+    let ca = f.ca_file.to_str().unwrap();
+    let out = finish(
+        f.phone(&["check-relay", "--dir", dir, "--relay", f.relay.url(), "--ca", ca]),
+        limit,
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{}", text(&out));
+
+    // A payload that is not one, and one of a future version.
+    for (payload, expected) in
+        [("hello", "does not start with"), ("dkls1:Ag", "version 2 is not supported")]
+    {
+        let out = finish(f.phone(&["parse", payload]), limit).await;
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("MobileError.Payload") && said.contains(expected), "{}", text(&out));
+    }
+    f.relay.stop().await;
+}
