@@ -22,8 +22,8 @@ use msg_relay_svc::testing::{TestRelay, spawn_relay_tls};
 
 const PHONE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/phone.py");
 
-/// Generates the Python module next to the library it loads; returns its directory.
-fn bindings(dir: &Path) -> PathBuf {
+/// The shared library the bindings load (built by `cargo test` as the `dkls_mobile_ffi` example).
+fn library() -> PathBuf {
     let bindgen = PathBuf::from(env!("CARGO_BIN_EXE_uniffi-bindgen"));
     let library = bindgen.parent().unwrap().join("examples").join("libdkls_mobile_ffi.so");
     assert!(
@@ -31,18 +31,78 @@ fn bindings(dir: &Path) -> PathBuf {
         "{} is missing: `cargo test -p dkls-mobile` builds it (the dkls_mobile_ffi example)",
         library.display()
     );
-    let out = dir.join("bindings");
-    let status = Command::new(&bindgen)
-        .args(["generate", "--language", "python", "--library"])
-        .arg(&library)
+    library
+}
+
+/// Runs `uniffi-bindgen generate` for `language` into `out`.
+fn generate(language: &str, out: &Path) {
+    let status = Command::new(env!("CARGO_BIN_EXE_uniffi-bindgen"))
+        .args(["generate", "--language", language, "--library"])
+        .arg(library())
         .arg("--out-dir")
-        .arg(&out)
+        .arg(out)
         .stdout(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "uniffi-bindgen failed");
-    std::fs::copy(&library, out.join("libdkls_mobile_ffi.so")).unwrap();
+    assert!(status.success(), "uniffi-bindgen failed for {language}");
+}
+
+/// Generates the Python module next to the library it loads; returns its directory.
+fn bindings(dir: &Path) -> PathBuf {
+    let out = dir.join("bindings");
+    generate("python", &out);
+    std::fs::copy(library(), out.join("libdkls_mobile_ffi.so")).unwrap();
     out
+}
+
+/// Every file under `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The Kotlin and Swift sources an app compiles: generated from the same library, with the
+/// whole API in them. (No Kotlin or Swift compiler is on the CI machine; `docs/mobile.md` says
+/// how an app builds them.)
+#[test]
+fn kotlin_and_swift_sources_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    for (language, extension, needles) in [
+        (
+            "kotlin",
+            "kt",
+            [
+                "class Phone",
+                "suspend fun `keygen`",
+                "interface SecureStorage",
+                "sealed class MobileException",
+            ],
+        ),
+        (
+            "swift",
+            "swift",
+            ["class Phone", "func keygen(", "protocol SecureStorage", "enum MobileError"],
+        ),
+    ] {
+        let out = dir.path().join(language);
+        generate(language, &out);
+        let source = files(&out)
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == extension))
+            .unwrap_or_else(|| panic!("no .{extension} file generated"));
+        let text = std::fs::read_to_string(&source).unwrap();
+        for needle in needles {
+            assert!(text.contains(needle), "{} lacks {needle:?}", source.display());
+        }
+    }
 }
 
 fn python() -> Command {
@@ -199,6 +259,17 @@ async fn a_python_phone_is_told_what_is_wrong() {
     )
     .await;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{}", text(&out));
+
+    // A key generation cancelled by the app (its peer never came) stores nothing.
+    let out =
+        finish(f.phone(&["cancel", "--dir", dir, "--relay", f.relay.url(), "--ca", ca]), limit)
+            .await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "cancelled, nothing stored",
+        "{}",
+        text(&out)
+    );
 
     // A payload that is not one, and one of a future version.
     for (payload, expected) in

@@ -187,6 +187,35 @@ async def check_relay(args):
         print(f"MobileError.Relay: {e.message}")
 
 
+async def cancel(args):
+    """Starts a key generation whose peer never comes, cancels it, and checks that nothing
+    was stored; then the phone still works (its relay check passes)."""
+    me, signer = phone(args)
+    await me.check_relay()
+    peer = m.software_signer(m.IdentityKind.ED25519, m.new_signer_secret(m.IdentityKind.ED25519))
+    session = m.mobile_session(
+        m.OobPayload(instance_id=m.new_instance_id(), key_kind=signer.key_kind(),
+                     verifying_key=signer.verifying_key(), relay_url=args.relay),
+        m.OobPayload(instance_id=m.new_instance_id(), key_kind=peer.key_kind(),
+                     verifying_key=peer.verifying_key(), relay_url=args.relay),
+    )
+    task = asyncio.ensure_future(me.keygen("never", 2, session))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    try:
+        await task
+        print("not cancelled")
+        return
+    except asyncio.CancelledError:
+        pass
+    try:
+        me.public_key("never", "m")
+        print("a share was stored")
+    except m.MobileError.UnknownKey:
+        await me.check_relay()
+        print("cancelled, nothing stored")
+
+
 def parse(args):
     try:
         p = m.parse_payload(args.payload)
@@ -201,7 +230,7 @@ def main():
     mob = sub.add_parser("mobile")
     mob.add_argument("--role", choices=["initiator", "follower"], required=True)
     mob.add_argument("--kind", choices=["ed25519", "p256"], default="ed25519")
-    for p in (mob, sub.add_parser("check-relay")):
+    for p in (mob, sub.add_parser("check-relay"), sub.add_parser("cancel")):
         p.add_argument("--dir", required=True)
         p.add_argument("--relay", required=True)
         p.add_argument("--ca")
@@ -212,6 +241,8 @@ def main():
         asyncio.run(mobile(args))
     elif args.cmd == "check-relay":
         asyncio.run(check_relay(args))
+    elif args.cmd == "cancel":
+        asyncio.run(cancel(args))
     else:
         parse(args)
 
