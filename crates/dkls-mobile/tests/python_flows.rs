@@ -281,3 +281,135 @@ async fn a_python_phone_is_told_what_is_wrong() {
     }
     f.relay.stop().await;
 }
+
+/// The phone + server flow: a Python phone (P-256 identity) is the dynamic player 1 of a key
+/// with an `mpc-node` (player 2, TLS SDK API, TLS relay); the test plays the app's backend,
+/// which hands both the same sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_phone_and_a_node_generate_and_sign_over_tls() {
+    use dkls23_core::identity::{Ed25519Identity, IdentitySigner as _};
+    let f = fixture().await;
+    let exchange = f.dir.path().join("exchange");
+    std::fs::create_dir_all(&exchange).unwrap();
+    let node_identity = Ed25519Identity::from_seed(&[7; 32]).public_key();
+    let p = |name: &str| f.dir.path().join(name).display().to_string();
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\nrelay_urls = [\"{relay}\"]\ndatabase_url = \"memory:\"\n\
+         [node]\nindex = 2\nidentity_key = \"ed25519:{seed}\"\n\
+         [[players]]\nindex = 2\npublic_key = \"{node_identity}\"\n\
+         [[api_keys]]\napp = \"wallet-app\"\nsha256 = \"{hash}\"\n\
+         [tls]\ncert_file = \"{cert}\"\nkey_file = \"{key}\"\n\
+         [relay_tls]\nca_file = \"{ca}\"\npublic_roots = false\n",
+        relay = f.relay.url(),
+        seed = hex::encode([7u8; 32]),
+        hash = mpc_node::config::hash_api_key("backend-key"),
+        cert = p("relay.pem"),
+        key = p("relay.key"),
+        ca = p("ca.pem"),
+    );
+    let config = mpc_node::config::parse(&toml, Path::new("."), &|_| None).unwrap();
+    let node = mpc_node::server::RunningNode::start(config).await.unwrap();
+    let trust = msg_relay_client::ClientTls::builder()
+        .public_roots(false)
+        .ca_file(&f.ca_file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let backend =
+        mpc_node_client::Client::new(&node.url(), "backend-key").unwrap().with_tls(trust).unwrap();
+
+    let ca = f.ca_file.to_str().unwrap().to_owned();
+    let phone = f.phone(&[
+        "server",
+        "--dir",
+        &p("phone"),
+        "--relay",
+        f.relay.url(),
+        "--ca",
+        &ca,
+        "--exchange",
+        exchange.to_str().unwrap(),
+        "--app",
+        "wallet-app",
+    ]);
+    let phone = tokio::spawn(finish(phone, Duration::from_secs(120)));
+
+    let wait = |name: &str| {
+        let path = exchange.join(name);
+        async move {
+            let started = Instant::now();
+            loop {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    return text;
+                }
+                assert!(started.elapsed() < Duration::from_secs(60), "no {}", path.display());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let phone_identity = wait("phone.identity").await;
+    let public_keys = std::collections::BTreeMap::from([
+        (1u16, phone_identity.clone()),
+        (2u16, node_identity.to_string()),
+    ]);
+    let write = |name: &str, value: serde_json::Value| {
+        let tmp = exchange.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, value.to_string()).unwrap();
+        std::fs::rename(tmp, exchange.join(name)).unwrap();
+    };
+    let session = |sid: &str| mpc_node_client::api::SessionConfig {
+        session_id: sid.to_owned(),
+        players: vec![1, 2],
+        public_keys: public_keys.clone(),
+    };
+    let sid = hex::encode(dkls_mobile::new_instance_id());
+    write(
+        "keygen.json",
+        serde_json::json!({"key_id": "user-7", "session_id": sid, "players": [1, 2], "public_keys": public_keys}),
+    );
+    let key = backend
+        .generate_key(&mpc_node_client::api::GenerateKeyRequest {
+            key_id: Some("user-7".into()),
+            threshold: 2,
+            curve: "secp256k1".into(),
+            session: session(&sid),
+        })
+        .await
+        .unwrap();
+    let sid = hex::encode(dkls_mobile::new_instance_id());
+    let message = hex::encode(b"pay 1 ETH");
+    write(
+        "sign.json",
+        serde_json::json!({"session_id": sid, "players": [1, 2], "public_keys": public_keys, "message": message, "path": "m/44/60/0/0/0"}),
+    );
+    let sig = backend
+        .sign(
+            "user-7",
+            &mpc_node_client::api::SignRequestBody {
+                session: session(&sid),
+                message_hash: None,
+                message: Some(message),
+                hash_algorithm: Some("KECCAK256".into()),
+                path: Some("m/44/60/0/0/0".into()),
+                presignature_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    let out = phone.await.unwrap();
+    assert!(out.status.success(), "phone: {}", text(&out));
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(said["public_key"].as_str(), key.public_key.as_deref());
+    assert_eq!(said["player"], 1);
+    assert_eq!(
+        (said["r"].as_str().unwrap(), said["s"].as_str().unwrap()),
+        (sig.r.as_str(), sig.s.as_str())
+    );
+    let pk =
+        k256::ecdsa::VerifyingKey::from_sec1_bytes(&hex::decode(&sig.public_key).unwrap()).unwrap();
+    let hash: [u8; 32] = hex::decode(&sig.message_hash).unwrap().try_into().unwrap();
+    let rs = hex::decode(format!("{}{}", sig.r, sig.s)).unwrap();
+    pk.verify_prehash(&hash, &k256::ecdsa::Signature::from_slice(&rs).unwrap()).unwrap();
+    node.stop().await;
+    f.relay.stop().await;
+}

@@ -187,6 +187,35 @@ async def check_relay(args):
         print(f"MobileError.Relay: {e.message}")
 
 
+def session_from(obj):
+    return m.Session(
+        session_id=bytes.fromhex(obj["session_id"]),
+        players=obj["players"],
+        public_keys={int(k): v for k, v in obj["public_keys"].items()},
+    )
+
+
+async def server(args):
+    """The phone + server flow: the phone is a dynamic player of an mpc-node; the app's
+    backend (the test driver) sends the sessions through --exchange and calls the node."""
+    ca = open(args.ca).read()
+    storage = FileStorage(args.dir)
+    signer = identity(storage, m.IdentityKind.P256)
+    config = m.PhoneConfig(relay_url=args.relay, relay_ca_pem=ca, application=args.app,
+                           round_timeout_secs=30)
+    me = m.Phone(config, storage, signer, None)
+    await me.check_relay()
+    publish(args.exchange, "phone.identity", me.identity())
+    keygen = json.loads(wait_for(args.exchange, "keygen.json"))
+    key = await me.keygen(keygen["key_id"], 2, session_from(keygen))
+    sign = json.loads(wait_for(args.exchange, "sign.json"))
+    sig = await me.sign(keygen["key_id"], session_from(sign), bytes.fromhex(sign["message"]),
+                        m.HashAlgorithm.KECCAK256, sign["path"])
+    print(json.dumps({"public_key": key.public_key.hex(), "player": key.player,
+                      "r": sig.r.hex(), "s": sig.s.hex(), "message_hash": sig.message_hash.hex()}),
+          flush=True)
+
+
 async def cancel(args):
     """Starts a key generation whose peer never comes, cancels it, and checks that nothing
     was stored; then the phone still works (its relay check passes)."""
@@ -235,6 +264,9 @@ def main():
         p.add_argument("--relay", required=True)
         p.add_argument("--ca")
     mob.add_argument("--exchange", required=True)
+    srv = sub.add_parser("server")
+    for flag in ("--dir", "--relay", "--ca", "--exchange", "--app"):
+        srv.add_argument(flag, required=True)
     sub.add_parser("parse").add_argument("payload")
     args = ap.parse_args()
     if args.cmd == "mobile":
@@ -243,6 +275,8 @@ def main():
         asyncio.run(check_relay(args))
     elif args.cmd == "cancel":
         asyncio.run(cancel(args))
+    elif args.cmd == "server":
+        asyncio.run(server(args))
     else:
         parse(args)
 
