@@ -146,10 +146,15 @@ impl std::fmt::Debug for Phone {
 
 impl Drop for Phone {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            // The last reference may go away on a runtime thread, where a blocking shutdown
-            // is not allowed.
+        let Some(rt) = self.runtime.take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // On a runtime thread a blocking shutdown is not allowed.
             rt.shutdown_background();
+        } else {
+            // The app's thread: wait (briefly) for this phone's threads to stop, so that none
+            // of them outlives the phone and calls into the app afterwards (a Python
+            // interpreter that is shutting down kills such a thread, which aborts the process).
+            rt.shutdown_timeout(Duration::from_secs(2));
         }
     }
 }

@@ -17,6 +17,7 @@ fsynced), its identity secret included.
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -279,6 +280,9 @@ def main():
         asyncio.run(server(args))
     else:
         parse(args)
+    # Every Phone is released (its threads stopped) before the interpreter shuts down, as an
+    # app releases it when it is done with it.
+    gc.collect()
 
 
 if __name__ == "__main__":
