@@ -15,7 +15,7 @@ mod stores;
 
 pub use embedded::{
     BanStore, EmbeddedParty, GeneratedKey, GenerationCounter, KeyStore, MemoryKeyStore, PartyError,
-    PresignatureStore,
+    PresignatureStore, ReshareResult,
 };
 #[cfg(any(test, feature = "testing"))]
 pub use embedded::{MemoryBanStore, MemoryGenerationCounter, MemoryPresignatureStore};

@@ -98,6 +98,12 @@ pub trait PresignatureStore: Send + Sync {
     /// # Errors
     /// A description of the storage failure.
     fn delete_all(&self) -> Result<u64, String>;
+    /// Deletes every presignature of `key_id` (after a refresh, reshare or deletion they
+    /// belong to shares that no longer exist); returns how many there were.
+    ///
+    /// # Errors
+    /// A description of the storage failure.
+    fn delete_key(&self, key_id: &str) -> Result<u64, String>;
     /// The generation stored with the presignatures (`None` for a new store).
     ///
     /// # Errors
@@ -184,6 +190,12 @@ impl PresignatureStore for MemoryPresignatureStore {
         let n = g.0.len() as u64;
         g.0.clear();
         Ok(n)
+    }
+    fn delete_key(&self, key_id: &str) -> Result<u64, String> {
+        let mut g = self.inner.lock().map_err(|_| "lock poisoned".to_owned())?;
+        let before = g.0.len();
+        g.0.retain(|(k, _), _| k != key_id);
+        Ok((before - g.0.len()) as u64)
     }
     fn generation(&self) -> Result<Option<u64>, String> {
         Ok(self.inner.lock().map_err(|_| "lock poisoned".to_owned())?.1)

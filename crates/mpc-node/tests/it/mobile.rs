@@ -202,3 +202,166 @@ async fn phone_presignatures_finish_once_and_never_come_back_from_a_backup() {
     }
     assert!(presigs.is_empty());
 }
+
+/// A phone party over its own relay connection, with in-memory stores.
+async fn phone_party(cluster: &Cluster, seed: u8) -> (EmbeddedParty, Arc<Ed25519Identity>) {
+    let id = Arc::new(Ed25519Identity::from_seed(&[seed; 32]));
+    let relay =
+        Arc::new(WsRelay::connect(cluster.relay.url(), ClientConfig::default()).await.unwrap());
+    let party = EmbeddedParty::new(
+        id.clone(),
+        relay,
+        Arc::new(MemoryKeyStore::default()),
+        Arc::new(MemoryBanStore::default()),
+        Arc::new(MemoryReplayGuard::new()),
+    )
+    .for_application("app-a");
+    (party, id)
+}
+
+/// Phone and server sign `m` together; the signature verifies under `pk` (compressed, hex).
+async fn phone_and_server_sign(
+    phone: &EmbeddedParty,
+    server: &mpc_node_client::Client,
+    session: SessionConfig,
+    key_id: &str,
+    m: [u8; 32],
+) -> String {
+    let body = SignRequestBody {
+        session: session.clone(),
+        message_hash: Some(hex::encode(m)),
+        message: None,
+        hash_algorithm: None,
+        path: None,
+        presignature_id: None,
+    };
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let (p, s) =
+        tokio::join!(phone.sign(key_id, &session, m, &[], &mut rng), server.sign(key_id, &body));
+    let (p, s) = (p.unwrap(), s.unwrap());
+    assert_eq!(hex::encode(p.r), s.r);
+    verify(&s);
+    s.public_key
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_refreshes_then_hands_its_share_to_a_new_phone() {
+    use mpc_node_client::ReshareResult;
+    use mpc_node_client::api::{RefreshRequestBody, ReshareRequestBody};
+
+    let mut spec = NodeSpec::new(2, 2);
+    spec.static_players = vec![2];
+    let cluster = Cluster::start(vec![NodeSpec::new(1, 1), spec]).await;
+    let server = cluster.client(2, "app-a");
+    let (old_phone, old_id) = phone_party(&cluster, 50).await;
+    let (new_phone, new_id) = phone_party(&cluster, 51).await;
+    let keys = |pairs: &[(u16, String)]| pairs.iter().cloned().collect::<BTreeMap<_, _>>();
+    let session = |players: Vec<u16>, public_keys: BTreeMap<u16, String>| SessionConfig {
+        session_id: random_sid(),
+        players,
+        public_keys,
+    };
+    let two = keys(&[(1, old_id.public_key().to_string()), (2, public(2).to_string())]);
+    let keygen = session(vec![1, 2], two.clone());
+    let req = GenerateKeyRequest {
+        key_id: Some("user-9".into()),
+        threshold: 2,
+        curve: "secp256k1".into(),
+        session: keygen.clone(),
+    };
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let (p, s) =
+        tokio::join!(old_phone.generate("user-9", 2, &keygen, &mut rng), server.generate_key(&req));
+    let pk = hex::encode(p.unwrap().public_key);
+    assert_eq!(s.unwrap().public_key.as_ref(), Some(&pk));
+
+    // Refresh: same key, new epoch at both; signing still works.
+    let r = session(vec![1, 2], two.clone());
+    let rb = RefreshRequestBody { session: r.clone() };
+    let (p, s) =
+        tokio::join!(old_phone.refresh("user-9", &r, &mut rng), server.refresh("user-9", &rb));
+    assert_eq!(hex::encode(p.unwrap().public_key), pk);
+    assert_eq!(s.unwrap().epoch, 1);
+    assert_eq!(
+        phone_and_server_sign(
+            &old_phone,
+            &server,
+            session(vec![1, 2], two.clone()),
+            "user-9",
+            [1; 32]
+        )
+        .await,
+        pk
+    );
+
+    // Reshare 2-of-2 -> 3-of-3: a new phone joins as player 1 (with the spec from the server),
+    // the old phone continues as player 3; the threshold changes.
+    let three = keys(&[
+        (1, new_id.public_key().to_string()),
+        (2, public(2).to_string()),
+        (3, old_id.public_key().to_string()),
+    ]);
+    let mut body = ReshareRequestBody {
+        session: session(vec![1, 2, 3], three.clone()),
+        old_players: vec![1, 2],
+        new_threshold: 3,
+        spec: None,
+    };
+    // Without the spec, the new phone has nothing to join with.
+    let e = new_phone
+        .reshare("user-9", &body.session, &body.old_players, 3, None, &mut rng)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, mpc_node_client::PartyError::UnknownKey(_)), "{e:?}");
+    let spec = hex::decode(server.reshare_spec("user-9", &body).await.unwrap().spec).unwrap();
+    assert_eq!(
+        old_phone.reshare_spec("user-9", &body.session, &body.old_players, 3).unwrap(),
+        spec,
+        "both holders compute the same spec"
+    );
+    body.spec = Some(hex::encode(&spec));
+    let mut rng2 = rand_core::UnwrapErr(getrandom::SysRng);
+    let (n, o, s) = tokio::join!(
+        new_phone.reshare("user-9", &body.session, &[1, 2], 3, Some(&spec), &mut rng),
+        old_phone.reshare("user-9", &body.session, &[1, 2], 3, None, &mut rng2),
+        server.reshare("user-9", &body)
+    );
+    match (n.unwrap(), o.unwrap()) {
+        (ReshareResult::Share(n), ReshareResult::Share(o)) => {
+            assert_eq!((n.player, o.player), (1, 3));
+            assert_eq!(hex::encode(n.public_key), pk);
+            assert_eq!(o.public_key, n.public_key);
+        }
+        other => panic!("both phones are in the new committee: {other:?}"),
+    }
+    let info = s.unwrap().key.unwrap();
+    assert_eq!((info.threshold, info.parties, info.epoch), (3, 3, 2));
+
+    // Reshare 3-of-3 -> 2-of-2 on the new phone and the server: the old phone deals and leaves.
+    let two_new = keys(&[(1, new_id.public_key().to_string()), (2, public(2).to_string())]);
+    let body = ReshareRequestBody {
+        session: session(vec![1, 2], two_new.clone()),
+        old_players: vec![1, 2, 3],
+        new_threshold: 2,
+        spec: None,
+    };
+    let (n, o, s) = tokio::join!(
+        new_phone.reshare("user-9", &body.session, &[1, 2, 3], 2, None, &mut rng),
+        old_phone.reshare("user-9", &body.session, &[1, 2, 3], 2, None, &mut rng2),
+        server.reshare("user-9", &body)
+    );
+    assert!(matches!(n.unwrap(), ReshareResult::Share(ref k) if k.player == 1));
+    assert_eq!(o.unwrap(), ReshareResult::Removed);
+    let info = s.unwrap().key.unwrap();
+    assert_eq!((info.threshold, info.parties, info.epoch), (2, 2, 3));
+    let gone =
+        old_phone.sign("user-9", &session(vec![1, 2], two.clone()), [3; 32], &[], &mut rng).await;
+    assert!(matches!(gone, Err(mpc_node_client::PartyError::UnknownKey(_))), "{gone:?}");
+
+    // The new phone and the server sign under the unchanged public key.
+    assert_eq!(
+        phone_and_server_sign(&new_phone, &server, session(vec![1, 2], two_new), "user-9", [2; 32])
+            .await,
+        pk
+    );
+}

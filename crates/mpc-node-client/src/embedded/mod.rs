@@ -14,8 +14,9 @@
 //! reshare that re-keys all OT material or excludes the culprit (run by the other parties; the
 //! phone then stores the new share and clears the key's bans), or deleting the share.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use dkls23_core::KeyShare;
 use dkls23_core::identity::SharedSigner;
@@ -28,9 +29,12 @@ use rand_core::CryptoRng;
 use crate::api::SessionConfig;
 use crate::session::{self, SessionError};
 
+mod lifecycle;
+
 pub use crate::stores::{BanStore, GenerationCounter, KeyStore, MemoryKeyStore, PresignatureStore};
 #[cfg(any(test, feature = "testing"))]
 pub use crate::stores::{MemoryBanStore, MemoryGenerationCounter, MemoryPresignatureStore};
+pub use lifecycle::ReshareResult;
 
 /// Why an embedded-party operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,23 @@ pub enum PartyError {
     /// No such presignature (unknown, already used, or made for another key).
     #[error("no presignature {0} for this key (unknown or already used)")]
     UnknownPresignature(String),
+    /// A refresh or reshare failed after this party's new share was staged (its
+    /// acknowledgement may have reached the others, who may be at the new epoch now). The
+    /// staged share is activated on the next use of the key once every other member's
+    /// acknowledgement is found at the relay; until then the current share is used.
+    #[error(
+        "the refresh/reshare of key {key_id} failed after this party's new share (epoch {epoch}) \
+         was staged: {cause}; the staged share is activated on the next use of the key once the \
+         other members' acknowledgements are found at the relay"
+    )]
+    Undecided {
+        /// The key.
+        key_id: String,
+        /// The epoch of the staged share.
+        epoch: u32,
+        /// Why the run failed.
+        cause: dkls23_core::Error,
+    },
     /// This party was created without presignature storage.
     #[error("presignatures need a PresignatureStore and a GenerationCounter (with_presignatures)")]
     NoPresignatureStore,
@@ -99,6 +120,8 @@ pub struct EmbeddedParty {
     presigs: Option<PresignatureStores>,
     opts: RunOptions,
     application: String,
+    /// When a staged share last could not be confirmed, per key.
+    settle_tries: Mutex<HashMap<String, Instant>>,
 }
 
 /// The presignature store and the generation counter outside it.
@@ -132,6 +155,7 @@ impl EmbeddedParty {
             presigs: None,
             opts: RunOptions::default(),
             application: String::new(),
+            settle_tries: Mutex::new(HashMap::new()),
         }
     }
 
@@ -201,7 +225,7 @@ impl EmbeddedParty {
         rng: &mut (dyn CryptoRng + Send),
     ) -> Result<Signature, PartyError> {
         let iid = session::session_id(session_cfg)?;
-        let share = self.load(key_id)?;
+        let share = self.load_settled(key_id, rng).await?;
         let mut signers = session_cfg.players.clone();
         signers.sort_unstable();
         let banned = self.refuse_banned(key_id, &signers)?;
@@ -295,7 +319,7 @@ impl EmbeddedParty {
         rng: &mut (dyn CryptoRng + Send),
     ) -> Result<Vec<String>, PartyError> {
         let sid = session::session_id(session_cfg)?;
-        let share = self.load(key_id)?;
+        let share = self.load_settled(key_id, rng).await?;
         let mut signers = session_cfg.players.clone();
         signers.sort_unstable();
         let mut ids = Vec::with_capacity(usize::from(count));
@@ -349,7 +373,7 @@ impl EmbeddedParty {
         let unknown = || PartyError::UnknownPresignature(presignature_id.to_owned());
         let iid = hex::decode(&id).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
         let iid = iid.ok_or_else(unknown)?;
-        let share = self.load(key_id)?;
+        let share = self.load_settled(key_id, rng).await?;
         let mut signers = session_cfg.players.clone();
         signers.sort_unstable();
         self.refuse_banned(key_id, &signers)?;
@@ -404,12 +428,15 @@ impl EmbeddedParty {
         self.bans.banned(key_id).map_err(PartyError::Store)
     }
 
-    /// Deletes the share of `key_id` (and its bans, which belonged to that share's OT material).
+    /// Deletes the share of `key_id` with everything that belonged to it: its bans (they were
+    /// about that share's OT material), its presignatures and a staged share.
     ///
     /// # Errors
     /// [`PartyError::Store`].
     pub fn delete(&self, key_id: &str) -> Result<(), PartyError> {
         self.store.delete(key_id).map_err(PartyError::Store)?;
+        self.delete_staged(key_id)?;
+        self.drop_presignatures(key_id)?;
         self.bans.clear(key_id).map_err(PartyError::Store)
     }
 }
