@@ -49,6 +49,32 @@ pub enum MobileError {
         /// The key id.
         key_id: String,
     },
+    /// No such presignature for this key (unknown, or already used).
+    #[error("no presignature {presignature_id} for this key (unknown or already used)")]
+    UnknownPresignature {
+        /// The presignature id.
+        presignature_id: String,
+    },
+    /// The presignature storage was restored from a backup or copied: every presignature in it
+    /// was deleted (one used twice would reveal the share) and nothing was sent; make new ones.
+    #[error("the presignature storage was restored: all {deleted} presignature(s) were deleted")]
+    PresignaturesRestored {
+        /// How many were deleted.
+        deleted: u64,
+    },
+    /// A refresh or reshare failed after this phone's new share was kept aside: the other
+    /// members may have moved to it. It is activated at the next use of the key once every
+    /// other member's acknowledgement is found at the relay (the current share is used until
+    /// then); retrying the same session is not needed.
+    #[error("refresh/reshare of key {key_id} undecided (new epoch {epoch}): {message}")]
+    Undecided {
+        /// The key.
+        key_id: String,
+        /// The epoch of the share kept aside.
+        epoch: u32,
+        /// Why the run failed.
+        message: String,
+    },
     /// The app's secure storage failed.
     #[error("storage: {message}")]
     Storage {
@@ -81,6 +107,13 @@ impl From<mpc_node_client::embedded::PartyError> for MobileError {
             P::Store(message) => Self::Storage { message },
             P::UnknownKey(key_id) => Self::UnknownKey { key_id },
             P::Banned { key_id, party } => Self::Banned { key_id, party },
+            P::UnknownPresignature(presignature_id) => {
+                Self::UnknownPresignature { presignature_id }
+            }
+            P::PresignaturesRestored { deleted } => Self::PresignaturesRestored { deleted },
+            P::Undecided { key_id, epoch, cause } => {
+                Self::Undecided { key_id, epoch, message: cause.to_string() }
+            }
             other => Self::InvalidInput { message: other.to_string() },
         }
     }

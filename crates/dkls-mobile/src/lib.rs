@@ -9,18 +9,21 @@
 //!
 //! Phones meet through the relay: they exchange an [`OobPayload`] out of band (a QR code:
 //! [`encode_payload`] / [`parse_payload`]), build the same [`Session`] with [`mobile_session`],
-//! and run [`Phone::keygen`] and [`Phone::sign`]. The protocol code is the embedded party of
+//! and run [`Phone::keygen`] and [`Phone::sign`]; presignatures, refresh, reshare, xpub and
+//! receiving an export complete the key's life on the phone. The protocol code is the embedded party of
 //! `mpc-node-client`; this crate adds only the foreign-language surface.
 
 uniffi::setup_scaffolding!();
 
 mod error;
+mod lifecycle;
 mod payload;
 mod phone;
 mod signer;
 mod storage;
 
 pub use error::{ForeignError, MobileError};
+pub use lifecycle::{ExportRecipient, ExportedKey};
 pub use payload::{OobPayload, encode_payload, mobile_session, new_instance_id, parse_payload};
 pub use phone::{
     HashAlgorithm, KeyInfo, Phone, PhoneConfig, ProgressListener, Session, SignatureResult,

@@ -51,7 +51,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn to_config(&self) -> Result<SessionConfig, MobileError> {
+    pub(crate) fn to_config(&self) -> Result<SessionConfig, MobileError> {
         if self.session_id.len() != 32 {
             return Err(MobileError::input(format!(
                 "the session id is 32 bytes, not {}",
@@ -131,7 +131,7 @@ impl RoundObserver for Progress {
 #[derive(uniffi::Object)]
 pub struct Phone {
     runtime: Option<tokio::runtime::Runtime>,
-    party: Arc<EmbeddedParty>,
+    pub(crate) party: Arc<EmbeddedParty>,
     relay: Arc<WsRelay>,
     stores: Stores,
     identity: dkls23_core::identity::IdentityPublicKey,
@@ -206,7 +206,7 @@ impl Phone {
         };
         let signer = Arc::new(ForeignIdentity::new(signer)?);
         let identity = signer.public_key();
-        let stores = Stores(storage);
+        let stores = Stores::new(storage);
         let options = RunOptions {
             round_timeout: Duration::from_secs(u64::from(config.round_timeout_secs.max(1))),
             observer: progress.map(|p| Arc::new(Progress(p)) as Arc<dyn RoundObserver>),
@@ -219,6 +219,7 @@ impl Phone {
             Arc::new(stores.clone()),
             Arc::new(stores.clone()),
         )
+        .with_presignatures(Arc::new(stores.clone()), Arc::new(stores.clone()))
         .for_application(&config.application)
         .with_options(options);
         Ok(Arc::new(Self {
@@ -280,13 +281,7 @@ impl Phone {
         self.spawn(async move {
             let mut rng = UnwrapErr(SysRng);
             let generated = party.generate(&key_id, threshold, &config, &mut rng).await?;
-            let point = decompress(&generated.public_key)?;
-            Ok(KeyInfo {
-                key_id,
-                public_key: generated.public_key.to_vec(),
-                ethereum_address: session::ethereum_address(&point),
-                player: generated.player,
-            })
+            crate::lifecycle::key_info(key_id, &generated)
         })
         .await
     }
@@ -313,14 +308,7 @@ impl Phone {
         self.spawn(async move {
             let mut rng = UnwrapErr(SysRng);
             let sig = party.sign(&key_id, &config, prehash, &path, &mut rng).await?;
-            Ok(SignatureResult {
-                message_hash: prehash.to_vec(),
-                r: sig.r.to_vec(),
-                s: sig.s.to_vec(),
-                recovery_id: sig.recovery_id,
-                der: sig.to_der(),
-                rsv: sig.to_rsv().to_vec(),
-            })
+            Ok(signature_result(prehash, &sig))
         })
         .await
     }
@@ -350,7 +338,7 @@ impl Phone {
         Ok(self.party.banned(&key_id)?)
     }
 
-    /// Deletes the share of `key_id` and its bans.
+    /// Deletes the share of `key_id` with its bans, presignatures and any staged share.
     ///
     /// # Errors
     /// [`MobileError::Storage`].
@@ -360,7 +348,7 @@ impl Phone {
 }
 
 impl Phone {
-    fn share(&self, key_id: &str) -> Result<KeyShare, MobileError> {
+    pub(crate) fn share(&self, key_id: &str) -> Result<KeyShare, MobileError> {
         use mpc_node_client::embedded::KeyStore as _;
         let bytes = self
             .stores
@@ -374,7 +362,7 @@ impl Phone {
 
     /// Runs `fut` on this phone's runtime. Dropping the returned future (the caller's task was
     /// cancelled) stops the work: nothing more is sent, and a key generation stores nothing.
-    async fn spawn<T: Send + 'static>(
+    pub(crate) async fn spawn<T: Send + 'static>(
         &self,
         fut: impl std::future::Future<Output = Result<T, MobileError>> + Send + 'static,
     ) -> Result<T, MobileError> {
@@ -394,7 +382,21 @@ impl Phone {
     }
 }
 
-fn prehash(hash: HashAlgorithm, message: &[u8]) -> Result<[u8; 32], MobileError> {
+pub(crate) fn signature_result(
+    prehash: [u8; 32],
+    sig: &dkls23_core::sign::Signature,
+) -> SignatureResult {
+    SignatureResult {
+        message_hash: prehash.to_vec(),
+        r: sig.r.to_vec(),
+        s: sig.s.to_vec(),
+        recovery_id: sig.recovery_id,
+        der: sig.to_der(),
+        rsv: sig.to_rsv().to_vec(),
+    }
+}
+
+pub(crate) fn prehash(hash: HashAlgorithm, message: &[u8]) -> Result<[u8; 32], MobileError> {
     use dkls23_core::hashing::HashAlgorithm as H;
     let alg = match hash {
         HashAlgorithm::Keccak256 => H::Keccak256,
@@ -404,7 +406,7 @@ fn prehash(hash: HashAlgorithm, message: &[u8]) -> Result<[u8; 32], MobileError>
     dkls23_core::hashing::prehash(alg, message).map_err(|e| MobileError::input(e.to_string()))
 }
 
-fn parse_path(path: &str) -> Result<Vec<u32>, MobileError> {
+pub(crate) fn parse_path(path: &str) -> Result<Vec<u32>, MobileError> {
     let path = path.trim();
     if path.is_empty() || path == "m" {
         return Ok(Vec::new());
@@ -412,7 +414,7 @@ fn parse_path(path: &str) -> Result<Vec<u32>, MobileError> {
     session::parse_path(path).map_err(|e| MobileError::input(e.0))
 }
 
-fn decompress(key: &[u8; 33]) -> Result<k256::ProjectivePoint, MobileError> {
+pub(crate) fn decompress(key: &[u8; 33]) -> Result<k256::ProjectivePoint, MobileError> {
     k256::PublicKey::from_sec1_bytes(key)
         .map(|p| p.to_projective())
         .map_err(|_| MobileError::input("the generated public key does not decode"))
