@@ -2,12 +2,17 @@
 
     python3 phone.py mobile --role initiator|follower --dir DIR --exchange DIR \
         --relay URL [--ca FILE] [--kind ed25519|p256]
+        [--die-after ROUND] [--round-timeout SECS] [--payload-relay URL]
         Two phones: exchange the out-of-band payload through files in --exchange (standing in
         for a QR code), run 2-of-2 key generation and KECCAK256 signing through the relay,
         verify the signature with the `cryptography` package (OpenSSL) and print one JSON
         line with the public key, address and signature.
     python3 phone.py check-relay --dir DIR --relay URL [--ca FILE]
         Prints the MobileError the phone gets for this relay (or "ok").
+    python3 phone.py server --dir DIR --relay URL --ca FILE --exchange DIR --app APP
+        The phone of a phone + server key: follows the steps the app's backend writes to
+        --exchange (keygen, sign, presign, finish, refresh, xpub, done) and prints one JSON
+        list with what each gave.
     python3 phone.py parse PAYLOAD
         Prints the MobileError for a bad payload (or the parsed payload).
 
@@ -20,6 +25,7 @@ import asyncio
 import gc
 import json
 import os
+import signal
 import sys
 import time
 
@@ -70,11 +76,17 @@ class FileStorage(m.SecureStorage):
 
 
 class Rounds(m.ProgressListener):
-    def __init__(self):
+    """Records each round; with `die_after`, the process is killed (SIGKILL: no clean-up, as
+    when the OS kills an app) once that round is done."""
+
+    def __init__(self, die_after=None):
         self.done = []
+        self.die_after = die_after
 
     def round_done(self, protocol, round):
         self.done.append(f"{protocol}:{round}")
+        if self.die_after == f"{protocol}:{round}":
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def identity(storage, kind):
@@ -89,7 +101,8 @@ def phone(args, progress=None):
     storage = FileStorage(args.dir)
     kind = m.IdentityKind.P256 if getattr(args, "kind", "ed25519") == "p256" else m.IdentityKind.ED25519
     ca = open(args.ca).read() if args.ca else None
-    config = m.PhoneConfig(relay_url=args.relay, relay_ca_pem=ca, round_timeout_secs=30)
+    timeout = getattr(args, "round_timeout", 30)
+    config = m.PhoneConfig(relay_url=args.relay, relay_ca_pem=ca, round_timeout_secs=timeout)
     signer = identity(storage, kind)
     return m.Phone(config, storage, signer, progress), signer
 
@@ -123,14 +136,14 @@ def verify_with_openssl(public_key, message_hash, der):
 
 
 async def mobile(args):
-    rounds = Rounds()
+    rounds = Rounds(args.die_after)
     me, signer = phone(args, rounds)
     await me.check_relay()
     mine = m.OobPayload(
         instance_id=m.new_instance_id(),
         key_kind=signer.key_kind(),
         verifying_key=signer.verifying_key(),
-        relay_url=args.relay,
+        relay_url=args.payload_relay or args.relay,
     )
     other = "follower" if args.role == "initiator" else "initiator"
     publish(args.exchange, args.role, m.encode_payload(mine))
@@ -198,7 +211,8 @@ def session_from(obj):
 
 async def server(args):
     """The phone + server flow: the phone is a dynamic player of an mpc-node; the app's
-    backend (the test driver) sends the sessions through --exchange and calls the node."""
+    backend (the test driver) hands it the same sessions as the node, one step file at a time
+    (step-1.json, step-2.json, ...), and the phone prints what each step gave it."""
     ca = open(args.ca).read()
     storage = FileStorage(args.dir)
     signer = identity(storage, m.IdentityKind.P256)
@@ -207,14 +221,51 @@ async def server(args):
     me = m.Phone(config, storage, signer, None)
     await me.check_relay()
     publish(args.exchange, "phone.identity", me.identity())
-    keygen = json.loads(wait_for(args.exchange, "keygen.json"))
-    key = await me.keygen(keygen["key_id"], 2, session_from(keygen))
-    sign = json.loads(wait_for(args.exchange, "sign.json"))
-    sig = await me.sign(keygen["key_id"], session_from(sign), bytes.fromhex(sign["message"]),
-                        m.HashAlgorithm.KECCAK256, sign["path"])
-    print(json.dumps({"public_key": key.public_key.hex(), "player": key.player,
-                      "r": sig.r.hex(), "s": sig.s.hex(), "message_hash": sig.message_hash.hex()}),
-          flush=True)
+    results = []
+    for n in range(1, 100):
+        step = json.loads(wait_for(args.exchange, f"step-{n}.json"))
+        op, key_id = step["op"], step.get("key_id")
+        if op == "done":
+            break
+        if op == "keygen":
+            key = await me.keygen(key_id, step["threshold"], session_from(step))
+            out = {"public_key": key.public_key.hex(), "player": key.player,
+                   "address": key.ethereum_address}
+        elif op == "sign":
+            sig = await me.sign(key_id, session_from(step), bytes.fromhex(step["message"]),
+                                m.HashAlgorithm.KECCAK256, step["path"])
+            out = signature(sig)
+        elif op == "presign":
+            ids = await me.presign(key_id, session_from(step), step["count"], step["path"])
+            out = {"presignature_ids": ids}
+        elif op == "finish":
+            sig = await me.sign_with_presignature(
+                key_id, step["presignature_id"], step["players"],
+                bytes.fromhex(step["message"]), m.HashAlgorithm.KECCAK256, step["path"])
+            out = signature(sig)
+            # The same presignature again: refused before anything is sent.
+            try:
+                await me.sign_with_presignature(
+                    key_id, step["presignature_id"], step["players"],
+                    bytes.fromhex(step["message"]), m.HashAlgorithm.KECCAK256, step["path"])
+                out["reuse"] = "accepted"
+            except m.MobileError.UnknownPresignature:
+                out["reuse"] = "MobileError.UnknownPresignature"
+        elif op == "refresh":
+            key = await me.refresh(key_id, session_from(step))
+            out = {"public_key": key.public_key.hex(), "player": key.player}
+        elif op == "xpub":
+            out = {"xpub": me.xpub(key_id, step["path"], False)}
+        else:
+            raise SystemExit(f"unknown step {op}")
+        out["op"] = op
+        results.append(out)
+    print(json.dumps(results), flush=True)
+
+
+def signature(sig):
+    return {"r": sig.r.hex(), "s": sig.s.hex(), "v": sig.recovery_id,
+            "message_hash": sig.message_hash.hex(), "der": sig.der.hex()}
 
 
 async def cancel(args):
@@ -260,6 +311,9 @@ def main():
     mob = sub.add_parser("mobile")
     mob.add_argument("--role", choices=["initiator", "follower"], required=True)
     mob.add_argument("--kind", choices=["ed25519", "p256"], default="ed25519")
+    mob.add_argument("--die-after", help="e.g. dkg:2: the process kills itself after that round")
+    mob.add_argument("--round-timeout", type=int, default=30)
+    mob.add_argument("--payload-relay", help="the relay URL to put in the payload (default --relay)")
     for p in (mob, sub.add_parser("check-relay"), sub.add_parser("cancel")):
         p.add_argument("--dir", required=True)
         p.add_argument("--relay", required=True)
