@@ -2,60 +2,19 @@
 //! crate (no bindings): the baseline for the bindings' overhead in `docs/mobile.md`.
 //!
 //! `cargo run --release -p dkls-mobile --example phone_cpu -- initiator|follower DIR EXCHANGE
-//! RELAY_URL CA_FILE` prints `role keygen_cpu_ms sign_cpu_ms` (this process's CPU time during
-//! each call, all its threads; Linux).
+//! RELAY_URL CA_FILE [SIGNS [PRESIGNS]]` prints `role keygen_ms sign_ms presign_ms online_ms`:
+//! this process's CPU time during each call (all its threads; Linux), the median over SIGNS
+//! signatures and PRESIGNS presign + online rounds.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dkls_mobile::{
-    ForeignError, HashAlgorithm, IdentityKind, OobPayload, Phone, PhoneConfig, SecureStorage,
-    Session, encode_payload, mobile_session, new_instance_id, new_signer_secret, parse_payload,
+    HashAlgorithm, IdentityKind, OobPayload, Phone, PhoneConfig, Session, encode_payload,
+    file_storage, mobile_session, new_instance_id, new_signer_secret, parse_payload,
     software_signer,
 };
-
-/// Files as storage, like the Python phone's.
-struct Files(PathBuf);
-
-impl Files {
-    fn path(&self, key: &str) -> PathBuf {
-        self.0.join(key.replace('/', "__"))
-    }
-}
-
-impl SecureStorage for Files {
-    fn get(&self, key: String) -> Result<Option<Vec<u8>>, ForeignError> {
-        Ok(std::fs::read(self.path(&key)).ok())
-    }
-
-    fn put(&self, key: String, value: Vec<u8>) -> Result<(), ForeignError> {
-        let tmp = self.path(&format!("{key}.tmp"));
-        let f = std::fs::File::create(&tmp)
-            .map_err(|e| ForeignError::Failed { message: e.to_string() })?;
-        std::io::Write::write_all(&mut &f, &value).unwrap();
-        f.sync_all().unwrap();
-        std::fs::rename(tmp, self.path(&key)).unwrap();
-        Ok(())
-    }
-
-    fn put_if_absent(&self, key: String, value: Vec<u8>) -> Result<bool, ForeignError> {
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(self.path(&key)) {
-            Ok(f) => {
-                std::io::Write::write_all(&mut &f, &value).unwrap();
-                f.sync_all().unwrap();
-                Ok(true)
-            }
-            Err(_) => Ok(false),
-        }
-    }
-
-    fn delete(&self, key: String) -> Result<(), ForeignError> {
-        let _ = std::fs::remove_file(self.path(&key));
-        Ok(())
-    }
-}
 
 /// This process's CPU time: the sum over its threads of the nanoseconds in
 /// `/proc/self/task/*/schedstat` (Linux; the runtime's threads live as long as the process).
@@ -67,6 +26,16 @@ fn cpu() -> Duration {
         total += stat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     }
     Duration::from_nanos(total)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The median in milliseconds (NaN for none).
+fn median_ms(v: &mut [Duration]) -> f64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).map_or(f64::NAN, |d| ms(*d))
 }
 
 fn publish(exchange: &Path, name: &str, text: &str) {
@@ -90,8 +59,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (role, dir, exchange, url, ca) =
         (&args[1], &args[2], Path::new(&args[3]), &args[4], &args[5]);
+    let signs: usize = args.get(6).map_or(1, |n| n.parse().unwrap());
+    let presigns: usize = args.get(7).map_or(0, |n| n.parse().unwrap());
     std::fs::create_dir_all(dir).unwrap();
-    let storage = Arc::new(Files(PathBuf::from(dir)));
+    let storage = file_storage(dir.clone()).unwrap();
     let signer =
         software_signer(IdentityKind::Ed25519, new_signer_secret(IdentityKind::Ed25519)).unwrap();
     let config = PhoneConfig {
@@ -122,24 +93,53 @@ fn main() {
         let t = cpu();
         phone.keygen("wallet".into(), 2, session.clone()).await.unwrap();
         let keygen = cpu() - t;
-        if role == "initiator" {
-            publish(exchange, "sign-session", &hex::encode(new_instance_id()));
+        let shared = |name: &str| {
+            if role == "initiator" {
+                publish(exchange, name, &hex::encode(new_instance_id()));
+            }
+            Session {
+                session_id: hex::decode(wait_for(exchange, name)).unwrap(),
+                players: vec![1, 2],
+                public_keys: session.public_keys.clone(),
+            }
+        };
+        let message = b"hello from two phones".to_vec();
+        let path = "m/44/60/0/0/0".to_owned();
+        let (mut sign, mut presign, mut online) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..signs {
+            let s = shared(&format!("sign-session-{k}"));
+            let t = cpu();
+            phone
+                .sign("wallet".into(), s, message.clone(), HashAlgorithm::Keccak256, path.clone())
+                .await
+                .unwrap();
+            sign.push(cpu() - t);
         }
-        let sid = hex::decode(wait_for(exchange, "sign-session")).unwrap();
-        let sign_session =
-            Session { session_id: sid, players: vec![1, 2], public_keys: session.public_keys };
-        let t = cpu();
-        phone
-            .sign(
-                "wallet".into(),
-                sign_session,
-                b"hello from two phones".to_vec(),
-                HashAlgorithm::Keccak256,
-                "m/44/60/0/0/0".into(),
-            )
-            .await
-            .unwrap();
-        let sign = cpu() - t;
-        println!("{role} {:.1} {:.1}", keygen.as_secs_f64() * 1e3, sign.as_secs_f64() * 1e3);
+        for k in 0..presigns {
+            let s = shared(&format!("presign-session-{k}"));
+            let t = cpu();
+            let ids = phone.presign("wallet".into(), s, 1, path.clone()).await.unwrap();
+            presign.push(cpu() - t);
+            let t = cpu();
+            phone
+                .sign_with_presignature(
+                    "wallet".into(),
+                    ids[0].clone(),
+                    vec![1, 2],
+                    message.clone(),
+                    HashAlgorithm::Keccak256,
+                    path.clone(),
+                )
+                .await
+                .unwrap();
+            online.push(cpu() - t);
+        }
+        println!(
+            "{role} {:.1} {:.1} {:.1} {:.1}",
+            ms(keygen),
+            median_ms(&mut sign),
+            median_ms(&mut presign),
+            median_ms(&mut online)
+        );
     });
 }

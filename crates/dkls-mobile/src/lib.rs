@@ -5,7 +5,7 @@
 //! in the Keychain / Android Keystore-backed storage) and [`MessageSigner`] (the identity key
 //! that signs this phone's protocol messages, which may live in the Secure Enclave or the
 //! Android Keystore: Ed25519 or ECDSA P-256). [`software_signer`] is an in-process identity for
-//! tests and desktops.
+//! tests and desktops, [`file_storage`] a storage in files for the same.
 //!
 //! Phones meet through the relay: they exchange an [`OobPayload`] out of band (a QR code:
 //! [`encode_payload`] / [`parse_payload`]), build the same [`Session`] with [`mobile_session`],
@@ -16,6 +16,7 @@
 uniffi::setup_scaffolding!();
 
 mod error;
+mod file_storage;
 mod lifecycle;
 mod payload;
 mod phone;
@@ -23,6 +24,7 @@ mod signer;
 mod storage;
 
 pub use error::{ForeignError, MobileError};
+pub use file_storage::file_storage;
 pub use lifecycle::{ExportRecipient, ExportedKey};
 pub use payload::{OobPayload, encode_payload, mobile_session, new_instance_id, parse_payload};
 pub use phone::{

@@ -3,6 +3,7 @@
     python3 phone.py mobile --role initiator|follower --dir DIR --exchange DIR \
         --relay URL [--ca FILE] [--kind ed25519|p256]
         [--die-after ROUND] [--round-timeout SECS] [--payload-relay URL]
+        [--signs N] [--presigns N] [--rust-storage]
         Two phones: exchange the out-of-band payload through files in --exchange (standing in
         for a QR code), run 2-of-2 key generation and KECCAK256 signing through the relay,
         verify the signature with the `cryptography` package (OpenSSL) and print one JSON
@@ -26,6 +27,7 @@ import gc
 import json
 import os
 import signal
+import statistics
 import sys
 import time
 
@@ -98,13 +100,39 @@ def identity(storage, kind):
 
 
 def phone(args, progress=None):
-    storage = FileStorage(args.dir)
+    # --rust-storage: the library's own file storage (what the Rust baseline uses), to time
+    # the bindings without the cost of storage callbacks written in Python.
+    if getattr(args, "rust_storage", False):
+        storage = m.file_storage(args.dir)
+    else:
+        storage = FileStorage(args.dir)
     kind = m.IdentityKind.P256 if getattr(args, "kind", "ed25519") == "p256" else m.IdentityKind.ED25519
     ca = open(args.ca).read() if args.ca else None
     timeout = getattr(args, "round_timeout", 30)
     config = m.PhoneConfig(relay_url=args.relay, relay_ca_pem=ca, round_timeout_secs=timeout)
     signer = identity(storage, kind)
     return m.Phone(config, storage, signer, progress), signer
+
+
+def cpu_by_thread():
+    """This process's CPU time per thread name, in nanoseconds (Linux schedstat: all the time
+    each thread ran, as the Rust baseline measures it)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                ns = int(f.read().split()[0])
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                name = f.read().strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        out[name] = out.get(name, 0) + ns
+    return out
+
+
+def cpu_delta(before, after):
+    return {k: round((v - before.get(k, 0)) / 1e6, 2) for k, v in after.items()
+            if v - before.get(k, 0) > 0}
 
 
 def publish(exchange, name, text):
@@ -151,23 +179,43 @@ async def mobile(args):
     initiator, follower = (mine, theirs) if args.role == "initiator" else (theirs, mine)
     session = m.mobile_session(initiator, follower)
 
+    threads = cpu_by_thread()
     started = time.process_time()
     key = await me.keygen("wallet", 2, session)
     keygen_cpu = time.process_time() - started
+    keygen_threads = cpu_delta(threads, cpu_by_thread())
 
-    # A fresh session id for signing, chosen by the initiator and sent like the payload.
-    if args.role == "initiator":
-        publish(args.exchange, "sign-session", m.new_instance_id().hex())
-    sign_session = m.Session(
-        session_id=bytes.fromhex(wait_for(args.exchange, "sign-session")),
-        players=[1, 2],
-        public_keys=session.public_keys,
-    )
+    # A fresh session id for each signing, chosen by the initiator and sent like the payload.
+    def shared_session(name):
+        if args.role == "initiator":
+            publish(args.exchange, name, m.new_instance_id().hex())
+        return m.Session(
+            session_id=bytes.fromhex(wait_for(args.exchange, name)),
+            players=[1, 2],
+            public_keys=session.public_keys,
+        )
+
     message = b"hello from two phones"
     path = "m/44/60/0/0/0"
-    started = time.process_time()
-    sig = await me.sign("wallet", sign_session, message, m.HashAlgorithm.KECCAK256, path)
-    sign_cpu = time.process_time() - started
+    sign_each, presign_each, online_each = [], [], []
+    for k in range(args.signs):
+        sign_session = shared_session(f"sign-session-{k}")
+        threads = cpu_by_thread()
+        started = time.process_time()
+        sig = await me.sign("wallet", sign_session, message, m.HashAlgorithm.KECCAK256, path)
+        sign_each.append(time.process_time() - started)
+        sign_threads = cpu_delta(threads, cpu_by_thread())
+    # Presign + the online round (the same message), timed separately.
+    for k in range(args.presigns):
+        pre_session = shared_session(f"presign-session-{k}")
+        started = time.process_time()
+        [pid] = await me.presign("wallet", pre_session, 1, path)
+        presign_each.append(time.process_time() - started)
+        started = time.process_time()
+        online = await me.sign_with_presignature("wallet", pid, [1, 2], message,
+                                                 m.HashAlgorithm.KECCAK256, path)
+        online_each.append(time.process_time() - started)
+        assert online.message_hash == sig.message_hash
     derived = me.public_key("wallet", path)
 
     # The signature over the signed hash, checked by OpenSSL; the test driver checks that
@@ -188,7 +236,11 @@ async def mobile(args):
         "verified_by": "cryptography/OpenSSL",
         "rounds": rounds.done,
         "keygen_cpu_s": keygen_cpu,
-        "sign_cpu_s": sign_cpu,
+        "sign_cpu_s": statistics.median(sign_each),
+        "presign_cpu_s": statistics.median(presign_each) if presign_each else None,
+        "online_cpu_s": statistics.median(online_each) if online_each else None,
+        "keygen_cpu_ms_by_thread": keygen_threads,
+        "sign_cpu_ms_by_thread": sign_threads,
     }), flush=True)
 
 
@@ -313,6 +365,10 @@ def main():
     mob.add_argument("--kind", choices=["ed25519", "p256"], default="ed25519")
     mob.add_argument("--die-after", help="e.g. dkg:2: the process kills itself after that round")
     mob.add_argument("--round-timeout", type=int, default=30)
+    mob.add_argument("--rust-storage", action="store_true",
+                     help="use the library's file storage instead of the Python one")
+    mob.add_argument("--signs", type=int, default=1, help="signatures to make (median CPU)")
+    mob.add_argument("--presigns", type=int, default=0, help="presign + online rounds to time")
     mob.add_argument("--payload-relay", help="the relay URL to put in the payload (default --relay)")
     for p in (mob, sub.add_parser("check-relay"), sub.add_parser("cancel")):
         p.add_argument("--dir", required=True)
