@@ -56,17 +56,7 @@ async fn mobile_and_server_two_party_keygen_and_sign() {
     let cluster = Cluster::start(vec![NodeSpec::new(1, 1), spec]).await;
     let server = cluster.client(2, "app-a");
 
-    let phone_id = Arc::new(Ed25519Identity::from_seed(&[42; 32]));
-    let relay =
-        Arc::new(WsRelay::connect(cluster.relay.url(), ClientConfig::default()).await.unwrap());
-    let phone = EmbeddedParty::new(
-        phone_id.clone(),
-        relay,
-        Arc::new(MemoryKeyStore::default()),
-        Arc::new(MemoryBanStore::default()),
-        Arc::new(MemoryReplayGuard::new()),
-    )
-    .for_application("app-a");
+    let (phone, phone_id) = phone_party(&cluster, 42).await;
     let mut public_keys = BTreeMap::new();
     public_keys.insert(1u16, phone_id.public_key().to_string());
     public_keys.insert(2u16, public(2).to_string());
