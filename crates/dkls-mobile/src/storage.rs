@@ -257,33 +257,38 @@ impl PresignatureStore for Stores {
     }
 
     fn generation(&self) -> Result<Option<u64>, String> {
-        self.storage
-            .get(STORE_GENERATION.into())
-            .map_err(|e| failed("read the presignature store's generation", e))?
-            .map(|b| decode_u64(&b, "presignature store generation"))
-            .transpose()
+        self.get_u64(STORE_GENERATION, "presignature store's generation")
     }
 
     fn set_generation(&self, generation: u64) -> Result<(), String> {
-        self.storage
-            .put(STORE_GENERATION.into(), generation.to_be_bytes().to_vec())
-            .map_err(|e| failed("write the presignature store's generation", e))
+        self.put_u64(STORE_GENERATION, "presignature store's generation", generation)
     }
 }
 
 impl GenerationCounter for Stores {
     fn get(&self) -> Result<Option<u64>, String> {
-        self.storage
-            .get(COUNTER.into())
-            .map_err(|e| failed("read the presignature generation counter", e))?
-            .map(|b| decode_u64(&b, "presignature generation counter"))
-            .transpose()
+        self.get_u64(COUNTER, "presignature generation counter")
     }
 
     fn set(&self, value: u64) -> Result<(), String> {
+        self.put_u64(COUNTER, "presignature generation counter", value)
+    }
+}
+
+impl Stores {
+    /// An 8-byte big-endian number stored under `key`.
+    fn get_u64(&self, key: &str, what: &str) -> Result<Option<u64>, String> {
         self.storage
-            .put(COUNTER.into(), value.to_be_bytes().to_vec())
-            .map_err(|e| failed("write the presignature generation counter", e))
+            .get(key.into())
+            .map_err(|e| failed(&format!("read the {what}"), e))?
+            .map(|b| decode_u64(&b, what))
+            .transpose()
+    }
+
+    fn put_u64(&self, key: &str, what: &str, value: u64) -> Result<(), String> {
+        self.storage
+            .put(key.into(), value.to_be_bytes().to_vec())
+            .map_err(|e| failed(&format!("write the {what}"), e))
     }
 }
 
