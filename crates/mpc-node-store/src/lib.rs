@@ -51,15 +51,20 @@
 mod clock;
 mod envelope;
 mod error;
+mod kek;
 mod memory;
+mod postgres;
 mod record;
 mod rules;
 mod sqlite;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use envelope::KdfParams;
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use postgres::{PgOptions, PgStore};
 pub use record::{
     AppId, CreateOutcome, KeyName, KeyRecord, KeyStatus, NewShare, ReadyKey, StagedShare,
 };

@@ -47,6 +47,20 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// PENDING records last changed before `before` (unix seconds) → ERROR.
+    fn fail_pending_before(&self, reason: &str, before: i64) -> Result<u64, StoreError> {
+        let mut inner = self.lock()?;
+        let mut n = 0;
+        for e in inner.keys.values_mut() {
+            if e.record.status == KeyStatus::Pending && e.record.updated_at < before {
+                e.record.status = KeyStatus::Error(truncate_reason(reason));
+                e.record.updated_at = now_secs();
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
         self.inner.lock().map_err(|_| StoreError::Database("store lock poisoned".into()))
     }
@@ -128,16 +142,12 @@ impl Store for MemoryStore {
     }
 
     fn fail_pending(&self, reason: &str) -> Result<u64, StoreError> {
-        let mut inner = self.lock()?;
-        let mut n = 0;
-        for e in inner.keys.values_mut() {
-            if e.record.status == KeyStatus::Pending {
-                e.record.status = KeyStatus::Error(truncate_reason(reason));
-                e.record.updated_at = now_secs();
-                n += 1;
-            }
-        }
-        Ok(n)
+        self.fail_pending_before(reason, i64::MAX)
+    }
+
+    fn fail_stale_pending(&self, reason: &str, max_age_secs: u64) -> Result<u64, StoreError> {
+        let age = i64::try_from(max_age_secs).unwrap_or(i64::MAX);
+        self.fail_pending_before(reason, now_secs().saturating_sub(age))
     }
 
     fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {

@@ -131,3 +131,29 @@ impl std::fmt::Debug for NewShare<'_> {
             .finish()
     }
 }
+
+/// Stored data that does not decode as `what`.
+pub(crate) fn corrupt(what: &str) -> crate::StoreError {
+    crate::StoreError::Corrupt(format!("malformed {what}"))
+}
+
+/// A fixed-size column (`None` stays `None`; another length is corruption).
+pub(crate) fn fixed<const N: usize>(
+    v: Option<Vec<u8>>,
+    what: &str,
+) -> Result<Option<[u8; N]>, crate::StoreError> {
+    v.map(|b| <[u8; N]>::try_from(b.as_slice()).map_err(|_| corrupt(what))).transpose()
+}
+
+/// The status column (`PENDING` / `READY` / `ERROR`) with the error column.
+pub(crate) fn decode_status(
+    status: &str,
+    error: Option<String>,
+) -> Result<KeyStatus, crate::StoreError> {
+    match status {
+        "PENDING" => Ok(KeyStatus::Pending),
+        "READY" => Ok(KeyStatus::Ready),
+        "ERROR" => Ok(KeyStatus::Error(error.unwrap_or_default())),
+        _ => Err(corrupt("key status")),
+    }
+}

@@ -44,6 +44,20 @@ pub trait Store: Send + Sync + 'static {
     /// Database failures only.
     fn fail_pending(&self, reason: &str) -> Result<u64, StoreError>;
 
+    /// Sets the PENDING records that have not changed for `max_age_secs` to ERROR with
+    /// `reason`: on a store that several node processes share, only a record older than the
+    /// longest session can be known to be abandoned. Returns how many.
+    ///
+    /// # Errors
+    /// Database failures only.
+    fn fail_stale_pending(&self, reason: &str, max_age_secs: u64) -> Result<u64, StoreError>;
+
+    /// Whether several node processes (replicas of one player) may use this store at once, so
+    /// that one process cannot assume that a PENDING key is abandoned at start-up.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// The record of (app, key), if any.
     ///
     /// # Errors

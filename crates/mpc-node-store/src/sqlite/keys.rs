@@ -88,13 +88,14 @@ pub(super) fn mark_error(
     Ok(())
 }
 
-/// Every PENDING record → ERROR with `reason`; returns how many.
-pub(super) fn fail_pending(tx: &Connection, reason: &str) -> Result<u64, StoreError> {
+/// PENDING records last changed before `before` (unix seconds) → ERROR with `reason`;
+/// returns how many.
+pub(super) fn fail_pending(tx: &Connection, reason: &str, before: i64) -> Result<u64, StoreError> {
     let n = tx
         .execute(
             "UPDATE keys SET status = 'ERROR', error = ?1, updated_at = ?2 \
-             WHERE status = 'PENDING'",
-            (truncate_reason(reason), now_secs()),
+             WHERE status = 'PENDING' AND updated_at < ?3",
+            (truncate_reason(reason), now_secs(), before),
         )
         .map_err(db)?;
     Ok(u64::try_from(n).unwrap_or(u64::MAX))

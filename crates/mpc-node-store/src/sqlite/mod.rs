@@ -27,6 +27,7 @@ use zeroize::Zeroizing;
 pub use conn::{OpenOptions, SqliteStore};
 use keys::PendingKey;
 
+use crate::clock::now_secs;
 use crate::error::StoreError;
 use crate::record::{CreateOutcome, KeyRecord, NewShare, ReadyKey, StagedShare};
 use crate::rules::{check_app_key, check_params, check_presig_id};
@@ -56,7 +57,13 @@ impl Store for SqliteStore {
     }
 
     fn fail_pending(&self, reason: &str) -> Result<u64, StoreError> {
-        self.write(|tx| keys::fail_pending(tx, reason))
+        self.write(|tx| keys::fail_pending(tx, reason, i64::MAX))
+    }
+
+    fn fail_stale_pending(&self, reason: &str, max_age_secs: u64) -> Result<u64, StoreError> {
+        let age = i64::try_from(max_age_secs).unwrap_or(i64::MAX);
+        let before = now_secs().saturating_sub(age);
+        self.write(|tx| keys::fail_pending(tx, reason, before))
     }
 
     fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {

@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::sql::{corrupt, db, fixed};
 use crate::error::StoreError;
-use crate::record::{KeyRecord, KeyStatus};
+use crate::record::{KeyRecord, decode_status};
 
 /// The columns [`read_record`] expects, in order.
 const RECORD_COLUMNS: &str = "app, key_name, status, error, threshold, parties, player, epoch, \
@@ -49,12 +49,7 @@ fn read_record(row: &Row<'_>) -> rusqlite::Result<RawRecord> {
 
 impl RawRecord {
     fn decode(self) -> Result<KeyRecord, StoreError> {
-        let status = match (self.status.as_str(), self.error) {
-            ("PENDING", _) => KeyStatus::Pending,
-            ("READY", _) => KeyStatus::Ready,
-            ("ERROR", reason) => KeyStatus::Error(reason.unwrap_or_default()),
-            _ => return Err(corrupt("key status")),
-        };
+        let status = decode_status(&self.status, self.error)?;
         let small = |v: i64, what: &str| u16::try_from(v).map_err(|_| corrupt(what));
         Ok(KeyRecord {
             app: self.app,

@@ -29,18 +29,7 @@ pub(super) fn db(e: rusqlite::Error) -> StoreError {
     }
 }
 
-/// Stored data that does not decode as `what`.
-pub(super) fn corrupt(what: &str) -> StoreError {
-    StoreError::Corrupt(format!("malformed {what}"))
-}
-
-/// A fixed-size column (`None` stays `None`; another length is corruption).
-pub(super) fn fixed<const N: usize>(
-    v: Option<Vec<u8>>,
-    what: &str,
-) -> Result<Option<[u8; N]>, StoreError> {
-    v.map(|b| <[u8; N]>::try_from(b.as_slice()).map_err(|_| corrupt(what))).transpose()
-}
+pub(super) use crate::record::{corrupt, fixed};
 
 /// The value of `name` in the `meta` table.
 pub(super) fn meta(tx: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -1,7 +1,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use mpc_node_store::{CreateOutcome, OpenOptions, ReadyKey, SqliteStore, Store};
+use mpc_node_store::{
+    CreateOutcome, OpenOptions, PgOptions, PgStore, ReadyKey, SqliteStore, Store,
+};
 
 pub const APP: &str = "app-1";
 pub const PK: [u8; 33] = [2; 33];
@@ -76,13 +78,32 @@ pub fn ready_key(store: &dyn Store, key: &str, share: &[u8]) {
     store.mark_ready(APP, key, &ready(share)).unwrap();
 }
 
-/// Both implementations, each with its own backing storage (the temp dir lives as long as the
-/// returned guard).
+/// Store options trusting the test server's CA.
+pub fn pg_options() -> PgOptions {
+    let ca = mpc_node_store::testing::postgres_ca().expect("MPC_TEST_POSTGRES_CA");
+    let tls = dkls_tls::ClientTls::builder().public_roots(false).ca_file(ca).unwrap().build();
+    PgOptions { tls: Some(tls.unwrap()), ..PgOptions::insecure_for_tests() }
+}
+
+/// A PostgreSQL store on a new database of the test server (`None` without a server, outside
+/// CI).
+pub fn pg_store() -> Option<(String, PgStore)> {
+    let url = mpc_node_store::testing::postgres_database()?;
+    let store = PgStore::open_with(&url, PASSWORD, &pg_options()).unwrap();
+    Some((url, store))
+}
+
+/// Every implementation, each with its own backing storage (the temp dir lives as long as the
+/// returned guard): memory, SQLite, and PostgreSQL when a test server is there.
 pub fn stores() -> Vec<(&'static str, Arc<dyn Store>, Option<TempDb>)> {
     let db = TempDb::new();
     let sqlite: Arc<dyn Store> = Arc::new(db.open());
-    vec![
+    let mut all: Vec<(&'static str, Arc<dyn Store>, Option<TempDb>)> = vec![
         ("memory", Arc::new(mpc_node_store::MemoryStore::new()), None),
         ("sqlite", sqlite, Some(db)),
-    ]
+    ];
+    if let Some((_, pg)) = pg_store() {
+        all.push(("postgres", Arc::new(pg), None));
+    }
+    all
 }

@@ -318,6 +318,25 @@ fn fail_pending_turns_every_pending_key_into_an_error() {
 }
 
 #[test]
+fn fail_stale_pending_spares_recent_pending_keys() {
+    let all = stores();
+    for (name, s, _db) in &all {
+        s.create_pending(APP, "p", 2, 3, 1).unwrap();
+        ready_key(&**s, "r", b"share");
+        // Just created: not stale for an hour's limit.
+        assert_eq!(s.fail_stale_pending("stale", 3600).unwrap(), 0, "{name}");
+        assert_eq!(s.get(APP, "p").unwrap().unwrap().status, KeyStatus::Pending, "{name}");
+    }
+    // Timestamps are in seconds: after more than one, a zero limit finds it stale.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for (name, s, _db) in &all {
+        assert_eq!(s.fail_stale_pending("stale", 0).unwrap(), 1, "{name}");
+        assert_eq!(s.get(APP, "p").unwrap().unwrap().status, KeyStatus::Error("stale".into()));
+        assert_eq!(s.get(APP, "r").unwrap().unwrap().status, KeyStatus::Ready, "{name}");
+    }
+}
+
+#[test]
 fn peek_leaves_the_presignature_in_place() {
     for (name, s, _db) in stores() {
         ready_key(&*s, "k", b"share");

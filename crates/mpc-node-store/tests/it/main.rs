@@ -10,4 +10,5 @@
 
 mod common;
 mod contract;
+mod postgres;
 mod sqlite;
