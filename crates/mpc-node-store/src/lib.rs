@@ -64,7 +64,7 @@ pub mod testing;
 pub use envelope::KdfParams;
 pub use error::StoreError;
 pub use memory::MemoryStore;
-pub use postgres::{PgOptions, PgStore};
+pub use postgres::{PgOptions, PgStore, check_postgres_url};
 pub use record::{
     AppId, CreateOutcome, KeyName, KeyRecord, KeyStatus, NewShare, ReadyKey, StagedShare,
 };

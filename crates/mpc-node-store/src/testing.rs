@@ -41,12 +41,25 @@ pub fn postgres_database() -> Option<String> {
         panic!("no randomness for a database name");
     }
     let name = format!("mpc_test_{}", name.iter().map(|b| format!("{b:02x}")).collect::<String>());
-    let mut admin = match postgres::Client::connect(&server, postgres::NoTls) {
-        Ok(c) => c,
-        Err(e) => panic!("the test PostgreSQL server at MPC_TEST_POSTGRES_URL refuses: {e}"),
-    };
-    if let Err(e) = admin.batch_execute(&format!("CREATE DATABASE {name}")) {
-        panic!("CREATE DATABASE failed: {e}");
+    // On a thread of its own: the driver blocks on its own runtime, which an async test's
+    // thread does not allow.
+    let created = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut admin =
+                    postgres::Client::connect(&server, postgres::NoTls).map_err(|e| {
+                        format!("the test server at MPC_TEST_POSTGRES_URL refuses: {e}")
+                    })?;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .map_err(|e| format!("CREATE DATABASE failed: {e}"))
+            })
+            .join()
+    });
+    match created {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e}"),
+        Err(_) => panic!("creating the test database panicked"),
     }
     let (base, query) = match server.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),

@@ -39,9 +39,18 @@ pub struct FileConfig {
     /// Relay URLs (`http://host:port`); the first reachable one is used.
     #[serde(default)]
     pub relay_urls: Vec<String>,
-    /// `sqlite://<path>` (default `sqlite://<data_dir>/mpc-node.sqlite`) or `memory:` (tests).
+    /// `sqlite://<path>` (default `sqlite://<data_dir>/mpc-node.sqlite`),
+    /// `postgres://user:password@host:port/dbname[?sslmode=require]` (a database that several
+    /// replicas of this node may share), or `memory:` (tests).
     #[serde(default)]
     pub database_url: Option<String>,
+    /// PostgreSQL: a PEM file of the CA(s) that sign the database server's certificate
+    /// (default: the bundled web PKI roots).
+    #[serde(default)]
+    pub database_ca_file: Option<PathBuf>,
+    /// PostgreSQL: most connections this process opens (default 16).
+    #[serde(default)]
+    pub database_pool_size: Option<u32>,
     /// The storage master password (prefer the environment or a file).
     #[serde(default)]
     pub master_password: Option<String>,
@@ -141,8 +150,31 @@ impl Default for LimitsSection {
 pub enum Database {
     /// SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database (shared by the replicas of this node).
+    Postgres(PostgresDatabase),
     /// In memory, lost on exit (tests).
     Memory,
+}
+
+/// A PostgreSQL database and how to reach it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresDatabase {
+    /// The `postgres://` URL (may hold the login password: never logged).
+    pub url: Zeroizing<String>,
+    /// Trust for the server's certificate (default: the bundled web PKI roots).
+    pub ca_file: Option<PathBuf>,
+    /// Most connections this process opens.
+    pub pool_size: u32,
+}
+
+impl std::fmt::Debug for PostgresDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresDatabase")
+            .field("url", &"<redacted>")
+            .field("ca_file", &self.ca_file)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 /// The node's identity key (its private half).
@@ -238,6 +270,13 @@ impl Config {
     /// The session timeout.
     pub fn session_timeout(&self) -> Duration {
         Duration::from_secs(self.limits.session_timeout_secs)
+    }
+
+    /// After how many seconds without a change a PENDING key is abandoned on a store that
+    /// replicas share: twice the session timeout (a request may wait for a session slot
+    /// before its session starts) plus a minute for clocks that disagree.
+    pub fn pending_stale_after_secs(&self) -> u64 {
+        self.limits.session_timeout_secs.saturating_mul(2).saturating_add(60)
     }
 }
 
@@ -477,11 +516,28 @@ fn database(
     match db_url.as_deref() {
         None => Database::Sqlite(data_dir.join(DEFAULT_DB_FILE)),
         Some("memory:") => Database::Memory,
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            let pool_size = file.database_pool_size.unwrap_or(16);
+            if pool_size == 0 || pool_size > 1000 {
+                errs.push(format!("database_pool_size {pool_size} is not in 1..=1000"));
+            }
+            if let Err(e) = mpc_node_store::check_postgres_url(u) {
+                errs.push(format!("database_url is not a valid PostgreSQL URL: {e}"));
+            }
+            Database::Postgres(PostgresDatabase {
+                url: Zeroizing::new(u.to_owned()),
+                ca_file: file.database_ca_file.as_deref().map(|p| resolve(base, p)),
+                pool_size: pool_size.clamp(1, 1000),
+            })
+        }
         Some(u) => match u.strip_prefix("sqlite://") {
             Some(p) if !p.is_empty() => Database::Sqlite(resolve(base, Path::new(p))),
             _ => {
                 errs.push(format!(
-                    "database_url {u:?} is not supported (use sqlite://<path> or memory:)"
+                    "database_url {:?} is not supported (use sqlite://<path>, postgres://… or \
+                     memory:)",
+                    // Never the rest: it may hold a password.
+                    u.split_once("://").map_or("(no scheme)", |(scheme, _)| scheme)
                 ));
                 Database::Sqlite(data_dir.join(DEFAULT_DB_FILE))
             }

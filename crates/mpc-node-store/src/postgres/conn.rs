@@ -53,7 +53,8 @@ type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
 /// transaction; single-use rules hold across processes through row locks and
 /// `INSERT … ON CONFLICT` / `DELETE … RETURNING`, never an in-process lock.
 pub struct PgStore {
-    pub(super) pool: Pool,
+    /// Always `Some` until the store is dropped (see the `Drop` impl).
+    pool: Option<Pool>,
     pub(super) kek: SecretKey,
     pub(super) shown: String,
     pub(super) wiped_at_open: u64,
@@ -74,6 +75,14 @@ pub(super) fn db(e: postgres::Error) -> StoreError {
         return StoreError::Io("the database connection was closed".into());
     }
     StoreError::Io(format!("database: {}", chain(&e)))
+}
+
+/// Checks that `url` is a PostgreSQL connection URL the driver accepts (without connecting).
+///
+/// # Errors
+/// What is wrong with it (never the password).
+pub fn check_postgres_url(url: &str) -> Result<(), String> {
+    url.parse::<postgres::Config>().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// An error with its causes (`a: b: c`), as the driver nests TLS and I/O failures.
@@ -170,7 +179,7 @@ impl PgStore {
             let wiped = super::secrets::check_origin(tx)?;
             Ok((kek, wiped))
         })?;
-        Ok(Self { pool, kek, shown, wiped_at_open })
+        Ok(Self { pool: Some(pool), kek, shown, wiped_at_open })
     }
 
     /// How many presignatures were deleted at open because the database is not the one they
@@ -179,6 +188,10 @@ impl PgStore {
     /// or a dump loaded elsewhere. A presignature that was used can then never come back.
     pub fn presignatures_wiped_at_open(&self) -> u64 {
         self.wiped_at_open
+    }
+
+    fn pool(&self) -> Result<&Pool, StoreError> {
+        self.pool.as_ref().ok_or_else(|| StoreError::Database("the store is closed".into()))
     }
 
     /// `host:port/dbname` of the database (no credentials).
@@ -192,7 +205,7 @@ impl PgStore {
         &self,
         f: impl Fn(&mut Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        run(&self.pool, &self.shown, false, f)
+        run(self.pool()?, &self.shown, false, f)
     }
 
     /// Runs `f` in a read-only snapshot (repeatable read).
@@ -200,7 +213,23 @@ impl PgStore {
         &self,
         f: impl Fn(&mut Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        run(&self.pool, &self.shown, true, f)
+        run(self.pool()?, &self.shown, true, f)
+    }
+}
+
+/// The driver closes a connection by blocking on its own runtime, which is not allowed on a
+/// thread that drives an async runtime (where the node may drop its last handle on the store):
+/// the connections are closed on a thread of their own.
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let closing =
+                std::thread::Builder::new().name("pg-store-close".into()).spawn(move || drop(pool));
+            if let Ok(t) = closing {
+                // Wait, so that the connections are closed when the store is gone.
+                let _ = t.join();
+            }
+        }
     }
 }
 

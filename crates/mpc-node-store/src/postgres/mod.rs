@@ -17,7 +17,7 @@ mod secrets;
 
 use zeroize::Zeroizing;
 
-pub use conn::{PgOptions, PgStore};
+pub use conn::{PgOptions, PgStore, check_postgres_url};
 
 use crate::clock::now_secs;
 use crate::error::StoreError;

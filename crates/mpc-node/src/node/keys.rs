@@ -27,13 +27,31 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The key locks and the decoded shares by key (epoch and share). The cache is bounded and
+/// Which version of a key a cached share belongs to: the record's epoch, last change and key
+/// id. Another process sharing the store (a replica) may refresh, delete or recreate a key
+/// without this one knowing; every one of those changes the stamp of the record it reads
+/// before using the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShareStamp {
+    pub(crate) epoch: u32,
+    pub(crate) updated_at: i64,
+    pub(crate) key_id: Option<[u8; 32]>,
+}
+
+impl ShareStamp {
+    pub(crate) fn of(record: &mpc_node_store::KeyRecord) -> Self {
+        Self { epoch: record.epoch, updated_at: record.updated_at, key_id: record.core_key_id }
+    }
+}
+
+/// The key locks and the decoded shares by key (stamp and share). The cache is bounded and
 /// invalidated on every change. Bans are never cached: they are read from the store for every
-/// session, so a ban that was written is enforced by the next request, whatever was cached.
+/// session, so a ban that was written (by this process or a replica) is enforced by the next
+/// request, whatever was cached.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     locks: Mutex<HashMap<KeyRef, Arc<RwLock<()>>>>,
-    shares: Mutex<HashMap<KeyRef, (u32, Arc<KeyShare>)>>,
+    shares: Mutex<HashMap<KeyRef, (ShareStamp, Arc<KeyShare>)>>,
 }
 
 impl KeyCache {
@@ -55,18 +73,18 @@ impl KeyCache {
         self.key_lock(app, key).write_owned().await
     }
 
-    /// The cached share of `id` if it is at `epoch`.
-    pub(crate) fn cached_share(&self, id: &KeyRef, epoch: u32) -> Option<Arc<KeyShare>> {
-        lock(&self.shares).get(id).filter(|(e, _)| *e == epoch).map(|(_, s)| s.clone())
+    /// The cached share of `id` if it is the version `stamp`.
+    pub(crate) fn cached_share(&self, id: &KeyRef, stamp: ShareStamp) -> Option<Arc<KeyShare>> {
+        lock(&self.shares).get(id).filter(|(s, _)| *s == stamp).map(|(_, s)| s.clone())
     }
 
-    /// Caches `share` as the share of `id`.
-    pub(crate) fn cache_share(&self, id: KeyRef, share: Arc<KeyShare>) {
+    /// Caches `share` as the share of `id` at version `stamp`.
+    pub(crate) fn cache_share(&self, id: KeyRef, stamp: ShareStamp, share: Arc<KeyShare>) {
         let mut m = lock(&self.shares);
         if m.len() >= SHARE_CACHE_ENTRIES {
             m.clear();
         }
-        m.insert(id, (share.epoch(), share));
+        m.insert(id, (stamp, share));
     }
 
     /// Drops the cached share of (app, key).

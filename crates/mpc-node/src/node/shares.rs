@@ -8,6 +8,7 @@ use mpc_node_client::api::KeyInfo;
 use mpc_node_store::{KeyRecord, KeyStatus, NewShare};
 use tracing::{error, info};
 
+use super::keys::ShareStamp;
 use super::records::{not_found, status_name};
 use super::state::Node;
 use crate::error::ApiError;
@@ -35,7 +36,8 @@ impl Node {
         record: &KeyRecord,
     ) -> Result<(Arc<KeyShare>, Vec<u16>), ApiError> {
         let id = (record.app.clone(), record.key.clone());
-        if let Some(share) = self.keys.cached_share(&id, record.epoch) {
+        let stamp = ShareStamp::of(record);
+        if let Some(share) = self.keys.cached_share(&id, stamp) {
             let (a, k) = id;
             let bans = self.db.call(move |s| s.bans(&a, &k)).await?;
             return Ok((share, bans));
@@ -51,8 +53,8 @@ impl Node {
                 ApiError::Internal
             })?;
         let share = Arc::new(share);
-        if share.epoch() == record.epoch {
-            self.keys.cache_share(id, share.clone());
+        if share.epoch() == record.epoch && Some(*share.key_id()) == record.core_key_id {
+            self.keys.cache_share(id, stamp, share.clone());
         }
         Ok((share, bans))
     }

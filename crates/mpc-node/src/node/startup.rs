@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mpc_node_store::{MemoryStore, SqliteStore, Store, StoreError};
+use mpc_node_store::{MemoryStore, PgOptions, PgStore, SqliteStore, Store, StoreError};
 use msg_relay_client::{ClientConfig, WsRelay};
 use tracing::{info, warn};
 
-use crate::config::{Config, ConfigError, Database};
+use crate::config::{Config, ConfigError, Database, PostgresDatabase};
 
 /// Opens the configured store (Argon2id key derivation runs off the async threads).
 ///
@@ -18,6 +18,48 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, ConfigError> {
     match &cfg.database {
         Database::Memory => Ok(Arc::new(MemoryStore::new())),
         Database::Sqlite(path) => open_sqlite(path.clone(), cfg.master_password.clone()).await,
+        Database::Postgres(pg) => open_postgres(pg.clone(), cfg.master_password.clone()).await,
+    }
+}
+
+async fn open_postgres(
+    pg: PostgresDatabase,
+    password: zeroize::Zeroizing<Vec<u8>>,
+) -> Result<Arc<dyn Store>, ConfigError> {
+    let tls = match &pg.ca_file {
+        None => None,
+        Some(path) => Some(
+            dkls_tls::ClientTls::builder()
+                .public_roots(false)
+                .ca_file(path)
+                .and_then(dkls_tls::ClientTlsBuilder::build)
+                .map_err(|e| ConfigError(vec![format!("database_ca_file: {e}")]))?,
+        ),
+    };
+    let options = PgOptions { pool_size: pg.pool_size, tls, ..PgOptions::default() };
+    let opened =
+        tokio::task::spawn_blocking(move || PgStore::open_with(&pg.url, &password, &options))
+            .await
+            .map_err(|e| ConfigError(vec![format!("database: {e}")]))?;
+    match opened {
+        Ok(s) => {
+            let wiped = s.presignatures_wiped_at_open();
+            if wiped > 0 {
+                warn!(
+                    deleted = wiped,
+                    database = s.database(),
+                    "the database is not where its presignatures were stored (restored, \
+                     recovered or promoted): every stored presignature was deleted so none can \
+                     be used twice"
+                );
+            }
+            info!(database = s.database(), "PostgreSQL store open");
+            Ok(Arc::new(s))
+        }
+        Err(StoreError::WrongPassword) => Err(ConfigError(vec![
+            "database: wrong master password (the database was created with another one)".into(),
+        ])),
+        Err(e) => Err(ConfigError(vec![format!("database cannot be opened: {e}")])),
     }
 }
 

@@ -21,6 +21,15 @@ use crate::outcomes::Outcomes;
 const INTERRUPTED: &str = "interrupted by a restart of the node; generate it again under another \
                            key_id, or DELETE this one first";
 
+/// The ERROR reason of a key whose generation outlived every session deadline on a store
+/// that replicas share (its replica stopped or crashed).
+const ABANDONED: &str = "abandoned: its generation outlived the session deadline (the node \
+                         running it stopped); generate it again under another key_id, or \
+                         DELETE this one first";
+
+/// How often a node on a shared store looks for abandoned PENDING keys.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A running node's shared state.
 pub struct Node {
     pub(super) cfg: Config,
@@ -70,8 +79,15 @@ impl Node {
     /// [`ConfigError`] if no relay client can be created.
     pub async fn with_store(cfg: Config, store: Arc<dyn Store>) -> Result<Arc<Self>, ConfigError> {
         // No session of this process runs yet: a PENDING key was interrupted by a crash or a
-        // restart, and its session is gone for good.
-        let failed = startup_step(&store, |s| s.fail_pending(INTERRUPTED)).await?;
+        // restart, and its session is gone for good. On a store that replicas share, another
+        // process may be generating it right now: only a key older than any session can be
+        // known to be abandoned (and the sweep below finds the ones that age later).
+        let stale_after = cfg.pending_stale_after_secs();
+        let failed = if store.is_shared() {
+            startup_step(&store, move |s| s.fail_stale_pending(ABANDONED, stale_after)).await?
+        } else {
+            startup_step(&store, |s| s.fail_pending(INTERRUPTED)).await?
+        };
         if failed > 0 {
             warn!(keys = failed, "keys left PENDING by an earlier run are now ERROR");
         }
@@ -98,6 +114,9 @@ impl Node {
             staged: StagedKeys::default(),
         });
         node.settle_all_staged(staged);
+        if node.db.store().is_shared() {
+            sweep_abandoned(Arc::downgrade(&node), stale_after);
+        }
         Ok(node)
     }
 
@@ -156,4 +175,29 @@ impl Node {
         }
         found
     }
+}
+
+/// Every [`SWEEP_EVERY`], while the node lives: PENDING keys older than `stale_after` seconds
+/// become ERROR (their replica died mid-generation).
+fn sweep_abandoned(node: std::sync::Weak<Node>, stale_after: u64) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(node) = node.upgrade() else { return };
+            let store = node.db.store();
+            drop(node);
+            match tokio::task::spawn_blocking(move || {
+                store.fail_stale_pending(ABANDONED, stale_after)
+            })
+            .await
+            {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => warn!(keys = n, "abandoned PENDING keys are now ERROR"),
+                Ok(Err(e)) => warn!(error = %e, "looking for abandoned PENDING keys failed"),
+                Err(_) => return,
+            }
+        }
+    });
 }

@@ -62,6 +62,9 @@ impl Store for PausingStore {
     fn fail_pending(&self, reason: &str) -> Result<u64, StoreError> {
         self.inner.fail_pending(reason)
     }
+    fn fail_stale_pending(&self, reason: &str, max_age_secs: u64) -> Result<u64, StoreError> {
+        self.inner.fail_stale_pending(reason, max_age_secs)
+    }
     fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.get(app, key)
     }

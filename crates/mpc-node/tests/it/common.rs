@@ -50,6 +50,8 @@ pub struct NodeSpec {
     pub max_concurrent_sessions: usize,
     pub header_read_timeout_secs: u64,
     pub port: u16,
+    /// Top-level TOML lines written before everything else (e.g. `database_ca_file = …`).
+    pub extra: String,
 }
 
 impl NodeSpec {
@@ -65,11 +67,13 @@ impl NodeSpec {
             max_concurrent_sessions: 64,
             header_read_timeout_secs: 10,
             port: 0,
+            extra: String::new(),
         }
     }
 
     pub fn toml(&self, relay_url: &str) -> String {
-        let mut t = format!(
+        let mut t = self.extra.clone();
+        t += &format!(
             "listen = \"127.0.0.1:{}\"\nrelay_urls = [\"{relay_url}\"]\ndatabase_url = \"{}\"\n\
              master_password = \"{}\"\n\n[node]\nindex = {}\nidentity_key = \"ed25519:{}\"\n",
             self.port,

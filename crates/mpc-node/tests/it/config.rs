@@ -22,7 +22,7 @@ fn a_valid_configuration_parses() {
 #[test]
 fn every_problem_is_one_line() {
     let text = format!(
-        "relay_urls = []\nlisten = \"nowhere\"\ndatabase_url = \"postgres://x\"\n\
+        "relay_urls = []\nlisten = \"nowhere\"\ndatabase_url = \"mysql://u:secret@x\"\n\
          [node]\nindex = 1\nidentity_key = \"ed25519:zz\"\n\
          [[players]]\nindex = 2\npublic_key = \"{p2}\"\n\
          [[players]]\nindex = 2\npublic_key = \"{p3}\"\n\
@@ -39,12 +39,13 @@ fn every_problem_is_one_line() {
         "players[2].public_key is malformed",
         "relay_urls is empty",
         "listen \"nowhere\"",
-        "database_url \"postgres://x\" is not supported",
+        "database_url \"mysql\" is not supported",
         "api_keys[0].sha256",
         "master password is missing",
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
+    assert!(!all.contains("secret"), "{all}");
     assert_eq!(all.lines().count(), e.0.len());
     assert!(all.lines().all(|l| l.starts_with("config error: ")));
 }
@@ -71,4 +72,27 @@ fn own_key_mismatch_and_environment_overrides() {
     assert_eq!(c.listen.port(), 4567);
     let unknown = parse(&format!("{text}\nsurprise = 1\n")).unwrap_err();
     assert!(unknown.to_string().contains("surprise"), "{unknown}");
+}
+
+#[test]
+fn a_postgres_database_url_with_its_options() {
+    let text = NodeSpec::new(1, 3).toml("http://127.0.0.1:9").replacen(
+        "database_url = \"memory:\"",
+        "database_url = \"postgres://mpc:s3cret@db.internal:5433/node1?sslmode=require\"\n\
+         database_ca_file = \"certs/db-ca.pem\"\ndatabase_pool_size = 24",
+        1,
+    );
+    let cfg = config::parse(&text, std::path::Path::new("/etc/mpc"), &|_| None).unwrap();
+    let config::Database::Postgres(pg) = &cfg.database else { panic!("{:?}", cfg.database) };
+    assert_eq!(pg.url.as_str(), "postgres://mpc:s3cret@db.internal:5433/node1?sslmode=require");
+    assert_eq!(pg.ca_file.as_deref(), Some(std::path::Path::new("/etc/mpc/certs/db-ca.pem")));
+    assert_eq!(pg.pool_size, 24);
+    // The login password never shows in debug output.
+    assert!(!format!("{pg:?}").contains("s3cret"));
+
+    let bad = text.replacen("?sslmode=require", "?sslmode=sometimes", 1).replacen("= 24", "= 0", 1);
+    let e = config::parse(&bad, std::path::Path::new("."), &|_| None).unwrap_err().to_string();
+    assert!(e.contains("database_url is not a valid PostgreSQL URL"), "{e}");
+    assert!(e.contains("database_pool_size 0 is not in 1..=1000"), "{e}");
+    assert!(!e.contains("s3cret"), "{e}");
 }

@@ -19,5 +19,6 @@ mod lifecycle;
 mod mobile;
 mod persistence;
 mod relay;
+mod replicas;
 mod staged;
 mod tls;
