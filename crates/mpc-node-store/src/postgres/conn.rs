@@ -72,7 +72,7 @@ pub(super) fn db(e: postgres::Error) -> StoreError {
         return StoreError::Database(format!("{} (SQLSTATE {})", d.message(), d.code().code()));
     }
     if e.is_closed() {
-        return StoreError::Io("the database connection was closed".into());
+        return StoreError::Io(CLOSED.into());
     }
     StoreError::Io(format!("database: {}", chain(&e)))
 }
@@ -156,7 +156,9 @@ impl PgStore {
         let manager = PostgresConnectionManager::new(config.clone(), connector.clone());
         let pool = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
-            .min_idle(Some(1))
+            // Every connection is opened at start (TLS and the password exchange cost
+            // milliseconds each: not on the first busy second).
+            .min_idle(None)
             .connection_timeout(options.connect_timeout)
             // A broken connection is noticed by the statement that meets it (and retried on a
             // fresh one), so checking each connection out costs no extra round trip.
@@ -217,6 +219,57 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Runs the one statement of `f` outside a transaction (PostgreSQL makes a lone statement
+    /// atomic, so it needs no BEGIN and COMMIT round trips). A read is run again on a fresh
+    /// connection when the first one was dead; a write is not (its outcome is unknown).
+    pub(super) fn single<T>(
+        &self,
+        read_only: bool,
+        f: impl Fn(&mut postgres::Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pool = self.pool()?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut conn = pool.get().map_err(|e| {
+                StoreError::Io(format!("database {} is not reachable: {e}", self.shown))
+            })?;
+            match f(&mut conn) {
+                Err(e) if read_only && lost(&conn, &e) && attempt <= retries(pool) => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// How often a statement that met a dead connection is tried again: after a server restart
+/// every idle connection of the pool is dead, and one may be met twice (the driver reads the
+/// server's goodbye on first use and notices the closed socket on the next).
+fn retries(pool: &Pool) -> usize {
+    usize::try_from(pool.max_size()).unwrap_or(usize::MAX).saturating_mul(2).saturating_add(1)
+}
+
+/// Whether `e` means that the connection is gone (closed, or ended by the server: SQLSTATE
+/// class 08 connection exception, 57P01..57P03 shutdown / cannot connect now), so nothing of
+/// the transaction happened.
+fn lost(conn: &postgres::Client, e: &StoreError) -> bool {
+    if conn.is_closed() {
+        return true;
+    }
+    match e {
+        StoreError::Io(m) => m == CLOSED,
+        StoreError::Database(m) => {
+            ["(SQLSTATE 08", "(SQLSTATE 57P01)", "(SQLSTATE 57P02)", "(SQLSTATE 57P03)"]
+                .iter()
+                .any(|code| m.contains(code))
+        }
+        _ => false,
+    }
+}
+
+const CLOSED: &str = "the database connection was closed";
+
 /// The driver closes a connection by blocking on its own runtime, which is not allowed on a
 /// thread that drives an async runtime (where the node may drop its last handle on the store):
 /// the connections are closed on a thread of their own.
@@ -264,7 +317,7 @@ fn run<T>(
             // dropped link): nothing happened, so run again on a fresh connection. A
             // failure during COMMIT is not retried: its outcome is unknown.
             Err((e, at_commit)) => {
-                if !at_commit && conn.is_closed() && attempt < 3 {
+                if !at_commit && lost(&conn, &e) && attempt <= retries(pool) {
                     drop(conn);
                     continue;
                 }

@@ -2,7 +2,7 @@
 //! changes a key first locks its row (`FOR UPDATE`), so two replicas changing one key take
 //! turns; inserts that must happen once use the primary key (`ON CONFLICT DO NOTHING`).
 
-use postgres::{Row, Transaction};
+use postgres::{GenericClient, Row, Transaction};
 
 use super::conn::db;
 use super::secrets::{delete_secrets, store_share};
@@ -49,7 +49,7 @@ fn decode(row: &Row) -> Result<KeyRecord, StoreError> {
 
 /// The record of (app, key), if any.
 pub(super) fn get_record(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     app: &str,
     key: &str,
 ) -> Result<Option<KeyRecord>, StoreError> {
@@ -72,7 +72,7 @@ pub(super) fn lock_record(
 
 /// All records of `app`, ordered by key name.
 pub(super) fn list_records(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     app: &str,
 ) -> Result<Vec<KeyRecord>, StoreError> {
     let sql = format!("SELECT {RECORD_COLUMNS} FROM mpc_keys WHERE app = $1 ORDER BY key_name");
@@ -177,7 +177,7 @@ pub(super) fn delete(tx: &mut Transaction<'_>, app: &str, key: &str) -> Result<(
 }
 
 /// Records a used instance id; `false` if it was already used (by any replica).
-pub(super) fn record_iid(tx: &mut Transaction<'_>, iid: &[u8; 32]) -> Result<bool, StoreError> {
+pub(super) fn record_iid(tx: &mut impl GenericClient, iid: &[u8; 32]) -> Result<bool, StoreError> {
     let n = tx
         .execute(
             "INSERT INTO mpc_used_iids (iid, used_at) VALUES ($1, $2) \
@@ -207,7 +207,11 @@ pub(super) fn record_ban(
 }
 
 /// Banned parties of (app, key), ascending.
-pub(super) fn bans(tx: &mut Transaction<'_>, app: &str, key: &str) -> Result<Vec<u16>, StoreError> {
+pub(super) fn bans(
+    tx: &mut impl GenericClient,
+    app: &str,
+    key: &str,
+) -> Result<Vec<u16>, StoreError> {
     let rows = tx
         .query(
             "SELECT party FROM mpc_bans WHERE app = $1 AND key_name = $2 ORDER BY party",

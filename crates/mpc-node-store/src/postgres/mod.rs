@@ -62,11 +62,11 @@ impl Store for PgStore {
     }
 
     fn get(&self, app: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
-        self.read(|tx| keys::get_record(tx, app, key))
+        self.single(true, |c| keys::get_record(c, app, key))
     }
 
     fn list(&self, app: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        self.read(|tx| keys::list_records(tx, app))
+        self.single(true, |c| keys::list_records(c, app))
     }
 
     fn load_share(&self, app: &str, key: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
@@ -98,7 +98,7 @@ impl Store for PgStore {
     }
 
     fn list_staged(&self) -> Result<Vec<(String, String)>, StoreError> {
-        self.read(secrets::list_staged)
+        self.single(true, secrets::list_staged)
     }
 
     fn delete(&self, app: &str, key: &str) -> Result<(), StoreError> {
@@ -106,7 +106,7 @@ impl Store for PgStore {
     }
 
     fn record_iid(&self, iid: &[u8; 32]) -> Result<bool, StoreError> {
-        self.write(|tx| keys::record_iid(tx, iid))
+        self.single(false, |c| keys::record_iid(c, iid))
     }
 
     fn record_ban(&self, app: &str, key: &str, party: u16, reason: &str) -> Result<(), StoreError> {
@@ -114,7 +114,7 @@ impl Store for PgStore {
     }
 
     fn bans(&self, app: &str, key: &str) -> Result<Vec<u16>, StoreError> {
-        self.read(|tx| keys::bans(tx, app, key))
+        self.single(true, |c| keys::bans(c, app, key))
     }
 
     fn put_presignature(
@@ -147,7 +147,7 @@ impl Store for PgStore {
     }
 
     fn list_presignatures(&self, app: &str, key: &str) -> Result<Vec<String>, StoreError> {
-        self.read(|tx| secrets::list_presignatures(tx, app, key))
+        self.single(true, |c| secrets::list_presignatures(c, app, key))
     }
 }
 

@@ -2,7 +2,7 @@
 //! keys, staged shares and presignatures. The same envelope encryption and associated data as
 //! the SQLite store (`crate::envelope`): the server only ever holds ciphertext and wrapped keys.
 
-use postgres::Transaction;
+use postgres::{GenericClient, Transaction};
 use zeroize::Zeroizing;
 
 use super::conn::db;
@@ -286,7 +286,9 @@ pub(super) fn clear_staged(
 }
 
 /// `(app, key)` of every key with a staged share.
-pub(super) fn list_staged(tx: &mut Transaction<'_>) -> Result<Vec<(String, String)>, StoreError> {
+pub(super) fn list_staged(
+    tx: &mut impl GenericClient,
+) -> Result<Vec<(String, String)>, StoreError> {
     let rows = tx
         .query("SELECT app, key_name FROM mpc_staged_shares ORDER BY app, key_name", &[])
         .map_err(db)?;
@@ -360,7 +362,7 @@ pub(super) fn open_presignature(
 
 /// Ids of the stored presignatures of (app, key), ascending.
 pub(super) fn list_presignatures(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl GenericClient,
     app: &str,
     key: &str,
 ) -> Result<Vec<String>, StoreError> {

@@ -11,13 +11,19 @@ pub fn sid() -> String {
 
 /// The TOML of node `i` of three (SQLite in `dir`, API key `bench-{i}` for application
 /// `bench`, 256 session slots), listening on `listen`.
+#[allow(dead_code)]
 pub fn node_toml(i: u16, listen: &str, relay: &str, dir: &std::path::Path) -> String {
+    let db = format!("database_url = \"sqlite://{}/node{i}.sqlite\"\n", dir.display());
+    node_toml_with(i, listen, relay, &db)
+}
+
+/// [`node_toml`] with the top-level database lines `db` (`database_url = …` and its options).
+#[allow(dead_code)]
+pub fn node_toml_with(i: u16, listen: &str, relay: &str, db: &str) -> String {
     use dkls23_core::identity::{Ed25519Identity, IdentitySigner};
     let mut t = format!(
-        "listen = \"{listen}\"\nrelay_urls = [\"{relay}\"]\n\
-         database_url = \"sqlite://{}/node{i}.sqlite\"\nmaster_password = \"bench\"\n\
+        "listen = \"{listen}\"\nrelay_urls = [\"{relay}\"]\n{db}master_password = \"bench\"\n\
          [node]\nindex = {i}\nidentity_key = \"ed25519:{}\"\n",
-        dir.display(),
         hex::encode([i as u8; 32])
     );
     for j in 1..=3u8 {
