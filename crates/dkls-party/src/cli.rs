@@ -24,7 +24,8 @@ use crate::{demo, lifecycle, local, presign, relay, runs, transfer};
 #[derive(Debug, Parser)]
 #[command(name = "dkls-party", version, about, long_about = None)]
 pub struct Cli {
-    /// Relay URL.
+    /// Relay URL; several, separated by spaces or commas, are replicas of one relay: used in
+    /// order, the next one taking over when a relay fails during a run.
     #[arg(long, env = "RELAY_URL", default_value = "http://127.0.0.1:8080", global = true)]
     pub relay_url: String,
     /// Extra PEM CA certificates trusted for an https:// or wss:// relay (besides the public
@@ -101,6 +102,13 @@ pub enum Command {
         /// The PEM private key of --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Keep messages in Redis (redis://[:password@]host:port), shared by every relay
+        /// given the same URL and --redis-prefix: replicas of one relay.
+        #[arg(long, env = "RELAY_REDIS_URL", hide_env_values = true)]
+        redis_url: Option<String>,
+        /// Prefix of the relay's Redis keys.
+        #[arg(long, env = "RELAY_REDIS_PREFIX", default_value = "msg-relay:")]
+        redis_prefix: String,
     },
 }
 
@@ -184,9 +192,10 @@ pub fn dispatch(cli: Cli) -> CliResult<Output> {
         Command::Import(args) => runtime()?.block_on(transfer::import(&ctx, &args)),
         Command::Export(args) => runtime()?.block_on(transfer::export(&ctx, &args)),
         Command::Demo(args) => runtime()?.block_on(demo::run(&args, cli.quiet)),
-        Command::Relay { listen, tls_cert, tls_key } => {
+        Command::Relay { listen, tls_cert, tls_key, redis_url, redis_prefix } => {
             let tls = tls_cert.zip(tls_key);
-            runtime()?.block_on(relay::serve(listen, tls))
+            let redis = redis_url.map(|url| (url, redis_prefix));
+            runtime()?.block_on(relay::serve(listen, tls, redis))
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The hidden `relay` subcommand: runs `msg-relay-svc` in this process (tests and demos).
+//! The hidden `relay` subcommand: runs `msg-relay-svc` in this process (tests and demos), with
+//! its messages in memory or, given `--redis-url`, in Redis shared with other relays.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +17,11 @@ use crate::output::Output;
 ///
 /// # Errors
 /// A relay error if binding fails; bad input if the certificate or key cannot be used.
-pub async fn serve(listen: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> CliResult<Output> {
+pub async fn serve(
+    listen: SocketAddr,
+    tls: Option<(PathBuf, PathBuf)>,
+    redis: Option<(String, String)>,
+) -> CliResult<Output> {
     let tls = match tls {
         None => None,
         Some((cert, key)) => Some(
@@ -29,8 +34,25 @@ pub async fn serve(listen: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> CliRe
             .hint("pick a free address with --listen")
     })?;
     let addr = listener.local_addr().map_err(|e| CliError::internal(e.to_string()))?;
-    let state =
-        AppState::new(RelayConfig::default()).map_err(|e| CliError::internal(e.to_string()))?;
+    let state = match redis {
+        None => AppState::new(RelayConfig::default()),
+        Some((url, prefix)) => {
+            let config = RelayConfig::default();
+            let store = msg_relay_svc::redis_store::RedisStore::connect(
+                msg_relay_svc::redis_store::RedisConfig {
+                    url,
+                    prefix,
+                    quotas: config.limits.quotas(),
+                },
+            )
+            .await
+            .map_err(|e| {
+                CliError::new(crate::error::ExitCode::Relay, format!("cannot use Redis: {e}"))
+            })?;
+            AppState::with_store(std::sync::Arc::new(store), config)
+        }
+    }
+    .map_err(|e| CliError::internal(e.to_string()))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("relay listening on {scheme}://{addr}");
     use std::io::Write as _;

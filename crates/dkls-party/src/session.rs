@@ -17,7 +17,9 @@ use crate::identity_file::{Signer, public_hex};
 use crate::party_dir::FileReplayGuard;
 use crate::progress::{Progress, Traffic, party_label};
 
-/// Connects to the relay at RELAY_URL, waiting at most the round timeout (capped at 10 s).
+/// Connects to the relay at RELAY_URL (one URL, or several replicas separated by spaces or
+/// commas: the client fails over among them), waiting at most the round timeout (capped at
+/// 10 s).
 ///
 /// # Errors
 /// Bad input for a malformed URL, a relay error if it cannot be reached.
@@ -29,7 +31,7 @@ pub async fn connect(ctx: &Ctx) -> CliResult<WsRelay> {
         tls: ctx.relay_tls()?,
         ..ClientConfig::default()
     };
-    WsRelay::connect(url, cfg).await.map_err(|e| match e {
+    WsRelay::connect_any(&[url], cfg).await.map_err(|e| match e {
         ClientError::InvalidUrl { .. } => CliError::bad_input(e.to_string())
             .hint("set RELAY_URL like http://127.0.0.1:8080 or https://relay.example.org"),
         ClientError::Connect { ref cause, .. } if cause.contains("TLS") => {

@@ -338,13 +338,12 @@ impl Engine {
             error!(error = %e, "store failed on ask");
             EngineError::Internal
         };
-        if let Some(found) = self.store.get(id, from).await.map_err(store_error)? {
-            self.metrics.delivered();
-            return Ok(found);
-        }
+        // `wait` answers at once when the message is here (one round trip on a shared store).
         let local = self.store.wait(id, from, wait);
         let found = if forward && !self.peers.is_empty() {
             tokio::select! {
+                // Local first: peers are asked only when the message is not here yet.
+                biased;
                 found = local => found.map_err(store_error)?,
                 never = self.import_from_peers(id) => match never {},
             }

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The relay is shutting down.
     #[error("relay shutting down; retry")]
     ShuttingDown,
+    /// The message store (Redis) does not answer.
+    #[error("message store unreachable; retry")]
+    StoreUnavailable,
 }
 
 impl ApiError {
@@ -70,7 +73,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", 0, 0)
             }
-            ApiError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", 0, 0),
+            ApiError::ShuttingDown | ApiError::StoreUnavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", 0, 0)
+            }
         }
     }
 }

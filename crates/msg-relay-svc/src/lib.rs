@@ -5,7 +5,8 @@
 //! The relay never looks inside a message and never depends on the cryptography.
 //!
 //! - [`engine`]: publish/ask semantics and limits, independent of any transport;
-//! - [`store`]: the [`store::MessageStore`] trait and the in-memory store;
+//! - [`store`]: the [`store::MessageStore`] trait and the in-memory store; `redis_store` (feature
+//!   `redis`, on by default): the store shared by relay replicas;
 //! - [`app`] builds the axum router from an [`AppState`]; [`run`] serves it on a listener until
 //!   a shutdown future resolves (so tests bind `127.0.0.1:0`);
 //! - [`testing`]: start a relay on a loopback port for tests of other crates.
@@ -18,6 +19,8 @@ pub mod engine;
 mod error;
 mod http_api;
 pub mod metrics;
+#[cfg(feature = "redis")]
+pub mod redis_store;
 pub mod serve;
 mod server;
 mod state;

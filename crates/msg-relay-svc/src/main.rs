@@ -107,6 +107,15 @@ struct Args {
     /// Extra PEM CA certificates trusted for https:// peer relays (besides the public roots).
     #[arg(long, env = "RELAY_PEER_CA_FILE")]
     peer_ca_file: Option<std::path::PathBuf>,
+    /// Keep messages in Redis, shared by every relay process given the same URL and prefix
+    /// (replicas behind one load balancer), instead of this process's memory:
+    /// redis://[:password@]host:port[/db]. Prefer the environment variable (a password on the
+    /// command line is visible to other users). Limits then count what all replicas hold.
+    #[arg(long, env = "RELAY_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Prefix of the relay's Redis keys (replicas of one relay share it).
+    #[arg(long, env = "RELAY_REDIS_PREFIX", default_value = "msg-relay:")]
+    redis_prefix: String,
     /// Log output format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -219,7 +228,22 @@ async fn main() -> anyhow::Result<()> {
              --tls-cert and --tls-key, or --allow-plaintext when a TLS proxy terminates in front"
         );
     }
-    let state = AppState::new(config).context("invalid relay configuration")?;
+    let state = match &args.redis_url {
+        Some(url) => {
+            let store = msg_relay_svc::redis_store::RedisStore::connect(
+                msg_relay_svc::redis_store::RedisConfig {
+                    url: url.clone(),
+                    prefix: args.redis_prefix.clone(),
+                    quotas: config.limits.quotas(),
+                },
+            )
+            .await
+            .context("cannot use the Redis message store")?;
+            AppState::with_store(std::sync::Arc::new(store), config)
+        }
+        None => AppState::new(config),
+    }
+    .context("invalid relay configuration")?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             Some(dkls_tls::ServerTls::load(dkls_tls::ServerTlsFiles::new(cert, key))?)

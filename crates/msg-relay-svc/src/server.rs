@@ -11,7 +11,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::trace::TraceLayer;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> Router {
             get(http_api::get_message).put(http_api::put_message).delete(http_api::delete_message),
         )
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -49,9 +50,27 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Ready when the store answers (a shared store: Redis reachable).
+async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    match state.engine().store().current_stats().await {
+        Ok(_) => Ok(axum::Json(serde_json::json!({ "status": "ready" }))),
+        Err(e) => {
+            warn!(error = %e, "not ready: the message store does not answer");
+            Err(ApiError::StoreUnavailable)
+        }
+    }
+}
+
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let engine = state.engine();
-    let text = engine.metrics().render(&engine.store().stats());
+    let stats = match engine.store().current_stats().await {
+        Ok(stats) => stats,
+        Err(e) => {
+            warn!(error = %e, "store figures unavailable; /metrics shows the last known");
+            engine.store().stats()
+        }
+    };
+    let text = engine.metrics().render(&stats);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 

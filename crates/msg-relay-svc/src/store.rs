@@ -1,7 +1,8 @@
 //! Where messages live: the [`MessageStore`] trait and its in-memory implementation.
 //!
-//! The trait is deliberately small and async so that a Redis-backed store (messages as keys
-//! with expiry, waiters woken by pub/sub) can implement it for replicated relays.
+//! The trait is deliberately small and async so that a shared store (the Redis store of
+//! `redis_store`: one Lua script per operation, waiters woken by pub/sub) can implement it for
+//! replicated relays.
 //!
 //! # Candidates
 //! Message ids follow from data that is not secret (a session's setup), so anyone who can
@@ -188,8 +189,15 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Removes expired messages; returns how many. Called periodically by the service.
     fn purge_expired(&self) -> StoreFuture<'_, u64>;
 
-    /// Current figures.
+    /// Current figures, as far as they can be had without waiting (a shared store answers
+    /// with those of its last sweep and this process's waiters).
     fn stats(&self) -> StoreStats;
+
+    /// Current figures, asking the backend when it is shared.
+    fn current_stats(&self) -> StoreFuture<'_, StoreStats> {
+        let stats = self.stats();
+        Box::pin(async move { Ok(stats) })
+    }
 }
 
 struct Candidate {

@@ -39,6 +39,17 @@ pub async fn spawn_relay(config: RelayConfig) -> std::io::Result<TestRelay> {
     spawn_relay_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
 }
 
+/// Starts a relay on `127.0.0.1:0` over `store` (e.g. a Redis store shared with other relays).
+///
+/// # Errors
+/// Binding failed, or the configuration is unusable.
+pub async fn spawn_relay_with_store(
+    config: RelayConfig,
+    store: std::sync::Arc<dyn crate::store::MessageStore>,
+) -> std::io::Result<TestRelay> {
+    spawn_with(SocketAddr::from(([127, 0, 0, 1], 0)), config, None, Some(store)).await
+}
+
 /// Starts a relay on `addr` (e.g. the address of a relay that was stopped, to restart it).
 ///
 /// # Errors
@@ -76,9 +87,22 @@ async fn spawn(
     config: RelayConfig,
     tls: Option<dkls_tls::ServerTls>,
 ) -> std::io::Result<TestRelay> {
+    spawn_with(addr, config, tls, None).await
+}
+
+async fn spawn_with(
+    addr: SocketAddr,
+    config: RelayConfig,
+    tls: Option<dkls_tls::ServerTls>,
+    store: Option<std::sync::Arc<dyn crate::store::MessageStore>>,
+) -> std::io::Result<TestRelay> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(config).map_err(std::io::Error::other)?;
+    let state = match store {
+        Some(store) => AppState::with_store(store, config),
+        None => AppState::new(config),
+    }
+    .map_err(std::io::Error::other)?;
     let (tx, rx) = oneshot::channel::<()>();
     let scheme = if tls.is_some() { "https" } else { "http" };
     let task = tokio::spawn(run_tls(listener, state.clone(), tls, async move {
@@ -126,5 +150,57 @@ impl Drop for TestRelay {
             let _ = tx.send(());
         }
         self.state.close();
+    }
+}
+
+/// The Redis server for tests: `MPC_TEST_REDIS_URL` (set by `.ci/services`). `None` when it is
+/// not set, after saying so on stderr: the caller skips.
+///
+/// # Panics
+/// When `MPC_REQUIRE_SERVICES=1` and no server is configured (CI must not skip silently).
+#[cfg(feature = "redis")]
+#[allow(clippy::panic)]
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("MPC_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("MPC_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                panic!("{test}: MPC_TEST_REDIS_URL is not set but MPC_REQUIRE_SERVICES=1");
+            }
+            eprintln!("{test}: skipped, no Redis (source .ci/services to start one)");
+            None
+        }
+    }
+}
+
+/// A key prefix no other test uses (tests share one Redis server).
+#[cfg(feature = "redis")]
+pub fn unique_prefix(test: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("test:{test}:{}:{nanos}:{}:", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A Redis store for tests under a fresh prefix, or `None` (skipped) without a server.
+///
+/// # Panics
+/// When the server is configured but cannot be used.
+#[cfg(feature = "redis")]
+#[allow(clippy::panic)]
+pub async fn redis_store(
+    test: &str,
+    prefix: Option<&str>,
+    quotas: crate::store::StoreQuotas,
+) -> Option<crate::redis_store::RedisStore> {
+    let url = redis_url(test)?;
+    let prefix = prefix.map_or_else(|| unique_prefix(test), str::to_owned);
+    let config = crate::redis_store::RedisConfig { url, prefix, quotas };
+    match crate::redis_store::RedisStore::connect(config).await {
+        Ok(store) => Some(store),
+        Err(e) => panic!("{test}: the test Redis server cannot be used: {e}"),
     }
 }

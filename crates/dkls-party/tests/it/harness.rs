@@ -48,10 +48,26 @@ impl RelayProcess {
         Self::spawn(&args, Some(ca_file.to_owned()))
     }
 
+    /// A relay keeping its messages in Redis under `prefix` (replicas share the prefix).
+    pub fn start_redis(url: &str, prefix: &str) -> Self {
+        Self::spawn_env(&["--redis-prefix", prefix], None, &[("RELAY_REDIS_URL", url)])
+    }
+
+    /// Kills the process at once (SIGKILL: no graceful shutdown).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn spawn(extra: &[&str], ca_file: Option<PathBuf>) -> Self {
+        Self::spawn_env(extra, ca_file, &[])
+    }
+
+    fn spawn_env(extra: &[&str], ca_file: Option<PathBuf>, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(["relay", "--listen", "127.0.0.1:0"])
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -102,6 +118,15 @@ impl Party {
         Self { dest, relay_url: self.relay_url.clone(), relay_ca_file: self.relay_ca_file.clone() }
     }
 
+    /// The same party with another `RELAY_URL` (e.g. a list of replicas).
+    pub fn with_relay_url(&self, relay_url: &str) -> Self {
+        Self {
+            dest: self.dest.clone(),
+            relay_url: relay_url.to_owned(),
+            relay_ca_file: self.relay_ca_file.clone(),
+        }
+    }
+
     /// The same party, without `RELAY_CA_FILE`.
     pub fn without_relay_ca(&self) -> Self {
         Self { dest: self.dest.clone(), relay_url: self.relay_url.clone(), relay_ca_file: None }
@@ -148,7 +173,7 @@ impl Party {
     }
 }
 
-fn collect(child: Child) -> Out {
+pub fn collect(child: Child) -> Out {
     let o = child.wait_with_output().unwrap();
     Out {
         code: o.status.code().unwrap_or(-1),

@@ -677,3 +677,91 @@ fn keygen_and_sign_through_a_tls_relay() {
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
 }
+
+/// Two relay processes on one Redis; the parties are given both URLs. Two parties start a
+/// keygen on replica A, which is killed (SIGKILL) while they wait for the third; the third
+/// joins through replica B; the first two fail over to B and the keygen completes. Then a
+/// signing run with A still dead (the clients skip it) verifies under the new key.
+#[test]
+fn keygen_and_sign_survive_a_killed_relay_replica() {
+    let Some(redis) = msg_relay_svc::testing::redis_url("dkls_party_replica_kill") else {
+        return;
+    };
+    let prefix = msg_relay_svc::testing::unique_prefix("dkls_party_replica_kill");
+    let mut a = RelayProcess::start_redis(&redis, &prefix);
+    let b = RelayProcess::start_redis(&redis, &prefix);
+    let both = format!("{} {}", a.url, b.url);
+    let dir = TestDir::new("replica-kill");
+    let parties: Vec<Party> =
+        (1..=3).map(|i| Party::new(&dir, &format!("p{i}"), &a).with_relay_url(&both)).collect();
+    let mut keys = Vec::new();
+    for p in &parties {
+        let out = p.run(&["identity", "new"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        keys.push(out.stdout.trim().to_owned());
+    }
+    let setup = dir.path().join("keygen.json");
+    let mut args =
+        vec!["setup", "new", "--protocol", "keygen", "--threshold", "2", "--label", "replicated"];
+    for k in &keys {
+        args.extend(["--party", k.as_str()]);
+    }
+    args.extend(["-o", setup.to_str().unwrap()]);
+    assert_eq!(parties[0].run(&args).code, 0);
+    let keygen = ["--json", "keygen", "--setup", setup.to_str().unwrap()];
+
+    // Parties 1 and 2 start on A (listed first) and announce the session once connected.
+    let mut early = Vec::new();
+    for p in &parties[..2] {
+        let mut child = p.command(&keygen, &[("RUST_LOG", "warn")]).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let line = line.unwrap_or_default();
+                if line.contains("keygen, session") {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the party joined the session");
+        early.push((child, reader));
+    }
+    // Their first-round messages are out; kill A while they wait for party 3.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    a.kill();
+    let late = parties[2].with_relay_url(&b.url).command(&keygen, &[]).spawn().unwrap();
+    let mut outs = Vec::new();
+    for (child, reader) in early {
+        let out = harness::collect(child);
+        let stderr = reader.join().unwrap();
+        assert_eq!(out.code, 0, "keygen failed after the failover: {stderr}");
+        assert!(stderr.contains("failing over"), "the client said it failed over: {stderr}");
+        outs.push(out);
+    }
+    let out = harness::collect(late);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    outs.push(out);
+    let jsons: Vec<Value> = outs.iter().map(|o| serde_json::from_str(&o.stdout).unwrap()).collect();
+    assert!(jsons.iter().all(|j| j["public_key"] == jsons[0]["public_key"]));
+
+    // A stays dead: a signing run with both URLs connects to B.
+    let setup = sign_setup(&parties[0], &dir, "sign.json", "replicated", "1,2");
+    let outs = harness::run_all_refs(
+        &[&parties[0], &parties[1]],
+        &["--json", "sign", "--setup", &setup, "--message-hex", MESSAGE_HEX],
+    );
+    for o in &outs {
+        assert_eq!(o.code, 0, "sign failed: {}", o.stderr);
+    }
+    let sig: Value = serde_json::from_str(&outs[0].stdout).unwrap();
+    let derived =
+        parties[1].run(&["derive", "--key", "replicated", "--path", "m/0/1", "--format", "json"]);
+    assert_eq!(derived.code, 0, "{}", derived.stderr);
+    let derived: Value = serde_json::from_str(&derived.stdout).unwrap();
+    verify_with_k256(derived["public_key"].as_str().unwrap(), &sig);
+}

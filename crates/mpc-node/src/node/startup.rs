@@ -111,29 +111,23 @@ async fn open_sqlite(
     }
 }
 
-/// Connects to the first reachable relay URL (or, if none answers yet, keeps reconnecting to
-/// the first one in the background).
+/// A relay client over every configured URL, connected to the first that answers (or, if none
+/// does yet, still trying them in the background), failing over among them while it runs.
 pub(crate) async fn connect_relay(
     urls: &[String],
     tls: Option<&dkls_tls::ClientTls>,
 ) -> Result<Arc<WsRelay>, ConfigError> {
     let config = ClientConfig { tls: tls.cloned(), ..ClientConfig::default() };
-    for url in urls {
-        match WsRelay::new(url, config.clone()) {
-            Ok(r) => {
-                if r.wait_connected(Duration::from_secs(2)).await {
-                    info!(relay = %url, "connected to relay");
-                    return Ok(Arc::new(r));
-                }
-                let cause = r.last_error().unwrap_or_else(|| "no answer within 2 s".into());
-                warn!(relay = %url, %cause, "relay not reachable");
-            }
-            Err(e) => warn!(relay = %url, error = %e, "bad relay URL"),
-        }
+    // One client over every URL: it connects to the first that answers and fails over to the
+    // next when that relay goes away during a run.
+    let relay = WsRelay::new_any(urls, config)
+        .map_err(|e| ConfigError(vec![format!("relay_urls: {e}")]))?;
+    let patience = Duration::from_secs(2).saturating_mul(u32::try_from(urls.len()).unwrap_or(1));
+    if relay.wait_connected(patience).await {
+        info!(relay = %relay.current_url().ws_url(), "connected to relay");
+    } else {
+        let cause = relay.last_error().unwrap_or_else(|| format!("no answer within {patience:?}"));
+        warn!(%cause, "no relay reachable yet; reconnecting in the background");
     }
-    let first = urls.first().ok_or_else(|| ConfigError(vec!["relay_urls is empty".into()]))?;
-    warn!(relay = %first, "no relay reachable yet; reconnecting in the background");
-    let r = WsRelay::new(first, config)
-        .map_err(|e| ConfigError(vec![format!("relay_urls: {first}: {e}")]))?;
-    Ok(Arc::new(r))
+    Ok(Arc::new(relay))
 }

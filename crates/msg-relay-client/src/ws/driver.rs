@@ -74,9 +74,19 @@ impl Link {
 }
 
 pub(super) struct Driver {
+    /// The relay connected to (or tried next), and its TLS for `wss://`.
     url: RelayUrl,
-    /// TLS for a `wss://` URL.
     tls: Option<ClientTls>,
+    /// The relay URLs to use, in order of preference (replicas of one relay), each with its
+    /// TLS for `wss://`.
+    relays: Vec<(RelayUrl, Option<ClientTls>)>,
+    /// The one connected to, or tried next.
+    current: usize,
+    /// Tells the handle which URL is in use.
+    current_tx: watch::Sender<usize>,
+    /// Permanent refusals (certificates, TLS/plaintext mix-ups) in the current round over the
+    /// URLs; only when every URL refused like that is the refusal reported as permanent.
+    refusals_in_cycle: usize,
     config: ClientConfig,
     cmds: mpsc::UnboundedReceiver<Command>,
     next_req: Arc<AtomicU32>,
@@ -101,20 +111,36 @@ enum Ended {
 }
 
 impl Driver {
-    /// A driver for the relay at `url` that takes its commands from `cmds`, numbers its
-    /// requests from `next_req`, tells whether it is connected through `connected` and why the
-    /// last attempt failed through `failure`.
+    /// A driver for the relays at `first` and `others` (tried when the one in use cannot be
+    /// reached or its connection drops) that takes its commands from
+    /// `cmds`, numbers its requests from `next_req`, tells whether it is connected through
+    /// `connected`, to which URL through `current`, and why the last attempt failed through
+    /// `failure`.
     pub(super) fn new(
-        url: RelayUrl,
+        (first, others): (RelayUrl, Vec<RelayUrl>),
         config: ClientConfig,
         cmds: mpsc::UnboundedReceiver<Command>,
         next_req: Arc<AtomicU32>,
         connected: watch::Sender<bool>,
+        current: watch::Sender<usize>,
         failure: watch::Sender<Option<OpenError>>,
     ) -> Self {
+        let tls = transport::tls_for(&first, config.tls.as_ref());
+        let url = first.clone();
+        let relays: Vec<_> = std::iter::once(first)
+            .chain(others)
+            .map(|url| {
+                let tls = transport::tls_for(&url, config.tls.as_ref());
+                (url, tls)
+            })
+            .collect();
         Self {
-            tls: transport::tls_for(&url, config.tls.as_ref()),
             url,
+            tls,
+            relays,
+            current: 0,
+            current_tx: current,
+            refusals_in_cycle: 0,
             config,
             cmds,
             next_req,
@@ -128,20 +154,48 @@ impl Driver {
         }
     }
 
+    fn url(&self) -> &RelayUrl {
+        &self.url
+    }
+
+    fn tls(&self) -> Option<ClientTls> {
+        self.tls.clone()
+    }
+
+    /// Moves on to the next URL; returns whether a whole round over them ended (then the
+    /// caller backs off before starting the next round).
+    fn next_relay(&mut self) -> bool {
+        let count = self.relays.len().max(1);
+        self.current = (self.current + 1) % count;
+        if let Some((url, tls)) = self.relays.get(self.current) {
+            self.url = url.clone();
+            self.tls = tls.clone();
+        }
+        self.current_tx.send_replace(self.current);
+        self.current == 0
+    }
+
     pub(super) async fn run(mut self) {
         let mut attempt = 0u32;
         loop {
             let Some(ws) = self.connect(&mut attempt).await else { return };
             let opened = Instant::now();
             self.connected.send_replace(true);
-            debug!(url = %self.url.ws_url(), "relay connected");
+            debug!(url = %self.url().ws_url(), "relay connected");
             let ended = self.serve(ws).await;
             self.connected.send_replace(false);
             self.down_since = Instant::now();
             self.after_drop();
             match ended {
                 Ended::HandleGone => return,
-                Ended::Dropped => debug!(url = %self.url.ws_url(), "relay connection lost"),
+                Ended::Dropped => debug!(url = %self.url().ws_url(), "relay connection lost"),
+            }
+            if self.relays.len() > 1 {
+                // The relay that dropped the connection may be gone: fail over to the next
+                // (the others serve the same messages: a shared store, or peer forwarding).
+                warn!(from = %self.url().ws_url(), "relay connection lost; failing over");
+                self.next_relay();
+                self.refusals_in_cycle = 0;
             }
             if opened.elapsed() >= STABLE_CONNECTION {
                 attempt = 0;
@@ -165,16 +219,16 @@ impl Driver {
     /// handle is gone.
     async fn connect(&mut self, attempt: &mut u32) -> Option<WsStream> {
         loop {
-            let request = match upgrade_request(self.url.ws_url(), &self.config) {
+            let request = match upgrade_request(self.url().ws_url(), &self.config) {
                 Ok(request) => request,
                 Err(e) => {
                     // Cannot happen for a URL that parsed; reported rather than spun on.
-                    warn!(url = %self.url.ws_url(), error = %e, "cannot build the WebSocket request");
+                    warn!(url = %self.url().ws_url(), error = %e, "cannot build the WebSocket request");
                     return None;
                 }
             };
             let connecting =
-                open_ws(self.url.clone(), self.tls.clone(), request, self.config.connect_timeout);
+                open_ws(self.url().clone(), self.tls(), request, self.config.connect_timeout);
             tokio::pin!(connecting);
             let outcome = loop {
                 tokio::select! {
@@ -188,26 +242,38 @@ impl Driver {
             match outcome {
                 Ok(ws) => {
                     self.failure.send_replace(None);
+                    self.refusals_in_cycle = 0;
                     return Some(ws);
                 }
                 Err(e) if e.permanent => {
-                    // Retrying cannot fix a certificate: say so once per cause, fail what
-                    // waits, and keep trying slowly in case the server is fixed.
-                    if self.failure.borrow().as_ref().map(|f| &f.message) != Some(&e.message) {
-                        warn!(url = %self.url.ws_url(), error = %e, "relay connection refused");
+                    self.refusals_in_cycle += 1;
+                    if self.refusals_in_cycle >= self.relays.len() {
+                        // Retrying cannot fix a certificate: say so once per cause, fail what
+                        // waits, and keep trying slowly in case the server is fixed.
+                        if self.failure.borrow().as_ref().map(|f| &f.message) != Some(&e.message) {
+                            warn!(url = %self.url().ws_url(), error = %e, "relay connection refused");
+                        }
+                        self.fail_outstanding(&e.message);
+                        self.failure.send_replace(Some(e));
+                    } else {
+                        // Another URL may still work.
+                        warn!(url = %self.url().ws_url(), error = %e, "relay connection refused; trying the next relay");
+                        self.failure.send_replace(Some(OpenError { permanent: false, ..e }));
                     }
-                    self.fail_outstanding(&e.message);
-                    self.failure.send_replace(Some(e));
                 }
                 Err(e) => {
-                    debug!(url = %self.url.ws_url(), error = %e, "relay connect failed");
+                    debug!(url = %self.url().ws_url(), error = %e, "relay connect failed");
                     self.failure.send_replace(Some(e));
                     self.give_up_if_down_too_long();
                 }
             }
-            let pause = self.next_delay(attempt);
-            if !self.idle(pause).await {
-                return None;
+            let round_over = self.next_relay();
+            if round_over {
+                self.refusals_in_cycle = 0;
+                let pause = self.next_delay(attempt);
+                if !self.idle(pause).await {
+                    return None;
+                }
             }
         }
     }
@@ -263,7 +329,7 @@ impl Driver {
                 _ = &mut writer_done => break Ended::Dropped,
                 _ = ticker.tick() => {
                     if last_heard.elapsed() > keepalive.saturating_mul(2) {
-                        warn!(url = %self.url.ws_url(), "relay connection silent, reconnecting");
+                        warn!(url = %self.url().ws_url(), "relay connection silent, reconnecting");
                         break Ended::Dropped;
                     }
                     let _ = link.out.send(Message::Ping(Bytes::new()));
@@ -438,8 +504,8 @@ impl Driver {
             return;
         }
         let why = match self.failure.borrow().as_ref() {
-            Some(f) => format!("relay at {} unreachable: {f}", self.url.ws_url()),
-            None => format!("relay at {} unreachable", self.url.ws_url()),
+            Some(f) => format!("relay at {} unreachable: {f}", self.url().ws_url()),
+            None => format!("relay at {} unreachable", self.url().ws_url()),
         };
         self.fail_outstanding(&why);
     }

@@ -26,6 +26,13 @@ mod driver;
 use driver::Driver;
 pub(crate) use driver::map_error;
 
+/// The URLs in `urls`, each of which may itself list several separated by spaces or commas.
+pub(crate) fn split_urls<S: AsRef<str>>(urls: &[S]) -> impl Iterator<Item = &str> {
+    urls.iter()
+        .flat_map(|u| u.as_ref().split(|c: char| c == ',' || c.is_whitespace()))
+        .filter(|u| !u.is_empty())
+}
+
 /// A connection that lived shorter than this does not reset the reconnect backoff.
 const STABLE_CONNECTION: Duration = Duration::from_secs(1);
 
@@ -77,9 +84,11 @@ enum Command {
 pub struct WsRelay {
     url: RelayUrl,
     config: ClientConfig,
+    urls: Vec<RelayUrl>,
     cmds: mpsc::UnboundedSender<Command>,
     next_req: Arc<AtomicU32>,
     connected: watch::Receiver<bool>,
+    current: watch::Receiver<usize>,
     failure: watch::Receiver<Option<OpenError>>,
 }
 
@@ -105,27 +114,51 @@ impl WsRelay {
     /// [`ClientError::InvalidUrl`] for a bad URL, [`ClientError::NoRuntime`] outside a Tokio
     /// runtime.
     pub fn new(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
-        let url = RelayUrl::parse(url)?;
+        Self::new_any(&[url], config)
+    }
+
+    /// A client for the replicas of one relay at `urls` (or relays that are peers of one
+    /// another), connecting in the background: the first URL is tried first; when a relay
+    /// cannot be reached, or its connection drops, the client moves on to the next at once
+    /// (backing off only after trying them all), re-issuing what was in flight there.
+    /// `urls` may also be one string listing URLs separated by spaces or commas.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidUrl`] for a bad or missing URL, [`ClientError::NoRuntime`]
+    /// outside a Tokio runtime.
+    pub fn new_any<S: AsRef<str>>(urls: &[S], config: ClientConfig) -> Result<Self, ClientError> {
+        let mut parsed = split_urls(urls).map(RelayUrl::parse).collect::<Result<Vec<_>, _>>()?;
+        if parsed.is_empty() {
+            return Err(ClientError::InvalidUrl { url: String::new(), reason: "no relay URL" });
+        }
+        let url = parsed.remove(0);
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ClientError::NoRuntime)?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (connected_tx, connected_rx) = watch::channel(false);
+        let (current_tx, current_rx) = watch::channel(0usize);
         let (failure_tx, failure_rx) = watch::channel(None);
         let next_req = Arc::new(AtomicU32::new(1));
+        let mut urls = Vec::with_capacity(parsed.len() + 1);
+        urls.push(url.clone());
+        urls.extend(parsed.iter().cloned());
         let driver = Driver::new(
-            url.clone(),
+            (url.clone(), parsed),
             config.clone(),
             cmd_rx,
             Arc::clone(&next_req),
             connected_tx,
+            current_tx,
             failure_tx,
         );
         runtime.spawn(driver.run());
         Ok(Self {
             url,
+            urls,
             config,
             cmds: cmd_tx,
             next_req,
             connected: connected_rx,
+            current: current_rx,
             failure: failure_rx,
         })
     }
@@ -138,7 +171,18 @@ impl WsRelay {
     /// retrying cannot fix (the relay's certificate is not trusted, expired or for another
     /// name; the port speaks TLS and the URL does not, or the other way round).
     pub async fn connect(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
-        let relay = Self::new(url, config)?;
+        Self::connect_any(&[url], config).await
+    }
+
+    /// [`WsRelay::new_any`] whose first connection (to any of the URLs) is already open.
+    ///
+    /// # Errors
+    /// As [`WsRelay::connect`]; a refusal is final only when every URL refused.
+    pub async fn connect_any<S: AsRef<str>>(
+        urls: &[S],
+        config: ClientConfig,
+    ) -> Result<Self, ClientError> {
+        let relay = Self::new_any(urls, config)?;
         let timeout = relay.config.connect_timeout;
         let mut failures = relay.failure.clone();
         let refused = async move {
@@ -156,7 +200,8 @@ impl WsRelay {
                 }
             }
         };
-        let fail = |cause| ClientError::Connect { url: relay.url.ws_url().to_owned(), cause };
+        let shown = relay.urls.iter().map(RelayUrl::ws_url).collect::<Vec<_>>().join(", ");
+        let fail = |cause| ClientError::Connect { url: shown.clone(), cause };
         tokio::select! {
             connected = relay.wait_connected(timeout) => {
                 if connected {
@@ -193,9 +238,19 @@ impl WsRelay {
         tokio::time::timeout(timeout, rx.wait_for(|c| *c)).await.is_ok_and(|r| r.is_ok())
     }
 
-    /// The relay's URL.
+    /// The relay's (first) URL.
     pub fn url(&self) -> &RelayUrl {
         &self.url
+    }
+
+    /// Every URL this client may use, in order of preference.
+    pub fn urls(&self) -> &[RelayUrl] {
+        &self.urls
+    }
+
+    /// The URL in use (connected, or tried next).
+    pub fn current_url(&self) -> &RelayUrl {
+        self.urls.get(*self.current.borrow()).unwrap_or(&self.url)
     }
 
     fn next_req(&self) -> u32 {
