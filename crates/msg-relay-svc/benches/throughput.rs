@@ -3,7 +3,9 @@
 //!
 //! Run with `cargo bench -p msg-relay-svc --bench throughput`. A message counts once it was
 //! published (acknowledged) and delivered to its asker. Relay and clients share this process
-//! (and so the machine's cores).
+//! (and so the machine's cores). With `MPC_TEST_REDIS_URL` set (e.g. `source .ci/services`),
+//! every case also runs on the Redis store, the Redis server being one more process on the
+//! same cores.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::Arc;
@@ -35,8 +37,35 @@ fn message_id(case: u8, conn: usize, k: usize) -> MessageId {
     MessageId(id)
 }
 
-async fn run_case(tag: u8, case: &Case) -> anyhow::Result<(f64, f64, Duration)> {
-    let relay = spawn_relay(RelayConfig::default()).await?;
+#[derive(Clone, Copy)]
+enum Store {
+    Memory,
+    Redis,
+}
+
+impl Store {
+    fn name(self) -> &'static str {
+        match self {
+            Store::Memory => "memory",
+            Store::Redis => "Redis",
+        }
+    }
+}
+
+async fn run_case(tag: u8, case: &Case, store: Store) -> anyhow::Result<(f64, f64, Duration)> {
+    // Every client is 127.0.0.1: the per-address quota must hold a whole case (the 60 KB case
+    // keeps 295 MB, all messages being kept for their TTL).
+    let limits = msg_relay_svc::Limits { max_bytes_per_address: 1 << 30, ..Default::default() };
+    let config = RelayConfig { limits, ..RelayConfig::default() };
+    let relay = match store {
+        Store::Memory => spawn_relay(config).await?,
+        Store::Redis => {
+            let store = msg_relay_svc::testing::redis_store("bench", None, config.limits.quotas())
+                .await
+                .ok_or_else(|| anyhow::anyhow!("no Redis"))?;
+            msg_relay_svc::testing::spawn_relay_with_store(config, Arc::new(store)).await?
+        }
+    };
     let mut clients = Vec::new();
     for _ in 0..case.connections {
         clients.push(Arc::new(WsRelay::connect(relay.url(), ClientConfig::default()).await?));
@@ -93,23 +122,31 @@ fn main() -> anyhow::Result<()> {
         Case { name: "60 KB", size: 60 * 1024, connections: 16, per_connection: 300 },
         Case { name: "200 B", size: 200, connections: 1, per_connection: 50_000 },
     ];
+    let mut stores = vec![Store::Memory];
+    if std::env::var("MPC_TEST_REDIS_URL").is_ok_and(|u| !u.is_empty()) {
+        stores.push(Store::Redis);
+    }
     runtime.block_on(async {
-        // Warm-up (allocator, connections, code paths).
-        run_case(0, &Case { name: "warm-up", size: 200, connections: 4, per_connection: 2_000 })
-            .await?;
-        println!("| payload | connections | messages | time | messages/s | MB/s |");
-        println!("|---|---|---|---|---|---|");
-        for (i, case) in cases.iter().enumerate() {
-            let (rate, mbps, elapsed) = run_case(u8::try_from(i + 1)?, case).await?;
-            println!(
-                "| {} | {} | {} | {:.2} s | {:.0} | {:.1} |",
-                case.name,
-                case.connections,
-                case.connections * case.per_connection,
-                elapsed.as_secs_f64(),
-                rate,
-                mbps
-            );
+        println!("| store | payload | connections | messages | time | messages/s | MB/s |");
+        println!("|---|---|---|---|---|---|---|");
+        for store in stores {
+            // Warm-up (allocator, connections, code paths, scripts).
+            let warm_up =
+                Case { name: "warm-up", size: 200, connections: 4, per_connection: 2_000 };
+            run_case(0, &warm_up, store).await?;
+            for (i, case) in cases.iter().enumerate() {
+                let (rate, mbps, elapsed) = run_case(u8::try_from(i + 1)?, case, store).await?;
+                println!(
+                    "| {} | {} | {} | {} | {:.2} s | {:.0} | {:.1} |",
+                    store.name(),
+                    case.name,
+                    case.connections,
+                    case.connections * case.per_connection,
+                    elapsed.as_secs_f64(),
+                    rate,
+                    mbps
+                );
+            }
         }
         anyhow::Ok(())
     })

@@ -194,8 +194,13 @@ impl RedisStore {
     /// [`StoreError::Backend`] naming what failed (the URL's password is never included).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let shown = redacted_url(&config.url);
-        let client = Client::open(config.url.as_str())
-            .map_err(|e| StoreError::Backend(format!("invalid Redis URL {shown}: {}", e)))?;
+        let invalid =
+            |e: redis::RedisError| StoreError::Backend(format!("invalid Redis URL {shown}: {e}"));
+        // Requests are small and latency-bound: no Nagle delay.
+        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
+            .map_err(invalid)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = Client::open(info).map_err(invalid)?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
@@ -366,6 +371,7 @@ impl RedisStore {
             .consume
             .key(self.message_key(&id))
             .arg(&self.prefix)
+            .arg(hex_id(&id))
             .arg(n)
             .arg(reader)
             .invoke_async(&mut conn)
@@ -406,15 +412,18 @@ impl RedisStore {
             .await
             .map_err(backend("stats"))?;
         let at = |n: usize| u64::try_from(f.get(n).copied().unwrap_or(0)).unwrap_or(0);
+        let (messages, charged) = (at(0), at(1));
         let stats = StoreStats {
-            messages: at(0),
-            payload_bytes: at(1),
-            charged_bytes: at(2),
+            messages,
+            // Every message is charged its payload plus the fixed overhead.
+            payload_bytes: charged.saturating_sub(messages.saturating_mul(PER_MESSAGE_OVERHEAD)),
+            charged_bytes: charged,
             waiters: lock(&self.waiters).count,
-            expired_total: at(3),
-            consumed_total: at(4),
-            index_entries: at(6),
-            contested_ids: at(5),
+            expired_total: at(2),
+            consumed_total: at(3),
+            // The index holds exactly the live candidates.
+            index_entries: messages,
+            contested_ids: at(4),
         };
         *self.last_stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = stats;
         Ok(stats)

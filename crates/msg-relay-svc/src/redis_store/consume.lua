@@ -1,12 +1,12 @@
--- consume: KEYS[1] the message hash. ARGV: prefix, candidate number, reader.
+-- consume: KEYS[1] the message hash. ARGV: prefix, id (hex), candidate number, reader.
 -- Returns 1 when this was the last announced reader (the candidate is removed), else 0.
 local m = KEYS[1]
-local prefix, k, reader = ARGV[1], ARGV[2], ARGV[3]
-local f = redis.call('HMGET', m, k .. ':r', k .. ':d')
+local prefix, idhex, k, reader = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local f = redis.call('HMGET', m, k .. ':m', k .. ':d')
 if not f[1] then
   return 0
 end
-local readers = tonumber(f[1])
+local readers = parse_meta(f[1])
 if readers == 0 then
   return 0
 end
@@ -17,7 +17,7 @@ end
 done = done .. reader .. ','
 local _, commas = string.gsub(done, ',', '')
 if commas - 1 >= readers then
-  remove(prefix, m, k)
+  remove(prefix, m, idhex, k)
   redis.call('HINCRBY', prefix .. 'st', 'consumed', 1)
   return 1
 end

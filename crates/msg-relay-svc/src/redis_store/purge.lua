@@ -6,12 +6,20 @@ local due = redis.call('ZRANGEBYSCORE', prefix .. 'x', '-inf', now, 'LIMIT', 0, 
 local removed = 0
 for _, member in ipairs(due) do
   local idhex, k = string.match(member, '^(%x+):(%d+)$')
-  local m = prefix .. 'm:' .. (idhex or '')
-  local e = idhex and redis.call('HGET', m, k .. ':e')
-  if e and tonumber(e) <= now and remove(prefix, m, k) then
-    removed = removed + 1
-  else
-    -- An entry without its candidate (cannot happen unless keys were removed by hand).
+  local stale = true
+  if idhex then
+    local m = prefix .. 'm:' .. idhex
+    local meta = redis.call('HGET', m, k .. ':m')
+    if meta then
+      stale = false
+      local _, e = parse_meta(meta)
+      if e <= now and remove(prefix, m, idhex, k) then
+        removed = removed + 1
+      end
+    end
+  end
+  if stale then
+    -- An entry without its candidate (only if keys were changed by hand).
     redis.call('ZREM', prefix .. 'x', member)
   end
 end

@@ -1,10 +1,11 @@
--- stats: ARGV: prefix. Returns the counters of P st and the size of the expiry index.
+-- stats: ARGV: prefix. Returns live messages, bytes charged, expired, consumed, contested.
 local prefix = ARGV[1]
-local f = redis.call('HMGET', prefix .. 'st', 'messages', 'payload', 'charged', 'expired',
-  'consumed', 'contested')
-local out = {}
-for i = 1, 6 do
-  out[i] = tonumber(f[i] or '0')
-end
-out[7] = redis.call('ZCARD', prefix .. 'x')
-return out
+local st = redis.call('HMGET', prefix .. 'st', 'expired', 'consumed', 'contested')
+local charged = redis.call('HGET', prefix .. 'q', 'charged')
+return {
+  redis.call('ZCARD', prefix .. 'x'),
+  tonumber(charged or '0'),
+  tonumber(st[1] or '0'),
+  tonumber(st[2] or '0'),
+  tonumber(st[3] or '0'),
+}
