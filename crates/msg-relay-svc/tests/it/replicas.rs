@@ -119,3 +119,102 @@ async fn a_replica_that_goes_away_mid_exchange_is_failed_over() {
     assert_eq!(stats.messages, u64::from(PARTIES) * u64::from(PARTIES - 1) * u64::from(ROUNDS));
     b.stop().await;
 }
+
+/// A Redis server of this test's own, on a free loopback port, stopped on drop.
+struct OwnRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+            .args(["--appendonly", "no", "--maxmemory-policy", "noeviction"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (install it, or unset MPC_TEST_REDIS_URL)");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Redis goes away and comes back (empty): `/readyz` says 503 meanwhile, requests fail with
+/// a clear error instead of hanging, and afterwards the store serves again, including a
+/// waiter that was waiting through the outage (the wake-up subscription is renewed).
+#[tokio::test]
+async fn a_redis_restart_is_survived() {
+    // Runs where a Redis server can be started (CI, or `source .ci/services`).
+    if msg_relay_svc::testing::redis_url("redis_restart").is_none() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = OwnRedis::start(port);
+    let config = msg_relay_svc::redis_store::RedisConfig {
+        url: format!("redis://127.0.0.1:{}/", redis.port),
+        prefix: "restart:".into(),
+        quotas: small_config().limits.quotas(),
+    };
+    let store = Arc::new(msg_relay_svc::redis_store::RedisStore::connect(config).await.unwrap());
+    let relay = spawn_relay_with_store(small_config(), store.clone()).await.unwrap();
+    // `GET /readyz` over plain HTTP/1.1; the whole answer.
+    let readyz = |url: String| async move {
+        let addr = url.trim_start_matches("http://").to_owned();
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).unwrap();
+            answer
+        })
+        .await
+        .unwrap()
+    };
+    assert!(readyz(relay.url().to_owned()).await.starts_with("HTTP/1.1 200"));
+
+    redis.kill();
+    let answer = readyz(relay.url().to_owned()).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("unavailable"), "{answer}");
+    let id = crate::common::id(42);
+    let refused =
+        store.put(id, msg_relay_svc::store::Source::LOCAL, crate::common::TTL, 0, "x".into());
+    let refused = tokio::time::timeout(Duration::from_secs(30), refused).await.unwrap();
+    assert!(matches!(refused, Err(msg_relay_svc::store::StoreError::Backend(_))), "{refused:?}");
+    // A waiter through the outage.
+    let waiter = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.wait(id, 0, Duration::from_secs(30)).await })
+    };
+
+    let _redis = OwnRedis::start(port);
+    let started = std::time::Instant::now();
+    while !readyz(relay.url().to_owned()).await.starts_with("HTTP/1.1 200") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not ready again after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = WsRelay::connect(relay.url(), fast_reconnect()).await.unwrap();
+    client.publish(id, crate::common::TTL, b"after".to_vec()).await.unwrap();
+    let found = tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
+    assert_eq!(found.unwrap().map(|(_, p)| p), Some(bytes::Bytes::from_static(b"after")));
+    relay.stop().await;
+}
