@@ -110,6 +110,10 @@ impl NodeSpec {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub relay: TestRelay,
+    /// Further relays the nodes list after `relay` (replicas on one Redis).
+    pub other_relays: Vec<TestRelay>,
+    /// What goes between the brackets of `relay_urls` (one or more quoted URLs).
+    relay_urls: String,
     pub specs: Vec<NodeSpec>,
     pub nodes: Vec<Option<RunningNode>>,
 }
@@ -122,6 +126,19 @@ impl Cluster {
     /// Like [`Cluster::start`], with a relay of this configuration.
     pub async fn start_with_relay(specs: Vec<NodeSpec>, relay: msg_relay_svc::RelayConfig) -> Self {
         let relay = spawn_relay(relay).await.unwrap();
+        Self::start_with_relays(specs, vec![relay]).await
+    }
+
+    /// Nodes whose `relay_urls` list every relay of `relays`, in order.
+    pub async fn start_with_relays(specs: Vec<NodeSpec>, relays: Vec<TestRelay>) -> Self {
+        let mut relays = relays.into_iter();
+        let relay = relays.next().unwrap();
+        let other_relays: Vec<TestRelay> = relays.collect();
+        let relay_urls = std::iter::once(&relay)
+            .chain(&other_relays)
+            .map(|r| r.url().to_owned())
+            .collect::<Vec<_>>()
+            .join("\", \"");
         let dir = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         let mut specs = specs;
@@ -130,12 +147,12 @@ impl Cluster {
                 s.database_url =
                     format!("sqlite://{}/node{}.sqlite", dir.path().display(), s.index);
             }
-            let node = RunningNode::start(s.config(relay.url())).await.unwrap();
+            let node = RunningNode::start(s.config(&relay_urls)).await.unwrap();
             // Keep the port so a restart comes back at the same address.
             s.port = node.addr().port();
             nodes.push(Some(node));
         }
-        Self { dir, relay, specs, nodes }
+        Self { dir, relay, other_relays, relay_urls, specs, nodes }
     }
 
     pub async fn three() -> Self {
@@ -179,7 +196,7 @@ impl Cluster {
         if let Some(p) = password {
             spec.master_password = p.into();
         }
-        RunningNode::start(spec.config(self.relay.url())).await
+        RunningNode::start(spec.config(&self.relay_urls)).await
     }
 
     /// Generates `key_id` (t-of-players) by calling every player's node at once.

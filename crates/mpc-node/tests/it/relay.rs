@@ -112,3 +112,57 @@ async fn readyz_follows_the_relay_and_a_restarted_relay_serves_again() {
         verify(&r.unwrap());
     }
 }
+
+/// Two relay replicas on one Redis, listed by every node. Node 2 starts a signature (and waits
+/// for node 3) on replica A; A stops; node 3 joins; node 2 fails over to B during the run and
+/// the signature completes. Later signatures go through B alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_fail_over_to_another_relay_replica_during_a_signature() {
+    use msg_relay_svc::testing::{redis_store, spawn_relay_with_store, unique_prefix};
+    const TEST: &str = "node_relay_failover";
+    let prefix = unique_prefix(TEST);
+    let config = RelayConfig::default();
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let Some(store) = redis_store(TEST, Some(&prefix), config.limits.quotas()).await else {
+            return;
+        };
+        relays.push(
+            spawn_relay_with_store(config.clone(), std::sync::Arc::new(store)).await.unwrap(),
+        );
+    }
+    let mut c =
+        Cluster::start_with_relays((1..=3).map(|i| NodeSpec::new(i, 3)).collect(), relays).await;
+    for r in c.generate("app-a", "k", 2, &[1, 2, 3]).await {
+        r.unwrap();
+    }
+
+    let req = mpc_node_client::api::SignRequestBody {
+        session: mpc_node_client::api::SessionConfig {
+            session_id: crate::common::random_sid(),
+            players: vec![2, 3],
+            public_keys: Default::default(),
+        },
+        message_hash: Some(hex::encode([5u8; 32])),
+        message: None,
+        hash_algorithm: None,
+        path: Some("m".into()),
+        presignature_id: None,
+    };
+    let first = {
+        let client = c.client(2, "app-a");
+        let req = req.clone();
+        tokio::spawn(async move { client.sign("k", &req).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let a = std::mem::replace(&mut c.relay, c.other_relays.remove(0));
+    a.stop().await;
+    let second = c.client(3, "app-a").sign("k", &req).await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    verify(&first);
+    verify(&second);
+    assert_eq!(first.der, second.der);
+    for r in c.sign("app-a", "k", &[1, 3], [6; 32], "m").await {
+        verify(&r.unwrap());
+    }
+}
