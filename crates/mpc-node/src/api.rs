@@ -86,11 +86,25 @@ fn json_rejection(rej: JsonRejection, limit: usize) -> ApiError {
     }
 }
 
-/// Runs a session-bearing operation detached from this request (see [`crate::outcomes`]).
+/// The key and players of an operation, for its audit record.
+struct Subject {
+    key_id: Option<String>,
+    players: Vec<u16>,
+}
+
+impl Subject {
+    fn new(key_id: Option<&str>, session: &mpc_node_client::api::SessionConfig) -> Self {
+        Self { key_id: key_id.map(str::to_owned), players: session.players.clone() }
+    }
+}
+
+/// Runs a session-bearing operation detached from this request (see [`crate::outcomes`]),
+/// recording it in the audit log when it has run.
 async fn detached<T, F>(
     node: &AppState,
     app: &str,
     operation: &'static str,
+    subject: Subject,
     session_id: &str,
     digest: [u8; 32],
     make: impl FnOnce(AppState, String) -> F,
@@ -100,8 +114,47 @@ where
     F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
 {
     let fut = make(node.clone(), app.to_owned());
-    let body = node.outcomes().run(app, operation, session_id, digest, fut).await?;
+    let audit = node.audit().cloned();
+    let entry = crate::audit::Entry {
+        app: app.to_owned(),
+        operation: operation.to_owned(),
+        key_id: subject.key_id,
+        session_id: Some(session_id.to_owned()),
+        players: subject.players,
+        ..Default::default()
+    };
+    let audited = async move {
+        let result = fut.await;
+        if let Some(audit) = audit {
+            audit.record_or_log(audit_entry(entry, &result));
+        }
+        result
+    };
+    let body = node.outcomes().run(app, operation, session_id, digest, audited).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// `entry` completed with the outcome of `result`: the key id and signed hash of an answer
+/// that names them, or the error code.
+fn audit_entry<T: serde::Serialize>(
+    mut entry: crate::audit::Entry,
+    result: &Result<T, ApiError>,
+) -> crate::audit::Entry {
+    match result {
+        Ok(answer) => {
+            entry.outcome = "ok".into();
+            if let Ok(value) = serde_json::to_value(answer) {
+                let text =
+                    |field: &str| value.get(field).and_then(|v| v.as_str()).map(str::to_owned);
+                if let Some(key_id) = text("key_id") {
+                    entry.key_id = Some(key_id);
+                }
+                entry.message_hash = text("message_hash");
+            }
+        }
+        Err(e) => entry.outcome = e.parts().1.to_owned(),
+    }
+    entry
 }
 
 /// The `{key_id}` path parameter, checked once (400 for a malformed key id). A path that does
@@ -194,8 +247,11 @@ async fn generate(
     Body(req): Body<GenerateKeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&req));
-    detached(&node, &app, "generate", &sid, digest, |n, a| async move { n.generate(&a, req).await })
-        .await
+    let subject = Subject::new(req.key_id.as_deref(), &req.session);
+    detached(&node, &app, "generate", subject, &sid, digest, |n, a| async move {
+        n.generate(&a, req).await
+    })
+    .await
 }
 
 async fn list_keys(
@@ -218,7 +274,17 @@ async fn delete_key(
     App(app): App,
     KeyId(key): KeyId,
 ) -> Result<impl IntoResponse, ApiError> {
-    node.delete_key(&app, &key).await?;
+    let result = node.delete_key(&app, &key).await;
+    if let Some(audit) = node.audit() {
+        let entry = crate::audit::Entry {
+            app: app.clone(),
+            operation: "delete".into(),
+            key_id: Some(key.clone()),
+            ..Default::default()
+        };
+        audit.record_or_log(audit_entry(entry, &result));
+    }
+    result?;
     Ok(Json(serde_json::json!({ "deleted": key })))
 }
 
@@ -229,8 +295,11 @@ async fn sign(
     Body(req): Body<SignRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
-    detached(&node, &app, "sign", &sid, digest, |n, a| async move { n.sign(&a, &key, req).await })
-        .await
+    let subject = Subject::new(Some(&key), &req.session);
+    detached(&node, &app, "sign", subject, &sid, digest, |n, a| async move {
+        n.sign(&a, &key, req).await
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,14 +342,10 @@ async fn presign(
     Body(req): Body<PresignRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
-    detached(
-        &node,
-        &app,
-        "presign",
-        &sid,
-        digest,
-        |n, a| async move { n.presign(&a, &key, req).await },
-    )
+    let subject = Subject::new(Some(&key), &req.session);
+    detached(&node, &app, "presign", subject, &sid, digest, |n, a| async move {
+        n.presign(&a, &key, req).await
+    })
     .await
 }
 
@@ -291,14 +356,10 @@ async fn refresh(
     Body(req): Body<RefreshRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
-    detached(
-        &node,
-        &app,
-        "refresh",
-        &sid,
-        digest,
-        |n, a| async move { n.refresh(&a, &key, req).await },
-    )
+    let subject = Subject::new(Some(&key), &req.session);
+    detached(&node, &app, "refresh", subject, &sid, digest, |n, a| async move {
+        n.refresh(&a, &key, req).await
+    })
     .await
 }
 
@@ -318,14 +379,10 @@ async fn reshare(
     Body(req): Body<ReshareRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
-    detached(
-        &node,
-        &app,
-        "reshare",
-        &sid,
-        digest,
-        |n, a| async move { n.reshare(&a, &key, req).await },
-    )
+    let subject = Subject::new(Some(&key), &req.session);
+    detached(&node, &app, "reshare", subject, &sid, digest, |n, a| async move {
+        n.reshare(&a, &key, req).await
+    })
     .await
 }
 
@@ -336,14 +393,10 @@ async fn export(
     Body(req): Body<ExportRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
-    detached(
-        &node,
-        &app,
-        "export",
-        &sid,
-        digest,
-        |n, a| async move { n.export(&a, &key, req).await },
-    )
+    let subject = Subject::new(Some(&key), &req.session);
+    detached(&node, &app, "export", subject, &sid, digest, |n, a| async move {
+        n.export(&a, &key, req).await
+    })
     .await
 }
 async fn import(
@@ -352,6 +405,15 @@ async fn import(
     Body(req): Body<ImportKeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&req));
-    detached(&node, &app, "import", &sid, digest, |n, a| async move { n.import(&a, req).await })
-        .await
+    let subject = Subject::new(Some(&req.key_id), &req.session);
+    detached(
+        &node,
+        &app,
+        "import",
+        subject,
+        &sid,
+        digest,
+        |n, a| async move { n.import(&a, req).await },
+    )
+    .await
 }

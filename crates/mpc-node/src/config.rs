@@ -36,9 +36,15 @@ pub struct FileConfig {
     /// SDK API listen address.
     #[serde(default)]
     pub listen: Option<String>,
-    /// Relay URLs (`http://host:port`); the first reachable one is used.
+    /// Relay URLs (`http://host:port`): replicas of one relay, the first reachable one used and
+    /// the next taking over when it fails.
     #[serde(default)]
     pub relay_urls: Vec<String>,
+    /// The audit log file (JSON lines, chained and signed); `""` turns it off. Default: next to
+    /// the SQLite database (`<name>.audit.jsonl`); with PostgreSQL `<data_dir>/audit.jsonl`
+    /// when `data_dir` is set (each replica keeps its own); none for `memory:`.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
     /// `sqlite://<path>` (default `sqlite://<data_dir>/mpc-node.sqlite`),
     /// `postgres://user:password@host:port/dbname[?sslmode=require]` (a database that several
     /// replicas of this node may share), or `memory:` (tests).
@@ -250,6 +256,8 @@ pub struct Config {
     pub relay_urls: Vec<String>,
     /// The database.
     pub database: Database,
+    /// The audit log file, if any.
+    pub audit_log: Option<PathBuf>,
     /// The storage master password.
     pub master_password: Zeroizing<Vec<u8>>,
     /// SDK listen address.
@@ -361,6 +369,7 @@ pub fn validate(
     let players = players(&file.players, index, identity.as_deref(), &mut errs);
     let relay_urls = relay_urls(&file, env, &mut errs);
     let database = database(&file, base, env, &mut errs);
+    let audit_log = audit_log(&file, base, &database);
     let master_password = master_password(&file, base, env, &database, &mut errs);
     let listen = listen(&file, env, &mut errs);
     let tls = tls::server_tls(file.tls.as_ref(), base, &mut errs);
@@ -381,6 +390,7 @@ pub fn validate(
             players,
             relay_urls,
             database,
+            audit_log,
             master_password,
             listen,
             api_keys,
@@ -542,6 +552,19 @@ fn database(
                 Database::Sqlite(data_dir.join(DEFAULT_DB_FILE))
             }
         },
+    }
+}
+
+/// The audit log's file (see [`FileConfig::audit_log`]).
+fn audit_log(file: &FileConfig, base: &Path, database: &Database) -> Option<PathBuf> {
+    match (&file.audit_log, database) {
+        (Some(p), _) if p.as_os_str().is_empty() => None,
+        (Some(p), _) => Some(resolve(base, p)),
+        (None, Database::Sqlite(db)) => Some(db.with_extension("audit.jsonl")),
+        (None, Database::Postgres(_)) => {
+            file.data_dir.as_deref().map(|d| resolve(base, d).join("audit.jsonl"))
+        }
+        (None, Database::Memory) => None,
     }
 }
 

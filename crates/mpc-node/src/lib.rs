@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), warn(missing_docs))]
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod dev;
 pub mod error;

@@ -43,6 +43,28 @@ enum Cmd {
     },
     /// Print a fresh Ed25519 identity key (for node.identity_key) and its public key.
     GenIdentity,
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Check an audit log: every record numbered in turn, chained to the one before by hash and
+    /// signed by the node's identity key. Exits 0 and prints the count and the last record's
+    /// hash (keep it elsewhere to detect records cut off the end), or exits 1 naming the first
+    /// bad line.
+    Verify {
+        /// The audit log file (`audit_log` in the configuration).
+        file: PathBuf,
+        /// The node's identity public key (`ed25519:<hex>` or `p256:<hex>`, as `gen-identity`
+        /// prints it) that must have signed every record; without it each record is checked
+        /// against the signer it names.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
 }
 
 fn init_logs(format: &str, level: tracing_subscriber::filter::LevelFilter) {
@@ -98,6 +120,36 @@ async fn main() -> anyhow::Result<()> {
                 config::NodeIdentity::parse(&private).map_err(|e| anyhow::anyhow!(e))?.public_key();
             println!("identity_key = \"{private}\"\npublic_key   = \"{public}\"");
             Ok(())
+        }
+        Cmd::Audit { cmd: AuditCmd::Verify { file, public_key } } => {
+            let expected = match public_key.as_deref().map(str::parse) {
+                None => None,
+                Some(Ok(key)) => Some(key),
+                Some(Err(e)) => {
+                    eprintln!("--public-key: {e}");
+                    std::process::exit(2);
+                }
+            };
+            match mpc_node::audit::verify(&file, expected.as_ref()) {
+                Ok(v) => {
+                    println!(
+                        "{}: {} records verify; last hash {}; signed by {}",
+                        file.display(),
+                        v.records,
+                        v.last_hash,
+                        if v.signers.is_empty() {
+                            "nobody yet".into()
+                        } else {
+                            v.signers.join(", ")
+                        }
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("{}: does not verify: {e}", file.display());
+                    std::process::exit(1);
+                }
+            }
         }
         Cmd::Run { config: path } => {
             init_logs(&cli.log_format, tracing_subscriber::filter::LevelFilter::INFO);

@@ -41,6 +41,8 @@ pub struct Node {
     pub(super) keys: KeyCache,
     pub(super) bans: BanSignals,
     outcomes: Outcomes,
+    /// The audit log (none when configured off).
+    audit: Option<Arc<crate::audit::AuditLog>>,
     /// Keys with a refresh/reshare share staged but not confirmed.
     pub(super) staged: StagedKeys,
 }
@@ -92,6 +94,18 @@ impl Node {
             warn!(keys = failed, "keys left PENDING by an earlier run are now ERROR");
         }
         let staged = startup_step(&store, |s| s.list_staged()).await?;
+        let audit = match &cfg.audit_log {
+            Some(path) => Some(Arc::new(
+                crate::audit::AuditLog::open(path, cfg.index, cfg.identity.clone())
+                    .map_err(|e| ConfigError(vec![e.to_string()]))?,
+            )),
+            None => {
+                if !matches!(cfg.database, crate::config::Database::Memory) {
+                    tracing::warn!("no audit log: set audit_log (or data_dir with PostgreSQL)");
+                }
+                None
+            }
+        };
         let relay_link = connect_relay(&cfg.relay_urls, cfg.relay_tls.as_ref()).await?;
         let metrics = Arc::new(Metrics::default());
         let runtime = Runtime::new(
@@ -112,6 +126,7 @@ impl Node {
             bans: BanSignals::default(),
             outcomes: Outcomes::default(),
             staged: StagedKeys::default(),
+            audit,
         });
         node.settle_all_staged(staged);
         if node.db.store().is_shared() {
@@ -135,6 +150,11 @@ impl Node {
             return Err("the node is not connected to its relay (reconnecting)");
         }
         Ok(())
+    }
+
+    /// The audit log, when there is one.
+    pub fn audit(&self) -> Option<&Arc<crate::audit::AuditLog>> {
+        self.audit.as_ref()
     }
 
     /// Remembered outcomes of detached operations (see [`crate::outcomes`]).

@@ -8,6 +8,7 @@
 )]
 
 mod api;
+mod audit;
 mod bans;
 mod capacity;
 mod common;
