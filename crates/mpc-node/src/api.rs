@@ -38,10 +38,10 @@ impl FromRequestParts<AppState> for App {
                 .extensions
                 .get::<msg_relay_svc::serve::ClientCertificate>()
                 .ok_or(ApiError::Unauthorized)?;
-            return node
-                .authenticate_certificate(&certificate.0)
-                .map(App)
-                .ok_or(ApiError::Unauthorized);
+            let app =
+                node.authenticate_certificate(&certificate.0).ok_or(ApiError::Unauthorized)?;
+            node.tenants().check_rate(&app)?;
+            return Ok(App(app));
         };
         let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
         // The scheme is case-insensitive (RFC 9110 §11.1): "Bearer", "bearer", "BEARER".
@@ -49,7 +49,9 @@ impl FromRequestParts<AppState> for App {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthorized);
         }
-        node.authenticate(key.trim()).map(App).ok_or(ApiError::Unauthorized)
+        let app = node.authenticate(key.trim()).ok_or(ApiError::Unauthorized)?;
+        node.tenants().check_rate(&app)?;
+        Ok(App(app))
     }
 }
 
@@ -113,6 +115,9 @@ where
     T: serde::Serialize + Send + 'static,
     F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
 {
+    // The application's share of operations, held until the operation ends (even when this
+    // request is gone).
+    let slot = node.tenants().start_operation(app)?;
     let fut = make(node.clone(), app.to_owned());
     let audit = node.audit().cloned();
     let entry = crate::audit::Entry {
@@ -124,6 +129,7 @@ where
         ..Default::default()
     };
     let audited = async move {
+        let _slot = slot;
         let result = fut.await;
         if let Some(audit) = audit {
             audit.record_or_log(audit_entry(entry, &result));
@@ -274,6 +280,7 @@ async fn delete_key(
     App(app): App,
     KeyId(key): KeyId,
 ) -> Result<impl IntoResponse, ApiError> {
+    let _slot = node.tenants().start_operation(&app)?;
     let result = node.delete_key(&app, &key).await;
     if let Some(audit) = node.audit() {
         let entry = crate::audit::Entry {

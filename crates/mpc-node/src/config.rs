@@ -40,6 +40,9 @@ pub struct FileConfig {
     /// the next taking over when it fails.
     #[serde(default)]
     pub relay_urls: Vec<String>,
+    /// Per-application limits (`[[app_limits]]`).
+    #[serde(default)]
+    pub app_limits: Vec<AppLimitsEntry>,
     /// The audit log file (JSON lines, chained and signed); `""` turns it off. Default: next to
     /// the SQLite database (`<name>.audit.jsonl`); with PostgreSQL `<data_dir>/audit.jsonl`
     /// when `data_dir` is set (each replica keeps its own); none for `memory:`.
@@ -183,6 +186,25 @@ impl std::fmt::Debug for PostgresDatabase {
     }
 }
 
+/// `[[app_limits]]`: one application's share of the node.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppLimitsEntry {
+    /// The application (as in `[[api_keys]]` / `[[client_certs]]`).
+    pub app: String,
+    /// Requests per second this application may send (all routes but the health and metrics
+    /// ones); more get 429 `rate_limited` with `Retry-After`.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Requests allowed in a burst above the rate (default: the rate, rounded up).
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Operations (keygen, sign, presign, refresh, reshare, import, export, delete) this
+    /// application may run at once; more get 429 `too_many_operations`.
+    #[serde(default)]
+    pub max_concurrent_operations: Option<usize>,
+}
+
 /// The node's identity key (its private half).
 pub enum NodeIdentity {
     /// Ed25519.
@@ -258,6 +280,8 @@ pub struct Config {
     pub database: Database,
     /// The audit log file, if any.
     pub audit_log: Option<PathBuf>,
+    /// Per-application limits.
+    pub app_limits: Vec<AppLimitsEntry>,
     /// The storage master password.
     pub master_password: Zeroizing<Vec<u8>>,
     /// SDK listen address.
@@ -383,6 +407,7 @@ pub fn validate(
     let relay_tls = tls::relay_tls(file.relay_tls.as_ref(), base, &mut errs);
     let api_keys = api_keys(&file.api_keys, !client_certs.is_empty(), &mut errs);
     let limits = limits(&file.limits, &mut errs);
+    let app_limits = app_limits(&file, &api_keys, &client_certs, &mut errs);
     match identity {
         Some(identity) if errs.is_empty() => Ok(Config {
             index,
@@ -391,6 +416,7 @@ pub fn validate(
             relay_urls,
             database,
             audit_log,
+            app_limits,
             master_password,
             listen,
             api_keys,
@@ -675,6 +701,47 @@ fn limits(limits: &LimitsSection, errs: &mut Vec<String>) -> LimitsSection {
         errs.push("limits.session_timeout_secs must be between 1 and 3600".into());
     }
     limits.clone()
+}
+
+/// Checks `[[app_limits]]`: known applications, each once, positive limits.
+fn app_limits(
+    file: &FileConfig,
+    api_keys: &[([u8; 32], String)],
+    client_certs: &[(dkls_tls::Fingerprint, String)],
+    errs: &mut Vec<String>,
+) -> Vec<AppLimitsEntry> {
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &file.app_limits {
+        let known = api_keys.iter().any(|(_, a)| *a == e.app)
+            || client_certs.iter().any(|(_, a)| *a == e.app);
+        if !known {
+            errs.push(format!(
+                "app_limits: application {:?} has no API key or client certificate",
+                e.app
+            ));
+        }
+        if !seen.insert(e.app.as_str()) {
+            errs.push(format!("app_limits: application {:?} is listed twice", e.app));
+        }
+        if let Some(r) = e.requests_per_second
+            && !(r.is_finite() && r > 0.0 && r <= 1e6)
+        {
+            errs.push(format!("app_limits {:?}: requests_per_second must be in (0, 1e6]", e.app));
+        }
+        if e.burst == Some(0) {
+            errs.push(format!("app_limits {:?}: burst must be at least 1", e.app));
+        }
+        if e.burst.is_some() && e.requests_per_second.is_none() {
+            errs.push(format!("app_limits {:?}: burst needs requests_per_second", e.app));
+        }
+        if e.max_concurrent_operations == Some(0) {
+            errs.push(format!(
+                "app_limits {:?}: max_concurrent_operations must be at least 1",
+                e.app
+            ));
+        }
+    }
+    file.app_limits.clone()
 }
 
 /// Lowercase hex SHA-256 of an API key, as written in `[[api_keys]].sha256`.

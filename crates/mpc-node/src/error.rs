@@ -28,6 +28,21 @@ pub enum ApiError {
     /// Too many sessions are running.
     #[error("too many concurrent sessions; retry later")]
     Busy,
+    /// The application sent more requests than its `requests_per_second` allow.
+    #[error("request rate limit of this application reached; retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds until a request is allowed again.
+        retry_after: u64,
+    },
+    /// The application already runs as many operations as its share allows.
+    #[error(
+        "this application already runs {limit} operations at once (its max_concurrent_operations); \
+         retry when one has finished"
+    )]
+    TooManyOperations {
+        /// The share.
+        limit: usize,
+    },
     /// The node is shutting down.
     #[error("node is shutting down; retry on another replica or later")]
     ShuttingDown,
@@ -86,6 +101,10 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TooManyOperations { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_operations")
+            }
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::PeerBusy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "peer_busy"),
@@ -128,10 +147,15 @@ impl IntoResponse for ApiError {
         };
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
         let mut resp = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Busy, relay full, shutting down: all load or restarts that pass.
-            resp.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        let retry_after = match &self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            // Busy, relay full, shutting down, a full share: all load or restarts that pass.
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
+            Self::TooManyOperations { .. } => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         resp.extensions_mut().insert(ErrorMarker);
         resp

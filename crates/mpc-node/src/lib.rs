@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod outcomes;
 mod request;
 pub mod server;
+pub mod tenants;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;

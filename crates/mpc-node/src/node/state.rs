@@ -43,6 +43,8 @@ pub struct Node {
     outcomes: Outcomes,
     /// The audit log (none when configured off).
     audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Per-application limits.
+    tenants: crate::tenants::Tenants,
     /// Keys with a refresh/reshare share staged but not confirmed.
     pub(super) staged: StagedKeys,
 }
@@ -106,6 +108,7 @@ impl Node {
                 None
             }
         };
+        let cfg_app_limits = cfg.app_limits.clone();
         let relay_link = connect_relay(&cfg.relay_urls, cfg.relay_tls.as_ref()).await?;
         let metrics = Arc::new(Metrics::default());
         let runtime = Runtime::new(
@@ -127,6 +130,7 @@ impl Node {
             outcomes: Outcomes::default(),
             staged: StagedKeys::default(),
             audit,
+            tenants: crate::tenants::Tenants::new(&cfg_app_limits),
         });
         node.settle_all_staged(staged);
         if node.db.store().is_shared() {
@@ -150,6 +154,11 @@ impl Node {
             return Err("the node is not connected to its relay (reconnecting)");
         }
         Ok(())
+    }
+
+    /// Per-application limits.
+    pub fn tenants(&self) -> &crate::tenants::Tenants {
+        &self.tenants
     }
 
     /// The audit log, when there is one.

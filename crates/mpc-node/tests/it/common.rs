@@ -52,6 +52,8 @@ pub struct NodeSpec {
     pub port: u16,
     /// Top-level TOML lines written before everything else (e.g. `database_ca_file = …`).
     pub extra: String,
+    /// TOML tables written after everything else (e.g. `[[app_limits]]`).
+    pub tables: String,
 }
 
 impl NodeSpec {
@@ -68,6 +70,7 @@ impl NodeSpec {
             header_read_timeout_secs: 10,
             port: 0,
             extra: String::new(),
+            tables: String::new(),
         }
     }
 
@@ -99,6 +102,7 @@ impl NodeSpec {
             self.max_concurrent_sessions,
             self.header_read_timeout_secs
         ));
+        t.push_str(&self.tables);
         t
     }
 

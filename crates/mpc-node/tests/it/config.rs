@@ -96,3 +96,40 @@ fn a_postgres_database_url_with_its_options() {
     assert!(e.contains("database_pool_size 0 is not in 1..=1000"), "{e}");
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+#[test]
+fn app_limits_and_the_audit_log_location() {
+    let spec = NodeSpec {
+        tables: "\n[[app_limits]]\napp = \"app-a\"\nrequests_per_second = 5\n\
+                 max_concurrent_operations = 2\n"
+            .into(),
+        database_url: "sqlite:///var/lib/n/node1.sqlite".into(),
+        ..NodeSpec::new(1, 3)
+    };
+    let c = parse(&spec.toml("http://127.0.0.1:9")).unwrap();
+    assert_eq!(c.app_limits.len(), 1);
+    assert_eq!(c.app_limits[0].max_concurrent_operations, Some(2));
+    assert_eq!(c.audit_log.as_deref(), Some(Path::new("/var/lib/n/node1.audit.jsonl")));
+    let off = NodeSpec { extra: "audit_log = \"\"\n".into(), ..spec.clone() };
+    assert_eq!(parse(&off.toml("http://127.0.0.1:9")).unwrap().audit_log, None);
+    assert_eq!(parse(&NodeSpec::new(1, 3).toml("http://127.0.0.1:9")).unwrap().audit_log, None);
+
+    let bad = NodeSpec {
+        tables: "\n[[app_limits]]\napp = \"nobody\"\nrequests_per_second = -1\n\
+                 \n[[app_limits]]\napp = \"app-a\"\nburst = 0\nmax_concurrent_operations = 0\n\
+                 \n[[app_limits]]\napp = \"app-a\"\n"
+            .into(),
+        ..NodeSpec::new(1, 3)
+    };
+    let all = parse(&bad.toml("http://127.0.0.1:9")).unwrap_err().to_string();
+    for needle in [
+        "application \"nobody\" has no API key",
+        "\"nobody\": requests_per_second must be in (0, 1e6]",
+        "\"app-a\": burst must be at least 1",
+        "\"app-a\": burst needs requests_per_second",
+        "\"app-a\": max_concurrent_operations must be at least 1",
+        "application \"app-a\" is listed twice",
+    ] {
+        assert!(all.contains(needle), "{needle:?} missing in: {all}");
+    }
+}

@@ -22,4 +22,5 @@ mod persistence;
 mod relay;
 mod replicas;
 mod staged;
+mod tenants;
 mod tls;
