@@ -110,70 +110,70 @@ pub const DOCUMENT: &str = r##"{
       "post": {
         "summary": "generate a key (returns when READY; an existing READY key id is returned unchanged; PENDING or ERROR -> 409)",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GenerateKeyRequest" } } } },
-        "responses": { "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } },
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } },
           "400": { "$ref": "#/components/responses/Error" }, "401": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" },
           "413": { "$ref": "#/components/responses/Error" }, "502": { "$ref": "#/components/responses/Error" }, "503": { "$ref": "#/components/responses/Error" }, "504": { "$ref": "#/components/responses/Error" } }
       },
-      "get": { "summary": "list the application's keys", "responses": { "200": { "description": "keys", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyList" } } } }, "401": { "$ref": "#/components/responses/Error" } } }
+      "get": { "summary": "list the application's keys", "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "keys", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyList" } } } }, "401": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
-      "get": { "summary": "one key", "responses": { "200": { "description": "key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "404": { "$ref": "#/components/responses/Error" } } },
-      "delete": { "summary": "destroy this node's share (crypto-shredding)", "responses": { "200": { "description": "deleted" }, "404": { "$ref": "#/components/responses/Error" } } }
+      "get": { "summary": "one key", "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "404": { "$ref": "#/components/responses/Error" } } },
+      "delete": { "summary": "destroy this node's share (crypto-shredding)", "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "deleted" }, "404": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/sign": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
       "post": { "summary": "sign with the session's players",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SignRequest" } } } },
-        "responses": { "200": { "description": "signature", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Signature" } } } },
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "signature", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Signature" } } } },
           "400": { "$ref": "#/components/responses/Error" }, "404": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" },
           "502": { "$ref": "#/components/responses/Error" }, "504": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/public-key": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } },
                      { "name": "path", "in": "query", "required": false, "schema": { "type": "string", "example": "m/44/60/0/0/0" } }],
-      "get": { "summary": "public key, chain code and Ethereum address at a path", "responses": { "200": { "description": "public key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PublicKey" } } } }, "404": { "$ref": "#/components/responses/Error" } } }
+      "get": { "summary": "public key, chain code and Ethereum address at a path", "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "public key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PublicKey" } } } }, "404": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/xpub": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } },
                      { "name": "path", "in": "query", "required": false, "schema": { "type": "string" } },
                      { "name": "network", "in": "query", "required": false, "schema": { "type": "string", "enum": ["mainnet", "testnet"] } }],
-      "get": { "summary": "Base58Check extended public key at a path", "responses": { "200": { "description": "xpub", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Xpub" } } } }, "404": { "$ref": "#/components/responses/Error" } } }
+      "get": { "summary": "Base58Check extended public key at a path", "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "xpub", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Xpub" } } } }, "404": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/presign": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
       "post": { "summary": "create count presignatures with the session's players (finish one with sign + presignature_id)",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PresignRequest" } } } },
-        "responses": { "200": { "description": "ids", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PresignResponse" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "ids", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PresignResponse" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/refresh": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
       "post": { "summary": "refresh: new shares of the same key (all players take part; presignatures and bans are dropped)",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RefreshRequest" } } } },
-        "responses": { "200": { "description": "key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/reshare": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
       "post": { "summary": "reshare to a new committee (session.players = 1..=n') and threshold; dealers are old_players",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareRequest" } } } },
-        "responses": { "200": { "description": "result", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "result", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/reshare-spec": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
       "post": { "summary": "the public reshare spec (hex) a node without a share needs to join the new committee; runs no protocol",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareRequest" } } } },
-        "responses": { "200": { "description": "spec", "content": { "application/json": { "schema": { "type": "object", "properties": { "key_id": { "type": "string" }, "spec": { "type": "string" } } } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "spec", "content": { "application/json": { "schema": { "type": "object", "properties": { "key_id": { "type": "string" }, "spec": { "type": "string" } } } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/export": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
       "post": { "summary": "export: send this node's share, encrypted and signed, to the recipient (explicit confirmation required); the answer's setup is what the recipient runs",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportRequest" } } } },
-        "responses": { "200": { "description": "sent", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "sent", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/import": {
       "post": { "summary": "import an existing private key: every player's node gets the same request, only the dealer's node gets private_key; lifecycle as for generation",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ImportRequest" } } } },
-        "responses": { "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
     }
   }
 }"##;
