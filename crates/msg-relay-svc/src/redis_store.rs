@@ -15,7 +15,6 @@
 //! Keys carry no Redis TTL; configure Redis with `maxmemory-policy noeviction` (the relay's
 //! own limits bound what it holds).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -105,30 +104,19 @@ impl Scripts {
 type Wake = Option<(u16, Bytes)>;
 
 /// This replica's waiting asks.
-#[derive(Default)]
-struct Waiters {
-    by_id: HashMap<MessageId, Vec<(u64, u16, mpsc::Sender<Wake>)>>,
-    count: u64,
+type Waiters = crate::store::Waiters<mpsc::Sender<Wake>>;
+
+fn wake(waiters: &Waiters, id: &MessageId, number: u16, payload: Option<&Bytes>) {
+    waiters.each_accepting(id, number, |tx| {
+        // A full channel already holds a wake-up: the waiter looks anyway.
+        let _ = tx.try_send(payload.map(|p| (number, p.clone())));
+    });
 }
 
-impl Waiters {
-    fn wake(&mut self, id: &MessageId, number: u16, payload: Option<&Bytes>) {
-        let Some(list) = self.by_id.get(id) else { return };
-        for (_, from, tx) in list {
-            if *from <= number {
-                // A full channel already holds a wake-up: the waiter looks anyway.
-                let _ = tx.try_send(payload.map(|p| (number, p.clone())));
-            }
-        }
-    }
-
-    fn wake_all(&mut self) {
-        for list in self.by_id.values() {
-            for (_, _, tx) in list {
-                let _ = tx.try_send(None);
-            }
-        }
-    }
+fn wake_all(waiters: &Waiters) {
+    waiters.each(|tx| {
+        let _ = tx.try_send(None);
+    });
 }
 
 fn lock(waiters: &Mutex<Waiters>) -> std::sync::MutexGuard<'_, Waiters> {
@@ -342,9 +330,7 @@ impl RedisStore {
         let (tx, mut rx) = mpsc::channel(1);
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         {
-            let mut waiters = lock(&self.waiters);
-            waiters.by_id.entry(id).or_default().push((waiter, from, tx));
-            waiters.count = waiters.count.saturating_add(1);
+            lock(&self.waiters).add(id, waiter, from, tx);
         }
         let _guard = WaiterGuard { waiters: &self.waiters, id, waiter };
         loop {
@@ -418,7 +404,7 @@ impl RedisStore {
             // Every message is charged its payload plus the fixed overhead.
             payload_bytes: charged.saturating_sub(messages.saturating_mul(PER_MESSAGE_OVERHEAD)),
             charged_bytes: charged,
-            waiters: lock(&self.waiters).count,
+            waiters: lock(&self.waiters).count(),
             expired_total: at(2),
             consumed_total: at(3),
             // The index holds exactly the live candidates.
@@ -439,15 +425,7 @@ struct WaiterGuard<'a> {
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        let mut waiters = lock(self.waiters);
-        let Some(list) = waiters.by_id.get_mut(&self.id) else { return };
-        let before = list.len();
-        list.retain(|(w, _, _)| *w != self.waiter);
-        let removed = (before - list.len()) as u64;
-        if list.is_empty() {
-            waiters.by_id.remove(&self.id);
-        }
-        waiters.count = waiters.count.saturating_sub(removed);
+        lock(self.waiters).withdraw(&self.id, self.waiter);
     }
 }
 
@@ -503,14 +481,14 @@ async fn listen(
             None => {
                 info!("Redis wake-up channel back");
                 let Some(waiters) = waiters.upgrade() else { return };
-                lock(&waiters).wake_all();
+                wake_all(&lock(&waiters));
             }
         }
         let mut messages = pubsub.on_message();
         while let Some(message) = messages.next().await {
             let Some(waiters) = waiters.upgrade() else { return };
             match parse_wake(message.get_payload_bytes()) {
-                Some((id, number, payload)) => lock(&waiters).wake(&id, number, payload.as_ref()),
+                Some((id, number, payload)) => wake(&lock(&waiters), &id, number, payload.as_ref()),
                 None => warn!("malformed wake-up on the Redis channel ignored"),
             }
         }
@@ -553,7 +531,7 @@ impl MessageStore for RedisStore {
 
     fn stats(&self) -> StoreStats {
         let mut stats = *self.last_stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        stats.waiters = lock(&self.waiters).count;
+        stats.waiters = lock(&self.waiters).count();
         stats
     }
 

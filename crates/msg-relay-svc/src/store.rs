@@ -223,8 +223,72 @@ impl Slot {
     }
 }
 
-/// A waiting ask: (waiter id, first candidate number it accepts, where to answer).
-type Waiter = (u64, u16, oneshot::Sender<(u16, Bytes)>);
+/// Asks waiting for a message, by id: each with its number, the first candidate number it
+/// accepts, and where to answer (`T`). Shared by the stores' own waiter bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Waiters<T> {
+    by_id: HashMap<MessageId, Vec<(u64, u16, T)>>,
+    count: u64,
+}
+
+impl<T> Default for Waiters<T> {
+    fn default() -> Self {
+        Self { by_id: HashMap::new(), count: 0 }
+    }
+}
+
+impl<T> Waiters<T> {
+    /// Registers waiter `waiter` for candidates of `id` numbered `from` or later.
+    pub(crate) fn add(&mut self, id: MessageId, waiter: u64, from: u16, answer: T) {
+        self.by_id.entry(id).or_default().push((waiter, from, answer));
+        self.count = self.count.saturating_add(1);
+    }
+
+    /// Withdraws waiter `waiter` of `id` (answered, timed out or cancelled).
+    pub(crate) fn withdraw(&mut self, id: &MessageId, waiter: u64) {
+        let Some(list) = self.by_id.get_mut(id) else { return };
+        let before = list.len();
+        list.retain(|(w, _, _)| *w != waiter);
+        let removed = (before - list.len()) as u64;
+        if list.is_empty() {
+            self.by_id.remove(id);
+        }
+        self.count = self.count.saturating_sub(removed);
+    }
+
+    /// Removes and returns the waiters of `id` that accept candidate `number`.
+    pub(crate) fn take_accepting(&mut self, id: &MessageId, number: u16) -> Vec<T> {
+        let Some(list) = self.by_id.remove(id) else { return Vec::new() };
+        let (wake, keep): (Vec<_>, Vec<_>) =
+            list.into_iter().partition(|(_, from, _)| *from <= number);
+        self.count = self.count.saturating_sub(wake.len() as u64);
+        if !keep.is_empty() {
+            self.by_id.insert(*id, keep);
+        }
+        wake.into_iter().map(|(_, _, answer)| answer).collect()
+    }
+
+    /// Calls `f` with each waiter of `id` that accepts candidate `number` (they stay).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn each_accepting(&self, id: &MessageId, number: u16, mut f: impl FnMut(&T)) {
+        for (_, from, answer) in self.by_id.get(id).into_iter().flatten() {
+            if *from <= number {
+                f(answer);
+            }
+        }
+    }
+
+    /// Calls `f` with every waiter.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn each(&self, mut f: impl FnMut(&T)) {
+        self.by_id.values().flatten().for_each(|(_, _, answer)| f(answer));
+    }
+
+    /// Waiters registered.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+}
 
 #[derive(Default)]
 struct State {
@@ -233,8 +297,7 @@ struct State {
     live: u64,
     /// Expiry index; entries whose candidate was removed are skipped when popped.
     expiry: BinaryHeap<Reverse<(Instant, MessageId, u16)>>,
-    waiters: HashMap<MessageId, Vec<Waiter>>,
-    waiter_count: u64,
+    waiters: Waiters<oneshot::Sender<(u16, Bytes)>>,
     payload_bytes: u64,
     charged_bytes: u64,
     per_connection: HashMap<u64, u64>,
@@ -315,7 +378,7 @@ impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("State")
             .field("messages", &self.live)
-            .field("waiters", &self.waiter_count)
+            .field("waiters", &self.waiters.count())
             .field("charged_bytes", &self.charged_bytes)
             .finish_non_exhaustive()
     }
@@ -405,17 +468,9 @@ impl MemoryStore {
         *held = held.saturating_add(amount);
         state.live = state.live.saturating_add(1);
         state.expiry.push(Reverse((expires, id, number)));
-        if let Some(waiters) = state.waiters.remove(&id) {
-            let (wake, keep): (Vec<_>, Vec<_>) =
-                waiters.into_iter().partition(|(_, from, _)| *from <= number);
-            state.waiter_count = state.waiter_count.saturating_sub(wake.len() as u64);
-            for (_, _, tx) in wake {
-                // A waiter whose ask was dropped just now is fine to miss.
-                let _ = tx.send((number, payload.clone()));
-            }
-            if !keep.is_empty() {
-                state.waiters.insert(id, keep);
-            }
+        for tx in state.waiters.take_accepting(&id, number) {
+            // A waiter whose ask was dropped just now is fine to miss.
+            let _ = tx.send((number, payload.clone()));
         }
         let candidate = Candidate { payload, expires, readers, consumed: Vec::new(), source };
         state.messages.entry(id).or_default().candidates.push(Some(candidate));
@@ -470,8 +525,7 @@ impl MemoryStore {
             }
             let (tx, rx) = oneshot::channel();
             let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-            state.waiters.entry(id).or_default().push((waiter, from, tx));
-            state.waiter_count = state.waiter_count.saturating_add(1);
+            state.waiters.add(id, waiter, from, tx);
             (waiter, rx)
         };
         let _guard = WaiterGuard { store: self, id, waiter };
@@ -528,15 +582,7 @@ struct WaiterGuard<'a> {
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        let mut state = self.store.lock();
-        let Some(list) = state.waiters.get_mut(&self.id) else { return };
-        let before = list.len();
-        list.retain(|(w, _, _)| *w != self.waiter);
-        let removed = (before - list.len()) as u64;
-        if list.is_empty() {
-            state.waiters.remove(&self.id);
-        }
-        state.waiter_count = state.waiter_count.saturating_sub(removed);
+        self.store.lock().waiters.withdraw(&self.id, self.waiter);
     }
 }
 
@@ -583,7 +629,7 @@ impl MessageStore for MemoryStore {
             messages: state.live,
             payload_bytes: state.payload_bytes,
             charged_bytes: state.charged_bytes,
-            waiters: state.waiter_count,
+            waiters: state.waiters.count(),
             expired_total: self.expired_total.load(Ordering::Relaxed),
             consumed_total: self.consumed_total.load(Ordering::Relaxed),
             index_entries: state.expiry.len() as u64,
