@@ -31,8 +31,10 @@ use crate::config::NodeIdentity;
 const DOMAIN: &[u8] = b"mpc-node audit record v1\0";
 
 /// One line of the log.
+///
+/// (Unknown fields are not refused when parsing, but [`verify`] rewrites every record and
+/// compares it with its line, so a line with anything added or changed does not verify.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Record {
     /// 1, 2, 3, … in the order written.
     pub seq: u64,
@@ -42,6 +44,18 @@ pub struct Record {
     pub node: u16,
     /// The identity key that signed this record (`ed25519:<hex>` / `p256:<hex>`).
     pub signer: String,
+    /// What the operation was (written in place, between `signer` and `prev`).
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// SHA-256 of the previous line (hex); 64 zeros for the first record.
+    pub prev: String,
+    /// The signer's signature over [`DOMAIN`] ‖ this line written with `sig` empty (hex).
+    pub sig: String,
+}
+
+/// What a caller knows about an operation that ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
     /// The application that asked.
     pub app: String,
     /// `generate`, `import`, `sign`, `presign`, `refresh`, `reshare`, `export`, `delete`.
@@ -55,29 +69,6 @@ pub struct Record {
     /// The 32-byte hash that was signed (hex), for signatures.
     pub message_hash: Option<String>,
     /// `ok`, or the error code the API answered with.
-    pub outcome: String,
-    /// SHA-256 of the previous line (hex); 64 zeros for the first record.
-    pub prev: String,
-    /// The signer's signature over [`DOMAIN`] ‖ this line written with `sig` empty (hex).
-    pub sig: String,
-}
-
-/// What a caller knows about an operation that ran.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Entry {
-    /// The application.
-    pub app: String,
-    /// The operation's name.
-    pub operation: String,
-    /// The key, when known.
-    pub key_id: Option<String>,
-    /// The session id.
-    pub session_id: Option<String>,
-    /// The players.
-    pub players: Vec<u16>,
-    /// The signed hash (hex).
-    pub message_hash: Option<String>,
-    /// `ok` or an error code.
     pub outcome: String,
 }
 
@@ -189,13 +180,7 @@ impl AuditLog {
             time_ms,
             node: self.node,
             signer: self.identity.public_key().to_string(),
-            app: entry.app,
-            operation: entry.operation,
-            key_id: entry.key_id,
-            session_id: entry.session_id,
-            players: entry.players,
-            message_hash: entry.message_hash,
-            outcome: entry.outcome,
+            entry,
             prev: hex::encode(tail.prev),
             sig: String::new(),
         };
@@ -404,7 +389,7 @@ mod tests {
         let mut forged: Record = serde_json::from_str(&original[1]).unwrap();
         let other = identity(3);
         forged.signer = other.public_key().to_string();
-        forged.app = "app-evil".into();
+        forged.entry.app = "app-evil".into();
         forged.sig = hex::encode(other.sign(&signed_bytes(&forged).unwrap()).unwrap().to_bytes());
         let mut inserted = original.clone();
         inserted[1] = serde_json::to_string(&forged).unwrap();
