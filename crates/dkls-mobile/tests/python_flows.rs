@@ -6,7 +6,8 @@
 //! - Mobile to mobile: two phones exchange the out-of-band payload and run 2-of-2 key
 //!   generation and KECCAK256 signing; one of them loses its connection mid-session and
 //!   finishes anyway. The signature is checked with OpenSSL (in the phones) and k256 (here).
-//! - A phone killed mid-session leaves no share; the next session works.
+//! - A phone killed mid-session leaves no share; the next session works. A phone killed
+//!   mid-refresh: its peer's refresh is settled or ends `Undecided`, and both sign afterwards.
 //! - Phone + server: keygen, sign, presign + sign from a presignature, refresh, sign again.
 //! - The error paths a phone sees: a relay whose CA it does not trust, plaintext to the TLS
 //!   port, a bad payload, a cancelled operation.
@@ -445,6 +446,98 @@ async fn a_phone_killed_mid_keygen_leaves_no_share_and_the_next_keygen_works() {
         finish(f.mobile("follower", "ed25519", &url, &exchange, &quick), limit)
     );
     check_mobile_run(&a, &b);
+}
+
+impl Fixture {
+    /// The `refresh` command of one phone (the storage `mobile` used for `role`).
+    fn refresh(&self, role: &str, exchange: &Path, extra: &[&str]) -> Command {
+        let dir = self.dir.path().join(role);
+        let relay = self.relay.url();
+        let mut args = vec![
+            "refresh",
+            "--role",
+            role,
+            "--dir",
+            dir.to_str().unwrap(),
+            "--exchange",
+            exchange.to_str().unwrap(),
+            "--relay",
+            relay.as_str(),
+            "--ca",
+            self.ca_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.phone(&args)
+    }
+}
+
+/// The JSON line a phone printed.
+fn report(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", text(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+/// A refresh cut short by the follower app being killed (SIGKILL), then the app started again
+/// on the same storage and both phones sign:
+/// - killed after the acknowledgements were exchanged (`reshare:4`): the initiator finishes
+///   at the new epoch; the restarted follower finds its staged share, confirms it from the
+///   initiator's acknowledgement at the relay and signs at the new epoch with it;
+/// - killed before staging and acknowledging (`reshare:3`): the initiator's refresh ends in the
+///   typed `MobileError.Undecided` for the new epoch (its new share is staged, the follower's
+///   acknowledgement never comes); it keeps its current share and both sign at the old epoch.
+/// Either way the signature verifies under the unchanged public key.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_cut_short_by_a_killed_phone_is_settled_or_undecided_and_signing_goes_on() {
+    use sha3::Digest as _;
+    use std::os::unix::process::ExitStatusExt as _;
+    let f = fixture();
+    let url = f.relay.url();
+    let limit = Duration::from_secs(90);
+    let exchange = f.exchange("keygen");
+    let (a, b) = tokio::join!(
+        finish(f.mobile("initiator", "ed25519", &url, &exchange, &[]), limit),
+        finish(f.mobile("follower", "ed25519", &url, &exchange, &[]), limit)
+    );
+    let public_key = check_mobile_run(&a, &b);
+
+    for (case, die, expected) in
+        [("settled", "reshare:4", "ok"), ("undecided", "reshare:3", "MobileError.Undecided")]
+    {
+        let exchange = f.exchange(case);
+        // Only the initiator waits briefly: it is the one left waiting for the follower.
+        let initiator = finish(f.refresh("initiator", &exchange, &["--round-timeout", "3"]), limit);
+        let follower = async {
+            let killed =
+                finish(f.refresh("follower", &exchange, &["--die-after", die]), limit).await;
+            let resumed = finish(f.refresh("follower", &exchange, &["--resume"]), limit).await;
+            (killed, resumed)
+        };
+        let (a, (killed, b)) = tokio::join!(initiator, follower);
+        assert_eq!(killed.status.signal(), Some(9), "{case}: not killed: {}", text(&killed));
+        let (a, b) = (report(&a), report(&b));
+        assert_eq!(a["refresh"], expected, "{case}: {a}");
+        if case == "undecided" {
+            // The first case moved the key to epoch 1; this refresh was to make epoch 2.
+            assert_eq!(a["epoch"], 2, "{a}");
+            assert!(a["error"].as_str().unwrap().contains("waiting for parties [2]"), "{a}");
+        } else {
+            assert_eq!(a["refreshed_public_key"], public_key.as_str(), "{a}");
+        }
+        for field in ["r", "s", "der", "message_hash"] {
+            assert_eq!(a[field], b[field], "{case}: {field}");
+        }
+        for r in [&a, &b] {
+            assert_eq!(r["public_key"], public_key.as_str(), "{case}: {r}");
+        }
+        let message = hex::decode(a["message"].as_str().unwrap()).unwrap();
+        let hash: [u8; 32] = sha3::Keccak256::digest(&message).into();
+        assert_eq!(hex::encode(hash), a["message_hash"].as_str().unwrap());
+        let key =
+            k256::ecdsa::VerifyingKey::from_sec1_bytes(&hex::decode(&public_key).unwrap()).unwrap();
+        let der = hex::decode(a["der"].as_str().unwrap()).unwrap();
+        key.verify_prehash(&hash, &k256::ecdsa::Signature::from_der(&der).unwrap()).unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,7 +165,7 @@ def verify_with_openssl(public_key, message_hash, der):
 
 async def mobile(args):
     rounds = Rounds(args.die_after)
-    me, signer = phone(args, rounds)
+    me, signer = phone(args, None if args.no_progress else rounds)
     await me.check_relay()
     mine = m.OobPayload(
         instance_id=m.new_instance_id(),
@@ -242,6 +242,41 @@ async def mobile(args):
         "keygen_cpu_ms_by_thread": keygen_threads,
         "sign_cpu_ms_by_thread": sign_threads,
     }), flush=True)
+
+
+async def refresh(args):
+    """A refresh of the key `wallet` that `mobile` made with this storage, then a signature
+    with it. With --die-after reshare:N the process kills itself during the refresh (the app
+    killed); --resume is that app started again: it does not refresh, it only signs."""
+    me, _ = phone(args, Rounds(args.die_after))
+    await me.check_relay()
+    other = "follower" if args.role == "initiator" else "initiator"
+    publish(args.exchange, f"{args.role}.identity", me.identity())
+    ids = {args.role: me.identity(), other: wait_for(args.exchange, f"{other}.identity")}
+    public_keys = {1: ids["initiator"], 2: ids["follower"]}
+
+    def shared_session(name):
+        if args.role == "initiator":
+            publish(args.exchange, name, m.new_instance_id().hex())
+        return m.Session(session_id=bytes.fromhex(wait_for(args.exchange, name)),
+                         players=[1, 2], public_keys=public_keys)
+
+    out = {"role": args.role}
+    if not args.resume:
+        try:
+            key = await me.refresh("wallet", shared_session("refresh"))
+            out["refresh"] = "ok"
+            out["refreshed_public_key"] = key.public_key.hex()
+        except m.MobileError.Undecided as e:
+            out["refresh"] = "MobileError.Undecided"
+            out["epoch"] = e.epoch
+            out["error"] = e.message
+    message = b"after the refresh"
+    sig = await me.sign("wallet", shared_session("sign"), message, m.HashAlgorithm.KECCAK256, "m")
+    out.update(signature(sig))
+    out["message"] = message.hex()
+    out["public_key"] = me.public_key("wallet", "m").public_key.hex()
+    print(json.dumps(out), flush=True)
 
 
 async def check_relay(args):
@@ -370,7 +405,15 @@ def main():
     mob.add_argument("--signs", type=int, default=1, help="signatures to make (median CPU)")
     mob.add_argument("--presigns", type=int, default=0, help="presign + online rounds to time")
     mob.add_argument("--payload-relay", help="the relay URL to put in the payload (default --relay)")
-    for p in (mob, sub.add_parser("check-relay"), sub.add_parser("cancel")):
+    mob.add_argument("--no-progress", action="store_true",
+                     help="no progress listener (as the Rust baseline; --die-after is ignored)")
+    ref = sub.add_parser("refresh")
+    ref.add_argument("--role", choices=["initiator", "follower"], required=True)
+    ref.add_argument("--die-after", help="e.g. reshare:3: the process kills itself after that round")
+    ref.add_argument("--round-timeout", type=int, default=30)
+    ref.add_argument("--resume", action="store_true", help="only sign (the restarted app)")
+    ref.add_argument("--exchange", required=True)
+    for p in (mob, ref, sub.add_parser("check-relay"), sub.add_parser("cancel")):
         p.add_argument("--dir", required=True)
         p.add_argument("--relay", required=True)
         p.add_argument("--ca")
@@ -382,6 +425,8 @@ def main():
     args = ap.parse_args()
     if args.cmd == "mobile":
         asyncio.run(mobile(args))
+    elif args.cmd == "refresh":
+        asyncio.run(refresh(args))
     elif args.cmd == "check-relay":
         asyncio.run(check_relay(args))
     elif args.cmd == "cancel":
