@@ -66,7 +66,8 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use postgres::{PgOptions, PgStore, check_postgres_url};
 pub use record::{
-    AppId, CreateOutcome, KeyName, KeyRecord, KeyStatus, NewShare, ReadyKey, StagedShare,
+    AppId, CreateOutcome, KeyName, KeyRecord, KeyStatus, NewShare, OperationEnd, OperationRecord,
+    OperationState, ReadyKey, StagedShare,
 };
 pub use rules::{MAX_NAME_LEN, MAX_REASON_LEN, is_valid_app, is_valid_name};
 pub use sqlite::{OpenOptions, SqliteStore};

@@ -8,10 +8,13 @@ use zeroize::Zeroizing;
 
 use crate::clock::now_secs;
 use crate::error::StoreError;
-use crate::record::{CreateOutcome, KeyRecord, KeyStatus, NewShare, ReadyKey, StagedShare};
+use crate::record::{
+    CreateOutcome, KeyRecord, KeyStatus, NewShare, OperationEnd, OperationRecord, OperationState,
+    ReadyKey, StagedShare,
+};
 use crate::rules::{
-    check_app_key, check_can_mark_error, check_can_mark_ready, check_new_epoch, check_params,
-    check_presig_id, check_ready, truncate_reason,
+    check_app_key, check_can_mark_error, check_can_mark_ready, check_new_epoch, check_operation,
+    check_params, check_presig_id, check_ready, operation_cutoffs, truncate_reason,
 };
 use crate::store::{Store, guard_result};
 
@@ -27,6 +30,7 @@ struct Entry {
 struct Inner {
     keys: BTreeMap<(String, String), Entry>,
     iids: HashSet<[u8; 32]>,
+    operations: BTreeMap<(String, String), OperationRecord>,
 }
 
 /// In-memory [`Store`] (tests): same semantics as [`crate::SqliteStore`], no encryption.
@@ -64,6 +68,13 @@ impl MemoryStore {
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
         self.inner.lock().map_err(|_| StoreError::Database("store lock poisoned".into()))
     }
+}
+
+fn end_operation(op: &mut OperationRecord, end: &OperationEnd<'_>) {
+    op.state = if end.succeeded { OperationState::Succeeded } else { OperationState::Failed };
+    op.http_status = Some(end.http_status);
+    op.result = Some(end.result.to_owned());
+    op.updated_at = now_secs();
 }
 
 fn id(app: &str, key: &str) -> (String, String) {
@@ -302,6 +313,71 @@ impl Store for MemoryStore {
             .get(&id(app, key))
             .map(|e| e.presigs.keys().cloned().collect::<BTreeSet<_>>().into_iter().collect())
             .unwrap_or_default())
+    }
+
+    fn create_operation(&self, app: &str, id: &str, operation: &str) -> Result<bool, StoreError> {
+        check_operation(app, id, operation)?;
+        let mut inner = self.lock()?;
+        let slot = (app.to_owned(), id.to_owned());
+        if inner.operations.contains_key(&slot) {
+            return Ok(false);
+        }
+        let now = now_secs();
+        inner.operations.insert(
+            slot,
+            OperationRecord {
+                id: id.to_owned(),
+                operation: operation.to_owned(),
+                state: OperationState::Running,
+                http_status: None,
+                result: None,
+                created_at: now,
+                updated_at: now,
+            },
+        );
+        Ok(true)
+    }
+
+    fn finish_operation(
+        &self,
+        app: &str,
+        id: &str,
+        end: &OperationEnd<'_>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let op = inner
+            .operations
+            .get_mut(&(app.to_owned(), id.to_owned()))
+            .ok_or(StoreError::NotFound)?;
+        if op.state == OperationState::Running {
+            end_operation(op, end);
+        }
+        Ok(())
+    }
+
+    fn get_operation(&self, app: &str, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        Ok(self.lock()?.operations.get(&(app.to_owned(), id.to_owned())).cloned())
+    }
+
+    fn fail_running_operations(
+        &self,
+        end: &OperationEnd<'_>,
+        max_age_secs: u64,
+        keep_secs: u64,
+    ) -> Result<u64, StoreError> {
+        let (before, forget_before) = operation_cutoffs(max_age_secs, keep_secs);
+        let mut inner = self.lock()?;
+        let mut n = 0;
+        for op in inner.operations.values_mut() {
+            if op.state == OperationState::Running && op.updated_at < before {
+                end_operation(op, end);
+                n += 1;
+            }
+        }
+        inner
+            .operations
+            .retain(|_, op| op.state == OperationState::Running || op.updated_at >= forget_before);
+        Ok(n)
     }
 }
 

@@ -157,3 +157,65 @@ pub(crate) fn decode_status(
         _ => Err(corrupt("key status")),
     }
 }
+
+/// Where an asynchronous operation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationState {
+    /// Started, no outcome yet.
+    Running,
+    /// Ended with an answer.
+    Succeeded,
+    /// Ended with an error (also: interrupted by a restart of the node that ran it).
+    Failed,
+}
+
+impl OperationState {
+    /// The stored (and API) name: `running`, `succeeded`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, crate::StoreError> {
+        match s {
+            "running" => Ok(Self::Running),
+            "succeeded" => Ok(Self::Succeeded),
+            "failed" => Ok(Self::Failed),
+            _ => Err(corrupt("operation state")),
+        }
+    }
+}
+
+/// An asynchronous operation of an application, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationRecord {
+    /// The operation id (unique per application).
+    pub id: String,
+    /// What runs: `generate`, `sign`, `presign`, …
+    pub operation: String,
+    /// Where it stands.
+    pub state: OperationState,
+    /// Once ended: the HTTP status the synchronous call would have answered.
+    pub http_status: Option<u16>,
+    /// Once ended: the JSON answer, or the JSON error body.
+    pub result: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
+    /// Seconds since the Unix epoch.
+    pub updated_at: i64,
+}
+
+/// How an operation ended: [`OperationState::Succeeded`] or [`OperationState::Failed`], the HTTP
+/// status and the JSON body.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationEnd<'a> {
+    /// Succeeded or failed.
+    pub succeeded: bool,
+    /// The HTTP status of the answer.
+    pub http_status: u16,
+    /// The JSON answer or error body.
+    pub result: &'a str,
+}

@@ -114,3 +114,24 @@ mod tests {
         assert_eq!(truncate_reason("short"), "short");
     }
 }
+
+/// An operation's application, id and name.
+pub(crate) fn check_operation(app: &str, id: &str, operation: &str) -> Result<(), StoreError> {
+    if !is_valid_app(app) {
+        return Err(StoreError::Conflict("invalid application id".into()));
+    }
+    if !is_valid_name(id) || !is_valid_name(operation) {
+        return Err(StoreError::Conflict("invalid operation id or name".into()));
+    }
+    Ok(())
+}
+
+/// The `updated_at` bounds of [`crate::Store::fail_running_operations`]: running operations
+/// older than the first are failed (0 seconds: all of them), ended ones older than the second
+/// are forgotten.
+pub(crate) fn operation_cutoffs(max_age_secs: u64, keep_secs: u64) -> (i64, i64) {
+    let now = crate::clock::now_secs();
+    let ago = |secs: u64| now.saturating_sub(i64::try_from(secs).unwrap_or(i64::MAX));
+    let before = if max_age_secs == 0 { i64::MAX } else { ago(max_age_secs) };
+    (before, ago(keep_secs))
+}

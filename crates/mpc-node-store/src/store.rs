@@ -6,7 +6,9 @@ use dkls23_core::setup::{ReplayError, ReplayGuard};
 use zeroize::Zeroizing;
 
 use crate::error::StoreError;
-use crate::record::{CreateOutcome, KeyRecord, NewShare, ReadyKey, StagedShare};
+use crate::record::{
+    CreateOutcome, KeyRecord, NewShare, OperationEnd, OperationRecord, ReadyKey, StagedShare,
+};
 
 /// The node's storage. Synchronous; every method is one transaction.
 pub trait Store: Send + Sync + 'static {
@@ -188,6 +190,44 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// Database failures only.
     fn list_presignatures(&self, app: &str, key: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Records the asynchronous operation `id` of `app` as running; `false` (and nothing
+    /// changes) when that id exists already.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] for a malformed app, id or operation name.
+    fn create_operation(&self, app: &str, id: &str, operation: &str) -> Result<bool, StoreError>;
+
+    /// Records how the running operation `id` of `app` ended; an operation that is not
+    /// running (ended, or failed by [`Store::fail_running_operations`]) keeps its outcome.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    fn finish_operation(
+        &self,
+        app: &str,
+        id: &str,
+        end: &OperationEnd<'_>,
+    ) -> Result<(), StoreError>;
+
+    /// The operation `id` of `app`.
+    ///
+    /// # Errors
+    /// Database failures only.
+    fn get_operation(&self, app: &str, id: &str) -> Result<Option<OperationRecord>, StoreError>;
+
+    /// At start-up: ends as failed (with `end`) every running operation that has not changed
+    /// for `max_age_secs` (0: all of them, for a store no other process uses), and deletes the
+    /// ended ones older than `keep_secs`. Returns how many were failed.
+    ///
+    /// # Errors
+    /// Database failures only.
+    fn fail_running_operations(
+        &self,
+        end: &OperationEnd<'_>,
+        max_age_secs: u64,
+        keep_secs: u64,
+    ) -> Result<u64, StoreError>;
 }
 
 pub(crate) fn guard_result(r: Result<bool, StoreError>) -> Result<(), ReplayError> {

@@ -10,7 +10,8 @@ use crate::error::StoreError;
 /// Schema migrations; entry i brings the schema to version i + 1. Never edit a released
 /// entry: append a new one. The tables are those of the SQLite store (same names and
 /// meaning), with PostgreSQL types.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE mpc_meta (
     name  TEXT PRIMARY KEY,
     value BYTEA NOT NULL
@@ -78,7 +79,22 @@ CREATE TABLE mpc_used_iids (
     iid     BYTEA  PRIMARY KEY,
     used_at BIGINT NOT NULL
 );
-"];
+",
+    r"
+CREATE TABLE mpc_operations (
+    app         TEXT    NOT NULL,
+    id          TEXT    NOT NULL,
+    operation   TEXT    NOT NULL,
+    state       TEXT    NOT NULL CHECK (state IN ('running', 'succeeded', 'failed')),
+    http_status INTEGER,
+    result      TEXT,
+    created_at  BIGINT  NOT NULL,
+    updated_at  BIGINT  NOT NULL,
+    PRIMARY KEY (app, id)
+);
+CREATE INDEX mpc_operations_by_age ON mpc_operations (updated_at);
+",
+];
 
 /// The advisory lock every opening store takes while it migrates and sets up the key
 /// derivation (a constant: "mpc-node" in ASCII).

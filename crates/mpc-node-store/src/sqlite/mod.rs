@@ -15,6 +15,7 @@ mod conn;
 mod generation;
 mod kdf;
 mod keys;
+mod operations;
 mod presignatures;
 mod records;
 mod schema;
@@ -29,8 +30,12 @@ use keys::PendingKey;
 
 use crate::clock::now_secs;
 use crate::error::StoreError;
-use crate::record::{CreateOutcome, KeyRecord, NewShare, ReadyKey, StagedShare};
-use crate::rules::{check_app_key, check_params, check_presig_id};
+use crate::record::{
+    CreateOutcome, KeyRecord, NewShare, OperationEnd, OperationRecord, ReadyKey, StagedShare,
+};
+use crate::rules::{
+    check_app_key, check_operation, check_params, check_presig_id, operation_cutoffs,
+};
 use crate::store::{Store, guard_result};
 
 impl Store for SqliteStore {
@@ -159,6 +164,34 @@ impl Store for SqliteStore {
 
     fn list_presignatures(&self, app: &str, key: &str) -> Result<Vec<String>, StoreError> {
         self.read(|tx| presignatures::list_presignatures(tx, app, key))
+    }
+
+    fn create_operation(&self, app: &str, id: &str, operation: &str) -> Result<bool, StoreError> {
+        check_operation(app, id, operation)?;
+        self.write(|tx| operations::create(tx, app, id, operation))
+    }
+
+    fn finish_operation(
+        &self,
+        app: &str,
+        id: &str,
+        end: &OperationEnd<'_>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| operations::finish(tx, app, id, end))
+    }
+
+    fn get_operation(&self, app: &str, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        self.read(|tx| operations::get(tx, app, id))
+    }
+
+    fn fail_running_operations(
+        &self,
+        end: &OperationEnd<'_>,
+        max_age_secs: u64,
+        keep_secs: u64,
+    ) -> Result<u64, StoreError> {
+        let (before, forget_before) = operation_cutoffs(max_age_secs, keep_secs);
+        self.write(|tx| operations::fail_running(tx, end, before, forget_before))
     }
 }
 

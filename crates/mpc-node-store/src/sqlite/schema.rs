@@ -79,6 +79,20 @@ CREATE TABLE staged_shares (
     FOREIGN KEY (app, key_name) REFERENCES keys (app, key_name)
 );
 ",
+    r"
+CREATE TABLE operations (
+    app         TEXT    NOT NULL,
+    id          TEXT    NOT NULL,
+    operation   TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    http_status INTEGER,
+    result      TEXT,
+    created_at  BIGINT  NOT NULL,
+    updated_at  BIGINT  NOT NULL,
+    PRIMARY KEY (app, id)
+);
+CREATE INDEX operations_by_age ON operations (updated_at);
+",
 ];
 
 /// The schema version of the database (0 for a new file), read without taking the write lock.

@@ -387,3 +387,44 @@ fn a_staged_share_is_kept_until_replaced_cleared_or_deleted() {
         s.clear_staged(APP, "k").unwrap();
     }
 }
+
+#[test]
+fn operations_are_created_once_finished_once_and_failed_at_start_up() {
+    use mpc_node_store::{OperationEnd, OperationState};
+    for (name, s, _db) in stores() {
+        assert!(s.get_operation(APP, "op1").unwrap().is_none(), "{name}");
+        assert!(s.create_operation(APP, "op1", "sign").unwrap(), "{name}");
+        assert!(!s.create_operation(APP, "op1", "sign").unwrap(), "{name}: created twice");
+        // Per application.
+        assert!(s.get_operation("other-app", "op1").unwrap().is_none(), "{name}");
+        let op = s.get_operation(APP, "op1").unwrap().unwrap();
+        assert_eq!(
+            (op.state, op.http_status, op.result.as_deref()),
+            (OperationState::Running, None, None)
+        );
+        assert_eq!(op.operation, "sign");
+        assert!(op.created_at > 1_700_000_000, "{name}");
+
+        let ok = OperationEnd { succeeded: true, http_status: 200, result: r#"{"r":"01"}"# };
+        s.finish_operation(APP, "op1", &ok).unwrap();
+        // An ended operation keeps its first outcome.
+        let late = OperationEnd { succeeded: false, http_status: 500, result: "{}" };
+        s.finish_operation(APP, "op1", &late).unwrap();
+        let op = s.get_operation(APP, "op1").unwrap().unwrap();
+        assert_eq!(op.state, OperationState::Succeeded, "{name}");
+        assert_eq!((op.http_status, op.result.as_deref()), (Some(200), Some(r#"{"r":"01"}"#)));
+        assert!(matches!(s.finish_operation(APP, "nope", &ok), Err(StoreError::NotFound)));
+        assert!(matches!(s.create_operation(APP, "bad id!", "sign"), Err(StoreError::Conflict(_))));
+
+        // Start-up: a recent running operation survives a sweep of old ones; a sweep of all
+        // fails it; ended operations are kept for `keep_secs`.
+        assert!(s.create_operation(APP, "op2", "generate").unwrap());
+        let gone = OperationEnd { succeeded: false, http_status: 503, result: r#"{"error":1}"# };
+        assert_eq!(s.fail_running_operations(&gone, 3600, 86_400).unwrap(), 0, "{name}");
+        assert_eq!(s.get_operation(APP, "op2").unwrap().unwrap().state, OperationState::Running);
+        assert_eq!(s.fail_running_operations(&gone, 0, 86_400).unwrap(), 1, "{name}");
+        let op = s.get_operation(APP, "op2").unwrap().unwrap();
+        assert_eq!((op.state, op.http_status), (OperationState::Failed, Some(503)), "{name}");
+        assert!(s.get_operation(APP, "op1").unwrap().is_some(), "{name}: forgotten too early");
+    }
+}

@@ -18,7 +18,8 @@ use mpc_node_client::api::{
 };
 use mpc_node_client::session;
 use mpc_node_store::{
-    CreateOutcome, KeyRecord, MemoryStore, NewShare, ReadyKey, Store, StoreError,
+    CreateOutcome, KeyRecord, MemoryStore, NewShare, OperationEnd, OperationRecord, ReadyKey,
+    Store, StoreError,
 };
 use msg_relay_client::{ClientConfig, WsRelay};
 use msg_relay_svc::testing::spawn_relay;
@@ -147,6 +148,28 @@ impl Store for PausingStore {
     }
     fn list_presignatures(&self, app: &str, key: &str) -> Result<Vec<String>, StoreError> {
         self.inner.list_presignatures(app, key)
+    }
+    fn create_operation(&self, app: &str, id: &str, operation: &str) -> Result<bool, StoreError> {
+        self.inner.create_operation(app, id, operation)
+    }
+    fn finish_operation(
+        &self,
+        app: &str,
+        id: &str,
+        end: &OperationEnd<'_>,
+    ) -> Result<(), StoreError> {
+        self.inner.finish_operation(app, id, end)
+    }
+    fn get_operation(&self, app: &str, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        self.inner.get_operation(app, id)
+    }
+    fn fail_running_operations(
+        &self,
+        end: &OperationEnd<'_>,
+        max_age_secs: u64,
+        keep_secs: u64,
+    ) -> Result<u64, StoreError> {
+        self.inner.fail_running_operations(end, max_age_secs, keep_secs)
     }
 }
 
