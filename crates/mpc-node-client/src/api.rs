@@ -284,6 +284,32 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+/// An asynchronous operation: the `202 Accepted` answer of a call sent with
+/// `Prefer: respond-async`, `GET /v1/operations/{operation_id}`, and the body of the
+/// application's webhook when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationInfo {
+    /// The operation's id (the same for a retry of the same request).
+    pub operation_id: String,
+    /// What runs: `generate`, `sign`, `presign`, `refresh`, `reshare`, `export`, `import`.
+    pub operation: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    /// Once ended: the HTTP status the synchronous call would have answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Once succeeded: the answer the synchronous call would have given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// Once failed: the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
 /// The error of an [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {

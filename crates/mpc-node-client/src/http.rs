@@ -16,9 +16,9 @@ use tokio::net::TcpStream;
 
 use crate::api::{
     ErrorBody, ExportRequestBody, ExportResponse, GenerateKeyRequest, ImportKeyRequest, KeyInfo,
-    KeyList, PresignRequestBody, PresignResponse, PublicKeyResponse, RefreshRequestBody,
-    ReshareRequestBody, ReshareResponse, ReshareSpecResponse, SignRequestBody, SignatureResponse,
-    XpubResponse,
+    KeyList, OperationInfo, PresignRequestBody, PresignResponse, PublicKeyResponse,
+    RefreshRequestBody, ReshareRequestBody, ReshareResponse, ReshareSpecResponse, SignRequestBody,
+    SignatureResponse, XpubResponse,
 };
 
 /// Largest response body accepted.
@@ -85,6 +85,15 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client").field("authority", &self.authority).finish_non_exhaustive()
     }
+}
+
+/// The [`ClientError::Api`] of an error answer.
+fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(e) => (e.error.code, e.error.message),
+        Err(_) => ("unknown".into(), String::from_utf8_lossy(bytes).into_owned()),
+    };
+    ClientError::Api { status: status.as_u16(), code, message }
 }
 
 impl Client {
@@ -220,6 +229,22 @@ impl Client {
         body: Option<Vec<u8>>,
         auth: bool,
     ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.raw_with_headers(method, path, body, auth, &[]).await
+    }
+
+    /// Like [`Client::raw`], with further request headers (e.g. `Prefer: respond-async`, or a
+    /// webhook's signature).
+    ///
+    /// # Errors
+    /// [`ClientError::Transport`] / [`ClientError::Timeout`]; a header that is not valid.
+    pub async fn raw_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        auth: bool,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let exchange = async {
             let mut sender = match self.take_idle() {
                 Some(s) => s,
@@ -232,6 +257,9 @@ impl Client {
             }
             if body.is_some() {
                 req = req.header(header::CONTENT_TYPE, "application/json");
+            }
+            for (name, value) in headers {
+                req = req.header(*name, *value);
             }
             let req = req
                 .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -263,11 +291,7 @@ impl Client {
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
         } else {
-            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(e) => (e.error.code, e.error.message),
-                Err(_) => ("unknown".into(), String::from_utf8_lossy(&bytes).into_owned()),
-            };
-            Err(ClientError::Api { status: status.as_u16(), code, message })
+            Err(api_error(status, &bytes))
         }
     }
 
@@ -318,6 +342,35 @@ impl Client {
     ) -> Result<PublicKeyResponse, ClientError> {
         self.call(Method::GET, &format!("/v1/keys/{key_id}/public-key?path={path}"), None::<&()>)
             .await
+    }
+
+    /// `GET /v1/operations/{operation_id}`: an asynchronous operation of this application.
+    ///
+    /// # Errors
+    /// Any [`ClientError`]; 404 for an unknown id.
+    pub async fn get_operation(&self, operation_id: &str) -> Result<OperationInfo, ClientError> {
+        self.call(Method::GET, &format!("/v1/operations/{operation_id}"), None::<&()>).await
+    }
+
+    /// Starts `POST path` with `body` as an asynchronous operation (`Prefer: respond-async`):
+    /// answers at once (`202 Accepted`) with the operation to look up.
+    ///
+    /// # Errors
+    /// Any [`ClientError`] (a refusal before anything started, such as 400 or 429, comes at
+    /// once as usual).
+    pub async fn start_async(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<OperationInfo, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let (status, bytes) = self
+            .raw_with_headers(Method::POST, path, Some(body), true, &[("prefer", "respond-async")])
+            .await?;
+        if status == StatusCode::ACCEPTED {
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        Err(api_error(status, &bytes))
     }
 
     /// `DELETE /v1/keys/{key_id}`: this node destroys its share.

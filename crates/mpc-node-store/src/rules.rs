@@ -86,6 +86,27 @@ pub(crate) fn check_new_epoch(current: u32, new: u32) -> Result<(), StoreError> 
     if new > current { Ok(()) } else { Err(StoreError::Conflict("epoch must increase".into())) }
 }
 
+/// An operation's application, id and name.
+pub(crate) fn check_operation(app: &str, id: &str, operation: &str) -> Result<(), StoreError> {
+    if !is_valid_app(app) {
+        return Err(StoreError::Conflict("invalid application id".into()));
+    }
+    if !is_valid_name(id) || !is_valid_name(operation) {
+        return Err(StoreError::Conflict("invalid operation id or name".into()));
+    }
+    Ok(())
+}
+
+/// The `updated_at` bounds of [`crate::Store::fail_running_operations`]: running operations
+/// older than the first are failed (0 seconds: all of them), ended ones older than the second
+/// are forgotten.
+pub(crate) fn operation_cutoffs(max_age_secs: u64, keep_secs: u64) -> (i64, i64) {
+    let now = crate::clock::now_secs();
+    let ago = |secs: u64| now.saturating_sub(i64::try_from(secs).unwrap_or(i64::MAX));
+    let before = if max_age_secs == 0 { i64::MAX } else { ago(max_age_secs) };
+    (before, ago(keep_secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,25 +134,4 @@ mod tests {
         assert!(t.len() >= MAX_REASON_LEN - 1);
         assert_eq!(truncate_reason("short"), "short");
     }
-}
-
-/// An operation's application, id and name.
-pub(crate) fn check_operation(app: &str, id: &str, operation: &str) -> Result<(), StoreError> {
-    if !is_valid_app(app) {
-        return Err(StoreError::Conflict("invalid application id".into()));
-    }
-    if !is_valid_name(id) || !is_valid_name(operation) {
-        return Err(StoreError::Conflict("invalid operation id or name".into()));
-    }
-    Ok(())
-}
-
-/// The `updated_at` bounds of [`crate::Store::fail_running_operations`]: running operations
-/// older than the first are failed (0 seconds: all of them), ended ones older than the second
-/// are forgotten.
-pub(crate) fn operation_cutoffs(max_age_secs: u64, keep_secs: u64) -> (i64, i64) {
-    let now = crate::clock::now_secs();
-    let ago = |secs: u64| now.saturating_sub(i64::try_from(secs).unwrap_or(i64::MAX));
-    let before = if max_age_secs == 0 { i64::MAX } else { ago(max_age_secs) };
-    (before, ago(keep_secs))
 }

@@ -100,11 +100,17 @@ impl Subject {
     }
 }
 
+/// Who calls a session-bearing operation, and whether it asked for an asynchronous answer.
+struct Caller<'a> {
+    app: &'a str,
+    respond_async: bool,
+}
+
 /// Runs a session-bearing operation detached from this request (see [`crate::outcomes`]),
 /// recording it in the audit log when it has run.
 async fn detached<T, F>(
     node: &AppState,
-    app: &str,
+    caller: Caller<'_>,
     operation: &'static str,
     subject: Subject,
     session_id: &str,
@@ -115,6 +121,7 @@ where
     T: serde::Serialize + Send + 'static,
     F: std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
 {
+    let Caller { app, respond_async } = caller;
     // The application's share of operations, held until the operation ends (even when this
     // request is gone).
     let slot = node.tenants().start_operation(app)?;
@@ -136,8 +143,26 @@ where
         }
         result
     };
+    if respond_async {
+        return crate::operations::start(node, app, operation, session_id, digest, audited).await;
+    }
     let body = node.outcomes().run(app, operation, session_id, digest, audited).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Whether the request asked to be answered at once (`Prefer: respond-async`, RFC 7240).
+#[derive(Debug, Clone, Copy)]
+pub struct RespondAsync(pub bool);
+
+impl FromRequestParts<AppState> for RespondAsync {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        Ok(Self(crate::operations::wants_async(&parts.headers)))
+    }
 }
 
 /// `entry` completed with the outcome of `result`: the key id and signed hash of an answer
@@ -201,6 +226,7 @@ pub fn router(node: AppState) -> Router {
         .route("/v1/keys/{key_id}/reshare", post(reshare))
         .route("/v1/keys/{key_id}/reshare-spec", post(reshare_spec))
         .route("/v1/keys/{key_id}/export", post(export))
+        .route("/v1/operations/{operation_id}", get(get_operation))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response_with_state(node.clone(), count_errors))
@@ -250,14 +276,29 @@ async fn openapi() -> impl IntoResponse {
 async fn generate(
     State(node): State<AppState>,
     App(app): App,
+    RespondAsync(asy): RespondAsync,
     Body(req): Body<GenerateKeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&req));
     let subject = Subject::new(req.key_id.as_deref(), &req.session);
-    detached(&node, &app, "generate", subject, &sid, digest, |n, a| async move {
-        n.generate(&a, req).await
-    })
+    detached(
+        &node,
+        Caller { app: &app, respond_async: asy },
+        "generate",
+        subject,
+        &sid,
+        digest,
+        |n, a| async move { n.generate(&a, req).await },
+    )
     .await
+}
+
+async fn get_operation(
+    State(node): State<AppState>,
+    App(app): App,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(crate::operations::get(&node, &app, &id).await?))
 }
 
 async fn list_keys(
@@ -298,14 +339,21 @@ async fn delete_key(
 async fn sign(
     State(node): State<AppState>,
     App(app): App,
+    RespondAsync(asy): RespondAsync,
     KeyId(key): KeyId,
     Body(req): Body<SignRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     let subject = Subject::new(Some(&key), &req.session);
-    detached(&node, &app, "sign", subject, &sid, digest, |n, a| async move {
-        n.sign(&a, &key, req).await
-    })
+    detached(
+        &node,
+        Caller { app: &app, respond_async: asy },
+        "sign",
+        subject,
+        &sid,
+        digest,
+        |n, a| async move { n.sign(&a, &key, req).await },
+    )
     .await
 }
 
@@ -345,28 +393,42 @@ async fn xpub(
 async fn presign(
     State(node): State<AppState>,
     App(app): App,
+    RespondAsync(asy): RespondAsync,
     KeyId(key): KeyId,
     Body(req): Body<PresignRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     let subject = Subject::new(Some(&key), &req.session);
-    detached(&node, &app, "presign", subject, &sid, digest, |n, a| async move {
-        n.presign(&a, &key, req).await
-    })
+    detached(
+        &node,
+        Caller { app: &app, respond_async: asy },
+        "presign",
+        subject,
+        &sid,
+        digest,
+        |n, a| async move { n.presign(&a, &key, req).await },
+    )
     .await
 }
 
 async fn refresh(
     State(node): State<AppState>,
     App(app): App,
+    RespondAsync(asy): RespondAsync,
     KeyId(key): KeyId,
     Body(req): Body<RefreshRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     let subject = Subject::new(Some(&key), &req.session);
-    detached(&node, &app, "refresh", subject, &sid, digest, |n, a| async move {
-        n.refresh(&a, &key, req).await
-    })
+    detached(
+        &node,
+        Caller { app: &app, respond_async: asy },
+        "refresh",
+        subject,
+        &sid,
+        digest,
+        |n, a| async move { n.refresh(&a, &key, req).await },
+    )
     .await
 }
 
@@ -382,40 +444,55 @@ async fn reshare_spec(
 async fn reshare(
     State(node): State<AppState>,
     App(app): App,
+    RespondAsync(asy): RespondAsync,
     KeyId(key): KeyId,
     Body(req): Body<ReshareRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     let subject = Subject::new(Some(&key), &req.session);
-    detached(&node, &app, "reshare", subject, &sid, digest, |n, a| async move {
-        n.reshare(&a, &key, req).await
-    })
+    detached(
+        &node,
+        Caller { app: &app, respond_async: asy },
+        "reshare",
+        subject,
+        &sid,
+        digest,
+        |n, a| async move { n.reshare(&a, &key, req).await },
+    )
     .await
 }
 
 async fn export(
     State(node): State<AppState>,
     App(app): App,
+    RespondAsync(asy): RespondAsync,
     KeyId(key): KeyId,
     Body(req): Body<ExportRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&(&key, &req)));
     let subject = Subject::new(Some(&key), &req.session);
-    detached(&node, &app, "export", subject, &sid, digest, |n, a| async move {
-        n.export(&a, &key, req).await
-    })
+    detached(
+        &node,
+        Caller { app: &app, respond_async: asy },
+        "export",
+        subject,
+        &sid,
+        digest,
+        |n, a| async move { n.export(&a, &key, req).await },
+    )
     .await
 }
 async fn import(
     State(node): State<AppState>,
     App(app): App,
+    RespondAsync(asy): RespondAsync,
     Body(req): Body<ImportKeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (sid, digest) = (req.session.session_id.clone(), outcomes::digest_of(&req));
     let subject = Subject::new(Some(&req.key_id), &req.session);
     detached(
         &node,
-        &app,
+        Caller { app: &app, respond_async: asy },
         "import",
         subject,
         &sid,

@@ -43,6 +43,9 @@ pub struct FileConfig {
     /// Per-application limits (`[[app_limits]]`).
     #[serde(default)]
     pub app_limits: Vec<AppLimitsEntry>,
+    /// Per-application webhooks (`[[webhooks]]`): where asynchronous operations are announced.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookEntry>,
     /// The audit log file (JSON lines, chained and signed); `""` turns it off. Default: next to
     /// the SQLite database (`<name>.audit.jsonl`); with PostgreSQL `<data_dir>/audit.jsonl`
     /// when `data_dir` is set (each replica keeps its own); none for `memory:`.
@@ -205,6 +208,53 @@ pub struct AppLimitsEntry {
     pub max_concurrent_operations: Option<usize>,
 }
 
+/// `[[webhooks]]`: where one application's asynchronous operations are announced when they end.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEntry {
+    /// The application (as in `[[api_keys]]` / `[[client_certs]]`).
+    pub app: String,
+    /// `http://host:port/path` or `https://host:port/path` (verified against the web PKI).
+    pub url: String,
+    /// The HMAC-SHA256 key the deliveries are signed with (at least 32 characters).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// A file holding the secret instead (one line).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for WebhookEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEntry")
+            .field("app", &self.app)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated webhook.
+#[derive(Clone)]
+pub struct Webhook {
+    /// The application.
+    pub app: String,
+    /// `http(s)://host:port` of the receiver.
+    pub base_url: String,
+    /// The path (with query) to POST to.
+    pub path: String,
+    /// The signing key.
+    pub secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("app", &self.app)
+            .field("url", &format_args!("{}{}", self.base_url, self.path))
+            .finish_non_exhaustive()
+    }
+}
+
 /// The node's identity key (its private half).
 pub enum NodeIdentity {
     /// Ed25519.
@@ -282,6 +332,8 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// Per-application limits.
     pub app_limits: Vec<AppLimitsEntry>,
+    /// Per-application webhooks.
+    pub webhooks: Vec<Webhook>,
     /// The storage master password.
     pub master_password: Zeroizing<Vec<u8>>,
     /// SDK listen address.
@@ -408,6 +460,7 @@ pub fn validate(
     let api_keys = api_keys(&file.api_keys, !client_certs.is_empty(), &mut errs);
     let limits = limits(&file.limits, &mut errs);
     let app_limits = app_limits(&file, &api_keys, &client_certs, &mut errs);
+    let webhooks = webhooks(&file, base, &api_keys, &client_certs, &mut errs);
     match identity {
         Some(identity) if errs.is_empty() => Ok(Config {
             index,
@@ -417,6 +470,7 @@ pub fn validate(
             database,
             audit_log,
             app_limits,
+            webhooks,
             master_password,
             listen,
             api_keys,
@@ -742,6 +796,77 @@ fn app_limits(
         }
     }
     file.app_limits.clone()
+}
+
+/// Checks `[[webhooks]]`: known applications, each once, an http(s) URL, a long enough secret.
+fn webhooks(
+    file: &FileConfig,
+    base: &Path,
+    api_keys: &[([u8; 32], String)],
+    client_certs: &[(dkls_tls::Fingerprint, String)],
+    errs: &mut Vec<String>,
+) -> Vec<Webhook> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for e in &file.webhooks {
+        let known = api_keys.iter().any(|(_, a)| *a == e.app)
+            || client_certs.iter().any(|(_, a)| *a == e.app);
+        if !known {
+            errs.push(format!(
+                "webhooks: application {:?} has no API key or client certificate",
+                e.app
+            ));
+        }
+        if !seen.insert(e.app.as_str()) {
+            errs.push(format!("webhooks: application {:?} is listed twice", e.app));
+        }
+        let split = split_url(&e.url);
+        if split.is_none() {
+            errs.push(format!(
+                "webhooks {:?}: url must be http://host:port/path or https://host:port/path",
+                e.app
+            ));
+        }
+        let secret = match (&e.secret, &e.secret_file) {
+            (Some(s), None) => Some(Zeroizing::new(s.clone())),
+            (None, Some(p)) => read_secret_file(&resolve(base, p), "webhooks.secret_file", errs),
+            _ => {
+                errs.push(format!("webhooks {:?}: set one of secret and secret_file", e.app));
+                None
+            }
+        };
+        if let Some(s) = &secret
+            && s.trim().len() < 32
+        {
+            errs.push(format!("webhooks {:?}: the secret must have at least 32 characters", e.app));
+        }
+        if let (Some((base_url, path)), Some(secret)) = (split, secret) {
+            out.push(Webhook {
+                app: e.app.clone(),
+                base_url,
+                path,
+                secret: Zeroizing::new(secret.trim().as_bytes().to_vec()),
+            });
+        }
+    }
+    out
+}
+
+/// `http(s)://authority/path` → (`http(s)://authority`, `/path`).
+fn split_url(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') || path.contains(char::is_whitespace) {
+        return None;
+    }
+    let path = if path.starts_with('?') { format!("/{path}") } else { path.to_owned() };
+    Some((format!("{scheme}://{authority}"), path))
 }
 
 /// Lowercase hex SHA-256 of an API key, as written in `[[api_keys]].sha256`.

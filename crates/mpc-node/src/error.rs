@@ -135,18 +135,25 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.parts();
-        let message = match &self {
+impl ApiError {
+    /// The JSON body answered for this error.
+    pub fn body(&self) -> ErrorBody {
+        let (_, code) = self.parts();
+        let message = match self {
             // Relay error texts may carry addresses; keep them in the log only.
             Self::Protocol(dkls23_core::Error::Transport(_)) => {
                 "the relay could not be reached; retry later".to_owned()
             }
             other => other.to_string(),
         };
-        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
-        let mut resp = (status, Json(body)).into_response();
+        ErrorBody { error: ErrorDetail { code: code.to_owned(), message } }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.parts();
+        let mut resp = (status, Json(self.body())).into_response();
         let retry_after = match &self {
             Self::RateLimited { retry_after } => Some(*retry_after),
             // Busy, relay full, shutting down, a full share: all load or restarts that pass.

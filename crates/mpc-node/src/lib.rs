@@ -18,10 +18,12 @@ pub mod error;
 pub mod metrics;
 pub mod node;
 pub mod openapi;
+pub mod operations;
 pub mod outcomes;
 mod request;
 pub mod server;
 pub mod tenants;
+pub mod webhooks;
 
 pub use config::{Config, ConfigError};
 pub use error::ApiError;

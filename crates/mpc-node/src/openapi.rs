@@ -91,12 +91,30 @@ pub const DOCUMENT: &str = r##"{
       },
       "ExportResponse": { "type": "object", "properties": { "key_id": { "type": "string" }, "setup": { "type": "string" } } },
       "Xpub": { "type": "object", "properties": { "key_id": { "type": "string" }, "path": { "type": "string" }, "xpub": { "type": "string" } } },
+      "Operation": {
+        "type": "object", "required": ["operation_id", "operation", "status", "created_at", "updated_at"],
+        "properties": {
+          "operation_id": { "type": "string", "pattern": "^[0-9a-f]{32}$" },
+          "operation": { "type": "string", "enum": ["generate", "sign", "presign", "refresh", "reshare", "export", "import"] },
+          "status": { "type": "string", "enum": ["running", "succeeded", "failed"] },
+          "http_status": { "type": "integer", "description": "once ended: the status the synchronous call would have answered" },
+          "result": { "type": "object", "description": "once succeeded: the synchronous call's answer" },
+          "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } }, "description": "once failed (code interrupted: the node stopped while it ran)" },
+          "created_at": { "type": "integer" }, "updated_at": { "type": "integer" }
+        }
+      },
       "Error": {
         "type": "object",
         "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } }
       }
     },
+    "parameters": {
+      "Prefer": { "name": "Prefer", "in": "header", "required": false, "schema": { "type": "string", "example": "respond-async" },
+        "description": "respond-async: answer 202 at once with the operation (its Location is /v1/operations/{operation_id}); the same request again names the same operation" }
+    },
     "responses": {
+      "Accepted": { "description": "started asynchronously (Prefer: respond-async)", "headers": { "Location": { "schema": { "type": "string" } } },
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Operation" } } } },
       "Error": { "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
     }
   },
@@ -107,10 +125,10 @@ pub const DOCUMENT: &str = r##"{
     "/metrics": { "get": { "security": [], "summary": "Prometheus metrics", "responses": { "200": { "description": "text format 0.0.4" } } } },
     "/openapi.json": { "get": { "security": [], "summary": "this document", "responses": { "200": { "description": "OpenAPI 3.0" } } } },
     "/v1/keys": {
-      "post": {
+      "post": { "parameters": [{ "$ref": "#/components/parameters/Prefer" }],
         "summary": "generate a key (returns when READY; an existing READY key id is returned unchanged; PENDING or ERROR -> 409)",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GenerateKeyRequest" } } } },
-        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } },
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "202": { "$ref": "#/components/responses/Accepted" }, "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } },
           "400": { "$ref": "#/components/responses/Error" }, "401": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" },
           "413": { "$ref": "#/components/responses/Error" }, "502": { "$ref": "#/components/responses/Error" }, "503": { "$ref": "#/components/responses/Error" }, "504": { "$ref": "#/components/responses/Error" } }
       },
@@ -123,9 +141,9 @@ pub const DOCUMENT: &str = r##"{
     },
     "/v1/keys/{key_id}/sign": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
-      "post": { "summary": "sign with the session's players",
+      "post": { "parameters": [{ "$ref": "#/components/parameters/Prefer" }], "summary": "sign with the session's players",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SignRequest" } } } },
-        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "signature", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Signature" } } } },
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "202": { "$ref": "#/components/responses/Accepted" }, "200": { "description": "signature", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Signature" } } } },
           "400": { "$ref": "#/components/responses/Error" }, "404": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" },
           "502": { "$ref": "#/components/responses/Error" }, "504": { "$ref": "#/components/responses/Error" } } }
     },
@@ -142,21 +160,21 @@ pub const DOCUMENT: &str = r##"{
     },
     "/v1/keys/{key_id}/presign": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
-      "post": { "summary": "create count presignatures with the session's players (finish one with sign + presignature_id)",
+      "post": { "parameters": [{ "$ref": "#/components/parameters/Prefer" }], "summary": "create count presignatures with the session's players (finish one with sign + presignature_id)",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PresignRequest" } } } },
-        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "ids", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PresignResponse" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "202": { "$ref": "#/components/responses/Accepted" }, "200": { "description": "ids", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PresignResponse" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/refresh": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
-      "post": { "summary": "refresh: new shares of the same key (all players take part; presignatures and bans are dropped)",
+      "post": { "parameters": [{ "$ref": "#/components/parameters/Prefer" }], "summary": "refresh: new shares of the same key (all players take part; presignatures and bans are dropped)",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/RefreshRequest" } } } },
-        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "202": { "$ref": "#/components/responses/Accepted" }, "200": { "description": "key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/reshare": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
-      "post": { "summary": "reshare to a new committee (session.players = 1..=n') and threshold; dealers are old_players",
+      "post": { "parameters": [{ "$ref": "#/components/parameters/Prefer" }], "summary": "reshare to a new committee (session.players = 1..=n') and threshold; dealers are old_players",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareRequest" } } } },
-        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "result", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "202": { "$ref": "#/components/responses/Accepted" }, "200": { "description": "result", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReshareResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/{key_id}/reshare-spec": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
@@ -166,14 +184,20 @@ pub const DOCUMENT: &str = r##"{
     },
     "/v1/keys/{key_id}/export": {
       "parameters": [{ "name": "key_id", "in": "path", "required": true, "schema": { "type": "string" } }],
-      "post": { "summary": "export: send this node's share, encrypted and signed, to the recipient (explicit confirmation required); the answer's setup is what the recipient runs",
+      "post": { "parameters": [{ "$ref": "#/components/parameters/Prefer" }], "summary": "export: send this node's share, encrypted and signed, to the recipient (explicit confirmation required); the answer's setup is what the recipient runs",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportRequest" } } } },
-        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "sent", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "202": { "$ref": "#/components/responses/Accepted" }, "200": { "description": "sent", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ExportResponse" } } } }, "400": { "$ref": "#/components/responses/Error" } } }
+    },
+    "/v1/operations/{operation_id}": {
+      "parameters": [{ "name": "operation_id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" } }],
+      "get": { "summary": "an asynchronous operation of this application (kept 7 days after it ended; also after a restart and on every replica)",
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "operation", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Operation" } } } },
+          "401": { "$ref": "#/components/responses/Error" }, "404": { "$ref": "#/components/responses/Error" } } }
     },
     "/v1/keys/import": {
-      "post": { "summary": "import an existing private key: every player's node gets the same request, only the dealer's node gets private_key; lifecycle as for generation",
+      "post": { "parameters": [{ "$ref": "#/components/parameters/Prefer" }], "summary": "import an existing private key: every player's node gets the same request, only the dealer's node gets private_key; lifecycle as for generation",
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ImportRequest" } } } },
-        "responses": { "429": { "$ref": "#/components/responses/Error" }, "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
+        "responses": { "429": { "$ref": "#/components/responses/Error" }, "202": { "$ref": "#/components/responses/Accepted" }, "200": { "description": "READY key", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/KeyInfo" } } } }, "400": { "$ref": "#/components/responses/Error" }, "409": { "$ref": "#/components/responses/Error" } } }
     }
   }
 }"##;

@@ -413,14 +413,19 @@ fn migrations_run_once_and_newer_or_foreign_files_are_refused() {
     let db = TempDb::new();
     drop(db.open());
     drop(db.open());
-    assert_eq!(count(&db, "schema_migrations"), 2);
-    // A database of the first schema version gets the staged-shares table on open.
+    assert_eq!(count(&db, "schema_migrations"), 3);
+    // A database of the first schema version gets the staged-shares and operations tables on
+    // open.
     db.raw()
-        .execute_batch("DROP TABLE staged_shares; DELETE FROM schema_migrations WHERE version = 2;")
+        .execute_batch(
+            "DROP TABLE staged_shares; DROP TABLE operations; \
+             DELETE FROM schema_migrations WHERE version >= 2;",
+        )
         .unwrap();
     drop(db.open());
-    assert_eq!(count(&db, "schema_migrations"), 2);
+    assert_eq!(count(&db, "schema_migrations"), 3);
     assert_eq!(count(&db, "staged_shares"), 0);
+    assert_eq!(count(&db, "operations"), 0);
     db.raw().execute("INSERT INTO schema_migrations VALUES (99, 0)", []).unwrap();
     let r = SqliteStore::open_with(&db.path(), PASSWORD, &OpenOptions::insecure_for_tests());
     assert!(matches!(r, Err(StoreError::Corrupt(_))));

@@ -27,6 +27,19 @@ const ABANDONED: &str = "abandoned: its generation outlived the session deadline
                          running it stopped); generate it again under another key_id, or \
                          DELETE this one first";
 
+/// The stored end of an operation cut off by a restart.
+struct InterruptedEnd(String);
+
+impl InterruptedEnd {
+    fn as_end(&self) -> mpc_node_store::OperationEnd<'_> {
+        mpc_node_store::OperationEnd { succeeded: false, http_status: 503, result: &self.0 }
+    }
+}
+
+fn interrupted_end() -> InterruptedEnd {
+    InterruptedEnd(crate::operations::interrupted())
+}
+
 /// How often a node on a shared store looks for abandoned PENDING keys.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -45,6 +58,8 @@ pub struct Node {
     audit: Option<Arc<crate::audit::AuditLog>>,
     /// Per-application limits.
     tenants: crate::tenants::Tenants,
+    /// Per-application webhooks.
+    webhooks: crate::webhooks::Webhooks,
     /// Keys with a refresh/reshare share staged but not confirmed.
     pub(super) staged: StagedKeys,
 }
@@ -109,6 +124,19 @@ impl Node {
             }
         };
         let cfg_app_limits = cfg.app_limits.clone();
+        let webhooks =
+            crate::webhooks::Webhooks::new(&cfg.webhooks).map_err(|e| ConfigError(vec![e]))?;
+        // Operations still running were cut off with their process (on a shared store: only
+        // those older than any session; the sweep below finds the ones that age later).
+        let running_age = if store.is_shared() { stale_after } else { 0 };
+        let failed_ops = startup_step(&store, move |s| {
+            let end = interrupted_end();
+            s.fail_running_operations(&end.as_end(), running_age, crate::operations::KEEP_SECS)
+        })
+        .await?;
+        if failed_ops > 0 {
+            warn!(operations = failed_ops, "asynchronous operations cut off by a restart failed");
+        }
         let relay_link = connect_relay(&cfg.relay_urls, cfg.relay_tls.as_ref()).await?;
         let metrics = Arc::new(Metrics::default());
         let runtime = Runtime::new(
@@ -131,6 +159,7 @@ impl Node {
             staged: StagedKeys::default(),
             audit,
             tenants: crate::tenants::Tenants::new(&cfg_app_limits),
+            webhooks,
         });
         node.settle_all_staged(staged);
         if node.db.store().is_shared() {
@@ -164,6 +193,20 @@ impl Node {
     /// The audit log, when there is one.
     pub fn audit(&self) -> Option<&Arc<crate::audit::AuditLog>> {
         self.audit.as_ref()
+    }
+
+    /// Per-application webhooks.
+    pub fn webhooks(&self) -> &crate::webhooks::Webhooks {
+        &self.webhooks
+    }
+
+    /// Runs `f` against the store on the blocking pool (store failures are logged and
+    /// answered as `internal`).
+    pub(crate) async fn store_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, mpc_node_store::StoreError> + Send + 'static,
+    ) -> Result<T, crate::error::ApiError> {
+        self.db.call(f).await
     }
 
     /// Remembered outcomes of detached operations (see [`crate::outcomes`]).
@@ -218,6 +261,15 @@ fn sweep_abandoned(node: std::sync::Weak<Node>, stale_after: u64) {
             let store = node.db.store();
             drop(node);
             match tokio::task::spawn_blocking(move || {
+                let end = interrupted_end();
+                let ops = store.fail_running_operations(
+                    &end.as_end(),
+                    stale_after,
+                    crate::operations::KEEP_SECS,
+                );
+                if let Ok(n @ 1..) = ops {
+                    warn!(operations = n, "abandoned asynchronous operations failed");
+                }
                 store.fail_stale_pending(ABANDONED, stale_after)
             })
             .await

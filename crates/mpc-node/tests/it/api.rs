@@ -161,6 +161,7 @@ async fn auth_tenancy_limits_and_documents() {
         "/v1/keys/{key_id}/export",
         "/v1/keys/{key_id}/xpub",
         "/v1/keys/import",
+        "/v1/operations/{operation_id}",
         "/healthz",
         "/readyz",
         "/metrics",

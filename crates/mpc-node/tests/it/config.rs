@@ -133,3 +133,38 @@ fn app_limits_and_the_audit_log_location() {
         assert!(all.contains(needle), "{needle:?} missing in: {all}");
     }
 }
+
+#[test]
+fn webhooks_are_checked() {
+    let good = NodeSpec {
+        tables:
+            "\n[[webhooks]]\napp = \"app-a\"\nurl = \"https://hooks.example.com:8443/mpc?x=1\"\n\
+                 secret = \"0123456789abcdef0123456789abcdef\"\n"
+                .into(),
+        ..NodeSpec::new(1, 3)
+    };
+    let c = parse(&good.toml("http://127.0.0.1:9")).unwrap();
+    assert_eq!(c.webhooks.len(), 1);
+    assert_eq!(c.webhooks[0].base_url, "https://hooks.example.com:8443");
+    assert_eq!(c.webhooks[0].path, "/mpc?x=1");
+    assert!(!format!("{:?}", c.webhooks[0]).contains("0123456789abcdef"), "secret in Debug");
+
+    let bad = NodeSpec {
+        tables: "\n[[webhooks]]\napp = \"nobody\"\nurl = \"ftp://x/y\"\nsecret = \"short\"\n\
+                 \n[[webhooks]]\napp = \"app-a\"\nurl = \"http://h:1/p\"\n\
+                 \n[[webhooks]]\napp = \"app-a\"\nurl = \"http://h:1/p\"\n\
+                 secret = \"0123456789abcdef0123456789abcdef\"\n"
+            .into(),
+        ..NodeSpec::new(1, 3)
+    };
+    let all = parse(&bad.toml("http://127.0.0.1:9")).unwrap_err().to_string();
+    for needle in [
+        "webhooks: application \"nobody\" has no API key",
+        "webhooks \"nobody\": url must be http://host:port/path",
+        "webhooks \"nobody\": the secret must have at least 32 characters",
+        "webhooks \"app-a\": set one of secret and secret_file",
+        "webhooks: application \"app-a\" is listed twice",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}

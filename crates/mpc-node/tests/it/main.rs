@@ -18,6 +18,7 @@ mod disconnect;
 mod flows;
 mod lifecycle;
 mod mobile;
+mod operations;
 mod persistence;
 mod relay;
 mod replicas;

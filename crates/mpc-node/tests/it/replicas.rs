@@ -249,3 +249,39 @@ async fn a_replica_starting_does_not_fail_the_key_another_replica_is_generating(
     let pk = first[0].as_ref().unwrap().public_key.clone();
     assert!(rest.iter().all(|r| r.as_ref().unwrap().public_key == pk));
 }
+
+/// An asynchronous signature started through one replica: the other replica answers for it
+/// (the same id for the same request, then its outcome), as the store is shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_operation_started_on_one_replica_is_answered_by_the_other() {
+    let Some((cluster, replica)) = cluster_with_replica().await else { return };
+    for r in cluster.generate(APP, "w", 2, &[1, 2, 3]).await {
+        r.unwrap();
+    }
+    let req = SignRequestBody {
+        session: session(&random_sid(), &[1, 2]),
+        message_hash: Some(hex::encode([8; 32])),
+        message: None,
+        hash_algorithm: None,
+        path: None,
+        presignature_id: None,
+    };
+    let (a, b) = (cluster.client(1, APP), client_of(&replica));
+    let op = a.start_async("/v1/keys/w/sign", &req).await.unwrap();
+    let same = b.start_async("/v1/keys/w/sign", &req).await.unwrap();
+    assert_eq!(same.operation_id, op.operation_id);
+    cluster.client(2, APP).sign("w", &req).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let end = loop {
+        let got = b.get_operation(&op.operation_id).await.unwrap();
+        if got.status != "running" {
+            break got;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(end.status, "succeeded", "{end:?}");
+    let sig: mpc_node_client::api::SignatureResponse =
+        serde_json::from_value(end.result.unwrap()).unwrap();
+    verify(&sig);
+}
