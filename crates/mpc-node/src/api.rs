@@ -266,7 +266,7 @@ async fn readyz(State(node): State<AppState>) -> Response {
 }
 
 async fn metrics(State(node): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], node.metrics().render())
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], node.metrics().render())
 }
 
 async fn openapi() -> impl IntoResponse {

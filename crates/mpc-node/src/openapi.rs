@@ -122,7 +122,7 @@ pub const DOCUMENT: &str = r##"{
   "paths": {
     "/healthz": { "get": { "security": [], "summary": "liveness", "responses": { "200": { "description": "ok" } } } },
     "/readyz": { "get": { "security": [], "summary": "readiness: connected to the relay and not stopping", "responses": { "200": { "description": "ready" }, "503": { "description": "not_ready (the message says what is missing)" } } } },
-    "/metrics": { "get": { "security": [], "summary": "Prometheus metrics", "responses": { "200": { "description": "text format 0.0.4" } } } },
+    "/metrics": { "get": { "security": [], "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text (application/openmetrics-text; version=1.0.0)" } } } },
     "/openapi.json": { "get": { "security": [], "summary": "this document", "responses": { "200": { "description": "OpenAPI 3.0" } } } },
     "/v1/keys": {
       "post": { "parameters": [{ "$ref": "#/components/parameters/Prefer" }],

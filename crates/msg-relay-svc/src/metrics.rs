@@ -1,7 +1,11 @@
-//! Counters and a small hand-written Prometheus text exposition (format 0.0.4).
+//! The relay's counters and gauges, encoded with the store's figures by `prometheus-client`
+//! (OpenMetrics text).
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
 
 use crate::store::{PutOutcome, StoreStats};
 
@@ -50,182 +54,178 @@ impl Rejection {
             Rejection::Forbidden => "forbidden",
         }
     }
+}
 
-    fn slot(self) -> usize {
-        match self {
-            Rejection::TooLarge => 0,
-            Rejection::BadTtl => 1,
-            Rejection::Conflict => 2,
-            Rejection::StoreFull => 3,
-            Rejection::TooManyAsks => 4,
-            Rejection::Malformed => 5,
-            Rejection::Quota => 6,
-            Rejection::Forbidden => 7,
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// The relay's counters (the store's own figures are added when rendering).
+#[derive(Debug)]
+pub struct Metrics {
+    published: Counter,
+    published_bytes: Counter,
+    duplicates: Counter,
+    delivered: Counter,
+    asks_expired: Counter,
+    peer_forwards: Counter,
+    peer_hits: Counter,
+    rejections: Family<ReasonLabel, Counter>,
+    ws_connections: Gauge,
+    http_waiters: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let rejections = Family::<ReasonLabel, Counter>::default();
+        // Every reason is shown, at 0 until it happens.
+        for why in Rejection::ALL {
+            let _ = rejections.get_or_create(&ReasonLabel { reason: why.label() });
+        }
+        Self {
+            published: Counter::default(),
+            published_bytes: Counter::default(),
+            duplicates: Counter::default(),
+            delivered: Counter::default(),
+            asks_expired: Counter::default(),
+            peer_forwards: Counter::default(),
+            peer_hits: Counter::default(),
+            rejections,
+            ws_connections: Gauge::default(),
+            http_waiters: Gauge::default(),
         }
     }
 }
 
-/// The relay's counters (the store's own figures are added when rendering).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    published: AtomicU64,
-    published_bytes: AtomicU64,
-    duplicates: AtomicU64,
-    delivered: AtomicU64,
-    asks_expired: AtomicU64,
-    peer_forwards: AtomicU64,
-    peer_hits: AtomicU64,
-    rejections: [AtomicU64; 8],
-    ws_connections: AtomicU64,
-    http_waiters: AtomicU64,
-}
-
 /// Decrements a gauge when dropped.
 #[derive(Debug)]
-pub struct GaugeGuard<'a>(&'a AtomicU64);
+pub struct GaugeGuard(Gauge);
 
-impl Drop for GaugeGuard<'_> {
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
+}
+
+fn gauge(v: u64) -> ConstGauge {
+    ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 impl Metrics {
     pub(crate) fn published(&self, outcome: PutOutcome, size: usize) {
         match outcome {
             PutOutcome::Stored => {
-                self.published.fetch_add(1, Ordering::Relaxed);
-                self.published_bytes
-                    .fetch_add(u64::try_from(size).unwrap_or(u64::MAX), Ordering::Relaxed);
+                self.published.inc();
+                self.published_bytes.inc_by(u64::try_from(size).unwrap_or(u64::MAX));
             }
             PutOutcome::Duplicate => {
-                self.duplicates.fetch_add(1, Ordering::Relaxed);
+                self.duplicates.inc();
             }
         }
     }
 
     pub(crate) fn delivered(&self) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.delivered.inc();
     }
 
     pub(crate) fn ask_expired(&self) {
-        self.asks_expired.fetch_add(1, Ordering::Relaxed);
+        self.asks_expired.inc();
     }
 
     pub(crate) fn peer_forward(&self) {
-        self.peer_forwards.fetch_add(1, Ordering::Relaxed);
+        self.peer_forwards.inc();
     }
 
     pub(crate) fn peer_hit(&self) {
-        self.peer_hits.fetch_add(1, Ordering::Relaxed);
+        self.peer_hits.inc();
     }
 
     /// Counts a rejected request.
     pub fn reject(&self, why: Rejection) {
-        if let Some(counter) = self.rejections.get(why.slot()) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        self.rejections.get_or_create(&ReasonLabel { reason: why.label() }).inc();
     }
 
     /// Counts an open WebSocket connection until the guard drops.
-    pub fn ws_connection(&self) -> GaugeGuard<'_> {
-        self.ws_connections.fetch_add(1, Ordering::Relaxed);
-        GaugeGuard(&self.ws_connections)
+    pub fn ws_connection(&self) -> GaugeGuard {
+        self.ws_connections.inc();
+        GaugeGuard(self.ws_connections.clone())
     }
 
     /// Counts a waiting HTTP long-poll until the guard drops.
-    pub fn http_waiter(&self) -> GaugeGuard<'_> {
-        self.http_waiters.fetch_add(1, Ordering::Relaxed);
-        GaugeGuard(&self.http_waiters)
+    pub fn http_waiter(&self) -> GaugeGuard {
+        self.http_waiters.inc();
+        GaugeGuard(self.http_waiters.clone())
     }
 
     /// Waiting HTTP long-polls.
     pub fn http_waiters(&self) -> u64 {
-        self.http_waiters.load(Ordering::Relaxed)
+        u64::try_from(self.http_waiters.get()).unwrap_or(0)
     }
 
-    /// Renders everything in the Prometheus text format.
+    /// Renders everything (with the store's figures `store`) as OpenMetrics text
+    /// ([`CONTENT_TYPE`]), encoded by `prometheus-client`.
     pub fn render(&self, store: &StoreStats) -> String {
-        let mut out = String::with_capacity(2048);
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        };
-        metric("relay_messages", "gauge", "Messages held.", store.messages);
-        metric("relay_bytes", "gauge", "Payload bytes held.", store.payload_bytes);
-        metric(
+        let mut r = Registry::default();
+        r.register("relay_messages", "Messages held", gauge(store.messages));
+        r.register("relay_bytes", "Payload bytes held", gauge(store.payload_bytes));
+        r.register(
             "relay_charged_bytes",
-            "gauge",
-            "Bytes charged against the store limit (payload plus per-message overhead).",
-            store.charged_bytes,
+            "Bytes charged against the store limit (payload plus per-message overhead)",
+            gauge(store.charged_bytes),
         );
-        metric("relay_waiters", "gauge", "Asks waiting for a message.", store.waiters);
-        metric(
-            "relay_expirations_total",
-            "counter",
-            "Messages removed because their TTL ran out.",
-            store.expired_total,
+        r.register("relay_waiters", "Asks waiting for a message", gauge(store.waiters));
+        r.register(
+            "relay_expirations",
+            "Messages removed because their TTL ran out",
+            ConstCounter::new(store.expired_total),
         );
-        metric(
-            "relay_consumed_total",
-            "counter",
-            "Messages removed because every announced reader consumed them.",
-            store.consumed_total,
+        r.register(
+            "relay_consumed",
+            "Messages removed because every announced reader consumed them",
+            ConstCounter::new(store.consumed_total),
         );
-        metric(
+        r.register(
             "relay_contested_ids",
-            "gauge",
-            "Message ids holding more than one candidate (someone published under another party's id).",
-            store.contested_ids,
+            "Message ids holding more than one candidate (someone published under another party's id)",
+            gauge(store.contested_ids),
         );
-        metric("relay_published_total", "counter", "New messages stored.", get(&self.published));
-        metric(
-            "relay_published_bytes_total",
-            "counter",
-            "Payload bytes of new messages stored.",
-            get(&self.published_bytes),
+        r.register("relay_published", "New messages stored", self.published.clone());
+        r.register(
+            "relay_published_bytes",
+            "Payload bytes of new messages stored",
+            self.published_bytes.clone(),
         );
-        metric(
-            "relay_duplicate_publishes_total",
-            "counter",
-            "Identical re-publishes (idempotent).",
-            get(&self.duplicates),
+        r.register(
+            "relay_duplicate_publishes",
+            "Identical re-publishes (idempotent)",
+            self.duplicates.clone(),
         );
-        metric("relay_delivered_total", "counter", "Asks answered.", get(&self.delivered));
-        metric(
-            "relay_asks_expired_total",
-            "counter",
-            "Asks released unanswered at the wait limit.",
-            get(&self.asks_expired),
+        r.register("relay_delivered", "Asks answered", self.delivered.clone());
+        r.register(
+            "relay_asks_expired",
+            "Asks released unanswered at the wait limit",
+            self.asks_expired.clone(),
         );
-        metric(
-            "relay_peer_forwards_total",
-            "counter",
-            "Asks forwarded to peer relays.",
-            get(&self.peer_forwards),
+        r.register(
+            "relay_peer_forwards",
+            "Asks forwarded to peer relays",
+            self.peer_forwards.clone(),
         );
-        metric(
-            "relay_peer_hits_total",
-            "counter",
-            "Asks answered by a peer relay.",
-            get(&self.peer_hits),
-        );
-        metric(
+        r.register("relay_peer_hits", "Asks answered by a peer relay", self.peer_hits.clone());
+        r.register(
             "relay_ws_connections",
-            "gauge",
-            "Open WebSocket connections.",
-            get(&self.ws_connections),
+            "Open WebSocket connections",
+            self.ws_connections.clone(),
         );
-        metric("relay_http_waiters", "gauge", "Waiting HTTP long-polls.", get(&self.http_waiters));
-        let _ = writeln!(
-            out,
-            "# HELP relay_rejections_total Requests rejected, by reason.\n\
-             # TYPE relay_rejections_total counter"
-        );
-        for why in Rejection::ALL {
-            let value = self.rejections.get(why.slot()).map_or(0, get);
-            let _ = writeln!(out, "relay_rejections_total{{reason=\"{}\"}} {value}", why.label());
-        }
+        r.register("relay_http_waiters", "Waiting HTTP long-polls", self.http_waiters.clone());
+        r.register("relay_rejections", "Requests rejected, by reason", self.rejections.clone());
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         out
     }
 }
@@ -245,6 +245,7 @@ mod tests {
         assert!(text.contains("relay_published_bytes_total 10\n"));
         assert!(text.contains("relay_rejections_total{reason=\"conflict\"} 1\n"));
         assert!(text.contains("# TYPE relay_waiters gauge\n"));
+        assert!(text.ends_with("# EOF\n"), "{text}");
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (_, value) = line.rsplit_once(' ').unwrap();
             value.parse::<u64>().unwrap();

@@ -71,7 +71,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
     };
     let text = engine.metrics().render(&stats);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
 }
 
 async fn no_route() -> ApiError {

@@ -40,7 +40,12 @@ async fn healthz_and_metrics() {
 
     call(&state, put(&format!("/v1/msg/{HEX_ID}?ttl_ms=60000"), b"hello")).await;
     let resp = app(state.clone()).oneshot(get("/metrics")).await.unwrap();
-    assert!(resp.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     let text =
         String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     for family in [
