@@ -70,6 +70,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     }
 }
 
+/// Query parameters whose rejections are JSON errors (400) like every other error.
+#[derive(Debug)]
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &AppState) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, node).await {
+            Ok(Query(v)) => Ok(Params(v)),
+            Err(rej) => Err(ApiError::BadRequest(format!("invalid query: {}", rej.body_text()))),
+        }
+    }
+}
+
 fn json_rejection(rej: JsonRejection, limit: usize) -> ApiError {
     if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::TooLarge(limit);
@@ -270,7 +285,7 @@ async fn metrics(State(node): State<AppState>) -> impl IntoResponse {
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::DOCUMENT)
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document())
 }
 
 async fn generate(
@@ -367,7 +382,7 @@ async fn public_key(
     State(node): State<AppState>,
     App(app): App,
     KeyId(key): KeyId,
-    Query(q): Query<PathQuery>,
+    Params(q): Params<PathQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(node.public_key(&app, &key, q.path.as_deref().unwrap_or("m")).await?))
 }
@@ -384,7 +399,7 @@ async fn xpub(
     State(node): State<AppState>,
     App(app): App,
     KeyId(key): KeyId,
-    Query(q): Query<XpubQuery>,
+    Params(q): Params<XpubQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let path = q.path.as_deref().unwrap_or("m");
     Ok(Json(node.xpub(&app, &key, path, q.network.as_deref().unwrap_or("mainnet")).await?))

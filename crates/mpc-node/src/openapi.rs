@@ -1,8 +1,14 @@
-//! The OpenAPI 3.0 document served at `/openapi.json` (hand-written; a test checks that it is
-//! valid JSON and lists every route of the router).
+//! The OpenAPI 3.0 document served at `/openapi.json`: the routes and schemas below, completed
+//! by [`document`] with what every route shares (its error responses by what the route takes,
+//! the `key_id` pattern), so those cannot be forgotten on one route. A test checks that it lists
+//! every route of the router, and the CI's API fuzzing run checks the served node against it.
 
-/// The document.
-pub const DOCUMENT: &str = r##"{
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+/// The routes and schemas (completed by [`document`]).
+const BASE: &str = r##"{
   "openapi": "3.0.3",
   "info": {
     "title": "mpc-node SDK API",
@@ -201,3 +207,123 @@ pub const DOCUMENT: &str = r##"{
     }
   }
 }"##;
+
+/// The pattern of a key id (as `mpc_node_client::session::check_key_id` checks it).
+const KEY_ID_PATTERN: &str = "^[A-Za-z0-9._-]{1,128}$";
+
+/// The operations that run a session (and so may answer 202, 409, 502, 503 and 504).
+const SESSION_OPERATIONS: [&str; 7] = [
+    "/v1/keys",
+    "/v1/keys/{key_id}/sign",
+    "/v1/keys/{key_id}/presign",
+    "/v1/keys/{key_id}/refresh",
+    "/v1/keys/{key_id}/reshare",
+    "/v1/keys/{key_id}/export",
+    "/v1/keys/import",
+];
+
+/// The error statuses of one operation, by what it takes.
+fn error_statuses(path: &str, method: &str, op: &Value, path_params: bool) -> Vec<&'static str> {
+    let mut codes = vec!["401", "429", "500"];
+    let has_query =
+        op["parameters"].as_array().is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+    if path_params || has_query || op.get("requestBody").is_some() {
+        codes.push("400");
+    }
+    if path_params {
+        codes.extend(["404", "409"]);
+    }
+    if op.get("requestBody").is_some() {
+        codes.push("413");
+    }
+    if method == "post" && SESSION_OPERATIONS.contains(&path) {
+        codes.extend(["409", "502", "503", "504"]);
+    }
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// The completed document.
+fn build() -> Value {
+    let Ok(mut doc) = serde_json::from_str::<Value>(BASE) else { return json!({}) };
+    let error = json!({ "$ref": "#/components/responses/Error" });
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else { return doc };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        // Path parameters: the key id's pattern.
+        let mut path_params = false;
+        if let Some(params) = item.get_mut("parameters").and_then(Value::as_array_mut) {
+            for p in params.iter_mut() {
+                if p["in"] == "path" {
+                    path_params = true;
+                    if p["name"] == "key_id" {
+                        p["schema"] = json!({ "type": "string", "pattern": KEY_ID_PATTERN });
+                    }
+                }
+                // Query parameters of a path item are the operation's.
+            }
+        }
+        let shared_query = item
+            .get("parameters")
+            .and_then(Value::as_array)
+            .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+        for (method, op) in item.iter_mut() {
+            if method == "parameters" {
+                continue;
+            }
+            let public = op.get("security").and_then(Value::as_array).is_some_and(Vec::is_empty);
+            if public {
+                continue;
+            }
+            let mut codes = error_statuses(path, method, op, path_params);
+            if shared_query && !codes.contains(&"400") {
+                codes.push("400");
+            }
+            if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                for code in codes {
+                    responses.entry(code).or_insert_with(|| error.clone());
+                }
+            }
+        }
+    }
+    doc
+}
+
+/// The document served at `/openapi.json`.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| build().to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_authenticated_operation_lists_its_errors() {
+        let doc: Value = serde_json::from_str(document()).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.len() >= 16);
+        for (path, item) in paths {
+            for (method, op) in item.as_object().unwrap() {
+                if method == "parameters" || op.get("security").is_some() {
+                    continue;
+                }
+                let responses = op["responses"].as_object().unwrap();
+                for code in ["401", "429", "500"] {
+                    assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+                }
+                if path.contains("{key_id}") {
+                    assert!(responses.contains_key("404"), "{method} {path} lacks 404");
+                }
+            }
+        }
+        let sign = &doc["paths"]["/v1/keys/{key_id}/sign"];
+        assert_eq!(sign["parameters"][0]["schema"]["pattern"], KEY_ID_PATTERN);
+        for code in ["202", "400", "409", "413", "502", "503", "504"] {
+            assert!(sign["post"]["responses"].get(code).is_some(), "sign lacks {code}");
+        }
+    }
+}

@@ -19,6 +19,7 @@ use mpc_node_client::api::{ErrorBody, ErrorDetail, OperationInfo};
 use mpc_node_store::{OperationEnd, OperationRecord, OperationState};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
 use tracing::{error, info};
 
 use crate::error::ApiError;
@@ -98,8 +99,25 @@ pub fn info(r: &OperationRecord) -> OperationInfo {
     }
 }
 
+tokio::task_local! {
+    /// Set while an asynchronous operation's future runs: told when its session starts.
+    static STARTED: std::cell::RefCell<Option<oneshot::Sender<()>>>;
+}
+
+/// Called where a session starts (every check of the request passed): an asynchronous
+/// operation running in this task is answered 202 from now on.
+pub(crate) fn session_started() {
+    let _ = STARTED.try_with(|cell| {
+        if let Some(tx) = cell.borrow_mut().take() {
+            let _ = tx.send(());
+        }
+    });
+}
+
 /// Starts `op` as the asynchronous operation of this request (or finds the one an identical
-/// request started) and answers 202 with it.
+/// request started) and answers 202 with it once its session has started. A request refused
+/// before that (a bad request, an unknown key, a conflict, busy) is answered with that error
+/// at once, as the synchronous call would be, and leaves no operation behind.
 pub(crate) async fn start<T, F>(
     node: &std::sync::Arc<Node>,
     app: &str,
@@ -114,22 +132,68 @@ where
 {
     let id = operation_id(node.config().index, app, operation, session_id, &digest);
     let (a, i) = (app.to_owned(), id.clone());
-    let created = node.store_call(move |s| s.create_operation(&a, &i, operation)).await?;
-    if created {
-        info!(app, operation, operation_id = %id, session_id, "asynchronous operation started");
-        let (node, app, session_id, id) =
-            (node.clone(), app.to_owned(), session_id.to_owned(), id.clone());
-        tokio::spawn(async move {
-            let outcome = node.outcomes().run(&app, operation, &session_id, digest, op).await;
-            finish(&node, &app, &id, &outcome).await;
-        });
+    if let Some(known) = node.store_call(move |s| s.get_operation(&a, &i)).await? {
+        return Ok(accepted(&info(&known)));
     }
-    let (a, i) = (app.to_owned(), id.clone());
-    let record =
-        node.store_call(move |s| s.get_operation(&a, &i)).await?.ok_or(ApiError::Internal)?;
-    let info = info(&record);
-    let location = format!("/v1/operations/{id}");
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(info)).into_response())
+    let (started_tx, started) = oneshot::channel();
+    let op = STARTED.scope(std::cell::RefCell::new(Some(started_tx)), op);
+    let (reply_tx, reply) = oneshot::channel::<Result<OperationRecord, ApiError>>();
+    let (node, app, session_id) = (node.clone(), app.to_owned(), session_id.to_owned());
+    tokio::spawn(async move {
+        let run = node.outcomes().run(&app, operation, &session_id, digest, op);
+        tokio::pin!(run);
+        let early = tokio::select! {
+            biased;
+            outcome = &mut run => Some(outcome),
+            told = started => match told {
+                Ok(()) => None,
+                // Ended without a session: wait for how.
+                Err(_) => Some((&mut run).await),
+            },
+        };
+        if let Some(outcome) = &early
+            && !crate::outcomes::worth_remembering(outcome)
+        {
+            let refusal = match outcome {
+                Err(e) => e.clone(),
+                Ok(_) => ApiError::Internal,
+            };
+            let _ = reply_tx.send(Err(refusal));
+            return;
+        }
+        let (a, i) = (app.clone(), id.clone());
+        let created = node
+            .store_call(move |s| {
+                s.create_operation(&a, &i, operation)?;
+                s.get_operation(&a, &i)
+            })
+            .await;
+        let record = match created {
+            Ok(Some(r)) => r,
+            Ok(None) | Err(_) => {
+                let _ = reply_tx.send(Err(ApiError::Internal));
+                return;
+            }
+        };
+        info!(app, operation, operation_id = %id, session_id, "asynchronous operation started");
+        let _ = reply_tx.send(Ok(record));
+        let outcome = match early {
+            Some(outcome) => outcome,
+            None => run.await,
+        };
+        finish(&node, &app, &id, &outcome).await;
+    });
+    match reply.await {
+        Ok(Ok(record)) => Ok(accepted(&info(&record))),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::Internal),
+    }
+}
+
+/// 202 with the operation and its `Location`.
+fn accepted(info: &OperationInfo) -> Response {
+    let location = format!("/v1/operations/{}", info.operation_id);
+    (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(info)).into_response()
 }
 
 /// Stores how the operation ended and tells the application's webhook.

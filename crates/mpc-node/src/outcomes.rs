@@ -78,7 +78,7 @@ async fn wait(mut rx: watch::Receiver<Option<Outcome>>) -> Outcome {
 
 /// Whether a retry must get this outcome: a success, or the failure of a protocol run that took
 /// place (the session id is spent). Refusals that ran nothing are not remembered.
-fn worth_remembering(outcome: &Outcome) -> bool {
+pub(crate) fn worth_remembering(outcome: &Outcome) -> bool {
     matches!(outcome, Ok(_) | Err(ApiError::Protocol(_)))
 }
 

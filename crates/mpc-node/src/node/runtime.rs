@@ -210,6 +210,8 @@ impl Runtime {
             Some(p) => p,
             None => self.reserve()?,
         };
+        // Past every check: an asynchronous operation is answered 202 from here on.
+        crate::operations::session_started();
         self.metrics.in_flight(1);
         let start = Instant::now();
         let joined = self.pool.spawn(watched(make, bans, self.abort.subscribe(), permit)).await;

@@ -100,12 +100,18 @@ async fn ended(client: &Client, id: &str) -> OperationInfo {
     }
 }
 
-async fn cluster_with_webhooks(port: u16) -> Cluster {
+async fn cluster_with_webhooks(port: u16, session_timeout_secs: u64) -> Cluster {
     let table = format!(
         "\n[[webhooks]]\napp = \"app-a\"\nurl = \"http://127.0.0.1:{port}/hooks/mpc\"\nsecret = \"{SECRET}\"\n"
     );
     Cluster::start(
-        (1..=3).map(|i| NodeSpec { tables: table.clone(), ..NodeSpec::new(i, 3) }).collect(),
+        (1..=3)
+            .map(|i| NodeSpec {
+                tables: table.clone(),
+                session_timeout_secs,
+                ..NodeSpec::new(i, 3)
+            })
+            .collect(),
     )
     .await
 }
@@ -114,7 +120,7 @@ async fn cluster_with_webhooks(port: u16) -> Cluster {
 async fn an_async_signature_is_answered_at_once_kept_across_a_restart_and_sent_to_the_webhook() {
     let receiver = Receiver::default();
     let port = receiver.start().await;
-    let mut c = cluster_with_webhooks(port).await;
+    let mut c = cluster_with_webhooks(port, 20).await;
     for r in c.generate("app-a", "k", 2, &[1, 2, 3]).await {
         r.unwrap();
     }
@@ -185,21 +191,42 @@ async fn an_async_signature_is_answered_at_once_kept_across_a_restart_and_sent_t
 async fn a_failed_or_cut_off_operation_says_why() {
     let receiver = Receiver::default();
     let port = receiver.start().await;
-    let mut c = cluster_with_webhooks(port).await;
-    // A bad request that is only found out while running (the key does not exist): 202, then
-    // failed with the synchronous call's status and error.
-    let op = c
-        .client(1, "app-a")
-        .start_async("/v1/keys/nope/sign", &sign_request(&[1, 2]))
-        .await
-        .unwrap();
-    let end = ended(&c.client(1, "app-a"), &op.operation_id).await;
-    assert_eq!((end.status.as_str(), end.http_status), ("failed", Some(404)), "{end:?}");
-    assert_eq!(end.error.as_ref().unwrap().code, "not_found");
-    // A malformed body is refused before anything starts.
+    let mut c = cluster_with_webhooks(port, 2).await;
+    // Refused before a session starts: the synchronous call's error at once, and no operation.
+    let unknown =
+        c.client(1, "app-a").start_async("/v1/keys/nope/sign", &sign_request(&[1, 2])).await;
+    assert!(
+        matches!(&unknown, Err(ClientError::Api { status: 404, code, .. }) if code == "not_found"),
+        "{unknown:?}"
+    );
     let refused =
         c.client(1, "app-a").start_async("/v1/keys/k/sign", &serde_json::json!({"x": 1})).await;
     assert!(matches!(refused, Err(ClientError::Api { status: 400, .. })), "{refused:?}");
+    let bad_threshold = mpc_node_client::api::GenerateKeyRequest {
+        key_id: Some("t1".into()),
+        threshold: 1,
+        curve: "secp256k1".into(),
+        session: sign_request(&[1, 2]).session,
+    };
+    let refused = c.client(1, "app-a").start_async("/v1/keys", &bad_threshold).await;
+    assert!(matches!(refused, Err(ClientError::Api { status: 400, .. })), "{refused:?}");
+
+    // Failed while running (node 2 never joins; 2-second rounds): 202, then failed with the
+    // synchronous call's status and error, also to the webhook.
+    for r in c.generate("app-a", "k", 2, &[1, 2, 3]).await {
+        r.unwrap();
+    }
+    let op =
+        c.client(1, "app-a").start_async("/v1/keys/k/sign", &sign_request(&[1, 2])).await.unwrap();
+    assert_eq!(op.status, "running");
+    let end = ended(&c.client(1, "app-a"), &op.operation_id).await;
+    assert_eq!((end.status.as_str(), end.http_status), ("failed", Some(504)), "{end:?}");
+    assert_eq!(end.error.as_ref().unwrap().code, "timeout");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !receiver.deliveries(&op.operation_id).iter().any(|d| d.status == "failed") {
+        assert!(Instant::now() < deadline, "no delivery of the failure");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // An operation left running by a node that died (its record says running when the node
     // starts again): failed as interrupted.
