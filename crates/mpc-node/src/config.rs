@@ -852,8 +852,8 @@ fn webhooks(
     out
 }
 
-/// `http(s)://authority/path` → (`http(s)://authority`, `/path`).
-fn split_url(url: &str) -> Option<(String, String)> {
+/// `http(s)://authority/path` → (`http(s)://authority`, `/path`); `None` for anything else.
+pub fn split_url(url: &str) -> Option<(String, String)> {
     let (scheme, rest) = url.split_once("://")?;
     if scheme != "http" && scheme != "https" {
         return None;

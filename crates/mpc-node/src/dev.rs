@@ -34,7 +34,13 @@ pub struct DevOptions {
     /// Serve the relay and the nodes over TLS with certificates from a local CA generated in
     /// `<dir>/tls` (reused on the next run).
     pub tls: bool,
+    /// A webhook URL for the dev application's asynchronous operations (its secret is made in
+    /// `<dir>/webhook-secret` and reused).
+    pub webhook: Option<String>,
 }
+
+/// Where `dev --webhook` keeps the webhook secret, under the dev directory.
+pub const WEBHOOK_SECRET_FILE: &str = "webhook-secret";
 
 /// The running dev cluster.
 #[derive(Debug)]
@@ -170,6 +176,24 @@ fn dev_pki(dir: &Path) -> anyhow::Result<dkls_tls::generate::DevPki> {
     Ok(dkls_tls::generate::write_dev_pki(&tls_dir)?)
 }
 
+/// The dev application's webhook to `url`, with the secret of `dir` (made on first use).
+fn dev_webhook(dir: &Path, url: &str) -> anyhow::Result<config::Webhook> {
+    let (base_url, path) = config::split_url(url)
+        .ok_or_else(|| anyhow::anyhow!("--webhook {url}: expected http(s)://host:port/path"))?;
+    let file = dir.join(WEBHOOK_SECRET_FILE);
+    if !file.exists() {
+        write_private(&file, &format!("{}\n", random_hex(32)))?;
+    }
+    let secret =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    Ok(config::Webhook {
+        app: DEV_APP.to_owned(),
+        base_url,
+        path,
+        secret: zeroize::Zeroizing::new(secret.trim().as_bytes().to_vec()),
+    })
+}
+
 /// Starts the relay and the three nodes.
 ///
 /// # Errors
@@ -198,6 +222,9 @@ pub async fn start(opts: &DevOptions) -> anyhow::Result<DevCluster> {
         let path = opts.dir.join(format!("node{i}.toml"));
         let mut cfg = config::load(&path, &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?;
         cfg.limits.session_timeout_secs = opts.session_timeout_secs;
+        if let Some(url) = &opts.webhook {
+            cfg.webhooks.push(dev_webhook(&opts.dir, url)?);
+        }
         let node = RunningNode::start(cfg).await.map_err(|e| anyhow::anyhow!("node {i}: {e}"))?;
         nodes.push(node);
     }

@@ -35,6 +35,10 @@ enum Cmd {
         /// <dir>/tls (clients trust <dir>/tls/ca.pem).
         #[arg(long)]
         tls: bool,
+        /// Announce the dev application's asynchronous operations to this URL (signed with the
+        /// secret in <dir>/webhook-secret).
+        #[arg(long)]
+        webhook: Option<String>,
     },
     /// Print the SHA-256 of an API key, as written in [[api_keys]].sha256.
     HashApiKey {
@@ -171,13 +175,17 @@ async fn main() -> anyhow::Result<()> {
             server::run(listener, node, shutdown_signal()).await?;
             Ok(())
         }
-        Cmd::Dev { dir, port, tls } => {
+        Cmd::Dev { dir, port, tls, webhook } => {
             // Warnings only, so that the printed examples are not interleaved with request logs.
             init_logs(&cli.log_format, tracing_subscriber::filter::LevelFilter::WARN);
-            let cluster =
-                dev::start(&dev::DevOptions { dir, port, session_timeout_secs: 30, tls }).await?;
+            let options = dev::DevOptions { dir, port, session_timeout_secs: 30, tls, webhook };
+            let cluster = dev::start(&options).await?;
             println!("\nmpc-node dev: relay and three nodes are running (Ctrl-C to stop)\n");
             println!("{}", cluster.curl_examples());
+            if let Some(url) = &options.webhook {
+                let secret = options.dir.join(dev::WEBHOOK_SECRET_FILE);
+                println!("webhook: {url} (HMAC secret in {})", secret.display());
+            }
             shutdown_signal().await;
             cluster.stop().await;
             Ok(())

@@ -12,8 +12,13 @@ use crate::common::{futures_join_all, random_sid, verify};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_cluster_generates_signs_and_keeps_keys_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let opts =
-        DevOptions { dir: dir.path().to_owned(), port: 0, session_timeout_secs: 20, tls: false };
+    let opts = DevOptions {
+        dir: dir.path().to_owned(),
+        port: 0,
+        session_timeout_secs: 20,
+        tls: false,
+        webhook: None,
+    };
     let cluster = dev::start(&opts).await.unwrap();
     let examples = cluster.curl_examples();
     assert!(examples.contains("/v1/keys/demo-key/sign"));
@@ -74,8 +79,13 @@ async fn dev_cluster_generates_signs_and_keeps_keys_across_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_tls_cluster_generates_and_signs_through_a_tls_relay_and_tls_apis() {
     let dir = tempfile::tempdir().unwrap();
-    let opts =
-        DevOptions { dir: dir.path().to_owned(), port: 0, session_timeout_secs: 20, tls: true };
+    let opts = DevOptions {
+        dir: dir.path().to_owned(),
+        port: 0,
+        session_timeout_secs: 20,
+        tls: true,
+        webhook: None,
+    };
     let cluster = dev::start(&opts).await.unwrap();
     assert!(cluster.relay.url().starts_with("https://127.0.0.1:"), "{}", cluster.relay.url());
     let ca = cluster.ca_file.clone().unwrap();
